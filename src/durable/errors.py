@@ -1,0 +1,133 @@
+"""Every public exception of `durable`, stdlib only.
+
+    DurableError                      base of everything raised by the library
+    ├── NonRetryableError             raised by user code: fail now, skip the retry budget
+    ├── NonDeterminismError           replay asked for another operation than the log holds
+    ├── WaitTimeout                   wait_for_event ran out of time
+    ├── RunCancelled                  the run was cancelled while it ran
+    ├── StepFailedError               a step failed for good; carries the original type and message
+    ├── TaskFailedError               Client.wait / RunHandle.result on a run that did not complete
+    ├── InputError                    bad input from a caller; nothing was stored
+    │   ├── UnknownTaskError          no task registered under that id
+    │   ├── PayloadValidationError    the payload does not fit the task's annotation
+    │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
+    ├── RunNotFoundError              no run with that id
+    └── ConflictError                 a conditional write lost: another invocation owns the run
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DurableError(Exception):
+    """Base class of every exception raised by `durable`."""
+
+
+class NonRetryableError(DurableError):
+    """Raise from a step or task to fail at once, whatever the retry policy says."""
+
+
+class NonDeterminismError(DurableError):
+    """A replay asked for a different operation than the log holds at that position."""
+
+    def __init__(
+        self,
+        run_id: str,
+        position: int,
+        recorded: str | None,
+        requested: str | None,
+    ) -> None:
+        self.run_id = run_id
+        self.position = position
+        self.recorded = recorded
+        self.requested = requested
+        super().__init__(
+            f"run {run_id}: at operation #{position} the log holds {recorded or 'nothing'} "
+            f"but the code asked for {requested or 'nothing (the task returned)'}; "
+            "the task's code changed under a running run"
+        )
+
+
+class WaitTimeout(DurableError):
+    """`ctx.wait_for_event` reached its timeout before the event arrived."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no event {name!r} arrived before the timeout")
+
+
+class RunCancelled(DurableError):
+    """The run was cancelled; raised inside the task at its next durable operation."""
+
+
+class StepFailedError(DurableError):
+    """A step failed for good (its retry budget is spent or the error was non-retryable).
+
+    Raised into the task at the step's call site, on the first execution and on every replay,
+    so that task code sees the same thing both times. `error_type` is the original
+    exception's type name.
+    """
+
+    def __init__(self, step_name: str, error_type: str, message: str) -> None:
+        self.step_name = step_name
+        self.error_type = error_type
+        self.message = message
+        super().__init__(f"step {step_name!r} failed: {error_type}: {message}")
+
+
+class TaskFailedError(DurableError):
+    """The run ended without a result (failed, cancelled or timed out)."""
+
+    def __init__(self, run_id: str, status: str, error: Any) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+        super().__init__(f"run {run_id} ended {status}: {error}")
+
+
+class InputError(DurableError):
+    """Bad input from a caller; nothing was stored."""
+
+    code = "bad_request"
+
+
+class UnknownTaskError(InputError):
+    """No task is registered under this id."""
+
+    code = "unknown_task"
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"no task registered with id {task_id!r}")
+
+
+class PayloadValidationError(InputError):
+    """The payload does not fit the task's payload annotation."""
+
+    code = "invalid_payload"
+
+    def __init__(self, task_id: str, details: Any) -> None:
+        self.task_id = task_id
+        self.details = details
+        super().__init__(f"invalid payload for task {task_id!r}: {details}")
+
+
+class PayloadTooLargeError(InputError):
+    """A value is over Lambda's 6 MB request limit."""
+
+    code = "payload_too_large"
+
+
+class RunNotFoundError(DurableError):
+    """No run has this id."""
+
+    code = "run_not_found"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+
+class ConflictError(DurableError):
+    """A conditional write lost: another invocation owns the run or wrote this slot first."""

@@ -1,0 +1,29 @@
+"""Identifiers made by the library (run ids, lease owners, inbox ids).
+
+Run ids sort by creation time (a millisecond timestamp prefix) and carry 80 random bits.
+This module is the library's only user of `uuid.uuid4`/`os.urandom` outside user tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from datetime import datetime
+
+
+def new_run_id(now: datetime) -> str:
+    """A run id: `run_` + 12 hex digits of milliseconds + 20 random hex digits."""
+    millis = int(now.timestamp() * 1000)
+    return f"run_{millis:012x}{os.urandom(10).hex()}"
+
+
+def new_owner_id() -> str:
+    """A lease owner id, unique per invocation."""
+    return uuid.uuid4().hex
+
+
+def new_inbox_id(now: datetime) -> str:
+    """An inbox item id that sorts by arrival."""
+    millis = int(now.timestamp() * 1000)
+    return f"{millis:012x}-{secrets.token_hex(6)}"

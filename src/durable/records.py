@@ -1,0 +1,211 @@
+"""The records the library stores and passes around: runs, checkpoints, inbox events, wake-ups.
+
+All frozen dataclasses; statuses and kinds are `StrEnum`s. Values (payloads, results, step
+results, event data) travel as *encoded* JSON text (see `durable.values`): a record never
+holds a live Python object, so any adapter can store it as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life. The last four are terminal."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    RETRYING = "RETRYING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+)
+
+
+class CheckpointKind(StrEnum):
+    """What a log entry records."""
+
+    STEP_STARTED = "step_started"  # at-most-once marker, written before the side effect
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"  # one failed attempt of a step (final or with a retry time)
+    SLEEP_STARTED = "sleep_started"  # wake_at is when the sleep ends
+    WAIT_STARTED = "wait_started"  # wake_at is the timeout, if any
+    EVENT_RECEIVED = "event_received"  # value is the event data; name the event name
+    WAIT_TIMED_OUT = "wait_timed_out"
+    VALUE_RECORDED = "value_recorded"  # ctx.now / ctx.random / ctx.uuid4
+    ATTEMPT_FAILED = "attempt_failed"  # the task attempt failed; wake_at is the retry time
+
+
+# Kinds that open an operation at a position: the replay cursor checks these.
+OPERATION_KINDS = frozenset(
+    {
+        CheckpointKind.STEP_STARTED,
+        CheckpointKind.STEP_COMPLETED,
+        CheckpointKind.STEP_FAILED,
+        CheckpointKind.SLEEP_STARTED,
+        CheckpointKind.WAIT_STARTED,
+        CheckpointKind.EVENT_RECEIVED,
+        CheckpointKind.WAIT_TIMED_OUT,
+        CheckpointKind.VALUE_RECORDED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception as stored: its type name, message and (optionally) traceback."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, traceback: str | None = None) -> ErrorInfo:
+        error_type = getattr(exc, "error_type", None) or type(exc).__name__
+        message = getattr(exc, "message", None) or str(exc)
+        return cls(type=str(error_type), message=str(message), traceback=traceback)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(type=data["type"], message=data["message"], traceback=data.get("traceback"))
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """One entry of a run's append-only log.
+
+    `seq` (1-based) is the entry's slot in the log and the fence: two invocations can never
+    both write the same slot. `op` is the position of the operation in the task's code
+    (the n-th durable call), -1 for attempt-level entries.
+    """
+
+    seq: int
+    kind: CheckpointKind
+    op: int
+    name: str
+    task_attempt: int
+    at: datetime
+    step_attempt: int = 1
+    value: str | None = None
+    error: ErrorInfo | None = None
+    wake_at: datetime | None = None
+
+    @property
+    def operation_kind(self) -> str:
+        """The kind of operation this entry belongs to (step, sleep, wait, value)."""
+        return _OPERATION_OF_KIND[self.kind]
+
+
+_OPERATION_OF_KIND = {
+    CheckpointKind.STEP_STARTED: "step",
+    CheckpointKind.STEP_COMPLETED: "step",
+    CheckpointKind.STEP_FAILED: "step",
+    CheckpointKind.SLEEP_STARTED: "sleep",
+    CheckpointKind.WAIT_STARTED: "wait_for_event",
+    CheckpointKind.EVENT_RECEIVED: "wait_for_event",
+    CheckpointKind.WAIT_TIMED_OUT: "wait_for_event",
+    CheckpointKind.VALUE_RECORDED: "value",
+    CheckpointKind.ATTEMPT_FAILED: "attempt",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as stored: the head item under the run's key.
+
+    `wake_at` is when the run next needs an invocation (a sleep's end, a retry, a wait's
+    timeout, or a running invocation's lease expiry); the sweeper re-enqueues runs whose
+    `wake_at` is overdue. `wake_token` names the one timer message that is current; a timer
+    message carrying another token is stale and dropped.
+    """
+
+    run_id: str
+    task_id: str
+    status: RunStatus
+    payload: str
+    created_at: datetime
+    updated_at: datetime
+    attempt: int = 1
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: str | None = None
+    error: ErrorInfo | None = None
+    idempotency_key: str | None = None
+    task_version: str = "1"
+    code_version: str = "dev"
+    wake_at: datetime | None = None
+    wake_token: str | None = None
+    waiting_for: str | None = None
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    checkpoints: int = 0
+    cancel_requested: bool = False
+    parent_run_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def with_changes(self, **changes: Any) -> RunRecord:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    """An event sent to a run, kept until a `wait_for_event` of that name consumes it."""
+
+    run_id: str
+    inbox_id: str
+    name: str
+    data: str
+    received_at: datetime
+
+
+class WakeReason(StrEnum):
+    """Why a wake-up message was sent."""
+
+    START = "start"
+    TIMER = "timer"  # a sleep ended, a retry is due or a wait timed out
+    EVENT = "event"  # an event arrived
+    CONTINUE = "continue"  # the last invocation ran low on time and handed over
+    SWEEP = "sweep"  # the sweeper found the run overdue
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class WakeUp:
+    """The body of a wake-up message on the queue."""
+
+    run_id: str
+    reason: WakeReason
+    token: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"run_id": self.run_id, "reason": self.reason, "token": self.token})
+
+    @classmethod
+    def from_json(cls, body: str) -> WakeUp:
+        """Parse a message body; raises ValueError on anything that is not a wake-up."""
+        try:
+            data = json.loads(body)
+            return cls(
+                run_id=str(data["run_id"]),
+                reason=WakeReason(data.get("reason", WakeReason.SWEEP)),
+                token=data.get("token"),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a wake-up message: {body[:200]!r}") from exc

@@ -1,0 +1,45 @@
+"""Configuration: one pydantic-settings model read from `DURABLE_*` environment variables.
+
+Defaults make `durable dev` and the test kit work with nothing set.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the durable runtime keeps its state and which tasks it serves."""
+
+    model_config = SettingsConfigDict(env_prefix="DURABLE_", extra="ignore")
+
+    table_name: str = "durable-runs"
+    queue_url: str = ""
+    queue_name: str = "durable-wakeups"
+    bucket_name: str = "durable-values"
+    task_modules: str = Field(default="tasks", description="comma-separated modules to import")
+    code_version: str = "dev"
+    region: str = Field(default="us-east-1")
+    endpoint_url: str | None = Field(
+        default=None, description="AWS endpoint (moto); AWS_ENDPOINT_URL is honoured too"
+    )
+    lease_seconds: float = Field(
+        default=900.0, description="how long an invocation may hold a run (Lambda's timeout)"
+    )
+    invocation_margin_seconds: float = Field(
+        default=10.0, description="hand over to a new invocation when this little time is left"
+    )
+    sweep_grace_seconds: float = 60.0
+
+    @property
+    def task_module_list(self) -> list[str]:
+        return [name.strip() for name in self.task_modules.split(",") if name.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process (cached per container)."""
+    return Settings()

@@ -1,0 +1,77 @@
+"""The `RunStore` port: what every storage adapter must honour.
+
+Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contract`):
+
+- `create_run` stores a new run. With an idempotency key, the first run stored under
+  (task_id, key) wins atomically; later calls return that run and `created=False`.
+- `append_checkpoint` writes log slot `checkpoint.seq` only if that slot is empty; otherwise
+  it raises `ConflictError` and writes nothing. This is the fence: two invocations of the
+  same run can never both record an entry at one position. Exactly one write.
+- `load_history` returns every checkpoint in `seq` order (adapters page internally).
+- `acquire_lease` sets status RUNNING, the lease owner and expiry, and `wake_at` to the
+  expiry, only if the run is not terminal and its lease is free or expired at `now`;
+  otherwise `ConflictError`. It returns the run as stored after the write.
+- `update_run` applies `changes` (field name -> new value, names of `RunRecord` fields)
+  only if every given condition holds (`expect_owner`: the lease owner equals it;
+  `expect_status`: the status is one of them); otherwise `ConflictError`.
+- `due_runs` lists non-terminal runs whose `wake_at` is at or before `before`.
+- Inbox events are kept in arrival order; `put_inbox` never overwrites.
+- Adapters translate their backend's errors: nothing but `durable.errors` escapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from durable.records import Checkpoint, InboxEvent, RunRecord, RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of a run listing, newest first."""
+
+    runs: list[RunRecord]
+    next_cursor: str | None
+
+
+class RunStore(Protocol):
+    """Durable storage of runs, their checkpoint logs and inboxes."""
+
+    def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def acquire_lease(
+        self, run_id: str, owner: str, now: datetime, expires: datetime
+    ) -> RunRecord: ...
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_owner: str | None = None,
+        expect_status: Collection[RunStatus] | None = None,
+    ) -> RunRecord: ...
+
+    def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...
+
+    def load_history(self, run_id: str) -> list[Checkpoint]: ...
+
+    def put_inbox(self, event: InboxEvent) -> None: ...
+
+    def list_inbox(self, run_id: str) -> list[InboxEvent]: ...
+
+    def list_runs(
+        self,
+        *,
+        task_id: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage: ...
+
+    def due_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]: ...

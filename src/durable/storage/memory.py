@@ -1,0 +1,147 @@
+"""In-memory `RunStore`: the test kit's backend and the reference for the contract.
+
+Thread-safe (one lock); every method copies nothing because records are frozen.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from durable.errors import ConflictError, RunNotFoundError
+from durable.records import Checkpoint, InboxEvent, RunRecord, RunStatus
+from durable.storage.base import RunPage
+
+
+class MemoryRunStore:
+    """Keeps everything in dictionaries; behaves like the DynamoDB adapter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._runs: dict[str, RunRecord] = {}
+        self._logs: dict[str, dict[int, Checkpoint]] = {}
+        self._inbox: dict[str, list[InboxEvent]] = {}
+        self._idempotency: dict[tuple[str, str], str] = {}
+        self.writes = 0  # counted for tests and benchmarks
+
+    def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        with self._lock:
+            if run.idempotency_key is not None:
+                key = (run.task_id, run.idempotency_key)
+                existing = self._idempotency.get(key)
+                if existing is not None:
+                    return self._runs[existing], False
+                self._idempotency[key] = run.run_id
+            if run.run_id in self._runs:
+                raise ConflictError(f"run {run.run_id} exists")
+            self._runs[run.run_id] = run
+            self._logs[run.run_id] = {}
+            self.writes += 1
+            return run, True
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return self._runs.get(run_id)
+
+    def _require(self, run_id: str) -> RunRecord:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return run
+
+    def acquire_lease(
+        self, run_id: str, owner: str, now: datetime, expires: datetime
+    ) -> RunRecord:
+        with self._lock:
+            run = self._require(run_id)
+            if run.status.is_terminal:
+                raise ConflictError(f"run {run_id} is {run.status}")
+            if (
+                run.lease_owner is not None
+                and run.lease_expires is not None
+                and run.lease_expires > now
+            ):
+                raise ConflictError(f"run {run_id} is leased by another invocation")
+            updated = run.with_changes(
+                status=RunStatus.RUNNING,
+                lease_owner=owner,
+                lease_expires=expires,
+                wake_at=expires,
+                updated_at=now,
+                started_at=run.started_at or now,
+            )
+            self._runs[run_id] = updated
+            self.writes += 1
+            return updated
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_owner: str | None = None,
+        expect_status: Collection[RunStatus] | None = None,
+    ) -> RunRecord:
+        with self._lock:
+            run = self._require(run_id)
+            if expect_owner is not None and run.lease_owner != expect_owner:
+                raise ConflictError(f"run {run_id}: lease is not held by {expect_owner}")
+            if expect_status is not None and run.status not in expect_status:
+                raise ConflictError(f"run {run_id} is {run.status}")
+            updated = run.with_changes(**changes)
+            self._runs[run_id] = updated
+            self.writes += 1
+            return updated
+
+    def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            log = self._logs.get(run_id)
+            if log is None:
+                raise RunNotFoundError(run_id)
+            if checkpoint.seq in log:
+                raise ConflictError(f"run {run_id}: log slot {checkpoint.seq} is taken")
+            log[checkpoint.seq] = checkpoint
+            self.writes += 1
+
+    def load_history(self, run_id: str) -> list[Checkpoint]:
+        log = self._logs.get(run_id, {})
+        return [log[seq] for seq in sorted(log)]
+
+    def put_inbox(self, event: InboxEvent) -> None:
+        with self._lock:
+            self._require(event.run_id)
+            self._inbox.setdefault(event.run_id, []).append(event)
+            self.writes += 1
+
+    def list_inbox(self, run_id: str) -> list[InboxEvent]:
+        return sorted(self._inbox.get(run_id, []), key=lambda event: event.inbox_id)
+
+    def list_runs(
+        self,
+        *,
+        task_id: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        runs = sorted(self._runs.values(), key=lambda run: run.run_id, reverse=True)
+        selected = [
+            run
+            for run in runs
+            if (task_id is None or run.task_id == task_id)
+            and (status is None or run.status == status)
+            and (cursor is None or run.run_id < cursor)
+        ]
+        page = selected[:limit]
+        next_cursor = page[-1].run_id if len(selected) > limit else None
+        return RunPage(runs=page, next_cursor=next_cursor)
+
+    def due_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+        due = [
+            run
+            for run in self._runs.values()
+            if not run.status.is_terminal and run.wake_at is not None and run.wake_at <= before
+        ]
+        due.sort(key=lambda run: (run.wake_at, run.run_id))
+        return due[:limit]
