@@ -1,0 +1,54 @@
+"""Durable execution for AWS Lambda: checkpointed steps on DynamoDB, wake-ups through SQS."""
+
+from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
+from durable.context import Context, RunInfo
+from durable.engine.retry import RetryPolicy
+from durable.errors import (
+    ConflictError,
+    DurableError,
+    InputError,
+    NonDeterminismError,
+    NonRetryableError,
+    PayloadTooLargeError,
+    PayloadValidationError,
+    RunCancelled,
+    RunFinishedError,
+    RunNotFoundError,
+    StepFailedError,
+    TaskFailedError,
+    UnknownTaskError,
+    WaitTimeout,
+)
+from durable.records import RunStatus
+from durable.task import TaskDefinition, TaskRegistry, default_registry, step, task
+
+__all__ = [
+    "Client",
+    "ConflictError",
+    "Context",
+    "DurableError",
+    "HistoryEntry",
+    "InputError",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "PayloadTooLargeError",
+    "PayloadValidationError",
+    "RetryPolicy",
+    "RunCancelled",
+    "RunFinishedError",
+    "RunHandle",
+    "RunInfo",
+    "RunInfoView",
+    "RunList",
+    "RunNotFoundError",
+    "RunStatus",
+    "StepFailedError",
+    "TaskDefinition",
+    "TaskFailedError",
+    "TaskRegistry",
+    "UnknownTaskError",
+    "WaitTimeout",
+    "default_registry",
+    "step",
+    "task",
+]

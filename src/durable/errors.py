@@ -12,6 +12,7 @@
     │   ├── PayloadValidationError    the payload does not fit the task's annotation
     │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
     ├── RunNotFoundError              no run with that id
+    ├── RunFinishedError              the run has ended: it takes no more events or cancels
     └── ConflictError                 a conditional write lost: another invocation owns the run
 """
 
@@ -69,10 +70,13 @@ class StepFailedError(DurableError):
     exception's type name.
     """
 
-    def __init__(self, step_name: str, error_type: str, message: str) -> None:
+    def __init__(
+        self, step_name: str, error_type: str, message: str, non_retryable: bool = False
+    ) -> None:
         self.step_name = step_name
         self.error_type = error_type
         self.message = message
+        self.non_retryable = non_retryable
         super().__init__(f"step {step_name!r} failed: {error_type}: {message}")
 
 
@@ -127,6 +131,17 @@ class RunNotFoundError(DurableError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run with id {run_id!r}")
+
+
+class RunFinishedError(DurableError):
+    """The run has already ended; it takes no more events."""
+
+    code = "run_finished"
+
+    def __init__(self, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id} has already ended ({status})")
 
 
 class ConflictError(DurableError):

@@ -27,3 +27,13 @@ def new_inbox_id(now: datetime) -> str:
     """An inbox item id that sorts by arrival."""
     millis = int(now.timestamp() * 1000)
     return f"{millis:012x}-{secrets.token_hex(6)}"
+
+
+def random_uuid() -> uuid.UUID:
+    """A random UUID (for ctx.uuid4, which records it)."""
+    return uuid.uuid4()
+
+
+def random_fraction() -> float:
+    """A uniform float in [0, 1) from the OS's randomness (for ctx.random, which records it)."""
+    return int.from_bytes(os.urandom(7), "big") / 2**56

@@ -72,19 +72,36 @@ class ErrorInfo:
     type: str
     message: str
     traceback: str | None = None
+    non_retryable: bool = False
 
     @classmethod
-    def from_exception(cls, exc: BaseException, traceback: str | None = None) -> ErrorInfo:
+    def from_exception(
+        cls, exc: BaseException, traceback: str | None = None, non_retryable: bool = False
+    ) -> ErrorInfo:
         error_type = getattr(exc, "error_type", None) or type(exc).__name__
-        message = getattr(exc, "message", None) or str(exc)
-        return cls(type=str(error_type), message=str(message), traceback=traceback)
+        message = getattr(exc, "message", None)
+        if not isinstance(message, str):
+            message = str(exc)
+        return cls(
+            type=str(error_type), message=message, traceback=traceback, non_retryable=non_retryable
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+        data: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.traceback is not None:
+            data["traceback"] = self.traceback
+        if self.non_retryable:
+            data["non_retryable"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
-        return cls(type=data["type"], message=data["message"], traceback=data.get("traceback"))
+        return cls(
+            type=data["type"],
+            message=data["message"],
+            traceback=data.get("traceback"),
+            non_retryable=bool(data.get("non_retryable", False)),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,326 @@
+"""`Client`: trigger runs and look at them. The HTTP API and the CLI are thin layers on it.
+
+Every write is validated first and stores nothing on bad input: an unknown task raises
+`UnknownTaskError`, a payload that does not fit the task's annotation
+`PayloadValidationError`, a value over 6 MB `PayloadTooLargeError`.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from durable.clock import Clock, SystemClock
+from durable.errors import ConflictError, RunFinishedError, RunNotFoundError, TaskFailedError
+from durable.ids import new_inbox_id, new_run_id
+from durable.queues.base import WakeQueue
+from durable.records import (
+    Checkpoint,
+    ErrorInfo,
+    InboxEvent,
+    RunRecord,
+    RunStatus,
+    WakeReason,
+    WakeUp,
+)
+from durable.storage.base import RunStore
+from durable.task import TaskRegistry, default_registry
+from durable.values import ValueCodec
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfoView:
+    """A run as callers see it: values decoded, statuses as `RunStatus`."""
+
+    run_id: str
+    task_id: str
+    status: RunStatus
+    payload: Any
+    result: Any
+    error: ErrorInfo | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    idempotency_key: str | None
+    task_version: str
+    code_version: str
+    waiting_for: str | None
+    wake_at: datetime | None
+    parent_run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the HTTP API's run body)."""
+        return {
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "status": str(self.status),
+            "payload": self.payload,
+            "result": self.result,
+            "error": self.error.to_dict() if self.error else None,
+            "attempts": self.attempts,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "idempotency_key": self.idempotency_key,
+            "version": {"task": self.task_version, "code": self.code_version},
+            "waiting_for": self.waiting_for,
+            "wake_at": _iso(self.wake_at),
+            "parent_run_id": self.parent_run_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One checkpoint as callers see it. `attempt` is the step's attempt number."""
+
+    seq: int
+    kind: str
+    name: str
+    position: int
+    attempt: int
+    task_attempt: int
+    at: datetime
+    value: Any
+    error: ErrorInfo | None
+    wake_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "name": self.name,
+            "position": self.position,
+            "attempt": self.attempt,
+            "task_attempt": self.task_attempt,
+            "at": _iso(self.at),
+            "value": self.value,
+            "error": self.error.to_dict() if self.error else None,
+            "wake_at": _iso(self.wake_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunList:
+    """A page of runs, newest first."""
+
+    runs: list[RunInfoView]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """What `trigger` returns: the run's id, its status, and whether this call created it."""
+
+    run_id: str
+    status: RunStatus
+    created: bool
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+class Client:
+    """The operations of the HTTP API, in Python."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        queue: WakeQueue,
+        codec: ValueCodec,
+        clock: Clock | None = None,
+        registry: TaskRegistry | None = None,
+        code_version: str = "dev",
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.codec = codec
+        self.clock = clock or SystemClock()
+        self.registry = registry or default_registry
+        self.code_version = code_version
+
+    # -- writes -------------------------------------------------------------------------
+
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+        delay: timedelta | None = None,
+        *,
+        parent_run_id: str | None = None,
+    ) -> RunHandle:
+        """Start a run of `task_id`; with an idempotency key, the same key gives the same run."""
+        definition = self.registry.get(task_id)
+        if delay is not None and delay < timedelta(0):
+            raise ValueError("delay must not be negative")
+        value = definition.validate_payload(payload)
+        now = self.clock.now()
+        run_id = new_run_id(now)
+        stored_payload = self.codec.encode(value, f"{run_id}/payload")
+        wake_at = now + delay if delay else now
+        token = "start" if delay else None
+        run = RunRecord(
+            run_id=run_id,
+            task_id=task_id,
+            status=RunStatus.QUEUED,
+            payload=stored_payload,
+            created_at=now,
+            updated_at=now,
+            idempotency_key=idempotency_key,
+            task_version=definition.version,
+            code_version=self.code_version,
+            wake_at=wake_at,
+            wake_token=token,
+            parent_run_id=parent_run_id,
+        )
+        stored, created = self.store.create_run(run)
+        if created:
+            if delay:
+                self.queue.send(
+                    WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay)
+                )
+            else:
+                self.queue.send(WakeUp(run_id, WakeReason.START))
+        return RunHandle(run_id=stored.run_id, status=stored.status, created=created)
+
+    def send_event(self, run_id: str, name: str, data: Any = None) -> None:
+        """Deliver event `name` to a run; a `wait_for_event(name)` consumes it (now or later)."""
+        run = self._require(run_id)
+        if run.status.is_terminal:
+            raise RunFinishedError(run_id, run.status)
+        now = self.clock.now()
+        inbox_id = new_inbox_id(now)
+        stored = self.codec.encode(data, f"{run_id}/inbox/{inbox_id}")
+        self.store.put_inbox(
+            InboxEvent(run_id=run_id, inbox_id=inbox_id, name=name, data=stored, received_at=now)
+        )
+        self.queue.send(WakeUp(run_id, WakeReason.EVENT))
+
+    def cancel(self, run_id: str) -> RunInfoView:
+        """Cancel a run that has not ended; a running invocation stops at its next operation."""
+        run = self._require(run_id)
+        if run.status.is_terminal:
+            raise RunFinishedError(run_id, run.status)
+        now = self.clock.now()
+        try:
+            run = self.store.update_run(
+                run_id,
+                {
+                    "status": RunStatus.CANCELLED,
+                    "cancel_requested": True,
+                    "error": ErrorInfo(type="RunCancelled", message="the run was cancelled"),
+                    "finished_at": now,
+                    "updated_at": now,
+                    "wake_at": None,
+                    "wake_token": None,
+                    "waiting_for": None,
+                },
+                expect_status=[s for s in RunStatus if not s.is_terminal],
+            )
+        except ConflictError:
+            run = self._require(run_id)
+            raise RunFinishedError(run_id, run.status) from None
+        return self._view(run)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunInfoView:
+        """The run's status, payload, result or error, attempts, timestamps and version."""
+        return self._view(self._require(run_id))
+
+    def list(
+        self,
+        task_id: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunList:
+        """Runs, newest first, filtered by task and status."""
+        if not 1 <= limit <= 1000:
+            raise ValueError("limit must be between 1 and 1000")
+        page = self.store.list_runs(
+            task_id=task_id,
+            status=RunStatus(status) if status is not None else None,
+            limit=limit,
+            cursor=cursor,
+        )
+        return RunList([self._view(run) for run in page.runs], page.next_cursor)
+
+    def history(self, run_id: str) -> builtins.list[HistoryEntry]:
+        """The run's checkpoint log, in order."""
+        self._require(run_id)
+        return [self._entry(cp) for cp in self.store.load_history(run_id)]
+
+    def wait(
+        self, run_id: str, timeout: timedelta = timedelta(seconds=60), poll: float = 0.2
+    ) -> RunInfoView:
+        """Poll until the run ends; TimeoutError after `timeout` (real time, caller side)."""
+        limit = time.monotonic() + timeout.total_seconds()
+        while True:
+            view = self.get(run_id)
+            if view.status.is_terminal:
+                return view
+            if time.monotonic() >= limit:
+                raise TimeoutError(f"run {run_id} is still {view.status} after {timeout}")
+            time.sleep(poll)
+
+    def result(self, run_id: str, timeout: timedelta = timedelta(seconds=60)) -> Any:
+        """The run's result once it completes; TaskFailedError if it ends otherwise."""
+        view = self.wait(run_id, timeout)
+        if view.status is not RunStatus.COMPLETED:
+            raise TaskFailedError(run_id, view.status, view.error)
+        return view.result
+
+    # -- mapping ------------------------------------------------------------------------
+
+    def _require(self, run_id: str) -> RunRecord:
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return run
+
+    def _view(self, run: RunRecord) -> RunInfoView:
+        return RunInfoView(
+            run_id=run.run_id,
+            task_id=run.task_id,
+            status=run.status,
+            payload=self.codec.decode(run.payload),
+            result=self.codec.decode(run.result) if run.result is not None else None,
+            error=run.error,
+            attempts=run.attempt,
+            created_at=run.created_at,
+            updated_at=run.updated_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            idempotency_key=run.idempotency_key,
+            task_version=run.task_version,
+            code_version=run.code_version,
+            waiting_for=run.waiting_for,
+            wake_at=run.wake_at,
+            parent_run_id=run.parent_run_id,
+        )
+
+    def _entry(self, cp: Checkpoint) -> HistoryEntry:
+        return HistoryEntry(
+            seq=cp.seq,
+            kind=str(cp.kind),
+            name=cp.name,
+            position=cp.op,
+            attempt=cp.step_attempt,
+            task_attempt=cp.task_attempt,
+            at=cp.at,
+            value=self.codec.decode(cp.value) if cp.value is not None else None,
+            error=cp.error,
+            wake_at=cp.wake_at,
+        )
+
+

@@ -1,0 +1,139 @@
+"""One attempt of a run: history in, outcome out. No I/O of its own.
+
+The executor replays the task function against the loaded log through a `Context`; the
+context writes each new checkpoint through the `AttemptEnvironment` as it happens (so a
+crash loses nothing already done) and the executor returns what the attempt ended in.
+The worker persists the outcome and schedules the next wake-up.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime
+
+from durable.clock import Clock
+from durable.context import AttemptEnvironment, Context, RunInfo, Suspend
+from durable.engine.outcomes import AnyOutcome, Completed, Failed, Suspended
+from durable.engine.replay import HistoryView
+from durable.engine.retry import is_non_retryable
+from durable.errors import NonDeterminismError, RunCancelled, WaitTimeout
+from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
+from durable.serialization import dumps, is_plain_annotation, type_adapter
+from durable.task import TaskDefinition, current_context
+from durable.values import ValueCodec
+
+
+def execute_attempt(
+    definition: TaskDefinition,
+    run: RunRecord,
+    history: list[Checkpoint],
+    *,
+    environment: AttemptEnvironment,
+    clock: Clock,
+    codec: ValueCodec,
+    deadline: datetime | None = None,
+) -> AnyOutcome:
+    """Replay and continue `run` until it completes, fails, suspends or runs out of time."""
+    view = HistoryView(run.run_id, history)
+    now = clock.now()
+    started_at = run.started_at or now
+    run_deadline = started_at + definition.timeout if definition.timeout is not None else None
+    if run_deadline is not None and now >= run_deadline:
+        return Failed(
+            ErrorInfo(type="TaskTimeout", message="the run exceeded its task timeout"),
+            RunStatus.TIMED_OUT,
+        )
+    if view.attempt_failures:
+        retry_at = view.attempt_failures[-1].wake_at
+        if retry_at is not None and now < retry_at:
+            return Suspended(RunStatus.RETRYING, retry_at, attempt=view.attempt)
+    ctx = Context(
+        run=RunInfo(
+            id=run.run_id,
+            task_id=run.task_id,
+            attempt=view.attempt,
+            started_at=started_at,
+            task_version=run.task_version,
+            code_version=run.code_version,
+        ),
+        view=view,
+        environment=environment,
+        clock=clock,
+        codec=codec,
+        deadline=deadline,
+        run_deadline=run_deadline,
+    )
+    token = current_context.set(ctx)
+    try:
+        payload = definition.parse_payload(codec.decode(run.payload))
+        result = definition.fn(ctx, payload)
+        if ctx.divergence is None:
+            view.check_finished(ctx.requested_positions)
+    except Suspend as suspension:
+        return suspension.outcome
+    except Exception as exc:
+        return _attempt_failed(definition, ctx, view, exc, clock)
+    finally:
+        current_context.reset(token)
+    if ctx.divergence is not None:
+        return _diverged(ctx.divergence)
+    if ctx.cancellation is not None:
+        return _cancelled()
+    return Completed(codec.encode_text(_result_json(definition, result), f"{run.run_id}/result"))
+
+
+def _result_json(definition: TaskDefinition, result: object) -> str:
+    annotation = definition.result_annotation
+    if is_plain_annotation(annotation):
+        return dumps(result)
+    adapter = type_adapter(annotation)
+    return dumps(adapter.dump_python(result, mode="json"))
+
+
+def _diverged(error: NonDeterminismError) -> Failed:
+    return Failed(ErrorInfo.from_exception(error, non_retryable=True))
+
+
+def _cancelled() -> Failed:
+    return Failed(ErrorInfo(type="RunCancelled", message="the run was cancelled"), RunStatus.CANCELLED)
+
+
+def _attempt_failed(
+    definition: TaskDefinition,
+    ctx: Context,
+    view: HistoryView,
+    exc: Exception,
+    clock: Clock,
+) -> AnyOutcome:
+    """The task raised: retry the attempt later, or fail the run for good."""
+    if ctx.divergence is not None or isinstance(exc, NonDeterminismError):
+        return _diverged(ctx.divergence or exc)  # type: ignore[arg-type]
+    if ctx.cancellation is not None or isinstance(exc, RunCancelled):
+        return _cancelled()
+    policy = definition.retry
+    # A timed-out wait replays as a timeout on every attempt: retrying cannot help.
+    final = (
+        isinstance(exc, WaitTimeout)
+        or is_non_retryable(exc, policy)
+        or not policy.allows_retry(view.attempt, exc)
+    )
+    error = ErrorInfo.from_exception(exc, traceback.format_exc(), non_retryable=final)
+    if final:
+        return Failed(error)
+    now = clock.now()
+    retry_at = now + policy.delay(view.attempt, f"{ctx.run.id}:attempt")
+    checkpoint = Checkpoint(
+        seq=ctx.next_seq,
+        kind=CheckpointKind.ATTEMPT_FAILED,
+        op=-1,
+        name="attempt",
+        task_attempt=view.attempt,
+        at=now,
+        error=error,
+        wake_at=retry_at,
+    )
+    try:
+        ctx.append_raw(checkpoint)
+    except Suspend as suspension:
+        return suspension.outcome
+    return Suspended(RunStatus.RETRYING, retry_at, attempt=view.attempt + 1)

@@ -1,0 +1,104 @@
+"""The replay view of a run's log: which recorded entries answer which operation.
+
+Rules (the same for every backend and every invocation):
+
+- Operations are numbered by the order the task's code asks for them (`op` = position).
+- The current task attempt is 1 + the number of ATTEMPT_FAILED entries.
+- A task retry re-executes from the failure point: positions before the *horizon* keep the
+  results recorded by earlier attempts; from the horizon on, only entries written by the
+  current attempt count. The horizon is the first position with no settled result
+  (a completed step, a started sleep or wait, a received event, a recorded value) from an
+  earlier attempt.
+- At each position the code must ask for the operation the log holds there (same kind and
+  name); otherwise `NonDeterminismError`, raised before anything executes. When the task
+  returns, positions the view still holds but the code never asked for are a divergence too.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from durable.errors import NonDeterminismError
+from durable.records import Checkpoint, CheckpointKind
+
+SETTLED_KINDS = frozenset(
+    {
+        CheckpointKind.STEP_COMPLETED,
+        CheckpointKind.SLEEP_STARTED,
+        CheckpointKind.WAIT_STARTED,
+        CheckpointKind.EVENT_RECEIVED,
+        CheckpointKind.WAIT_TIMED_OUT,
+        CheckpointKind.VALUE_RECORDED,
+    }
+)
+
+
+class HistoryView:
+    """Indexes a loaded log for one attempt's replay."""
+
+    __slots__ = ("_by_position", "attempt", "attempt_failures", "horizon", "next_seq", "run_id")
+
+    def __init__(self, run_id: str, history: list[Checkpoint]) -> None:
+        self.run_id = run_id
+        self.attempt_failures = [cp for cp in history if cp.kind is CheckpointKind.ATTEMPT_FAILED]
+        self.attempt = 1 + len(self.attempt_failures)
+        self.next_seq = (history[-1].seq + 1) if history else 1
+        by_position: defaultdict[int, list[Checkpoint]] = defaultdict(list)
+        for cp in history:
+            if cp.op >= 0:
+                by_position[cp.op].append(cp)
+        horizon = 0
+        attempt = self.attempt
+        while any(
+            cp.kind in SETTLED_KINDS and cp.task_attempt < attempt
+            for cp in by_position.get(horizon, ())
+        ):
+            horizon += 1
+        self.horizon = horizon
+        self._by_position: dict[int, list[Checkpoint]] = {}
+        for position, entries in by_position.items():
+            visible = (
+                entries
+                if position < horizon
+                else [cp for cp in entries if cp.task_attempt == attempt]
+            )
+            if visible:
+                self._by_position[position] = visible
+
+    def entries(self, position: int) -> list[Checkpoint]:
+        """The entries that answer the operation at `position` (empty: not yet executed)."""
+        return self._by_position.get(position, [])
+
+    def check(self, position: int, kind: str, name: str) -> list[Checkpoint]:
+        """The entries at `position`, after checking they belong to (kind, name)."""
+        entries = self._by_position.get(position)
+        if not entries:
+            return []
+        first = entries[0]
+        if first.operation_kind != kind or first.name != name:
+            raise NonDeterminismError(
+                self.run_id,
+                position,
+                recorded=f"{first.operation_kind} {first.name!r}",
+                requested=f"{kind} {name!r}",
+            )
+        return entries
+
+    @property
+    def length(self) -> int:
+        """One past the last position the view holds."""
+        return max(self._by_position, default=-1) + 1
+
+    def check_finished(self, requested: int) -> None:
+        """Raise if the view holds positions the code never asked for."""
+        if self.length > requested:
+            first = self._by_position.get(requested) or self._by_position[
+                min(p for p in self._by_position if p >= requested)
+            ]
+            entry = first[0]
+            raise NonDeterminismError(
+                self.run_id,
+                entry.op,
+                recorded=f"{entry.operation_kind} {entry.name!r}",
+                requested=None,
+            )

@@ -1,0 +1,234 @@
+"""`TestEnvironment`: the real worker and client on memory (or moto) adapters and a virtual clock.
+
+Like Temporal's time-skipping environment: timers and backoff take no real time.
+`run_until_idle` runs everything due now; `advance` moves the clock, running what falls due
+in order; `run_until_complete` skips from wake-up to wake-up until the run ends or waits on
+an outside event. A simulated crash (any BaseException that is not a suspension, raised
+from a step) kills only that invocation: its message comes back once the lease expires, as
+SQS would redeliver it after the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Literal
+
+from durable.blobs.base import BlobStore
+from durable.blobs.memory import MemoryBlobStore
+from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
+from durable.clock import VirtualClock
+from durable.queues.memory import MemoryWakeQueue
+from durable.records import RunStatus, WakeReason, WakeUp
+from durable.storage.base import RunStore
+from durable.storage.memory import MemoryRunStore
+from durable.task import TaskRegistry, default_registry
+from durable.values import DEFAULT_INLINE_LIMIT, ValueCodec
+from durable.worker import Handled, Worker, WorkerConfig
+
+Backend = Literal["memory", "moto"]
+
+
+class SimulatedCrash(BaseException):  # noqa: N818 - it is a crash, not an error
+    """Raise from a step to kill the invocation, as a power cut or `os._exit` would."""
+
+
+class TestEnvironment:
+    """A whole durable runtime in this process, on a virtual clock."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        backend: Backend = "memory",
+        *,
+        registry: TaskRegistry | None = None,
+        start: datetime | None = None,
+        code_version: str = "test",
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+        lease: timedelta = timedelta(minutes=15),
+    ) -> None:
+        if backend not in ("memory", "moto"):
+            raise ValueError(f"backend must be 'memory' or 'moto', not {backend!r}")
+        self.backend = backend
+        self.clock = VirtualClock(start)
+        self.registry = registry or default_registry
+        self.queue = MemoryWakeQueue(self.clock)
+        self._code_version = code_version
+        self._inline_limit = inline_limit
+        self._lease = lease
+        self._moto: Any = None
+        self.invocations = 0
+        self.crashes = 0
+        self.handled: list[tuple[WakeUp, Handled]] = []
+        self.store: RunStore
+        self.blobs: BlobStore
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> TestEnvironment:
+        if self.backend == "memory":
+            self.store = MemoryRunStore()
+            self.blobs = MemoryBlobStore()
+        else:
+            self.store, self.blobs = self._start_moto()
+        codec = ValueCodec(self.blobs, inline_limit=self._inline_limit)
+        self.codec = codec
+        self.client = Client(
+            store=self.store,
+            queue=self.queue,
+            codec=codec,
+            clock=self.clock,
+            registry=self.registry,
+            code_version=self._code_version,
+        )
+        self.worker = Worker(
+            store=self.store,
+            queue=self.queue,
+            codec=codec,
+            clock=self.clock,
+            registry=self.registry,
+            config=WorkerConfig(lease=self._lease),
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def _start_moto(self) -> tuple[RunStore, BlobStore]:
+        import os
+
+        from moto import mock_aws
+
+        from durable.aws import ensure_resources
+        from durable.blobs.s3 import S3BlobStore
+        from durable.settings import Settings
+        from durable.storage.dynamodb import DynamoDBRunStore
+
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            os.environ.setdefault(name, value)
+        self._moto = mock_aws()
+        self._moto.start()
+        settings = Settings(endpoint_url=None)
+        ensure_resources(settings)
+        store = DynamoDBRunStore(settings.table_name, region=settings.region)
+        return store, S3BlobStore(settings.bucket_name)
+
+    # -- the client's operations ---------------------------------------------------------
+
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+        delay: timedelta | None = None,
+    ) -> RunHandle:
+        return self.client.trigger(task_id, payload, idempotency_key=idempotency_key, delay=delay)
+
+    def get(self, run_id: str) -> RunInfoView:
+        return self.client.get(run_id)
+
+    def list(
+        self,
+        task_id: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunList:
+        return self.client.list(task_id=task_id, status=status, limit=limit, cursor=cursor)
+
+    def history(self, run_id: str) -> builtins.list[HistoryEntry]:
+        return self.client.history(run_id)
+
+    def send_event(self, run_id: str, name: str, data: Any = None) -> None:
+        self.client.send_event(run_id, name, data)
+
+    def cancel(self, run_id: str) -> RunInfoView:
+        return self.client.cancel(run_id)
+
+    # -- time ---------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def deliver(self, message: WakeUp, time_left: Callable[[], timedelta] | None = None) -> Handled:
+        """Hand one message to the worker, as the SQS event source mapping would."""
+        self.invocations += 1
+        try:
+            handled = self.worker.handle(message, time_left)
+        except SimulatedCrash:
+            # The invocation died: SQS redelivers the message once it is visible again,
+            # which is after the lease of the dead invocation has run out.
+            self.crashes += 1
+            self.queue.send(message, min(self._lease + timedelta(seconds=1), self.queue.max_delay))
+            return Handled.ABANDONED
+        self.handled.append((message, handled))
+        return handled
+
+    def run_until_idle(self, max_invocations: int = 100_000) -> int:
+        """Run every message due now (and what they cause now); never moves the clock."""
+        count = 0
+        while True:
+            message = self.queue.pop_due(self.clock.now())
+            if message is None:
+                return count
+            self.deliver(message)
+            count += 1
+            if count >= max_invocations:
+                raise RuntimeError(f"still busy after {max_invocations} invocations")
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock by `delta`, running each wake-up at its own time, in order."""
+        target = self.clock.now() + delta
+        self.run_until_idle()
+        while True:
+            due = self.queue.next_due()
+            if due is None or due > target:
+                break
+            self.clock.set(due)
+            self.run_until_idle()
+        self.clock.set(target)
+        self.run_until_idle()
+
+    def run_until_complete(
+        self, run_id: str, max_time: timedelta = timedelta(days=366)
+    ) -> RunInfoView:
+        """Skip the clock from wake-up to wake-up until the run ends or waits on an event.
+
+        A run waiting for an event stops the skipping even when its wait has a timeout:
+        send the event, or `advance` past the timeout to see it expire.
+        """
+        limit = self.clock.now() + max_time
+        while True:
+            self.run_until_idle()
+            info = self.client.get(run_id)
+            if info.status.is_terminal or info.waiting_for is not None:
+                return info
+            due = self.queue.next_due()
+            if due is None or due > limit:
+                return info
+            self.clock.set(due)
+
+    def sweep(self) -> int:
+        """What the scheduled sweeper does: re-enqueue every run whose wake-up is overdue."""
+        from durable.sweeper import sweep
+
+        return sweep(self.store, self.queue, self.clock, grace=timedelta(0))
+
+    def send_raw(self, run_id: str, reason: WakeReason, token: str | None = None) -> None:
+        """Put a wake-up on the queue by hand (duplicate and late message tests)."""
+        self.queue.send(WakeUp(run_id, reason, token))

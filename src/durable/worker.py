@@ -1,0 +1,277 @@
+"""The worker: one wake-up message in, one invocation of a run out.
+
+    message ─► drop if stale/finished/busy ─► lease ─► load log ─► execute ─► persist ─► enqueue
+
+Rules, each making a duplicate, late or lost message harmless:
+- A finished run, or a timer message whose token is not the run's current `wake_token`,
+  is dropped. A timer that is early (waits over 15 minutes re-hop) is sent on again.
+- The lease (a conditional update) lets one invocation own a run at a time; a message for
+  a run whose lease is live is dropped: the owner schedules what comes next, and if it dies
+  its lease expires and the sweeper re-enqueues the run.
+- Each checkpoint is a conditional put at the next log slot; losing it abandons the
+  invocation without writing anything else.
+- The run record is written, then the next wake-up is sent: if the process dies between
+  the two, the run's `wake_at` is overdue and the sweeper sends it again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from durable.clock import Clock
+from durable.engine.executor import execute_attempt
+from durable.engine.outcomes import Abandoned, AnyOutcome, Completed, Failed, HandedOver, Suspended
+from durable.errors import ConflictError, UnknownTaskError
+from durable.ids import new_owner_id
+from durable.logs import library_logger
+from durable.queues.base import WakeQueue
+from durable.records import (
+    Checkpoint,
+    ErrorInfo,
+    InboxEvent,
+    RunRecord,
+    RunStatus,
+    WakeReason,
+    WakeUp,
+)
+from durable.storage.base import RunStore
+from durable.task import TaskRegistry
+from durable.values import ValueCodec
+
+ACTIVE = (RunStatus.RUNNING,)
+
+
+class Handled(StrEnum):
+    """What the worker did with a message (logged, and asserted on in tests)."""
+
+    EXECUTED = "executed"
+    UNKNOWN_RUN = "unknown_run"
+    FINISHED = "finished"
+    STALE = "stale"
+    NOT_DUE = "not_due"
+    REHOPPED = "rehopped"
+    BUSY = "busy"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """Timing of invocations."""
+
+    lease: timedelta = timedelta(minutes=15)
+    margin: timedelta = timedelta(seconds=10)
+    cancel_check_interval: float = 1.0  # seconds of wall time between cancellation reads
+
+
+class _RunEnvironment:
+    """The attempt's window on storage: checkpoint writes, cancellation, inbox."""
+
+    def __init__(self, store: RunStore, run_id: str, check_interval: float) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._check_interval = check_interval
+        self._last_check = time.monotonic()
+        self._cancelled = False
+        self._inbox: list[InboxEvent] | None = None
+        self.appended = 0
+
+    def append(self, checkpoint: Checkpoint) -> None:
+        self._store.append_checkpoint(self._run_id, checkpoint)
+        self.appended += 1
+
+    def cancelled(self) -> bool:
+        if self._cancelled:
+            return True
+        now = time.monotonic()
+        if now - self._last_check >= self._check_interval:
+            self._last_check = now
+            run = self._store.get_run(self._run_id)
+            self._cancelled = run is None or run.status is RunStatus.CANCELLED
+        return self._cancelled
+
+    def inbox(self) -> list[InboxEvent]:
+        if self._inbox is None:
+            self._inbox = self._store.list_inbox(self._run_id)
+        return self._inbox
+
+
+class Worker:
+    """Handles wake-up messages for the tasks of one registry."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        queue: WakeQueue,
+        codec: ValueCodec,
+        clock: Clock,
+        registry: TaskRegistry,
+        config: WorkerConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.codec = codec
+        self.clock = clock
+        self.registry = registry
+        self.config = config or WorkerConfig()
+
+    def handle(
+        self, message: WakeUp, time_left: Callable[[], timedelta] | None = None
+    ) -> Handled:
+        """Process one wake-up; returns what was done. Raises only on infrastructure errors."""
+        run = self.store.get_run(message.run_id)
+        if run is None:
+            return Handled.UNKNOWN_RUN
+        if run.status.is_terminal:
+            return Handled.FINISHED
+        if message.reason is WakeReason.TIMER and message.token != run.wake_token:
+            return Handled.STALE
+        now = self.clock.now()
+        waiting = run.status in (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
+        if waiting and run.wake_at is not None and now < run.wake_at:
+            if message.reason is WakeReason.TIMER:
+                self._send_timer(run.run_id, run.wake_at, message.token)
+                return Handled.REHOPPED
+            if message.reason is WakeReason.SWEEP:
+                return Handled.NOT_DUE
+        owner = new_owner_id()
+        try:
+            run = self.store.acquire_lease(run.run_id, owner, now, now + self.config.lease)
+        except ConflictError:
+            return Handled.BUSY
+        return self._execute(run, owner, time_left)
+
+    def _execute(
+        self, run: RunRecord, owner: str, time_left: Callable[[], timedelta] | None
+    ) -> Handled:
+        history = self.store.load_history(run.run_id)
+        environment = _RunEnvironment(self.store, run.run_id, self.config.cancel_check_interval)
+        try:
+            definition = self.registry.get(run.task_id)
+        except UnknownTaskError as exc:
+            outcome: AnyOutcome = Failed(
+                ErrorInfo(
+                    type="UnknownTaskError",
+                    message=f"{exc}; this code version cannot run it",
+                    non_retryable=True,
+                )
+            )
+        else:
+            deadline = None
+            if time_left is not None:
+                deadline = self.clock.now() + time_left() - self.config.margin
+            outcome = execute_attempt(
+                definition,
+                run,
+                history,
+                environment=environment,
+                clock=self.clock,
+                codec=self.codec,
+                deadline=deadline,
+            )
+        library_logger().debug(
+            "invocation ended",
+            run_id=run.run_id,
+            task_id=run.task_id,
+            outcome=type(outcome).__name__,
+        )
+        return self._persist(run, owner, outcome, environment)
+
+    def _persist(
+        self, run: RunRecord, owner: str, outcome: AnyOutcome, environment: _RunEnvironment
+    ) -> Handled:
+        now = self.clock.now()
+        base: dict[str, Any] = {
+            "updated_at": now,
+            "lease_owner": None,
+            "lease_expires": None,
+        }
+        try:
+            if isinstance(outcome, Abandoned):
+                return Handled.ABANDONED
+            if isinstance(outcome, Completed):
+                self.store.update_run(
+                    run.run_id,
+                    {
+                        **base,
+                        "status": RunStatus.COMPLETED,
+                        "result": outcome.result,
+                        "error": None,
+                        "finished_at": now,
+                        "wake_at": None,
+                        "wake_token": None,
+                        "waiting_for": None,
+                    },
+                    expect_owner=owner,
+                    expect_status=ACTIVE,
+                )
+            elif isinstance(outcome, Failed):
+                self.store.update_run(
+                    run.run_id,
+                    {
+                        **base,
+                        "status": outcome.status,
+                        "error": outcome.error,
+                        "finished_at": now,
+                        "wake_at": None,
+                        "wake_token": None,
+                        "waiting_for": None,
+                    },
+                    expect_owner=owner,
+                    expect_status=ACTIVE,
+                )
+            elif isinstance(outcome, Suspended):
+                token = secrets.token_hex(8) if outcome.wake_at is not None else None
+                self.store.update_run(
+                    run.run_id,
+                    {
+                        **base,
+                        "status": outcome.status,
+                        "attempt": outcome.attempt,
+                        "wake_at": outcome.wake_at,
+                        "wake_token": token,
+                        "waiting_for": outcome.waiting_for,
+                    },
+                    expect_owner=owner,
+                    expect_status=ACTIVE,
+                )
+                if outcome.wake_at is not None:
+                    self._send_timer(run.run_id, outcome.wake_at, token)
+                if outcome.waiting_for is not None:
+                    self._recheck_inbox(run.run_id, outcome.waiting_for, environment)
+            elif isinstance(outcome, HandedOver):
+                self.store.update_run(
+                    run.run_id,
+                    {**base, "status": RunStatus.QUEUED, "wake_at": now, "wake_token": None},
+                    expect_owner=owner,
+                    expect_status=ACTIVE,
+                )
+                self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
+        except ConflictError:
+            # The run was cancelled (or taken over) while this invocation ran.
+            return Handled.ABANDONED
+        return Handled.EXECUTED
+
+    def _send_timer(self, run_id: str, wake_at: datetime, token: str | None) -> None:
+        delay = max(wake_at - self.clock.now(), timedelta(0))
+        self.queue.send(
+            WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay)
+        )
+
+    def _recheck_inbox(self, run_id: str, name: str, environment: _RunEnvironment) -> None:
+        """An event may have landed after the attempt read the inbox: wake the run for it.
+
+        The sender writes the inbox then sends a wake-up; that wake-up may have been dropped
+        as BUSY while this invocation held the lease. Reading the inbox again after the run
+        is marked WAITING closes the window.
+        """
+        seen = sum(1 for event in environment.inbox() if event.name == name)
+        arrived = sum(1 for event in self.store.list_inbox(run_id) if event.name == name)
+        if arrived > seen:
+            self.queue.send(WakeUp(run_id, WakeReason.EVENT))
