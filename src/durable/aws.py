@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 # SQS hands a message to the dead-letter queue after this many receives.
 MAX_RECEIVE_COUNT = 5
@@ -78,9 +79,7 @@ def ensure_resources(settings: Settings, *, visibility_timeout: timedelta | None
     # Imported here: PynamoDB stays off the import path of anything but the store.
     from durable.storage._tables import create_table
 
-    create_table(
-        settings.table_name, region_name(settings), endpoint_url(settings, "dynamodb")
-    )
+    create_table(settings.table_name, region_name(settings), endpoint_url(settings, "dynamodb"))
     queue_url = _ensure_queue(settings, visibility_timeout)
     _ensure_bucket(settings)
     return queue_url
@@ -90,10 +89,10 @@ def _ensure_queue(settings: Settings, visibility_timeout: timedelta | None) -> s
     sqs = boto3_client("sqs", settings)
     # CreateQueue is idempotent for identical attributes, so no existence check is needed.
     dlq_url = sqs.create_queue(QueueName=f"{settings.queue_name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    attributes = {
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    attributes: dict[QueueAttributeNameType, str] = {
         "RedrivePolicy": json.dumps(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
         )

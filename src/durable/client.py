@@ -8,7 +8,6 @@ Every write is validated first and stores nothing on bad input: an unknown task 
 from __future__ import annotations
 
 import builtins
-
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -322,5 +321,3 @@ class Client:
             error=cp.error,
             wake_at=cp.wake_at,
         )
-
-

@@ -53,7 +53,7 @@ class AttemptEnvironment(Protocol):
         """The run's inbox in arrival order."""
 
 
-class Suspend(BaseException):  # noqa: N818 - control flow, not an error
+class Suspend(BaseException):
     """Unwinds the task to the executor with an outcome. Never catch it."""
 
     def __init__(self, outcome: AnyOutcome) -> None:

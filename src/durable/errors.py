@@ -1,19 +1,19 @@
 """Every public exception of `durable`, stdlib only.
 
-    DurableError                      base of everything raised by the library
-    ├── NonRetryableError             raised by user code: fail now, skip the retry budget
-    ├── NonDeterminismError           replay asked for another operation than the log holds
-    ├── WaitTimeout                   wait_for_event ran out of time
-    ├── RunCancelled                  the run was cancelled while it ran
-    ├── StepFailedError               a step failed for good; carries the original type and message
-    ├── TaskFailedError               Client.wait / RunHandle.result on a run that did not complete
-    ├── InputError                    bad input from a caller; nothing was stored
-    │   ├── UnknownTaskError          no task registered under that id
-    │   ├── PayloadValidationError    the payload does not fit the task's annotation
-    │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
-    ├── RunNotFoundError              no run with that id
-    ├── RunFinishedError              the run has ended: it takes no more events or cancels
-    └── ConflictError                 a conditional write lost: another invocation owns the run
+DurableError                      base of everything raised by the library
+├── NonRetryableError             raised by user code: fail now, skip the retry budget
+├── NonDeterminismError           replay asked for another operation than the log holds
+├── WaitTimeout                   wait_for_event ran out of time
+├── RunCancelled                  the run was cancelled while it ran
+├── StepFailedError               a step failed for good; carries the original type and message
+├── TaskFailedError               Client.wait / RunHandle.result on a run that did not complete
+├── InputError                    bad input from a caller; nothing was stored
+│   ├── UnknownTaskError          no task registered under that id
+│   ├── PayloadValidationError    the payload does not fit the task's annotation
+│   └── PayloadTooLargeError      over Lambda's 6 MB request limit
+├── RunNotFoundError              no run with that id
+├── RunFinishedError              the run has ended: it takes no more events or cancels
+└── ConflictError                 a conditional write lost: another invocation owns the run
 """
 
 from __future__ import annotations

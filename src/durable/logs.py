@@ -41,7 +41,7 @@ class RunLogger:
     def _emit(self, level: str, message: str, **kwargs: Any) -> None:
         if self._ctx.is_replaying and self._ctx.current_step is None:
             return
-        getattr(library_logger(), level)(message, stacklevel=3, **self._keys(), **kwargs)
+        getattr(library_logger(), level)(message, stacklevel=4, **self._keys(), **kwargs)
 
     def debug(self, message: str, **kwargs: Any) -> None:
         self._emit("debug", message, **kwargs)

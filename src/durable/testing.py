@@ -11,7 +11,6 @@ SQS would redeliver it after the visibility timeout.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -32,7 +31,7 @@ from durable.worker import Handled, Worker, WorkerConfig
 Backend = Literal["memory", "moto"]
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it is a crash, not an error
+class SimulatedCrash(BaseException):
     """Raise from a step to kill the invocation, as a power cut or `os._exit` would."""
 
 

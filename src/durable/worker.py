@@ -121,9 +121,7 @@ class Worker:
         self.registry = registry
         self.config = config or WorkerConfig()
 
-    def handle(
-        self, message: WakeUp, time_left: Callable[[], timedelta] | None = None
-    ) -> Handled:
+    def handle(self, message: WakeUp, time_left: Callable[[], timedelta] | None = None) -> Handled:
         """Process one wake-up; returns what was done. Raises only on infrastructure errors."""
         run = self.store.get_run(message.run_id)
         if run is None:
@@ -260,9 +258,7 @@ class Worker:
 
     def _send_timer(self, run_id: str, wake_at: datetime, token: str | None) -> None:
         delay = max(wake_at - self.clock.now(), timedelta(0))
-        self.queue.send(
-            WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay)
-        )
+        self.queue.send(WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay))
 
     def _recheck_inbox(self, run_id: str, name: str, environment: _RunEnvironment) -> None:
         """An event may have landed after the attempt read the inbox: wake the run for it.

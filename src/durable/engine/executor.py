@@ -72,7 +72,7 @@ def execute_attempt(
     except Suspend as suspension:
         return suspension.outcome
     except Exception as exc:
-        return _attempt_failed(definition, ctx, view, exc, clock)
+        return _attempt_failed(definition, ctx, view, exc, clock, run_deadline)
     finally:
         current_context.reset(token)
     if ctx.divergence is not None:
@@ -95,7 +95,9 @@ def _diverged(error: NonDeterminismError) -> Failed:
 
 
 def _cancelled() -> Failed:
-    return Failed(ErrorInfo(type="RunCancelled", message="the run was cancelled"), RunStatus.CANCELLED)
+    return Failed(
+        ErrorInfo(type="RunCancelled", message="the run was cancelled"), RunStatus.CANCELLED
+    )
 
 
 def _attempt_failed(
@@ -104,6 +106,7 @@ def _attempt_failed(
     view: HistoryView,
     exc: Exception,
     clock: Clock,
+    run_deadline: datetime | None,
 ) -> AnyOutcome:
     """The task raised: retry the attempt later, or fail the run for good."""
     if ctx.divergence is not None or isinstance(exc, NonDeterminismError):
@@ -136,4 +139,5 @@ def _attempt_failed(
         ctx.append_raw(checkpoint)
     except Suspend as suspension:
         return suspension.outcome
-    return Suspended(RunStatus.RETRYING, retry_at, attempt=view.attempt + 1)
+    wake_at = retry_at if run_deadline is None else min(retry_at, run_deadline)
+    return Suspended(RunStatus.RETRYING, wake_at, attempt=view.attempt + 1)

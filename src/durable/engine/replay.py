@@ -92,9 +92,10 @@ class HistoryView:
     def check_finished(self, requested: int) -> None:
         """Raise if the view holds positions the code never asked for."""
         if self.length > requested:
-            first = self._by_position.get(requested) or self._by_position[
-                min(p for p in self._by_position if p >= requested)
-            ]
+            first = (
+                self._by_position.get(requested)
+                or self._by_position[min(p for p in self._by_position if p >= requested)]
+            )
             entry = first[0]
             raise NonDeterminismError(
                 self.run_id,
