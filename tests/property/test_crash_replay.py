@@ -1,0 +1,123 @@
+"""Property: random programs x random crash points end exactly as an uncrashed run does.
+
+A program is a random sequence of durable operations (steps, flaky steps with retries,
+sleeps, recorded values, waits for events sent up front, and one task-level failure).
+Each step may crash its invocation (a `SimulatedCrash`, like a power cut) before or after
+its side effect, on its first execution only. Whatever the crashes, the run completes
+with the same result as the uncrashed run, every side effect happened, and a side effect
+ran twice only when its own invocation died after it and before its checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from durable import Context, RetryPolicy, RunStatus, TaskRegistry, task
+from durable.testing import SimulatedCrash, TestEnvironment
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # step | flaky | sleep | value | wait | fail_task
+    crash: str  # none | before | after  (steps only)
+    amount: int
+
+
+ops = st.builds(
+    Op,
+    kind=st.sampled_from(["step", "step", "flaky", "sleep", "value", "wait", "fail_task"]),
+    crash=st.sampled_from(["none", "none", "before", "after"]),
+    amount=st.integers(min_value=1, max_value=3),
+)
+
+
+class World:
+    """Side effects of the program, and which crashes are still to happen."""
+
+    def __init__(self, program: list[Op], crashes: bool) -> None:
+        self.effects: Counter[str] = Counter()
+        self.pending_crashes = {
+            index: op.crash for index, op in enumerate(program) if crashes and op.crash != "none"
+        }
+        self.flaky_failures: Counter[int] = Counter()
+        self.task_failed: set[int] = set()
+
+    def effect(self, index: int, kind: str) -> int:
+        crash = self.pending_crashes.pop(index, "none")
+        if crash == "before":
+            raise SimulatedCrash(f"crash before op {index}")
+        self.effects[f"{kind}-{index}"] += 1
+        if crash == "after":
+            raise SimulatedCrash(f"crash after op {index}")
+        return index * 10
+
+    def flaky(self, index: int, failures: int) -> int:
+        if self.flaky_failures[index] < failures:
+            self.flaky_failures[index] += 1
+            raise ConnectionError(f"op {index} flaked")
+        return self.effect(index, "flaky")
+
+
+def build(registry: TaskRegistry, program: list[Op], world: World) -> None:
+    @task(
+        id="program", registry=registry, retry=RetryPolicy(max_attempts=16)
+    )  # > one failure per op
+    def run_program(ctx: Context, payload: None) -> list[Any]:
+        results: list[Any] = []
+        for index, op in enumerate(program):
+            if op.kind == "step":
+                results.append(ctx.step(f"step-{index}", world.effect, index, "step"))
+            elif op.kind == "flaky":
+                policy = RetryPolicy(max_attempts=op.amount + 1, min_delay=timedelta(seconds=1))
+                results.append(
+                    ctx.step(f"flaky-{index}", world.flaky, index, op.amount, retry=policy)
+                )
+            elif op.kind == "sleep":
+                ctx.sleep(f"sleep-{index}", timedelta(minutes=op.amount * 7))
+            elif op.kind == "value":
+                results.append(ctx.uuid4().hex[:0] + "value")
+            elif op.kind == "wait":
+                results.append(ctx.wait_for_event(f"event-{index}"))
+            elif op.kind == "fail_task" and index not in world.task_failed:
+                world.task_failed.add(index)
+                raise RuntimeError(f"task failed at op {index}")
+        return results
+
+
+def execute(program: list[Op], crashes: bool) -> tuple[Any, World, TestEnvironment]:
+    registry = TaskRegistry()
+    world = World(program, crashes)
+    build(registry, program, world)
+    with TestEnvironment(registry=registry, lease=timedelta(minutes=1)) as env:
+        run = env.trigger("program")
+        for index, op in enumerate(program):
+            if op.kind == "wait":
+                env.send_event(run.run_id, f"event-{index}", {"event": index})
+        info = env.run_until_complete(run.run_id)
+        assert info.status == RunStatus.COMPLETED, info.error
+        return info.result, world, env
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(program=st.lists(ops, min_size=1, max_size=12))
+def test_crashes_change_nothing_but_duplicate_unsaved_effects(program: list[Op]) -> None:
+    expected, clean_world, _ = execute(program, crashes=False)
+    result, world, env = execute(program, crashes=True)
+
+    assert result == expected
+    assert set(world.effects) == set(clean_world.effects)
+    for index, op in enumerate(program):
+        for name in (f"step-{index}", f"flaky-{index}"):
+            if name in world.effects:
+                allowed = 2 if op.crash == "after" else 1
+                assert world.effects[name] <= allowed, (name, world.effects[name])
+    crashing = sum(
+        1 for op in program if op.kind in ("step", "flaky") and op.crash in ("before", "after")
+    )
+    assert env.crashes <= crashing
