@@ -50,9 +50,7 @@ class MemoryRunStore:
             raise RunNotFoundError(run_id)
         return run
 
-    def acquire_lease(
-        self, run_id: str, owner: str, now: datetime, expires: datetime
-    ) -> RunRecord:
+    def acquire_lease(self, run_id: str, owner: str, now: datetime, expires: datetime) -> RunRecord:
         with self._lock:
             run = self._require(run_id)
             if run.status.is_terminal:

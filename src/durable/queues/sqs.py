@@ -1,0 +1,117 @@
+"""`SQSWakeQueue`: the `WakeQueue` port on an SQS standard queue.
+
+SQS delivers at least once, possibly late, twice or out of order; consumers are idempotent
+(see `durable.queues.base`). A delay is sent as `DelaySeconds`, rounded up to whole seconds
+so a message never arrives before it is due; SQS caps it at 15 minutes and so does `send`
+(a longer delay raises `ValueError`, as the memory queue does).
+
+The body is `WakeUp.to_json()`; `run_id` and `reason` are also sent as message attributes,
+so consumers and the console can filter without parsing. botocore errors become
+`DurableError`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from durable.aws import boto3_client
+from durable.errors import DurableError
+from durable.queues.base import SQS_MAX_DELAY
+from durable.records import WakeUp
+from durable.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        MessageAttributeValueTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
+
+# SendMessageBatch takes at most ten entries.
+_BATCH = 10
+
+
+class SQSWakeQueue:
+    """Sends wake-ups to one SQS queue."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self._queue_url = queue_url
+        self._client = client if client is not None else boto3_client("sqs", get_settings())
+        self._lock = threading.Lock()
+        self.sent = 0  # messages accepted by SQS, counted for tests and benchmarks
+
+    @property
+    def queue_url(self) -> str:
+        return self._queue_url
+
+    @property
+    def max_delay(self) -> timedelta:
+        return SQS_MAX_DELAY
+
+    def send(self, message: WakeUp, delay: timedelta = timedelta(0)) -> None:
+        delay_seconds = _delay_seconds(delay)
+        try:
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=message.to_json(),
+                DelaySeconds=delay_seconds,
+                MessageAttributes=_attributes(message),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise DurableError(f"SQS refused the wake-up for run {message.run_id}: {exc}") from exc
+        self._count(1)
+
+    def send_many(self, messages: Iterable[WakeUp], delay: timedelta = timedelta(0)) -> None:
+        """Send every message with the same delay, ten per request.
+
+        Raises `DurableError` naming the runs whose messages SQS did not accept; the others
+        were sent (a re-send is harmless: consumers are idempotent).
+        """
+        delay_seconds = _delay_seconds(delay)
+        pending = list(messages)
+        failed: list[str] = []
+        for start in range(0, len(pending), _BATCH):
+            batch = pending[start : start + _BATCH]
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                {
+                    "Id": str(index),
+                    "MessageBody": message.to_json(),
+                    "DelaySeconds": delay_seconds,
+                    "MessageAttributes": _attributes(message),
+                }
+                for index, message in enumerate(batch)
+            ]
+            try:
+                response = self._client.send_message_batch(
+                    QueueUrl=self._queue_url, Entries=entries
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise DurableError(f"SQS refused a batch of {len(batch)} wake-ups: {exc}") from exc
+            self._count(len(response.get("Successful", [])))
+            failed.extend(batch[int(entry["Id"])].run_id for entry in response.get("Failed", []))
+        if failed:
+            raise DurableError(f"SQS did not accept the wake-ups of runs {failed}")
+
+    def _count(self, sent: int) -> None:
+        with self._lock:
+            self.sent += sent
+
+
+def _delay_seconds(delay: timedelta) -> int:
+    if delay > SQS_MAX_DELAY:
+        raise ValueError(f"delay {delay} exceeds the queue's maximum {SQS_MAX_DELAY}")
+    # Round up: a wake-up may come late, never early.
+    return max(0, min(math.ceil(delay.total_seconds()), int(SQS_MAX_DELAY.total_seconds())))
+
+
+def _attributes(message: WakeUp) -> dict[str, MessageAttributeValueTypeDef]:
+    return {
+        "run_id": {"DataType": "String", "StringValue": message.run_id},
+        "reason": {"DataType": "String", "StringValue": str(message.reason)},
+    }

@@ -1,0 +1,274 @@
+"""The one DynamoDB table behind `DynamoDBRunStore`, as PynamoDB models.
+
+Layout (single table, `pk` hash key, `sk` range key):
+
+    pk                       sk                  item
+    RUN#<run_id>             RUN                 the run record (head item)
+    RUN#<run_id>             CP#<seq:010d>       one checkpoint, the log slot `seq`
+    RUN#<run_id>             INBOX#<inbox_id>    one event waiting to be consumed
+    IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
+
+Global secondary indexes, all projecting every attribute and all sparse (only run items carry
+their keys, so checkpoints, inbox and idempotency items never appear in them):
+
+    by-task    task_id     + created_key (= run_id, which sorts by creation time)
+    by-status  status      + created_key
+    all-runs   list_pk     + created_key  (list_pk is the constant "RUN")
+    due        wake_shard  + wake_at      (wake_shard is "WAKE" while the run is not terminal;
+                                           an item enters an index only when it carries both
+                                           keys, so the index holds exactly the non-terminal
+                                           runs that have a wake_at)
+
+Timestamps are stored as PynamoDB's fixed-width UTC strings
+(`2030-01-01T00:00:00.000000+0000`), which sort as they compare, so range conditions on
+`wake_at` and `lease_expires` are plain string comparisons.
+
+PynamoDB keeps the table name on the model class, so `make_models` builds (once, cached) one
+set of subclasses per (table, region, endpoint); the attributes and indexes live on the
+module-level bases, and PynamoDB copies the indexes onto every subclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    MapAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+RUN_SK = "RUN"
+IDEM_SK = "IDEM"
+CHECKPOINT_PREFIX = "CP#"
+INBOX_PREFIX = "INBOX#"
+LIST_PK = "RUN"
+WAKE_SHARD = "WAKE"
+
+TASK_INDEX = "by-task"
+STATUS_INDEX = "by-status"
+ALL_RUNS_INDEX = "all-runs"
+DUE_INDEX = "due"
+
+
+def run_pk(run_id: str) -> str:
+    return f"RUN#{run_id}"
+
+
+def checkpoint_sk(seq: int) -> str:
+    return f"{CHECKPOINT_PREFIX}{seq:010d}"
+
+
+def inbox_sk(inbox_id: str) -> str:
+    return f"{INBOX_PREFIX}{inbox_id}"
+
+
+def idempotency_pk(task_id: str, key: str) -> str:
+    # Escape '#' in the task id so that ("a#b", "c") and ("a", "b#c") never share an item.
+    escaped = task_id.replace("%", "%25").replace("#", "%23")
+    return f"IDEM#{escaped}#{key}"
+
+
+class ErrorMap(MapAttribute[str, Any]):
+    """`ErrorInfo` as a DynamoDB map."""
+
+    type_name = UnicodeAttribute(attr_name="type")
+    message = UnicodeAttribute()
+    traceback = UnicodeAttribute(null=True)
+
+
+class TaskIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = TASK_INDEX
+        projection = AllProjection()
+
+    task_id = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class StatusIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = STATUS_INDEX
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class AllRunsIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = ALL_RUNS_INDEX
+        projection = AllProjection()
+
+    list_pk = UnicodeAttribute(hash_key=True)
+    created_key = UnicodeAttribute(range_key=True)
+
+
+class DueIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = DUE_INDEX
+        projection = AllProjection()
+
+    wake_shard = UnicodeAttribute(hash_key=True)
+    wake_at = UTCDateTimeAttribute(range_key=True)
+
+
+class RunItem(Model):
+    """The head item of a run: every `RunRecord` field plus the index keys."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    run_id = UnicodeAttribute()
+    task_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    payload = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    attempt = NumberAttribute()
+    started_at = UTCDateTimeAttribute(null=True)
+    finished_at = UTCDateTimeAttribute(null=True)
+    result = UnicodeAttribute(null=True)
+    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
+    idempotency_key = UnicodeAttribute(null=True)
+    task_version = UnicodeAttribute()
+    code_version = UnicodeAttribute()
+    wake_at = UTCDateTimeAttribute(null=True)
+    wake_token = UnicodeAttribute(null=True)
+    waiting_for = UnicodeAttribute(null=True)
+    lease_owner = UnicodeAttribute(null=True)
+    lease_expires = UTCDateTimeAttribute(null=True)
+    checkpoints = NumberAttribute()
+    cancel_requested = BooleanAttribute()
+    parent_run_id = UnicodeAttribute(null=True)
+    tags: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
+
+    # Index keys, derived from the fields above by the store.
+    created_key = UnicodeAttribute()
+    list_pk = UnicodeAttribute()
+    wake_shard = UnicodeAttribute(null=True)
+
+    task_index = TaskIndex()
+    status_index = StatusIndex()
+    all_runs_index = AllRunsIndex()
+    due_index = DueIndex()
+
+
+class CheckpointItem(Model):
+    """One slot of a run's log."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    seq = NumberAttribute()
+    kind = UnicodeAttribute()
+    op = NumberAttribute()
+    name = UnicodeAttribute()
+    task_attempt = NumberAttribute()
+    at = UTCDateTimeAttribute()
+    step_attempt = NumberAttribute()
+    value = UnicodeAttribute(null=True)
+    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
+    # Not `wake_at`: a checkpoint must never look like a run to the due index.
+    cp_wake_at = UTCDateTimeAttribute(null=True)
+
+
+class InboxItem(Model):
+    """An event delivered to a run and not yet consumed."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    run_id = UnicodeAttribute()
+    inbox_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    data = UnicodeAttribute()
+    received_at = UTCDateTimeAttribute()
+
+
+class IdempotencyItem(Model):
+    """Claims (task_id, idempotency key) for the first run created under it."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    run_id = UnicodeAttribute()
+
+
+@dataclass(frozen=True, slots=True)
+class TableModels:
+    """The model classes bound to one table."""
+
+    table_name: str
+    region: str
+    endpoint_url: str | None
+    run: type[RunItem]
+    checkpoint: type[CheckpointItem]
+    inbox: type[InboxItem]
+    idempotency: type[IdempotencyItem]
+    connection: Connection  # shared by every model above; transactions use it too
+
+
+def _meta(table_name: str, region: str, endpoint_url: str | None) -> Any:
+    """A PynamoDB `Meta` class (typed Any: PynamoDB declares it as a protocol)."""
+    return type(
+        "Meta",
+        (),
+        {
+            "table_name": table_name,
+            "region": region,
+            "host": endpoint_url,
+            "billing_mode": "PAY_PER_REQUEST",
+        },
+    )
+
+
+@lru_cache(maxsize=16)
+def make_models(table_name: str, region: str, endpoint_url: str | None = None) -> TableModels:
+    """Model classes for `table_name` in `region`, talking to `endpoint_url` when given.
+
+    Cached: every store on the same table shares the classes and their connection.
+    """
+
+    class BoundRunItem(RunItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
+    class BoundCheckpointItem(CheckpointItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
+    class BoundInboxItem(InboxItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
+    class BoundIdempotencyItem(IdempotencyItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
+    # One connection (one botocore client per thread) for all four models: each client costs
+    # tens of milliseconds to build, which a Lambda cold start pays. The run model's schema is
+    # the table's (it declares the indexes), so its connection serves every item type.
+    table_connection = BoundRunItem._get_connection()
+    for model in (BoundCheckpointItem, BoundInboxItem, BoundIdempotencyItem):
+        model._connection = table_connection
+    return TableModels(
+        table_name=table_name,
+        region=region,
+        endpoint_url=endpoint_url,
+        run=BoundRunItem,
+        checkpoint=BoundCheckpointItem,
+        inbox=BoundInboxItem,
+        idempotency=BoundIdempotencyItem,
+        connection=table_connection.connection,
+    )
+
+
+def create_table(table_name: str, region: str, endpoint_url: str | None = None) -> None:
+    """Create the table with its indexes (on-demand billing) unless it exists; waits for it."""
+    models = make_models(table_name, region, endpoint_url)
+    # The run model carries every index, so its schema is the table's schema.
+    models.run.create_table(billing_mode="PAY_PER_REQUEST", wait=True)

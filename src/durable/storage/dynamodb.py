@@ -1,0 +1,539 @@
+"""`DynamoDBRunStore`: the `RunStore` port on one DynamoDB table, through PynamoDB.
+
+Behaves exactly like `MemoryRunStore` (both pass `tests/contract`); the table layout is in
+`durable.storage._tables`. Every state change is one conditional write, so DynamoDB itself
+arbitrates between racing invocations:
+
+    worker A                          DynamoDB                          worker B
+    load_history -> 7 entries                                           load_history -> 7 entries
+    put CP#0000000008  ─────────────► attribute_not_exists(sk): ok
+                                      attribute_not_exists(sk): fails ◄─ put CP#0000000008
+                                                                        ConflictError: B stops
+
+- `create_run` with an idempotency key is one transaction (run item + claim item, both
+  `attribute_not_exists`); when it is cancelled, the claim is read back and its run returned.
+  It is the only transaction: transactions touch only items no worker writes yet, so they
+  never make a worker's own write fail with `TransactionConflict`.
+- `put_inbox` checks that the run exists, then makes one conditional put (never overwrites).
+- `append_checkpoint` is exactly one conditional put. It does not check that the run exists
+  (that would take a second read or a transaction on the hot path); the worker only appends
+  to runs it has leased.
+- `acquire_lease` and `update_run` are one conditional `UpdateItem` returning the new item;
+  only when the condition fails is the run read again, to tell "no such run" from "conflict".
+- `update_run` keeps the index keys in step: `status` feeds the status index, and
+  `wake_shard` is present exactly while the status is not terminal (see `_tables`).
+- Listings read the global secondary indexes, which are eventually consistent in AWS:
+  a run created a moment ago may be missing from `list_runs`/`due_runs` for a moment.
+  `get_run`, `load_history` and `list_inbox` read strongly consistent.
+
+Nothing but `durable.errors` escapes: PynamoDB and botocore errors are translated here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.pagination import ResultIterator
+from pynamodb.transactions import TransactWrite
+
+from durable.aws import endpoint_url, region_name
+from durable.errors import ConflictError, DurableError, InputError, RunNotFoundError
+from durable.records import (
+    TERMINAL_STATUSES,
+    Checkpoint,
+    CheckpointKind,
+    ErrorInfo,
+    InboxEvent,
+    RunRecord,
+    RunStatus,
+)
+from durable.settings import Settings
+from durable.storage import _tables
+from durable.storage._tables import (
+    CheckpointItem,
+    ErrorMap,
+    InboxItem,
+    RunItem,
+    TableModels,
+    make_models,
+)
+from durable.storage.base import RunPage
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_LIVE_STATUSES = sorted(str(status) for status in RunStatus if status not in TERMINAL_STATUSES)
+# Fields `update_run` may change: every RunRecord field but the key.
+_UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id"}
+# A transaction cancelled only because it raced another transaction may simply be retried.
+_TRANSACTION_ATTEMPTS = 3
+
+
+class DynamoDBRunStore:
+    """Runs, logs and inboxes in one DynamoDB table (see `durable.storage._tables`).
+
+    `page_size` caps the items per query request (DynamoDB's own cap is 1 MB); the store
+    always pages through to the end, so it only matters for tests and tuning.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        region: str = "us-east-1",
+        endpoint_url: str | None = None,
+        page_size: int | None = None,
+    ) -> None:
+        self._models: TableModels = make_models(table_name, region, endpoint_url)
+        self._page_size = page_size
+        self._lock = threading.Lock()
+        self.writes = 0  # successful write requests, counted for tests and benchmarks
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DynamoDBRunStore:
+        return cls(
+            settings.table_name,
+            region=region_name(settings),
+            endpoint_url=endpoint_url(settings, "dynamodb"),
+        )
+
+    @property
+    def table_name(self) -> str:
+        return self._models.table_name
+
+    def _wrote(self) -> None:
+        with self._lock:
+            self.writes += 1
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
+        item = self._run_item(run)
+        run_model = self._models.run
+        if run.idempotency_key is None:
+            with _translated("create_run"):
+                try:
+                    item.save(condition=run_model.pk.does_not_exist())
+                except PynamoDBException as exc:
+                    if exc.cause_response_code == _CONDITION_FAILED:
+                        raise ConflictError(f"run {run.run_id} exists") from exc
+                    raise
+            self._wrote()
+            return run, True
+
+        idem_model = self._models.idempotency
+        claim = idem_model(
+            pk=_tables.idempotency_pk(run.task_id, run.idempotency_key),
+            sk=_tables.IDEM_SK,
+            run_id=run.run_id,
+        )
+        with _translated("create_run"):
+            for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
+                try:
+                    with TransactWrite(connection=self._models.connection) as transaction:
+                        transaction.save(item, condition=run_model.pk.does_not_exist())
+                        transaction.save(claim, condition=idem_model.pk.does_not_exist())
+                except TransactWriteError as exc:
+                    existing = self._claimed_run(claim.pk)
+                    if existing is not None:
+                        return existing, False
+                    codes = {reason.code for reason in exc.cancellation_reasons if reason}
+                    if "TransactionConflict" in codes and attempt < _TRANSACTION_ATTEMPTS:
+                        continue  # raced a transaction that did not commit; try again
+                    raise ConflictError(
+                        f"run {run.run_id} was not created: {exc.cause_response_message}"
+                    ) from exc
+                self._wrote()
+                return run, True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _claimed_run(self, claim_pk: str) -> RunRecord | None:
+        """The run an idempotency claim points to, if the claim exists."""
+        idem_model = self._models.idempotency
+        try:
+            claim = idem_model.get(claim_pk, _tables.IDEM_SK, consistent_read=True)
+        except idem_model.DoesNotExist:
+            return None
+        return self.get_run(claim.run_id)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        run_model = self._models.run
+        with _translated("get_run"):
+            try:
+                item = run_model.get(_tables.run_pk(run_id), _tables.RUN_SK, consistent_read=True)
+            except run_model.DoesNotExist:
+                return None
+        return _run_record(item)
+
+    def acquire_lease(self, run_id: str, owner: str, now: datetime, expires: datetime) -> RunRecord:
+        m = self._models.run
+        lease_free = (
+            m.lease_owner.does_not_exist()
+            | m.lease_expires.does_not_exist()
+            | (m.lease_expires <= now)
+        )
+        condition = m.pk.exists() & m.status.is_in(*_LIVE_STATUSES) & lease_free
+        actions: list[Action] = [
+            m.status.set(str(RunStatus.RUNNING)),
+            m.lease_owner.set(owner),
+            m.lease_expires.set(expires),
+            m.wake_at.set(expires),
+            m.wake_shard.set(_tables.WAKE_SHARD),
+            m.updated_at.set(now),
+            m.started_at.set(m.started_at | now),  # if_not_exists: the first start stays
+        ]
+        return self._conditional_update(run_id, actions, condition, "is leased or finished")
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect_owner: str | None = None,
+        expect_status: Collection[RunStatus] | None = None,
+    ) -> RunRecord:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise TypeError(f"update_run cannot change {sorted(unknown)}")
+        m = self._models.run
+        condition = m.pk.exists()
+        if expect_owner is not None:
+            condition &= m.lease_owner == expect_owner
+        if expect_status is not None:
+            if not expect_status:
+                # No status can match an empty set; DynamoDB rejects an empty IN list.
+                self._require(run_id)
+                raise ConflictError(f"run {run_id}: no status is expected")
+            condition &= m.status.is_in(*sorted(str(status) for status in expect_status))
+        actions = _update_actions(m, changes) or [m.run_id.set(run_id)]
+        return self._conditional_update(run_id, actions, condition, "did not match")
+
+    def _conditional_update(
+        self, run_id: str, actions: list[Action], condition: Condition, why: str
+    ) -> RunRecord:
+        m = self._models.run
+        item = m(_tables.run_pk(run_id), _tables.RUN_SK)
+        with _translated("update_run"):
+            try:
+                item.update(actions=actions, condition=condition)
+            except PynamoDBException as exc:
+                if exc.cause_response_code == _CONDITION_FAILED:
+                    # Re-read only on conflict: was the run missing, or its state not as expected?
+                    current = self._require(run_id)
+                    raise ConflictError(
+                        f"run {run_id} ({current.status}, lease {current.lease_owner}) {why}"
+                    ) from exc
+                raise
+        self._wrote()
+        return _run_record(item)
+
+    def _require(self, run_id: str) -> RunRecord:
+        run = self.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return run
+
+    def _run_item(self, run: RunRecord) -> RunItem:
+        item = self._models.run(_tables.run_pk(run.run_id), _tables.RUN_SK)
+        for name in _UPDATABLE | {"run_id"}:
+            value = _attribute_value(name, getattr(run, name))
+            if value is not None:
+                setattr(item, name, value)
+        item.created_key = run.run_id
+        item.list_pk = _tables.LIST_PK
+        if not run.status.is_terminal:
+            item.wake_shard = _tables.WAKE_SHARD
+        return item
+
+    # -- the log ------------------------------------------------------------------------
+
+    def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None:
+        cp_model = self._models.checkpoint
+        item = cp_model(
+            _tables.run_pk(run_id),
+            _tables.checkpoint_sk(checkpoint.seq),
+            seq=checkpoint.seq,
+            kind=str(checkpoint.kind),
+            op=checkpoint.op,
+            name=checkpoint.name,
+            task_attempt=checkpoint.task_attempt,
+            at=checkpoint.at,
+            step_attempt=checkpoint.step_attempt,
+            value=checkpoint.value,
+            error=_error_map(checkpoint.error),
+            cp_wake_at=checkpoint.wake_at,
+        )
+        with _translated("append_checkpoint"):
+            try:
+                item.save(condition=cp_model.sk.does_not_exist())
+            except PynamoDBException as exc:
+                if exc.cause_response_code == _CONDITION_FAILED:
+                    raise ConflictError(
+                        f"run {run_id}: log slot {checkpoint.seq} is taken"
+                    ) from exc
+                raise
+        self._wrote()
+
+    def load_history(self, run_id: str) -> list[Checkpoint]:
+        cp_model = self._models.checkpoint
+        with _translated("load_history"):
+            items = cp_model.query(
+                _tables.run_pk(run_id),
+                cp_model.sk.startswith(_tables.CHECKPOINT_PREFIX),
+                consistent_read=True,
+                page_size=self._page_size,
+            )
+            return [_checkpoint(item) for item in items]
+
+    # -- inbox --------------------------------------------------------------------------
+
+    def put_inbox(self, event: InboxEvent) -> None:
+        inbox_model = self._models.inbox
+        # A read, then one conditional put. Not a transaction with a condition check on the
+        # run item: that would make the worker's own writes to the run item fail with
+        # TransactionConflict while an event is being stored. Runs are never deleted, so the
+        # run cannot vanish between the two requests.
+        self._require(event.run_id)
+        item = inbox_model(
+            _tables.run_pk(event.run_id),
+            _tables.inbox_sk(event.inbox_id),
+            run_id=event.run_id,
+            inbox_id=event.inbox_id,
+            name=event.name,
+            data=event.data,
+            received_at=event.received_at,
+        )
+        with _translated("put_inbox"):
+            try:
+                item.save(condition=inbox_model.sk.does_not_exist())
+            except PynamoDBException as exc:
+                if exc.cause_response_code == _CONDITION_FAILED:
+                    raise ConflictError(
+                        f"run {event.run_id}: inbox event {event.inbox_id} exists"
+                    ) from exc
+                raise
+        self._wrote()
+
+    def list_inbox(self, run_id: str) -> list[InboxEvent]:
+        inbox_model = self._models.inbox
+        with _translated("list_inbox"):
+            items = inbox_model.query(
+                _tables.run_pk(run_id),
+                inbox_model.sk.startswith(_tables.INBOX_PREFIX),
+                consistent_read=True,
+                page_size=self._page_size,
+            )
+            return [_inbox_event(item) for item in items]
+
+    # -- listings -----------------------------------------------------------------------
+
+    def list_runs(
+        self,
+        *,
+        task_id: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        m = self._models.run
+        start = _decode_cursor(cursor)
+        # One more than asked for, to learn whether another page exists.
+        page_size = limit + 1
+        with _translated("list_runs", caller_input=True):
+            if task_id is not None:
+                items = m.task_index.query(
+                    task_id,
+                    filter_condition=(m.status == str(status)) if status is not None else None,
+                    scan_index_forward=False,
+                    last_evaluated_key=start,
+                    page_size=page_size,
+                )
+            elif status is not None:
+                items = m.status_index.query(
+                    str(status),
+                    scan_index_forward=False,
+                    last_evaluated_key=start,
+                    page_size=page_size,
+                )
+            else:
+                items = m.all_runs_index.query(
+                    _tables.LIST_PK,
+                    scan_index_forward=False,
+                    last_evaluated_key=start,
+                    page_size=page_size,
+                )
+            runs, next_key = _take(items, limit)
+        return RunPage(runs=runs, next_cursor=_encode_cursor(next_key))
+
+    def due_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+        m = self._models.run
+        with _translated("due_runs"):
+            items = m.due_index.query(
+                _tables.WAKE_SHARD,
+                m.wake_at <= before,
+                scan_index_forward=True,
+                limit=limit,
+                page_size=min(limit, self._page_size or limit),
+            )
+            return [_run_record(item) for item in items]
+
+
+# -- translation between records and items ---------------------------------------------
+
+
+@contextmanager
+def _translated(operation: str, *, caller_input: bool = False) -> Iterator[None]:
+    """Turn whatever PynamoDB or botocore raises into a `DurableError`.
+
+    With `caller_input`, a request DynamoDB rejects as invalid is the caller's fault (a
+    cursor from another listing, say) and becomes an `InputError`.
+    """
+    try:
+        yield
+    except DurableError:
+        raise
+    except (PynamoDBException, BotoCoreError, ClientError) as exc:
+        code = getattr(exc, "cause_response_code", None)
+        if caller_input and code == "ValidationException":
+            raise InputError(f"DynamoDB rejected {operation}: {exc}") from exc
+        raise DurableError(f"DynamoDB {operation} failed: {exc}") from exc
+
+
+def _take(items: ResultIterator[RunItem], limit: int) -> tuple[list[RunRecord], Any]:
+    """Up to `limit` runs and, when more follow, the key to resume after the last one."""
+    runs: list[RunRecord] = []
+    for item in items:
+        runs.append(_run_record(item))
+        if len(runs) == limit:
+            resume_at = items.last_evaluated_key
+            more = next(items, None) is not None
+            return runs, resume_at if more else None
+    return runs, None
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"invalid cursor {cursor[:40]!r}") from exc
+    if not isinstance(key, dict):
+        raise InputError(f"invalid cursor {cursor[:40]!r}")
+    return key
+
+
+def _attribute_value(name: str, value: Any) -> Any:
+    """A `RunRecord` field value as its attribute takes it; None means 'absent'."""
+    if value is None:
+        return None
+    if name == "status":
+        return str(RunStatus(value))
+    if name == "error":
+        return _error_map(value)
+    if name == "tags":
+        return dict(value) if value else None
+    return value
+
+
+def _update_actions(m: type[RunItem], changes: Mapping[str, Any]) -> list[Action]:
+    actions: list[Action] = []
+    for name, value in changes.items():
+        attribute = getattr(m, name)
+        stored = _attribute_value(name, value)
+        actions.append(attribute.remove() if stored is None else attribute.set(stored))
+    if "status" in changes:
+        # The due index holds non-terminal runs only: its hash key follows the status.
+        if RunStatus(changes["status"]).is_terminal:
+            actions.append(m.wake_shard.remove())
+        else:
+            actions.append(m.wake_shard.set(_tables.WAKE_SHARD))
+    return actions
+
+
+def _error_map(error: ErrorInfo | None) -> ErrorMap | None:
+    if error is None:
+        return None
+    return ErrorMap(  # type: ignore[no-untyped-call]
+        type_name=error.type, message=error.message, traceback=error.traceback
+    )
+
+
+def _error_info(error: ErrorMap | None) -> ErrorInfo | None:
+    if error is None:
+        return None
+    return ErrorInfo(type=error.type_name, message=error.message, traceback=error.traceback)
+
+
+def _run_record(item: RunItem) -> RunRecord:
+    tags = item.tags
+    return RunRecord(
+        run_id=item.run_id,
+        task_id=item.task_id,
+        status=RunStatus(item.status),
+        payload=item.payload,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        attempt=int(item.attempt),
+        started_at=item.started_at,
+        finished_at=item.finished_at,
+        result=item.result,
+        error=_error_info(item.error),
+        idempotency_key=item.idempotency_key,
+        task_version=item.task_version,
+        code_version=item.code_version,
+        wake_at=item.wake_at,
+        wake_token=item.wake_token,
+        waiting_for=item.waiting_for,
+        lease_owner=item.lease_owner,
+        lease_expires=item.lease_expires,
+        checkpoints=int(item.checkpoints),
+        cancel_requested=bool(item.cancel_requested),
+        parent_run_id=item.parent_run_id,
+        tags={str(key): str(value) for key, value in tags.attribute_values.items()} if tags else {},
+    )
+
+
+def _checkpoint(item: CheckpointItem) -> Checkpoint:
+    return Checkpoint(
+        seq=int(item.seq),
+        kind=CheckpointKind(item.kind),
+        op=int(item.op),
+        name=item.name,
+        task_attempt=int(item.task_attempt),
+        at=item.at,
+        step_attempt=int(item.step_attempt),
+        value=item.value,
+        error=_error_info(item.error),
+        wake_at=item.cp_wake_at,
+    )
+
+
+def _inbox_event(item: InboxItem) -> InboxEvent:
+    return InboxEvent(
+        run_id=item.run_id,
+        inbox_id=item.inbox_id,
+        name=item.name,
+        data=item.data,
+        received_at=item.received_at,
+    )
