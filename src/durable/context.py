@@ -104,7 +104,7 @@ class Context:
         self._run_deadline = run_deadline
         self._position = 0
         self._next_seq = view.next_seq
-        self._replay_length = view.length
+        self._replay_length = view.furthest
         self._logger: RunLogger | None = None
         self._current_step: str | None = None
         self._consumed: dict[str, int] | None = None
@@ -116,7 +116,7 @@ class Context:
 
     @property
     def is_replaying(self) -> bool:
-        """True while the code is re-asking for operations the log already answers."""
+        """True while the code runs where an earlier invocation already ran (logs stay quiet)."""
         return self._position < self._replay_length
 
     @property

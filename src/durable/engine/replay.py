@@ -36,7 +36,15 @@ SETTLED_KINDS = frozenset(
 class HistoryView:
     """Indexes a loaded log for one attempt's replay."""
 
-    __slots__ = ("_by_position", "attempt", "attempt_failures", "horizon", "next_seq", "run_id")
+    __slots__ = (
+        "_by_position",
+        "attempt",
+        "attempt_failures",
+        "furthest",
+        "horizon",
+        "next_seq",
+        "run_id",
+    )
 
     def __init__(self, run_id: str, history: list[Checkpoint]) -> None:
         self.run_id = run_id
@@ -47,6 +55,8 @@ class HistoryView:
         for cp in history:
             if cp.op >= 0:
                 by_position[cp.op].append(cp)
+        # One past the furthest operation any attempt asked for: the code before it has run.
+        self.furthest = max(by_position, default=-1) + 1
         horizon = 0
         attempt = self.attempt
         while any(
