@@ -1,0 +1,267 @@
+"""The HTTP API (API Gateway HTTP API → Powertools resolver → `durable.Client`).
+
+    POST /tasks/{task_id}/runs           202 {"run_id", "status", "created"}
+    GET  /runs                           200 {"runs": [...], "next_cursor"}
+    GET  /runs/{run_id}                  200 the run
+    GET  /runs/{run_id}/history          200 {"run_id", "history": [...]}
+    POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
+    POST /callbacks/{token}              404 unknown_callback (callbacks are not implemented yet)
+    POST /runs/{run_id}/cancel           200 the run, now CANCELLED
+    GET  /openapi.json                   the OpenAPI document
+    GET  /                               the dashboard page
+
+`build_app(client)` makes a resolver bound to one client; `handle(event, context, client)`
+resolves one event with a resolver cached per client. Routes hold no rules of their own:
+they validate the envelope (pydantic, through the resolver's `enable_validation`), call the
+client and shape its answer. Errors are mapped in `durable.api.errors`; nothing is stored
+when a request is refused, because the client validates before it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import weakref
+from datetime import timedelta
+from functools import cache
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from durable.api.errors import error_response, parse_json_body, register_error_handlers
+from durable.api.models import (
+    CallbackRequest,
+    ErrorResponse,
+    EventRequest,
+    EventResponse,
+    HistoryEntryBody,
+    HistoryResponse,
+    RunBody,
+    RunListResponse,
+    TriggerRequest,
+    TriggerResponse,
+)
+from durable.client import Client
+from durable.records import RunStatus
+
+API_TITLE = "durable"
+API_DESCRIPTION = "Durable execution for AWS Lambda: trigger task runs and follow them."
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "malformed JSON or an invalid request (path, query or body fields)",
+    404: "no such task, run or callback",
+    409: "the run has already ended",
+    413: "the request body is over 6 MB",
+    415: "the body is not JSON",
+    422: "the payload does not fit the task's payload type",
+}
+
+
+def _responses(
+    status: int, model: type[BaseModel], description: str, *errors: int
+) -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries for a route: its success body and the error statuses it can answer."""
+    json_type = content_types.APPLICATION_JSON
+    responses: dict[int, OpenAPIResponse] = {
+        status: {"description": description, "content": {json_type: {"model": model}}}
+    }
+    for error in errors:
+        responses[error] = {
+            "description": _ERROR_DESCRIPTIONS[error],
+            "content": {json_type: {"model": ErrorResponse}},
+        }
+    return responses
+
+
+def build_app(client: Client) -> APIGatewayHttpResolver:
+    """The resolver of the HTTP API, serving `client`."""
+    app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    register_error_handlers(app)
+
+    @app.post(
+        "/tasks/<task_id>/runs",
+        status_code=202,
+        summary="Trigger a run",
+        description="Same idempotency key (for the same task) → the same run, `created: false`.",
+        responses=_responses(202, TriggerResponse, "the run", 400, 404, 413, 415, 422),
+        tags=["runs"],
+    )
+    def trigger(
+        task_id: str,
+        body: Annotated[TriggerRequest | None, Body()] = None,
+    ) -> TriggerResponse:
+        request = body or TriggerRequest()
+        delay = timedelta(seconds=request.delay_seconds) if request.delay_seconds else None
+        handle = client.trigger(
+            unquote(task_id),
+            request.payload,
+            idempotency_key=request.idempotency_key,
+            delay=delay,
+        )
+        return TriggerResponse(run_id=handle.run_id, status=handle.status, created=handle.created)
+
+    @app.get(
+        "/runs",
+        summary="List runs, newest first",
+        responses=_responses(200, RunListResponse, "a page of runs", 400),
+        tags=["runs"],
+    )
+    def list_runs(
+        task_id: Annotated[str | None, Query(description="only runs of this task")] = None,
+        status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 50,
+        cursor: Annotated[str | None, Query(description="`next_cursor` of the last page")] = None,
+    ) -> RunListResponse:
+        page = client.list(task_id=task_id, status=status, limit=limit, cursor=cursor or None)
+        return RunListResponse(
+            runs=[RunBody.of(view) for view in page.runs], next_cursor=page.next_cursor
+        )
+
+    @app.get(
+        "/runs/<run_id>",
+        summary="Get a run",
+        responses=_responses(200, RunBody, "the run", 404),
+        tags=["runs"],
+    )
+    def get_run(run_id: str) -> RunBody:
+        return RunBody.of(client.get(unquote(run_id)))
+
+    @app.get(
+        "/runs/<run_id>/history",
+        summary="A run's checkpoint log, in order",
+        responses=_responses(200, HistoryResponse, "the log", 404),
+        tags=["runs"],
+    )
+    def get_history(run_id: str) -> HistoryResponse:
+        run_id = unquote(run_id)
+        entries = client.history(run_id)
+        return HistoryResponse(run_id=run_id, history=[HistoryEntryBody.of(e) for e in entries])
+
+    @app.post(
+        "/runs/<run_id>/events/<name>",
+        status_code=202,
+        summary="Send an event to a run",
+        description="A `ctx.wait_for_event(name)` receives `data`, now or when it gets there.",
+        responses=_responses(202, EventResponse, "delivered", 400, 404, 409, 413, 415),
+        tags=["runs"],
+    )
+    def send_event(
+        run_id: str,
+        name: str,
+        body: Annotated[EventRequest | None, Body()] = None,
+    ) -> EventResponse:
+        run_id, name = unquote(run_id), unquote(name)
+        client.send_event(run_id, name, (body or EventRequest()).data)
+        return EventResponse(run_id=run_id, event=name)
+
+    @app.post(
+        "/runs/<run_id>/cancel",
+        summary="Cancel a run",
+        responses=_responses(200, RunBody, "the run, now cancelled", 404, 409),
+        tags=["runs"],
+    )
+    def cancel(run_id: str) -> RunBody:
+        return RunBody.of(client.cancel(unquote(run_id)))
+
+    @app.post(
+        "/callbacks/<token>",
+        summary="Complete a callback",
+        description="Not implemented yet: every token is unknown.",
+        responses=_responses(202, EventResponse, "never (not implemented)", 400, 404, 413, 415),
+        tags=["callbacks"],
+    )
+    def complete_callback(
+        token: str, body: Annotated[CallbackRequest | None, Body()] = None
+    ) -> Response[str]:
+        return error_response(404, "unknown_callback", "no callback is waiting on this token")
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> Response[str]:
+        return Response(
+            status_code=200,
+            content_type=content_types.APPLICATION_JSON,
+            body=_openapi_document(app),
+        )
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> Response[str]:
+        return Response(
+            status_code=200,
+            content_type="text/html; charset=utf-8",
+            body=_dashboard_html(),
+        )
+
+    return app
+
+
+_documents: weakref.WeakKeyDictionary[APIGatewayHttpResolver, str] = weakref.WeakKeyDictionary()
+
+
+def _openapi_document(app: APIGatewayHttpResolver) -> str:
+    """The OpenAPI document, built once per resolver.
+
+    Validation errors answer 400 in this API (see `durable.api.errors`), so the 422
+    `HTTPValidationError` entries the resolver adds to every operation are taken out.
+    """
+    cached = _documents.get(app)
+    if cached is not None:
+        return cached
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        api_version = version("durable")
+    except PackageNotFoundError:
+        api_version = "0.0.0"
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE, version=api_version, description=API_DESCRIPTION
+        )
+    )
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            response = operation.get("responses", {}).get("422", {})
+            if "HTTPValidationError" in json.dumps(response):
+                del operation["responses"]["422"]
+    schemas = document.get("components", {}).get("schemas", {})
+    # Drop the resolver's own error schemas where no operation refers to them any more.
+    paths = json.dumps(document.get("paths", {}))
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        if f'/{name}"' not in paths:
+            schemas.pop(name, None)
+    text = json.dumps(document, indent=2)
+    _documents[app] = text
+    return text
+
+
+@cache
+def _dashboard_html() -> str:
+    return resources.files("durable.api").joinpath("static/index.html").read_text("utf-8")
+
+
+_apps: weakref.WeakKeyDictionary[Client, APIGatewayHttpResolver] = weakref.WeakKeyDictionary()
+# The resolver keeps the current request on the class, not the instance: resolve one at a
+# time, so that a threaded local server cannot mix two requests up. Lambda never overlaps.
+_resolve_lock = threading.Lock()
+
+
+def app_for(client: Client) -> APIGatewayHttpResolver:
+    """The resolver serving `client`, built on first use and kept as long as the client."""
+    with _resolve_lock:
+        app = _apps.get(client)
+        if app is None:
+            app = _apps[client] = build_app(client)
+        return app
+
+
+def handle(event: dict[str, Any], context: LambdaContext | None, client: Client) -> dict[str, Any]:
+    """Resolve one API Gateway HTTP API (payload v2) event against `client`."""
+    app = app_for(client)
+    with _resolve_lock:
+        return app.resolve(event, context)  # type: ignore[arg-type]

@@ -1,0 +1,208 @@
+"""The HTTP API's request and response bodies: pydantic models at the edge.
+
+Request models forbid unknown fields and take JSON types strictly (`"5"` is not an int), so
+a typo such as `"payloads"` is refused with 400 instead of being silently ignored. Response
+models are built from the client's views (`RunInfoView`, `HistoryEntry`) and are what the
+OpenAPI document describes; instants are ISO-8601 UTC strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+from durable.client import HistoryEntry, RunInfoView
+from durable.records import ErrorInfo, RunStatus
+
+# A delayed start may be years away, but no further than a datetime can represent.
+MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TriggerRequest(_Request):
+    """Body of `POST /tasks/{task_id}/runs`."""
+
+    payload: Any = Field(default=None, description="the task's input; validated by the task")
+    idempotency_key: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="the same key (for the same task) gives back the same run",
+    )
+    delay_seconds: StrictInt | None = Field(
+        default=None, ge=0, le=MAX_DELAY_SECONDS, description="start the run this much later"
+    )
+
+
+class EventRequest(_Request):
+    """Body of `POST /runs/{run_id}/events/{name}`."""
+
+    data: Any = Field(default=None, description="what `ctx.wait_for_event(name)` returns")
+
+
+class CallbackError(_Request):
+    """An outside system's report that the work behind a callback failed."""
+
+    type: StrictStr = "CallbackError"
+    message: StrictStr
+
+
+class CallbackRequest(_Request):
+    """Body of `POST /callbacks/{token}`: `data` on success or `error` on failure, not both."""
+
+    data: Any = None
+    error: StrictStr | CallbackError | None = None
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> CallbackRequest:
+        if self.error is not None and self.data is not None:
+            raise ValueError("give either data or error, not both")
+        return self
+
+
+class TriggerResponse(BaseModel):
+    """The run a trigger started (`created`) or found under its idempotency key."""
+
+    run_id: str
+    status: RunStatus
+    created: bool
+
+
+class ErrorBody(BaseModel):
+    """An exception as stored: its type name and message."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+    non_retryable: bool = False
+
+    @classmethod
+    def of(cls, error: ErrorInfo | None) -> ErrorBody | None:
+        if error is None:
+            return None
+        return cls(
+            type=error.type,
+            message=error.message,
+            traceback=error.traceback,
+            non_retryable=error.non_retryable,
+        )
+
+
+class VersionBody(BaseModel):
+    """The task version and code version a run is pinned to."""
+
+    task: str
+    code: str
+
+
+class RunBody(BaseModel):
+    """A run: status, payload, result or error, attempts, timestamps and version."""
+
+    run_id: str
+    task_id: str
+    status: RunStatus
+    payload: Any
+    result: Any
+    error: ErrorBody | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    idempotency_key: str | None
+    version: VersionBody
+    waiting_for: str | None
+    wake_at: datetime | None
+    parent_run_id: str | None
+
+    @classmethod
+    def of(cls, view: RunInfoView) -> RunBody:
+        return cls(
+            run_id=view.run_id,
+            task_id=view.task_id,
+            status=view.status,
+            payload=view.payload,
+            result=view.result,
+            error=ErrorBody.of(view.error),
+            attempts=view.attempts,
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            started_at=view.started_at,
+            finished_at=view.finished_at,
+            idempotency_key=view.idempotency_key,
+            version=VersionBody(task=view.task_version, code=view.code_version),
+            waiting_for=view.waiting_for,
+            wake_at=view.wake_at,
+            parent_run_id=view.parent_run_id,
+        )
+
+
+class RunListResponse(BaseModel):
+    """A page of runs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+
+    runs: list[RunBody]
+    next_cursor: str | None
+
+
+class HistoryEntryBody(BaseModel):
+    """One checkpoint of a run's log; `attempt` is the step's attempt number."""
+
+    seq: int
+    kind: str
+    name: str
+    position: int
+    attempt: int
+    task_attempt: int
+    at: datetime
+    value: Any
+    error: ErrorBody | None
+    wake_at: datetime | None
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryEntryBody:
+        return cls(
+            seq=entry.seq,
+            kind=entry.kind,
+            name=entry.name,
+            position=entry.position,
+            attempt=entry.attempt,
+            task_attempt=entry.task_attempt,
+            at=entry.at,
+            value=entry.value,
+            error=ErrorBody.of(entry.error),
+            wake_at=entry.wake_at,
+        )
+
+
+class HistoryResponse(BaseModel):
+    """A run's checkpoint log, in order."""
+
+    run_id: str
+    history: list[HistoryEntryBody]
+
+
+class EventResponse(BaseModel):
+    """An event was stored in the run's inbox and the run was woken up."""
+
+    run_id: str
+    event: str
+    accepted: bool = True
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable `code` to branch on and a message for people."""
+
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: `{"error": {"code", "message", "details"?}}`."""
+
+    error: ErrorDetail

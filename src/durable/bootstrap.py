@@ -1,0 +1,234 @@
+"""The one place adapters are chosen: `Settings` in, a wired `Runtime` out, cached per container.
+
+    get_runtime() ─► Settings (DURABLE_* env) ─► import task modules (`@task` registers them)
+                                             ─► DynamoDBRunStore + SQSWakeQueue + S3BlobStore
+                                             ─► ValueCodec ─► Client + Worker
+
+A Lambda container builds its runtime on its first invocation and keeps it for the next
+ones (`get_runtime`); tests build one from explicit parts (`Runtime.from_parts`) and clear
+the cache with `reset_runtime`. The Lambda handlers call in here and hold no logic:
+`Runtime.process_wake_up` takes one SQS message body (a body that is not a wake-up is
+logged and dropped, never retried), `Runtime.sweep` is the scheduled sweeper.
+
+Nothing here imports moto or the CLI: this module is on every handler's cold-start path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from durable.blobs.base import BlobStore
+from durable.client import Client
+from durable.clock import Clock, SystemClock
+from durable.errors import DurableError
+from durable.logs import library_logger
+from durable.queues.base import WakeQueue
+from durable.records import WakeUp
+from durable.settings import Settings, get_settings
+from durable.storage.base import RunStore
+from durable.task import TaskRegistry, default_registry
+from durable.values import ValueCodec
+from durable.worker import Worker, WorkerConfig
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
+    from mypy_boto3_sqs import SQSClient
+
+# What `process_wake_up` reports for a body that is not a wake-up message.
+MALFORMED = "malformed"
+
+
+class HasRemainingTime(Protocol):
+    """The part of a Lambda context the worker needs."""
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Everything an invocation needs, wired once: adapters, client and worker."""
+
+    store: RunStore
+    queue: WakeQueue
+    blobs: BlobStore
+    codec: ValueCodec
+    clock: Clock
+    registry: TaskRegistry
+    client: Client
+    worker: Worker
+    settings: Settings
+
+    @classmethod
+    def from_parts(
+        cls,
+        *,
+        store: RunStore,
+        queue: WakeQueue,
+        blobs: BlobStore,
+        clock: Clock | None = None,
+        registry: TaskRegistry | None = None,
+        settings: Settings | None = None,
+        codec: ValueCodec | None = None,
+    ) -> Runtime:
+        """A runtime on the given adapters (tests, the local dev server)."""
+        settings = settings if settings is not None else Settings()
+        clock = clock if clock is not None else SystemClock()
+        registry = registry if registry is not None else default_registry
+        codec = codec if codec is not None else ValueCodec(blobs)
+        client = Client(
+            store=store,
+            queue=queue,
+            codec=codec,
+            clock=clock,
+            registry=registry,
+            code_version=settings.code_version,
+        )
+        worker = Worker(
+            store=store,
+            queue=queue,
+            codec=codec,
+            clock=clock,
+            registry=registry,
+            config=WorkerConfig(
+                lease=timedelta(seconds=settings.lease_seconds),
+                margin=timedelta(seconds=settings.invocation_margin_seconds),
+            ),
+        )
+        return cls(
+            store=store,
+            queue=queue,
+            blobs=blobs,
+            codec=codec,
+            clock=clock,
+            registry=registry,
+            client=client,
+            worker=worker,
+            settings=settings,
+        )
+
+    def process_wake_up(
+        self,
+        body: str,
+        time_left: Callable[[], timedelta] | None = None,
+        metrics: Metrics | None = None,
+    ) -> str:
+        """Handle one queue message body; returns what was done (a `Handled` value).
+
+        A body that is not a wake-up can never succeed: retrying it would only cycle it
+        through the queue until the dead-letter queue takes it. It is logged as an error
+        and reported as handled (`MALFORMED`). Infrastructure errors propagate, so the
+        batch reports the record as failed and SQS delivers it again.
+        """
+        try:
+            message = WakeUp.from_json(body)
+        except ValueError as exc:
+            library_logger().error("dropped a malformed wake-up message", error=str(exc))
+            outcome = MALFORMED
+        else:
+            try:
+                outcome = str(self.worker.handle(message, time_left))
+            except Exception:
+                library_logger().exception(
+                    "wake-up failed; SQS will deliver it again",
+                    run_id=message.run_id,
+                    reason=str(message.reason),
+                )
+                _count(metrics, "wakeup_failed")
+                raise
+        _count(metrics, f"wakeup_{outcome}")
+        return outcome
+
+    def sweep(self, metrics: Metrics | None = None) -> int:
+        """Re-enqueue every run whose wake-up is overdue; returns how many were sent."""
+        from durable.sweeper import sweep
+
+        grace = timedelta(seconds=self.settings.sweep_grace_seconds)
+        sent = sweep(self.store, self.queue, self.clock, grace=grace)
+        _count(metrics, "runs_swept", sent)
+        return sent
+
+
+def _count(metrics: Metrics | None, name: str, value: int = 1) -> None:
+    """Add a count to the invocation's metrics (flushed by the handler's `log_metrics`)."""
+    if metrics is not None:
+        from aws_lambda_powertools.metrics import MetricUnit
+
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def time_left_of(context: HasRemainingTime) -> Callable[[], timedelta]:
+    """The worker's view of a Lambda context: how long this invocation may still run."""
+    return lambda: timedelta(milliseconds=context.get_remaining_time_in_millis())
+
+
+def import_task_modules(settings: Settings) -> None:
+    """Import the modules named in `DURABLE_TASK_MODULES`, so their `@task`s register."""
+    for name in settings.task_module_list:
+        importlib.import_module(name)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """A runtime on the AWS adapters (DynamoDB, SQS, S3) that `settings` describe."""
+    # Imported here: boto3 and PynamoDB load only when a deployed runtime is built.
+    from durable.aws import boto3_client
+    from durable.blobs.s3 import S3BlobStore
+    from durable.queues.sqs import SQSWakeQueue
+    from durable.storage.dynamodb import DynamoDBRunStore
+
+    import_task_modules(settings)
+    sqs = boto3_client("sqs", settings)
+    queue_url = settings.queue_url or _queue_url(sqs, settings.queue_name)
+    return Runtime.from_parts(
+        store=DynamoDBRunStore.from_settings(settings),
+        queue=SQSWakeQueue(queue_url, client=sqs),
+        blobs=S3BlobStore(settings.bucket_name, client=boto3_client("s3", settings)),
+        settings=settings,
+    )
+
+
+def _queue_url(sqs: SQSClient, queue_name: str) -> str:
+    """The URL of the queue called `queue_name` (when `DURABLE_QUEUE_URL` is not set)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    except (BotoCoreError, ClientError) as exc:
+        raise DurableError(
+            f"cannot find the wake-up queue {queue_name!r}; set DURABLE_QUEUE_URL: {exc}"
+        ) from exc
+
+
+_lock = threading.Lock()
+_cached: Runtime | None = None
+
+
+def get_runtime(settings: Settings | None = None) -> Runtime:
+    """This container's runtime, built on first use from `settings` (default: the env).
+
+    Given settings other than the cached runtime's, a new runtime is built and cached.
+    """
+    global _cached
+    with _lock:
+        if _cached is None or (settings is not None and settings != _cached.settings):
+            _cached = build_runtime(settings if settings is not None else get_settings())
+        return _cached
+
+
+def set_runtime(runtime: Runtime) -> None:
+    """Make `runtime` this process's runtime (tests, the local dev server)."""
+    global _cached
+    with _lock:
+        _cached = runtime
+
+
+def reset_runtime() -> None:
+    """Forget the cached runtime (and the cached settings): the next call builds afresh."""
+    global _cached
+    with _lock:
+        _cached = None
+    get_settings.cache_clear()

@@ -1,0 +1,26 @@
+"""Lambda entry point of the wake-up queue: each SQS record is one wake-up for the worker."""
+
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.utilities import batch
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from durable.bootstrap import get_runtime, time_left_of
+from durable.logs import library_logger
+
+logger = library_logger()
+metrics = Metrics(namespace="durable", service="durable")
+processor = batch.BatchProcessor(event_type=batch.EventType.SQS)
+
+
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
+    return get_runtime().process_wake_up(record.body, time_left_of(lambda_context), metrics)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Partial batch response: only the records reported failed come back from SQS.
+    return dict(batch.process_partial_response(event, record_handler, processor, context))
