@@ -142,7 +142,7 @@ def test_checkpoint_round_trips_every_field(store: RunStore) -> None:
         kind=CheckpointKind.STEP_FAILED,
         step_attempt=2,
         value=None,
-        error=ErrorInfo("TimeoutError", "slow"),
+        error=ErrorInfo("TimeoutError", "slow", non_retryable=True),
         wake_at=T0 + timedelta(seconds=30),
     )
     sleep = make_checkpoint(2, kind=CheckpointKind.SLEEP_STARTED, value=None, wake_at=T0)
@@ -247,7 +247,7 @@ def test_update_run_applies_changes_when_conditions_hold(store: RunStore) -> Non
         "run_000001",
         {
             "status": RunStatus.FAILED,
-            "error": ErrorInfo("KeyError", "'id'"),
+            "error": ErrorInfo("KeyError", "'id'", non_retryable=True),
             "finished_at": T0 + timedelta(seconds=5),
             "lease_owner": None,
             "lease_expires": None,
@@ -260,7 +260,7 @@ def test_update_run_applies_changes_when_conditions_hold(store: RunStore) -> Non
     )
 
     assert updated.status is RunStatus.FAILED
-    assert updated.error == ErrorInfo("KeyError", "'id'")
+    assert updated.error == ErrorInfo("KeyError", "'id'", non_retryable=True)
     assert updated.lease_owner is None
     assert updated.lease_expires is None
     assert updated.wake_at is None

@@ -82,6 +82,7 @@ class ErrorMap(MapAttribute[str, Any]):
     type_name = UnicodeAttribute(attr_name="type")
     message = UnicodeAttribute()
     traceback = UnicodeAttribute(null=True)
+    non_retryable = BooleanAttribute(null=True)
 
 
 class TaskIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]

@@ -475,14 +475,22 @@ def _error_map(error: ErrorInfo | None) -> ErrorMap | None:
     if error is None:
         return None
     return ErrorMap(  # type: ignore[no-untyped-call]
-        type_name=error.type, message=error.message, traceback=error.traceback
+        type_name=error.type,
+        message=error.message,
+        traceback=error.traceback,
+        non_retryable=error.non_retryable or None,
     )
 
 
 def _error_info(error: ErrorMap | None) -> ErrorInfo | None:
     if error is None:
         return None
-    return ErrorInfo(type=error.type_name, message=error.message, traceback=error.traceback)
+    return ErrorInfo(
+        type=error.type_name,
+        message=error.message,
+        traceback=error.traceback,
+        non_retryable=bool(error.non_retryable),
+    )
 
 
 def _run_record(item: RunItem) -> RunRecord:
