@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aws_lambda_powertools import Metrics
+from aws_lambda_powertools import Metrics, Tracer
 from aws_lambda_powertools.utilities import batch
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,6 +12,7 @@ from durable.logs import library_logger
 
 logger = library_logger()
 metrics = Metrics(namespace="durable", service="durable")
+tracer = Tracer(service="durable")
 processor = batch.BatchProcessor(event_type=batch.EventType.SQS)
 
 
@@ -20,6 +21,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Partial batch response: only the records reported failed come back from SQS.

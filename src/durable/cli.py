@@ -1,0 +1,431 @@
+"""The `durable` command.
+
+    durable dev [--port 8000] [--tasks MODULE,...]      the whole stack on this machine
+    durable trigger TASK_ID --payload JSON [--wait]      start a run (and wait for its end)
+    durable runs [--task ID] [--status S] [--limit N]    list runs, newest first
+    durable show RUN_ID [--history]                      a run (and its checkpoint log)
+    durable send-event RUN_ID NAME --data JSON           deliver an event to a waiting run
+    durable cancel RUN_ID                                cancel a run
+
+The client verbs speak the HTTP API: to a running `durable dev` by default (`--url`,
+`DURABLE_URL`, else http://127.0.0.1:8000), or, with `--aws` or when `AWS_REGION` and
+`DURABLE_TABLE_NAME` are set (and no URL is given), to AWS directly: the same API code then
+runs in this process on the DynamoDB/SQS/S3 adapters, so answers and errors are identical.
+
+Exit codes: 0 done; 1 the run ended without completing (`trigger --wait`) or the server
+failed; 2 bad input (invalid JSON, unknown task or run, refused payload) or no server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Protocol
+from urllib.parse import quote, urlencode
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+STATUSES = (
+    "QUEUED",
+    "RUNNING",
+    "WAITING",
+    "RETRYING",
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMED_OUT",
+)
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+
+
+class CliError(Exception):
+    """A failure to report on stderr, with the exit code to end with."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# -- transports ------------------------------------------------------------------------
+
+
+class Transport(Protocol):
+    """Sends one API request; returns the status and the decoded JSON body."""
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]: ...
+
+
+class HttpTransport:
+    """The HTTP API of a running server (`durable dev` or API Gateway), over urllib."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
+        data = json.dumps(body).encode("utf-8") if body is not None else None
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, _decode(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, _decode(exc.read())
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CliError(
+                f"cannot reach the durable API at {self.base_url} ({reason}).\n"
+                "Is `durable dev` running? Start it with `make dev` (or `durable dev`), "
+                "or point --url / DURABLE_URL at your API; use --aws to talk to AWS directly."
+            ) from None
+
+
+class InProcessTransport:
+    """The API's own code in this process, on the AWS adapters that the environment names."""
+
+    def __init__(self) -> None:
+        from durable.bootstrap import get_runtime
+        from durable.errors import DurableError
+
+        try:
+            self._client = get_runtime().client
+        except (DurableError, ImportError) as exc:
+            raise CliError(f"cannot set up the AWS runtime: {exc}") from None
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        from durable.api import handle
+        from durable.local.gateway import build_event
+
+        target = path + (f"?{urlencode(query)}" if query else "")
+        data = json.dumps(body).encode("utf-8") if body is not None else b""
+        event = build_event(
+            method=method,
+            target=target,
+            headers=[("content-type", "application/json")],
+            body=data,
+        )
+        response = handle(event, None, self._client)
+        return int(response["statusCode"]), _decode(str(response.get("body") or "").encode())
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def make_transport(args: argparse.Namespace) -> Transport:
+    """HTTP unless `--aws` is given, or the AWS environment is set and no URL is."""
+    url = args.url or os.environ.get("DURABLE_URL")
+    aws_environment = bool(os.environ.get("AWS_REGION") and os.environ.get("DURABLE_TABLE_NAME"))
+    if args.aws or (url is None and aws_environment):
+        return InProcessTransport()
+    return HttpTransport(url or DEFAULT_URL)
+
+
+def call(
+    transport: Transport,
+    method: str,
+    path: str,
+    body: Any = None,
+    query: dict[str, str] | None = None,
+) -> Any:
+    """The body of a 2xx answer; CliError with the API's message otherwise."""
+    status, payload = transport.request(method, path, body, query)
+    if 200 <= status < 300:
+        return payload
+    raise CliError(_error_message(status, payload), exit_code=2 if status < 500 else 1)
+
+
+def _error_message(status: int, payload: Any) -> str:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, dict):
+        return f"the API answered {status}: {payload}"
+    message = str(error.get("message", "request refused"))
+    lines = [f"{message} ({status} {error.get('code', '')})"]
+    details = error.get("details")
+    if isinstance(details, list):
+        for detail in details:
+            if isinstance(detail, dict) and "msg" in detail and detail["msg"] not in message:
+                where = ".".join(str(part) for part in detail.get("loc", ()))
+                lines.append(f"  {where}: {detail['msg']}" if where else f"  {detail['msg']}")
+    return "\n".join(lines)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+# -- input -----------------------------------------------------------------------------
+
+
+def parse_json(text: str, option: str) -> Any:
+    """A JSON value from the command line: inline, `@file.json`, or `-` for stdin."""
+    source = text
+    if text == "-":
+        source = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as handle:
+                source = handle.read()
+        except OSError as exc:
+            raise CliError(f"{option}: cannot read {text[1:]}: {exc.strerror}") from None
+    try:
+        return json.loads(source)
+    except ValueError as exc:
+        raise CliError(
+            f"{option} is not valid JSON ({exc}); "
+            f"""quote it for the shell, e.g. {option} '{{"name": "Ada"}}'"""
+        ) from None
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def format_runs(runs: list[dict[str, Any]]) -> str:
+    """A table of runs, one line each."""
+    headers = ("RUN ID", "TASK", "STATUS", "ATTEMPTS", "CREATED", "FINISHED")
+    rows = [
+        (
+            str(run.get("run_id", "")),
+            str(run.get("task_id", "")),
+            str(run.get("status", "")),
+            str(run.get("attempts", "")),
+            _when(run.get("created_at")),
+            _when(run.get("finished_at")),
+        )
+        for run in runs
+    ]
+    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    )
+
+
+def _when(value: Any) -> str:
+    if not value:
+        return "-"
+    return str(value)[:19].replace("T", " ")
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from durable.local.stack import DevError, DevOptions, run_dev
+
+    options = DevOptions(
+        port=args.port,
+        tasks=args.tasks,
+        moto_port=args.moto_port,
+        concurrency=args.concurrency,
+        invocation_timeout=args.invocation_timeout,
+        access_log=not args.quiet,
+    )
+    try:
+        return run_dev(options)
+    except DevError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    payload = parse_json(args.payload, "--payload")
+    if args.delay is not None and args.delay < 0:
+        raise CliError("--delay must not be negative")
+    body: dict[str, Any] = {"payload": payload}
+    if args.idempotency_key is not None:
+        body["idempotency_key"] = args.idempotency_key
+    if args.delay:
+        body["delay_seconds"] = args.delay
+    transport = make_transport(args)
+    started = call(transport, "POST", f"/tasks/{_segment(args.task_id)}/runs", body)
+    if not args.wait:
+        print_json(started)
+        return 0
+    run = wait_for_end(transport, started["run_id"], args.timeout)
+    print_json(run)
+    return 0 if run.get("status") == "COMPLETED" else 1
+
+
+def wait_for_end(transport: Transport, run_id: str, timeout: float) -> dict[str, Any]:
+    """Poll the run until it ends; CliError (exit 1) when `timeout` seconds pass first."""
+    limit = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        run: dict[str, Any] = call(transport, "GET", f"/runs/{_segment(run_id)}")
+        if run.get("status") in TERMINAL:
+            return run
+        if time.monotonic() >= limit:
+            raise CliError(
+                f"run {run_id} is still {run.get('status')} after {timeout:g}s; "
+                f"follow it with `durable show {run_id}`",
+                exit_code=1,
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 1.0)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= 1000:
+        raise CliError("--limit must be between 1 and 1000")
+    query = {"limit": str(args.limit)}
+    if args.task:
+        query["task_id"] = args.task
+    if args.status:
+        query["status"] = args.status
+    if args.cursor:
+        query["cursor"] = args.cursor
+    page = call(make_transport(args), "GET", "/runs", query=query)
+    if args.json:
+        print_json(page)
+        return 0
+    runs = page.get("runs", [])
+    print(format_runs(runs) if runs else "no runs")
+    if page.get("next_cursor"):
+        print(f"\nmore: durable runs --cursor {page['next_cursor']}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    transport = make_transport(args)
+    run = call(transport, "GET", f"/runs/{_segment(args.run_id)}")
+    if args.history:
+        log = call(transport, "GET", f"/runs/{_segment(args.run_id)}/history")
+        run["history"] = log.get("history", log) if isinstance(log, dict) else log
+    print_json(run)
+    return 0
+
+
+def cmd_send_event(args: argparse.Namespace) -> int:
+    data = parse_json(args.data, "--data")
+    path = f"/runs/{_segment(args.run_id)}/events/{_segment(args.name)}"
+    print_json(call(make_transport(args), "POST", path, {"data": data}))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    print_json(call(make_transport(args), "POST", f"/runs/{_segment(args.run_id)}/cancel"))
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def _status(value: str) -> str:
+    upper = value.upper()
+    if upper not in STATUSES:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(STATUSES)}")
+    return upper
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="durable", description="Durable execution for AWS Lambda: local stack and client."
+    )
+    verbs = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--url", help=f"the API's base URL (default: $DURABLE_URL or {DEFAULT_URL})"
+    )
+    remote.add_argument(
+        "--aws",
+        action="store_true",
+        help="talk to AWS directly (DynamoDB/SQS/S3 from the usual AWS and DURABLE_* env)",
+    )
+
+    dev = verbs.add_parser("dev", help="run the whole stack on this machine (moto, API, worker)")
+    dev.add_argument("--port", type=int, default=8000, help="port of the HTTP API (8000)")
+    dev.add_argument(
+        "--tasks", help="comma-separated task modules to import (default: the example tasks)"
+    )
+    dev.add_argument("--moto-port", type=int, default=0, help="port of moto (any free one)")
+    dev.add_argument(
+        "--concurrency", type=int, default=4, help="worker processes, like Lambda concurrency (4)"
+    )
+    dev.add_argument(
+        "--invocation-timeout",
+        type=float,
+        default=8.0,
+        metavar="SECONDS",
+        help="kill an invocation after this long, like a Lambda timeout (8)",
+    )
+    dev.add_argument("--quiet", action="store_true", help="no log line per API write or error")
+    dev.set_defaults(handler=cmd_dev)
+
+    trigger = verbs.add_parser("trigger", parents=[remote], help="start a run of a task")
+    trigger.add_argument("task_id", metavar="TASK_ID")
+    trigger.add_argument(
+        "--payload", default="null", help="JSON payload, @file.json, or - for stdin (null)"
+    )
+    trigger.add_argument("--idempotency-key", help="the same key gives the same run")
+    trigger.add_argument("--delay", type=int, metavar="SECONDS", help="start this much later")
+    trigger.add_argument("--wait", action="store_true", help="wait for the run to end")
+    trigger.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS", help="--wait at most (300)"
+    )
+    trigger.set_defaults(handler=cmd_trigger)
+
+    runs = verbs.add_parser("runs", parents=[remote], help="list runs, newest first")
+    runs.add_argument("--task", help="only runs of this task id")
+    runs.add_argument("--status", type=_status, help="only runs in this status")
+    runs.add_argument("--limit", type=int, default=20, help="at most this many (20)")
+    runs.add_argument("--cursor", help="the next page after an earlier listing")
+    runs.add_argument("--json", action="store_true", help="print the API's JSON")
+    runs.set_defaults(handler=cmd_runs)
+
+    show = verbs.add_parser("show", parents=[remote], help="show a run")
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--history", action="store_true", help="include the checkpoint log")
+    show.set_defaults(handler=cmd_show)
+
+    send = verbs.add_parser("send-event", parents=[remote], help="send an event to a run")
+    send.add_argument("run_id", metavar="RUN_ID")
+    send.add_argument("name", metavar="NAME")
+    send.add_argument("--data", default="null", help="JSON data, @file.json, or - (null)")
+    send.set_defaults(handler=cmd_send_event)
+
+    cancel = verbs.add_parser("cancel", parents=[remote], help="cancel a run")
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.set_defaults(handler=cmd_cancel)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `durable` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except CliError as exc:
+        print(f"durable {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The local SQS event source mapping: long-poll the queue, invoke the worker, delete on success.
+
+    receive (≤10, short long-poll, only as many as containers are free)
+      └─► one invocation per message, each in its own container, with a time limit
+            ok and not reported failed ─► DeleteMessage
+            raised / crashed / timed out ─► leave it: SQS delivers it again once the
+                                            visibility timeout ends (the dead invocation's
+                                            lease has run out by then)
+
+Lambda's mapping hands batches to one invocation; here each message gets its own, which
+keeps a crash's blast radius to one run. Messages are received only when a container is
+free, so none waits in the dev server while its visibility timeout runs down.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from durable.local.containers import Container, ContainerPool, InvocationResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+# Seconds a ReceiveMessage call waits for messages: short, so a stop takes effect quickly.
+POLL_WAIT_SECONDS = 1
+
+
+class QueuePoller:
+    """Feeds queue messages to the worker handler in a pool of containers."""
+
+    def __init__(
+        self,
+        *,
+        sqs: SQSClient,
+        queue_url: str,
+        queue_arn: str,
+        region: str,
+        pool: ContainerPool,
+        time_limit: float,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._queue_arn = queue_arn
+        self._region = region
+        self._pool = pool
+        self._time_limit = time_limit
+        self._log = log
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
+        self._invocations: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self.invoked = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop receiving; invocations still running end when the pool closes."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def join_invocations(self, timeout: float) -> None:
+        with self._lock:
+            running = list(self._invocations)
+        for thread in running:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            container = self._pool.acquire(timeout=0.5)
+            if container is None:
+                continue
+            try:
+                messages = self._receive(min(10, 1 + self._pool.idle()))
+            except Exception as exc:  # moto going away at shutdown, or a real fault
+                self._pool.put_back(container)
+                if not self._stop.is_set():
+                    self._log(f"worker: could not receive from SQS: {exc}")
+                    self._stop.wait(1.0)
+                continue
+            if not messages:
+                self._pool.put_back(container)
+                continue
+            for index, message in enumerate(messages):
+                if index > 0:
+                    next_container = self._next_container()
+                    if next_container is None:
+                        break  # stopping: the message comes back after its timeout
+                    container = next_container
+                self._dispatch(container, message)
+
+    def _next_container(self) -> Container | None:
+        while not self._stop.is_set():
+            container = self._pool.acquire(timeout=0.5)
+            if container is not None:
+                return container
+        return None
+
+    def _receive(self, count: int) -> list[MessageTypeDef]:
+        response = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=POLL_WAIT_SECONDS,
+            MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(response.get("Messages", []))
+
+    def _dispatch(self, container: Container, message: MessageTypeDef) -> None:
+        thread = threading.Thread(
+            target=self._invoke, args=(container, message), name="invocation", daemon=True
+        )
+        with self._lock:
+            self._invocations.add(thread)
+            self.invoked += 1
+        thread.start()
+
+    def _invoke(self, container: Container, message: MessageTypeDef) -> None:
+        try:
+            try:
+                event = {"Records": [sqs_record(message, self._queue_arn, self._region)]}
+                result = container.invoke(event, self._time_limit, str(uuid.uuid4()))
+            except Exception as exc:  # a fault of ours: never leak the container
+                container.kill()
+                result = InvocationResult("crashed", 0.0, detail=f"local invoke failed: {exc}")
+            self._pool.release(container, result)
+            succeeded = result.status == "ok" and message["MessageId"] not in _failed_ids(
+                result.response
+            )
+            if succeeded:
+                self._delete(message)
+            if not self._stop.is_set():
+                self._log(_describe(message, result, succeeded))
+        finally:
+            with self._lock:
+                self._invocations.discard(threading.current_thread())
+
+    def _delete(self, message: MessageTypeDef) -> None:
+        try:
+            self._sqs.delete_message(
+                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+        except Exception as exc:
+            # Not fatal: the message comes back and the worker drops it as done.
+            if not self._stop.is_set():
+                self._log(f"worker: could not delete a handled message: {exc}")
+
+
+def sqs_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
+    """The Lambda event record of one received SQS message."""
+    attributes: dict[str, Any] = {}
+    for name, value in (message.get("MessageAttributes") or {}).items():
+        binary = value.get("BinaryValue")
+        attributes[name] = {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": base64.b64encode(binary).decode("ascii") if binary else None,
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value["DataType"],
+        }
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes") or {}),
+        "messageAttributes": attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
+
+
+def _failed_ids(response: Any) -> set[str]:
+    """Message ids a partial-batch response reports as failed."""
+    if not isinstance(response, dict):
+        return set()
+    failures = response.get("batchItemFailures") or []
+    return {str(item.get("itemIdentifier")) for item in failures if isinstance(item, dict)}
+
+
+def _describe(message: MessageTypeDef, result: InvocationResult, succeeded: bool) -> str:
+    """One log line per invocation: which run, why, and how it ended."""
+    try:
+        body = json.loads(message["Body"])
+        what = f"{body.get('run_id', '?')} ({body.get('reason', '?')})"
+    except (ValueError, AttributeError):
+        what = f"message {message['MessageId']}"
+    receives = (message.get("Attributes") or {}).get("ApproximateReceiveCount", "1")
+    if receives != "1":
+        what += f" delivery #{receives}"
+    stamp = datetime.now().strftime("%H:%M:%S")
+    took = f"{result.duration:.2f}s"
+    if succeeded:
+        return f"{stamp} worker  {what} ok {took}"
+    if result.status == "ok":
+        outcome = "reported as failed"
+    elif result.status == "error":
+        last = result.detail.strip().splitlines()[-1:] or ["error"]
+        outcome = f"raised {last[0]}"
+    else:
+        outcome = f"{result.status.replace('_', ' ')}: {result.detail}"
+    return f"{stamp} worker  {what} {outcome} after {took}; SQS will deliver it again"

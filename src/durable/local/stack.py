@@ -1,0 +1,349 @@
+"""`durable dev`: the whole stack on this machine, standing in for AWS.
+
+    curl ─► LocalGateway (127.0.0.1:PORT) ─► handlers.api ─► moto DynamoDB/SQS/S3
+                                                               │
+    QueuePoller (the SQS event source mapping) ◄───────────────┘
+      └─► ContainerPool: handlers.worker, one invocation per process, killed at the limit
+    sweeper loop (the EventBridge schedule) ─► re-enqueue overdue runs
+
+Timing, chosen so that a crash is recovered in seconds and never waits on a live lease:
+
+    invocation time limit  T (default 8 s)    the process is killed at T
+    worker lease           T                  a dead invocation's lease is over by T
+    visibility timeout     ceil(T) + 2 s      SQS redelivers after the lease has run out
+    hand-over margin       min(2 s, T / 4)    the worker continues in a new invocation
+    sweeper                every 2 s, grace 3 s
+
+moto keeps its state in memory: everything is gone when the server stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from durable.local.containers import ContainerPool
+from durable.local.gateway import LocalGateway
+from durable.local.invoke import load_handler
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
+
+    from durable.bootstrap import Runtime
+    from durable.local.poller import QueuePoller
+
+API_HANDLER = "handlers.api:handler"
+WORKER_HANDLER = "handlers.worker:handler"
+REGION = "us-east-1"
+
+
+class DevError(Exception):
+    """`durable dev` cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class DevOptions:
+    """What `durable dev` was asked for."""
+
+    port: int = 8000
+    host: str = "127.0.0.1"
+    tasks: str | None = None  # comma-separated modules; None: DURABLE_TASK_MODULES or "tasks"
+    moto_port: int = 0  # 0: any free port
+    concurrency: int = 4
+    invocation_timeout: float = 8.0
+    sweep_interval: float = 2.0
+    sweep_grace: float = 3.0
+    access_log: bool = True
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.invocation_timeout
+
+    @property
+    def visibility_timeout(self) -> int:
+        return math.ceil(self.invocation_timeout) + 2
+
+    @property
+    def margin_seconds(self) -> float:
+        return min(2.0, self.invocation_timeout / 4)
+
+
+class DevStack:
+    """Starts and stops the local stack; `with DevStack(options) as stack: ...`."""
+
+    def __init__(self, options: DevOptions, log: Callable[[str], None] | None = None) -> None:
+        self.options = options
+        self._print_lock = threading.Lock()
+        self._log = log or self._print
+        self._stopped = threading.Event()
+        self._moto: ThreadedMotoServer | None = None
+        self._gateway: LocalGateway | None = None
+        self._pool: ContainerPool | None = None
+        self._poller: QueuePoller | None = None
+        self._sweeper: threading.Thread | None = None
+        self._serving: threading.Thread | None = None
+        self.runtime: Runtime | None = None
+        self.moto_url = ""
+        self.queue_url = ""
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> DevStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._gateway is not None, "start() first"
+        return self._gateway.url
+
+    def start(self) -> None:
+        options = self.options
+        if options.invocation_timeout <= 0:
+            raise DevError("--invocation-timeout must be positive")
+        if options.concurrency < 1:
+            raise DevError("--concurrency must be at least 1")
+        # Task modules named on the command line are found from the current directory, as
+        # `python -m` would (the worker processes are started with `-m`, so they do too).
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        self._gateway = self._bind_gateway()
+        self._start_moto()
+        self._configure_environment()
+        self._create_resources()
+        self.runtime = self._load_runtime()
+        self._start_workers()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
+        self._sweeper.start()
+        self._serving = self._gateway.serve_in_thread()
+        assert self._pool is not None
+        if not self._pool.wait_idle(1, timeout=60):
+            raise DevError("the worker processes did not start within 60s (see the log above)")
+
+    def stop(self) -> None:
+        """Stop everything; safe to call twice and after a failed start."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._gateway is not None:
+            if self._serving is not None:  # shutdown() would wait forever for a loop never run
+                self._quietly(self._gateway.shutdown)
+            self._quietly(self._gateway.server_close)
+        if self._poller is not None:
+            self._quietly(self._poller.stop)
+        if self._sweeper is not None:
+            self._sweeper.join(5)
+        if self._pool is not None:
+            self._quietly(self._pool.close)
+        poller = self._poller
+        if poller is not None:
+            self._quietly(lambda: poller.join_invocations(5))
+        if self._moto is not None:
+            self._quietly(self._moto.stop)
+
+    def serve_until_stopped(self, stop: threading.Event) -> None:
+        """Block until `stop` is set (by a signal handler, usually)."""
+        while not stop.wait(0.5):
+            pass
+
+    def banner(self) -> str:
+        from durable.local.banner import render
+
+        assert self.runtime is not None
+        settings = self.runtime.settings
+        return render(
+            url=self.url,
+            moto_url=self.moto_url,
+            registry=self.runtime.registry,
+            tasks=settings.task_module_list,
+            table=settings.table_name,
+            queue=settings.queue_name,
+            bucket=settings.bucket_name,
+            concurrency=self.options.concurrency,
+            time_limit=self.options.invocation_timeout,
+            visibility_timeout=self.options.visibility_timeout,
+        )
+
+    # -- the parts ----------------------------------------------------------------------
+
+    def _bind_gateway(self) -> LocalGateway:
+        """Bind the API's port first: a port in use is the likeliest failure, so fail fast."""
+        options = self.options
+        try:
+            api_handler = load_handler(API_HANDLER)
+            return LocalGateway(
+                (options.host, options.port),
+                api_handler,
+                access_log=self._access if options.access_log else None,
+            )
+        except OSError as exc:
+            raise DevError(
+                f"cannot listen on {options.host}:{options.port} ({exc.strerror}); "
+                "is another `durable dev` running? Pick another port with --port"
+            ) from exc
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # Werkzeug would log every AWS call moto serves.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        moto = ThreadedMotoServer(
+            ip_address=self.options.host, port=self.options.moto_port, verbose=False
+        )
+        try:
+            moto.start()
+        except OSError as exc:
+            raise DevError(
+                f"cannot start moto on port {self.options.moto_port} ({exc.strerror}); "
+                "pick another with --moto-port, or leave it out for any free port"
+            ) from exc
+        self._moto = moto
+        host, port = moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+
+    def _configure_environment(self) -> None:
+        """The environment of this process and of every worker process it starts."""
+        options = self.options
+        # Real credentials must never reach moto, nor a profile redirect the clients.
+        for name in list(os.environ):
+            if name.startswith("AWS_ENDPOINT_URL_") or name in (
+                "AWS_SESSION_TOKEN",
+                "AWS_SECURITY_TOKEN",
+                "AWS_PROFILE",
+                "AWS_DEFAULT_PROFILE",
+            ):
+                del os.environ[name]
+        tasks = options.tasks or os.environ.get("DURABLE_TASK_MODULES") or "tasks"
+        os.environ.update(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_REGION": REGION,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_ENDPOINT_URL": self.moto_url,
+                "DURABLE_ENDPOINT_URL": self.moto_url,
+                "DURABLE_REGION": REGION,
+                "DURABLE_TASK_MODULES": tasks,
+                "DURABLE_LEASE_SECONDS": str(options.lease_seconds),
+                "DURABLE_INVOCATION_MARGIN_SECONDS": str(options.margin_seconds),
+                "DURABLE_SWEEP_GRACE_SECONDS": str(options.sweep_grace),
+            }
+        )
+        # No X-Ray daemon and no CloudWatch here: keep the output to the logs that matter.
+        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+        os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "durable")
+
+    def _create_resources(self) -> None:
+        from datetime import timedelta
+
+        from durable.aws import ensure_resources
+        from durable.bootstrap import reset_runtime
+        from durable.settings import Settings
+
+        reset_runtime()  # also forgets settings read before the environment was set
+        visibility = timedelta(seconds=self.options.visibility_timeout)
+        self.queue_url = ensure_resources(Settings(), visibility_timeout=visibility)
+        os.environ["DURABLE_QUEUE_URL"] = self.queue_url
+        reset_runtime()
+
+    def _load_runtime(self) -> Runtime:
+        from durable.bootstrap import get_runtime
+
+        try:
+            return get_runtime()
+        except ImportError as exc:
+            raise DevError(
+                f"cannot import the task modules {os.environ['DURABLE_TASK_MODULES']!r}: {exc}. "
+                "Name importable modules with --tasks (run from your project's directory)"
+            ) from exc
+
+    def _start_workers(self) -> None:
+        from durable.aws import boto3_client
+        from durable.local.poller import QueuePoller
+
+        assert self.runtime is not None
+        settings = self.runtime.settings
+        sqs = boto3_client("sqs", settings)
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        self._pool = ContainerPool(
+            WORKER_HANDLER, self.options.concurrency, function_name="durable-worker", log=self._log
+        )
+        self._pool.start()
+        self._poller = QueuePoller(
+            sqs=sqs,
+            queue_url=self.queue_url,
+            queue_arn=arn["Attributes"]["QueueArn"],
+            region=REGION,
+            pool=self._pool,
+            time_limit=self.options.invocation_timeout,
+            log=self._log,
+        )
+        self._poller.start()
+
+    def _sweep_loop(self) -> None:
+        """The scheduled sweeper: every few seconds, re-enqueue runs whose wake-up is overdue."""
+        assert self.runtime is not None
+        while not self._stopped.wait(self.options.sweep_interval):
+            try:
+                sent = self.runtime.sweep()
+            except Exception as exc:
+                if not self._stopped.is_set():
+                    self._log(f"{_stamp()} sweeper failed: {exc}")
+                continue
+            if sent:
+                self._log(f"{_stamp()} sweeper re-enqueued {sent} overdue run(s)")
+
+    # -- output -------------------------------------------------------------------------
+
+    def _print(self, line: str) -> None:
+        with self._print_lock:
+            print(line, flush=True)
+
+    def _access(self, line: str) -> None:
+        self._log(f"{_stamp()} api     {line}")
+
+    def _quietly(self, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except Exception as exc:
+            self._log(f"while stopping: {exc}")
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def run_dev(options: DevOptions) -> int:
+    """`durable dev`: start the stack, print where it is, serve until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
+    stack = DevStack(options)
+    with stack:
+        print(stack.banner(), flush=True)
+        stack.serve_until_stopped(stop)
+        print("\nstopping durable dev ...", flush=True)
+    print("stopped", flush=True)
+    return 0

@@ -1,0 +1,134 @@
+"""Tasks for the end-to-end tests (`durable dev --tasks tests.e2e.e2e_tasks`).
+
+Steps that must be observable from outside record each execution as a line in a file under
+the directory the payload names, so a test can count how often a step really ran. Crashes
+and hangs happen only the first time (a marker file), so the redelivered run gets through.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from durable import Context, NonRetryableError, task
+
+
+def record(directory: str, name: str) -> int:
+    """Append one line to `<directory>/<name>.count`; how many lines it now holds."""
+    path = Path(directory) / f"{name}.count"
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+def executions(directory: str | Path, name: str) -> int:
+    """How often the step that records `name` ran (read by the tests)."""
+    path = Path(directory) / f"{name}.count"
+    return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+
+
+def first_time(directory: str, name: str) -> bool:
+    """True exactly once per directory and name (creates a marker file)."""
+    try:
+        (Path(directory) / f"{name}.marker").touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
+class Greeting(BaseModel):
+    name: str = Field(min_length=1)
+
+
+class InDirectory(BaseModel):
+    dir: str
+
+
+class SlowSteps(BaseModel):
+    dir: str
+    steps: int = Field(ge=1)
+    seconds: float = Field(ge=0)
+
+
+class Nap(BaseModel):
+    seconds: float = Field(ge=0)
+
+
+class Wait(BaseModel):
+    timeout_seconds: float = 60.0
+
+
+@task(id="e2e-hello")
+def hello(ctx: Context, payload: Greeting) -> dict[str, Any]:
+    greeting: str = ctx.step("greet", lambda name: f"hello, {name}", payload.name)
+    return {"greeting": greeting}
+
+
+def _crash_the_first_time(directory: str) -> str:
+    record(directory, "crash")
+    if first_time(directory, "crash"):
+        os._exit(1)  # the whole invocation process dies, as in a power cut
+    return "survived"
+
+
+@task(id="e2e-crash-once")
+def crash_once(ctx: Context, payload: InDirectory) -> dict[str, Any]:
+    first: int = ctx.step("first", record, payload.dir, "first")
+    survived: str = ctx.step("crash", _crash_the_first_time, payload.dir)
+    after: int = ctx.step("after", record, payload.dir, "after")
+    return {"first": first, "crash": survived, "after": after}
+
+
+def _hang_the_first_time(directory: str) -> str:
+    record(directory, "hang")
+    if first_time(directory, "hang"):
+        time.sleep(120)  # far beyond the invocation time limit: the dev server kills us
+    return "finished"
+
+
+@task(id="e2e-hang-once")
+def hang_once(ctx: Context, payload: InDirectory) -> dict[str, Any]:
+    first: int = ctx.step("first", record, payload.dir, "first")
+    finished: str = ctx.step("hang", _hang_the_first_time, payload.dir)
+    return {"first": first, "hang": finished}
+
+
+def _slow_step(directory: str, name: str, seconds: float) -> int:
+    time.sleep(seconds)
+    return record(directory, name)
+
+
+@task(id="e2e-slow-steps")
+def slow_steps(ctx: Context, payload: SlowSteps) -> list[int]:
+    return [
+        ctx.step(f"step-{index}", _slow_step, payload.dir, f"step-{index}", payload.seconds)
+        for index in range(payload.steps)
+    ]
+
+
+@task(id="e2e-sleep")
+def sleeper(ctx: Context, payload: Nap) -> dict[str, Any]:
+    before = ctx.now()
+    ctx.sleep("nap", timedelta(seconds=payload.seconds))
+    after = ctx.now()
+    return {"slept": (after - before).total_seconds()}
+
+
+@task(id="e2e-wait-event")
+def wait_event(ctx: Context, payload: Wait) -> dict[str, Any]:
+    data = ctx.wait_for_event("approval", timeout=timedelta(seconds=payload.timeout_seconds))
+    return {"received": data}
+
+
+@task(id="e2e-fail")
+def fail(ctx: Context, payload: Any) -> None:
+    ctx.step("refuse", _refuse)
+
+
+def _refuse() -> None:
+    raise NonRetryableError("refused on purpose")

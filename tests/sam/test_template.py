@@ -1,0 +1,337 @@
+"""The SAM template: linted by `sam validate --lint`, built by `sam build`, deployed to moto.
+
+moto's CloudFormation creates the table, queues, bucket, functions, roles, the event source
+mapping and the schedule rule, but ignores `AWS::ApiGatewayV2::Api`,
+`AWS::ApiGatewayV2::Stage` and `AWS::S3::BucketPolicy`, and drops the bucket's public access
+block and lifecycle rules: those are checked on the translated template instead (routes,
+authorizers, the TLS-only bucket policy, the bucket's properties).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.sam.conftest import ROOT, SAM_ENV
+
+FUNCTION_MODULES = {
+    "IamApiFunction": "handlers.api",
+    "JwtApiFunction": "handlers.api",
+    "WorkerFunction": "handlers.worker",
+    "SweeperFunction": "handlers.sweeper",
+}
+IGNORED_BY_MOTO = {"AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::S3::BucketPolicy"}
+
+
+def test_sam_validate_lint_reports_nothing(sam_bin: Path) -> None:
+    result = subprocess.run(
+        [str(sam_bin), "validate", "--lint", "--template", str(ROOT / "template.yaml")],
+        cwd=ROOT,
+        env=SAM_ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout
+
+
+def test_runtime_requirements_match_the_project_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    requirements = [
+        line.strip()
+        for line in (ROOT / "src" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert requirements == project["project"]["dependencies"]
+
+
+def _import_in_isolation(code_dir: Path, module: str) -> subprocess.CompletedProcess[str]:
+    """Import `module` with only `code_dir` and the standard library on the path."""
+    script = (
+        "import importlib, sys\n"
+        f"sys.path.insert(0, {str(code_dir)!r})\n"
+        f"handler = importlib.import_module({module!r}).handler\n"
+        "assert callable(handler)\n"
+        "import tasks\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "DURABLE_TABLE_NAME": "durable-runs",
+        "DURABLE_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/durable-wakeups",
+        "DURABLE_BUCKET_NAME": "durable-values",
+        "POWERTOOLS_SERVICE_NAME": "durable",
+    }
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_every_built_function_imports_with_only_its_own_dependencies(sam_build_dir: Path) -> None:
+    built = sorted(path.name for path in sam_build_dir.iterdir() if path.is_dir())
+    assert built == sorted(FUNCTION_MODULES)
+    for function, module in FUNCTION_MODULES.items():
+        result = _import_in_isolation(sam_build_dir / function, module)
+        assert result.returncode == 0, f"{function}: {result.stderr}"
+
+
+def test_a_missing_runtime_dependency_is_caught(sam_build_dir: Path, tmp_path: Path) -> None:
+    # given: the worker's package without the X-Ray SDK (Powertools' tracer extra)
+    stripped = tmp_path / "WorkerFunction"
+    shutil.copytree(
+        sam_build_dir / "WorkerFunction",
+        stripped,
+        ignore=shutil.ignore_patterns("aws_xray_sdk"),
+    )
+    result = _import_in_isolation(stripped, "handlers.worker")
+    assert result.returncode != 0
+    assert "aws_xray_sdk" in result.stderr
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "DURABLE_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _deploy(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, str]:
+    """Create the stack on moto; returns logical id -> physical id."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="durable-artifacts")
+    s3.put_object(Bucket="durable-artifacts", Key="code.zip", Body=b"PK\x05\x06" + b"\0" * 18)
+    cloudformation = boto3.client("cloudformation")
+    cloudformation.create_stack(
+        StackName="durable",
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    stack = cloudformation.describe_stacks(StackName="durable")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    resources = cloudformation.list_stack_resources(StackName="durable")
+    return {
+        summary["LogicalResourceId"]: summary.get("PhysicalResourceId", "")
+        for summary in resources["StackResourceSummaries"]
+    }
+
+
+@pytest.fixture
+def translated(translated_template: Path) -> dict[str, Any]:
+    return dict(json.loads(translated_template.read_text()))
+
+
+@pytest.fixture
+def iam_stack(
+    translated: dict[str, Any], aws_credentials: None
+) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    with mock_aws():
+        yield translated, _deploy(translated, {})
+
+
+def _expected_table_shape() -> dict[str, Any]:
+    """Key schema and indexes of the table the code creates for itself (durable dev)."""
+    from durable.aws import ensure_resources
+    from durable.settings import Settings
+
+    settings = Settings(table_name="shape-probe", queue_name="shape-probe", bucket_name="probe")
+    ensure_resources(settings)
+    table = boto3.client("dynamodb").describe_table(TableName="shape-probe")["Table"]
+    return _table_shape(table)
+
+
+def _table_shape(table: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "keys": table["KeySchema"],
+        "indexes": {
+            index["IndexName"]: (index["KeySchema"], index["Projection"]["ProjectionType"])
+            for index in table.get("GlobalSecondaryIndexes", [])
+        },
+    }
+
+
+def test_the_stack_creates_what_the_code_uses(
+    iam_stack: tuple[dict[str, Any], dict[str, str]],
+) -> None:
+    template, physical = iam_stack
+    created = set(physical)
+    expected = {
+        name
+        for name, resource in template["Resources"].items()
+        if resource.get("Condition") != "UseJwt" and resource["Type"] not in IGNORED_BY_MOTO
+    }
+    assert expected <= created
+
+    # the table: the keys and indexes the code queries, on demand
+    table = boto3.client("dynamodb").describe_table(TableName=physical["RunsTable"])["Table"]
+    assert _table_shape(table) == _expected_table_shape()
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+
+    # the queue: a dead-letter queue, and a visibility timeout no shorter than the worker's
+    sqs = boto3.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=physical["WakeQueue"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == 5
+    assert redrive["deadLetterTargetArn"].endswith(physical["WakeDeadLetterQueue"].split("/")[-1])
+    lambdas = boto3.client("lambda")
+    worker = lambdas.get_function(FunctionName=physical["WorkerFunction"])["Configuration"]
+    assert int(attributes["VisibilityTimeout"]) >= worker["Timeout"]
+    assert str(worker["Environment"]["Variables"]["DURABLE_LEASE_SECONDS"]) == str(
+        worker["Timeout"]
+    )
+
+    # every function: python3.11, its handler, and the names of the stack's resources
+    for function, module in FUNCTION_MODULES.items():
+        if function == "JwtApiFunction":
+            continue
+        config = lambdas.get_function(FunctionName=physical[function])["Configuration"]
+        assert config["Runtime"] == "python3.11"
+        assert config["Handler"] == f"{module}.handler"
+        variables = config["Environment"]["Variables"]
+        assert variables["DURABLE_TABLE_NAME"] == physical["RunsTable"]
+        assert variables["DURABLE_QUEUE_URL"] == physical["WakeQueue"]
+        assert variables["DURABLE_BUCKET_NAME"] == physical["ValuesBucket"]
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "durable"
+
+    # the worker listens to the queue and reports partial batch failures
+    mappings = lambdas.list_event_source_mappings(FunctionName=physical["WorkerFunction"])
+    (mapping,) = mappings["EventSourceMappings"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+
+    # the bucket: encrypted, private, large values expire
+    s3 = boto3.client("s3")
+    bucket = physical["ValuesBucket"]
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # (moto's CloudFormation drops PublicAccessBlockConfiguration: see the translated check)
+    public_access = template["Resources"]["ValuesBucket"]["Properties"][
+        "PublicAccessBlockConfiguration"
+    ]
+    assert all(public_access.values()) and len(public_access) == 4
+    (rule,) = template["Resources"]["ValuesBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Prefix"] == "values/"
+    assert rule["ExpirationInDays"] == {"Ref": "LargeValueRetentionDays"}
+
+    # the sweeper runs on a schedule
+    rule_name = physical["SweeperFunctionSweep"]
+    assert boto3.client("events").describe_rule(Name=rule_name)["ScheduleExpression"] == (
+        "rate(1 minute)"
+    )
+
+
+def _policy_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    properties = template["Resources"][role]["Properties"]
+    statements = [
+        statement
+        for policy in properties.get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    for arn in properties.get("ManagedPolicyArns", []):
+        if isinstance(arn, dict):  # a reference to one of our own managed policies
+            policy = template["Resources"][arn["Ref"]]["Properties"]["PolicyDocument"]
+            statements.extend(policy["Statement"])
+    return statements
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        (
+            "IamApiFunctionRole",
+            {
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:ConditionCheckItem",
+                "sqs:SendMessage",
+                "s3:GetObject",
+                "s3:PutObject",
+            },
+        ),
+        (
+            "WorkerFunctionRole",
+            {
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "sqs:SendMessage",
+                "s3:GetObject",
+                "s3:PutObject",
+            },
+        ),
+        ("SweeperFunctionRole", {"dynamodb:Query", "sqs:SendMessage"}),
+    ],
+)
+def test_each_function_may_do_only_what_it_calls_on_only_its_resources(
+    translated: dict[str, Any], role: str, allowed: set[str]
+) -> None:
+    statements = _policy_statements(translated, role)
+    actions = {
+        action
+        for statement in statements
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    assert actions == allowed
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert statement["Resource"] != "*"
+        assert "*" not in json.dumps(statement["Action"])
+
+
+def test_the_api_is_iam_protected_by_default_and_jwt_on_demand(
+    translated: dict[str, Any], aws_credentials: None
+) -> None:
+    resources = translated["Resources"]
+    iam_body = json.dumps(resources["IamHttpApi"]["Properties"]["Body"])
+    assert '"AWS_IAM": []' in iam_body
+    assert "/{proxy+}" in iam_body
+    jwt_schemes = resources["JwtHttpApi"]["Properties"]["Body"]["components"]["securitySchemes"]
+    assert jwt_schemes["JwtAuthorizer"]["x-amazon-apigateway-authorizer"]["type"] == "jwt"
+
+    with mock_aws():
+        physical = _deploy(
+            translated,
+            {
+                "AuthMode": "JWT",
+                "JwtIssuer": "https://issuer.example.com",
+                "JwtAudience": "durable",
+            },
+        )
+    assert "JwtApiFunction" in physical
+    assert "IamApiFunction" not in physical
+
+
+def test_the_bucket_refuses_plain_http(translated: dict[str, Any]) -> None:
+    (statement,) = translated["Resources"]["ValuesBucketPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
