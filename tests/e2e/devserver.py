@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TASKS = "tests.e2e.e2e_tasks"
+TASKS = "tasks,tests.e2e.e2e_tasks"
 INVOCATION_TIMEOUT = 4.0  # seconds; SQS redelivers a dead invocation's message 2 s later
 READY_PREFIX = "durable dev is running at "
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}

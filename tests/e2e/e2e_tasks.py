@@ -132,3 +132,9 @@ def fail(ctx: Context, payload: Any) -> None:
 
 def _refuse() -> None:
     raise NonRetryableError("refused on purpose")
+
+
+@task(id="e2e-two-approvals")
+def two_approvals(ctx: Context, payload: Any) -> list[Any]:
+    """Waits for two `approval` events (the sample events' seeded run)."""
+    return [ctx.wait_for_event("approval"), ctx.wait_for_event("approval")]

@@ -32,6 +32,9 @@ ApiHandler = Callable[[dict[str, Any], Any], Any]
 API_TIME_LIMIT = 29.0
 
 
+DEV_INFO_PATH = "/.well-known/durable-dev"
+
+
 class BodyTooLarge(Exception):
     """The request body is over the limit."""
 
@@ -56,6 +59,9 @@ class LocalGateway(ThreadingHTTPServer):
         self.function_name = function_name
         self.max_body = max_body
         self.access_log = access_log
+        # What `durable invoke` needs to reach this stack (its moto, table, queue, bucket),
+        # served at DEV_INFO_PATH; None until the stack has created its resources.
+        self.dev_info: dict[str, Any] | None = None
 
     @property
     def url(self) -> str:
@@ -120,6 +126,9 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.monotonic()
+        if self.command == "GET" and self.path == DEV_INFO_PATH and self.server.dev_info:
+            self._write(_json_response(200, self.server.dev_info))
+            return
         try:
             body = self._read_body()
         except BodyTooLarge:

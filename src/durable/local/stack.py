@@ -128,6 +128,7 @@ class DevStack:
         self._configure_environment()
         self._create_resources()
         self.runtime = self._load_runtime()
+        self._gateway.dev_info = self._dev_info()
         self._start_workers()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
         self._sweeper.start()
@@ -273,6 +274,20 @@ class DevStack:
                 f"cannot import the task modules {os.environ['DURABLE_TASK_MODULES']!r}: {exc}. "
                 "Name importable modules with --tasks (run from your project's directory)"
             ) from exc
+
+    def _dev_info(self) -> dict[str, str]:
+        """What `durable invoke` needs to run a handler against this stack."""
+        assert self.runtime is not None
+        settings = self.runtime.settings
+        return {
+            "moto_url": self.moto_url,
+            "region": REGION,
+            "table_name": settings.table_name,
+            "queue_url": self.queue_url,
+            "bucket_name": settings.bucket_name,
+            "task_modules": ",".join(settings.task_module_list),
+            "lease_seconds": str(self.options.lease_seconds),
+        }
 
     def _start_workers(self) -> None:
         from durable.aws import boto3_client
