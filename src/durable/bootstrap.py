@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 # What `process_wake_up` reports for a body that is not a wake-up message.
 MALFORMED = "malformed"
+# How long one sweep may spend purging expired runs: half the sweeper's 60-s Lambda timeout.
+PURGE_BUDGET = timedelta(seconds=30)
 
 
 class HasRemainingTime(Protocol):
@@ -87,6 +89,7 @@ class Runtime:
             clock=clock,
             registry=registry,
             code_version=settings.code_version,
+            retention=settings.retention,
         )
         worker = Worker(
             store=store,
@@ -97,6 +100,7 @@ class Runtime:
             config=WorkerConfig(
                 lease=timedelta(seconds=settings.lease_seconds),
                 margin=timedelta(seconds=settings.invocation_margin_seconds),
+                retention=settings.retention,
             ),
         )
         return cls(
@@ -144,12 +148,20 @@ class Runtime:
         return outcome
 
     def sweep(self, metrics: Metrics | None = None) -> int:
-        """Re-enqueue every run whose wake-up is overdue; returns how many were sent."""
-        from durable.sweeper import sweep
+        """Re-enqueue every run whose wake-up is overdue; returns how many were sent.
+
+        Then purge the finished runs whose retention has passed (`runs_purged` metric), within
+        `PURGE_BUDGET`: a purge never delays a re-enqueue, and what is left waits for the next.
+        """
+        from durable.sweeper import purge_expired, sweep
 
         grace = timedelta(seconds=self.settings.sweep_grace_seconds)
         sent = sweep(self.store, self.queue, self.clock, grace=grace)
         _count(metrics, "runs_swept", sent)
+        purged = purge_expired(self.store, self.clock, budget=PURGE_BUDGET)
+        if purged:
+            library_logger().info("purged finished runs past retention", runs=purged)
+        _count(metrics, "runs_purged", purged)
         return sent
 
 

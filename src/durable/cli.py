@@ -6,14 +6,17 @@
     durable show RUN_ID [--history]                      a run (and its checkpoint log)
     durable send-event RUN_ID NAME --data JSON           deliver an event to a waiting run
     durable cancel RUN_ID                                cancel a run
+    durable replay RUN_ID | --open | --history FILE      replay recorded histories against
+                                                         today's code (exit 1: non-determinism)
 
 The client verbs speak the HTTP API: to a running `durable dev` by default (`--url`,
 `DURABLE_URL`, else http://127.0.0.1:8000), or, with `--aws` or when `AWS_REGION` and
 `DURABLE_TABLE_NAME` are set (and no URL is given), to AWS directly: the same API code then
 runs in this process on the DynamoDB/SQS/S3 adapters, so answers and errors are identical.
 
-Exit codes: 0 done; 1 the run ended without completing (`trigger --wait`) or the server
-failed; 2 bad input (invalid JSON, unknown task or run, refused payload) or no server.
+Exit codes: 0 done; 1 the run ended without completing (`trigger --wait`), a replay found
+a divergence or a task missing from today's code (`replay`), or the server failed; 2 bad
+input (invalid JSON, unknown task or run, refused payload, unreadable file) or no server.
 """
 
 from __future__ import annotations
@@ -352,6 +355,101 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 1 if invocation.failed else 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay recorded histories against today's code; 1 when any run diverges."""
+    import importlib
+    from collections.abc import Iterable, Iterator
+
+    from durable.errors import InputError
+    from durable.replayer import (
+        RecordedRun,
+        ReplayStatus,
+        format_report,
+        load_history_file,
+        save_history_file,
+    )
+
+    if args.open and (args.run_id or args.history or args.save):
+        raise CliError("--open replays every open run: give no RUN_ID, --history or --save")
+    if not (args.open or args.run_id or args.history):
+        raise CliError("give a RUN_ID, --history FILE or --open")
+    if args.save and (args.history or not args.run_id):
+        raise CliError("--save FILE needs a RUN_ID to fetch (and no --history)")
+    # Like `python -m`, the current directory holds the user's task modules.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    modules = args.tasks or os.environ.get("DURABLE_TASK_MODULES") or "tasks"
+    for module in (name.strip() for name in modules.split(",")):
+        if module:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                raise CliError(f"cannot import the task module {module!r}: {exc}") from None
+
+    def fetch(transport: Transport, run: dict[str, Any]) -> RecordedRun:
+        # The run is read before its log: a run seen open is never judged as finished
+        # against a log read before it finished.
+        path = f"/runs/{_segment(str(run['run_id']))}/history"
+        log = call(transport, "GET", path)
+        return RecordedRun(run, log.get("history", []) if isinstance(log, dict) else log)
+
+    def open_runs(transport: Transport) -> Iterator[RecordedRun]:
+        seen: set[str] = set()
+        for status in ("QUEUED", "RUNNING", "WAITING", "RETRYING"):
+            cursor: str | None = None
+            while True:
+                query = {"status": status, "limit": "100"}
+                if cursor:
+                    query["cursor"] = cursor
+                page = call(transport, "GET", "/runs", query=query)
+                for run in page.get("runs", []):
+                    if run["run_id"] not in seen:
+                        seen.add(run["run_id"])
+                        yield fetch(transport, run)
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+
+    counts = dict.fromkeys(ReplayStatus, 0)
+    try:
+        if args.history:
+            recorded = load_history_file(args.history)
+            if args.run_id and recorded.run_id != args.run_id:
+                raise CliError(f"{args.history} holds run {recorded.run_id}, not {args.run_id}")
+            recordings: Iterable[RecordedRun] = [recorded]
+        elif args.open:
+            recordings = open_runs(make_transport(args))
+        else:
+            transport = make_transport(args)
+            run = call(transport, "GET", f"/runs/{_segment(args.run_id)}")
+            recorded = fetch(transport, run)
+            if args.save:
+                save_history_file(args.save, recorded)
+            recordings = [recorded]
+        for recorded in recordings:
+            report = recorded.replay()
+            counts[report.status] += 1
+            print(format_report(report), flush=True)
+    except InputError as exc:
+        raise CliError(str(exc)) from None
+    total = sum(counts.values())
+    if args.open:
+        print(
+            f"{total} open run{'' if total == 1 else 's'} replayed: {counts[ReplayStatus.OK]} OK, "
+            f"{counts[ReplayStatus.DIVERGED]} diverged, "
+            f"{counts[ReplayStatus.UNKNOWN_TASK]} of unknown tasks"
+            if total
+            else "no open runs to replay"
+        )
+    if counts[ReplayStatus.DIVERGED]:
+        print(
+            "\ntoday's code would stop these runs with a NonDeterminismError. Keep the old "
+            'path for them with `if ctx.patched("change-id"): <new> else: <old>`, '
+            "or deploy once they have ended."
+        )
+    return 0 if counts[ReplayStatus.OK] == total else 1
+
+
 def _status(value: str) -> str:
     upper = value.upper()
     if upper not in STATUSES:
@@ -446,6 +544,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="the Lambda timeout (30)"
     )
     invoke.set_defaults(handler=cmd_invoke)
+
+    replay = verbs.add_parser(
+        "replay",
+        parents=[remote],
+        help="replay recorded histories against today's code; report any non-determinism",
+    )
+    replay.add_argument("run_id", metavar="RUN_ID", nargs="?", help="the run to replay")
+    replay.add_argument(
+        "--tasks",
+        help="comma-separated task modules to import (default: $DURABLE_TASK_MODULES or tasks)",
+    )
+    replay.add_argument(
+        "--open",
+        action="store_true",
+        help="replay every run not yet finished (the check to run before a deploy)",
+    )
+    replay.add_argument(
+        "--history", metavar="FILE", help="replay a history file (from --save) instead"
+    )
+    replay.add_argument("--save", metavar="FILE", help="also write the run and its history to FILE")
+    replay.set_defaults(handler=cmd_replay)
     return parser
 
 

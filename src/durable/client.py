@@ -8,6 +8,7 @@ Every write is validated first and stores nothing on bad input: an unknown task 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from durable.ids import new_inbox_id, new_run_id
 from durable.queues.base import WakeQueue
 from durable.records import (
     Checkpoint,
+    CheckpointKind,
     ErrorInfo,
     InboxEvent,
     RunRecord,
@@ -26,6 +28,7 @@ from durable.records import (
     WakeReason,
     WakeUp,
 )
+from durable.serialization import loads
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry, default_registry
 from durable.values import ValueCodec
@@ -138,6 +141,7 @@ class Client:
         clock: Clock | None = None,
         registry: TaskRegistry | None = None,
         code_version: str = "dev",
+        retention: timedelta | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -145,6 +149,7 @@ class Client:
         self.clock = clock or SystemClock()
         self.registry = registry or default_registry
         self.code_version = code_version
+        self.retention = retention  # how long a cancelled run is kept; None: forever
 
     # -- writes -------------------------------------------------------------------------
 
@@ -204,6 +209,27 @@ class Client:
         )
         self.queue.send(WakeUp(run_id, WakeReason.EVENT))
 
+    def complete_callback(self, token: str, data: Any = None, error: Any = None) -> None:
+        """Complete a callback once: with `data`, or with `error` (raised in the run).
+
+        Raises CallbackNotFoundError for an unknown token, CallbackAlreadyCompletedError for
+        one completed before or past its timeout.
+        """
+        now = self.clock.now()
+        outcome = {"error": error} if error is not None else {"data": data}
+        stored = self.codec.encode(outcome, f"callbacks/{new_inbox_id(now)}")
+        run_id = self.store.claim_callback(token, now)
+        self.store.put_inbox(
+            InboxEvent(
+                run_id=run_id,
+                inbox_id=new_inbox_id(now),
+                name=f"callback:{token}",
+                data=stored,
+                received_at=now,
+            )
+        )
+        self.queue.send(WakeUp(run_id, WakeReason.EVENT))
+
     def cancel(self, run_id: str) -> RunInfoView:
         """Cancel a run that has not ended; a running invocation stops at its next operation."""
         run = self._require(run_id)
@@ -218,6 +244,7 @@ class Client:
                     "cancel_requested": True,
                     "error": ErrorInfo(type="RunCancelled", message="the run was cancelled"),
                     "finished_at": now,
+                    "expires_at": now + self.retention if self.retention is not None else None,
                     "updated_at": now,
                     "wake_at": None,
                     "wake_token": None,
@@ -228,7 +255,20 @@ class Client:
         except ConflictError:
             run = self._require(run_id)
             raise RunFinishedError(run_id, run.status) from None
+        self._cancel_children(run_id)
+        if run.parent_run_id is not None:
+            self.queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))
         return self._view(run)
+
+    def _cancel_children(self, run_id: str) -> None:
+        """Cancel every child run this run started that has not ended (recursively)."""
+        started = (CheckpointKind.CHILD_STARTED, CheckpointKind.CHILD_TRIGGERED)
+        for checkpoint in self.store.load_history(run_id):
+            if checkpoint.kind in started and checkpoint.value is not None:
+                child = self.store.get_run(loads(checkpoint.value))
+                if child is not None and not child.status.is_terminal:
+                    with contextlib.suppress(RunFinishedError):
+                        self.cancel(child.run_id)
 
     # -- reads --------------------------------------------------------------------------
 

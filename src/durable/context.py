@@ -9,28 +9,41 @@ retry backoff, hand-over) are raised as `Suspend`, a BaseException, so that a ta
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar, get_type_hints
+from typing import Any, NoReturn, Protocol, TypeVar, cast, get_type_hints
 
 from durable.clock import Clock, utc
 from durable.engine.outcomes import Abandoned, AnyOutcome, Failed, HandedOver, Suspended
 from durable.engine.replay import HistoryView
 from durable.engine.retry import NO_RETRY, RetryPolicy, is_non_retryable
 from durable.errors import (
+    CallbackFailedError,
+    ChildRunFailedError,
     ConflictError,
     NonDeterminismError,
     RunCancelled,
     StepFailedError,
+    StepTimeoutError,
     WaitTimeout,
 )
-from durable.ids import random_fraction, random_uuid
+from durable.ids import new_callback_token, random_fraction, random_uuid
 from durable.logs import RunLogger
-from durable.records import Checkpoint, CheckpointKind, ErrorInfo, InboxEvent, RunStatus
+from durable.records import (
+    Checkpoint,
+    CheckpointKind,
+    ErrorInfo,
+    InboxEvent,
+    RunRecord,
+    RunStatus,
+)
 from durable.serialization import dumps, is_plain_annotation, loads, type_adapter
 from durable.task import StepSemantics, current_context
 from durable.values import ValueCodec
@@ -52,6 +65,24 @@ class AttemptEnvironment(Protocol):
     def inbox(self) -> list[InboxEvent]:
         """The run's inbox in arrival order."""
 
+    def start_child(
+        self, task_id: str, payload: Any, idempotency_key: str, parent_run_id: str
+    ) -> str:
+        """Start (or find, by the key) a child run; its run id. Raises InputError if invalid."""
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """A run as stored (a child's status and result)."""
+
+    def create_callback(
+        self, token: str, run_id: str, name: str, expires_at: datetime | None
+    ) -> None:
+        """Register a callback token for this run."""
+
+    def extend_lease(self, until: datetime | None) -> None:
+        """Hold the run until `until` (a heartbeating step); the sweeper wakes it after that.
+
+        None gives the run back its whole invocation lease."""
+
 
 class Suspend(BaseException):
     """Unwinds the task to the executor with an outcome. Never catch it."""
@@ -59,6 +90,70 @@ class Suspend(BaseException):
     def __init__(self, outcome: AnyOutcome) -> None:
         self.outcome = outcome
         super().__init__(type(outcome).__name__)
+
+
+@dataclass(slots=True)
+class StepInfo:
+    """The step running now: its stable id, attempt and heartbeat state."""
+
+    id: str
+    name: str
+    attempt: int
+    position: int
+    heartbeat_details: Any
+    heartbeat_timeout: timedelta | None
+
+
+# The step running in this thread or asyncio task (each gathered step has its own).
+_current_step: ContextVar[StepInfo | None] = ContextVar("durable_current_step", default=None)
+
+
+@dataclass(slots=True)
+class _StepPlan:
+    """One call of ctx.step between its replay check and its checkpoint."""
+
+    name: str
+    position: int
+    policy: RetryPolicy
+    annotation: Any
+    timeout: timedelta | None
+    heartbeat_timeout: timedelta | None
+    compensate: Callable[[Any], Any] | None
+    attempt: int = 1
+    details: Any = None
+    replayed: bool = False
+    result: Any = None
+    started: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _StepTokens:
+    context: Token[Context | None]
+    step: Token[StepInfo | None]
+
+
+async def _awaited(value: Awaitable[Any]) -> Any:
+    return await value
+
+
+HEARTBEAT_RECORD_INTERVAL = timedelta(seconds=5)
+COMPENSATION_RETRY = RetryPolicy(max_attempts=3)
+
+
+def _lost_attempt_error(
+    name: str, attempt: int, semantics: str, heartbeat_timeout: timedelta | None
+) -> ErrorInfo:
+    if semantics == "at_most_once":
+        kind = CRASHED_AFTER_START
+    elif heartbeat_timeout is not None:
+        kind = "HeartbeatTimeout"
+    else:
+        kind = "StepTimeout"
+    return ErrorInfo(
+        type=kind,
+        message=f"step {name!r} attempt {attempt} started but never finished "
+        "(its invocation died or was cut off)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +201,10 @@ class Context:
         self._next_seq = view.next_seq
         self._replay_length = view.furthest
         self._logger: RunLogger | None = None
-        self._current_step: str | None = None
+        self._compensations: list[tuple[str, Callable[[Any], Any], Any]] = []
+        self._last_heartbeat: datetime | None = None
+        self._invocation_start = clock.now()
+        self._fresh_callbacks: dict[str, datetime | None] = {}
         self._consumed: dict[str, int] | None = None
         self.executed_steps = 0
         self.divergence: NonDeterminismError | None = None
@@ -128,7 +226,8 @@ class Context:
 
     @property
     def current_step(self) -> str | None:
-        return self._current_step
+        step = _current_step.get()
+        return step.name if step is not None else None
 
     @property
     def requested_positions(self) -> int:
@@ -230,28 +329,74 @@ class Context:
         *args: Any,
         retry: RetryPolicy | None = None,
         semantics: StepSemantics = "at_least_once",
+        timeout: timedelta | None = None,
+        heartbeat_timeout: timedelta | None = None,
+        compensate: Callable[[Any], Any] | None = None,
         **kwargs: Any,
     ) -> T:
-        """Run `fn(*args, **kwargs)` once and checkpoint its result (or its final error)."""
-        if self._current_step is not None:
+        """Run `fn(*args, **kwargs)` once and checkpoint its result (or its final error).
+
+        `timeout` (start to close) and `heartbeat_timeout` bound one attempt: an attempt that
+        outlives them, or that dies with its invocation, is a failed attempt and consumes the
+        retry budget. `compensate(result)` runs, as a step, if the run later fails for good.
+        A coroutine function is run to completion (in an async task, use `await ctx.step`).
+        """
+        plan = self._plan_step(name, fn, retry, semantics, timeout, heartbeat_timeout, compensate)
+        if plan.replayed:
+            return cast(T, plan.result)
+        token = self._enter_step(plan)
+        try:
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_awaited(value))
+            self._check_step_timeout(plan)
+        except Exception as exc:
+            self._fail_step(plan, token, exc)
+        return cast(T, self._finish_step(plan, token, value))
+
+    def _plan_step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        retry: RetryPolicy | None,
+        semantics: StepSemantics,
+        timeout: timedelta | None,
+        heartbeat_timeout: timedelta | None,
+        compensate: Callable[[Any], Any] | None,
+    ) -> _StepPlan:
+        """Answer the step from the log, or get ready to run its next attempt."""
+        current = _current_step.get()
+        if current is not None:
             raise RuntimeError(
-                f"ctx.step({name!r}) called inside step {self._current_step!r}: "
+                f"ctx.step({name!r}) called inside step {current.name!r}: "
                 "steps do not nest; call the function directly"
             )
         position = self._take_position()
         entries = self._entries(position, "step", name)
-        policy = retry or NO_RETRY
-        annotation = _return_annotation(fn)
+        plan = _StepPlan(
+            name=name,
+            position=position,
+            policy=retry or NO_RETRY,
+            annotation=_return_annotation(fn),
+            timeout=timeout,
+            heartbeat_timeout=heartbeat_timeout,
+            compensate=compensate,
+        )
         failures = 0
         started_attempts: set[int] = set()
         retry_at: datetime | None = None
         for entry in entries:
             if entry.kind is CheckpointKind.STEP_COMPLETED:
                 assert entry.value is not None
-                result: T = self._decode(entry.value, annotation)
-                return result
+                plan.replayed = True
+                plan.result = self._decode(entry.value, plan.annotation)
+                if compensate is not None:
+                    self._compensations.append((name, compensate, plan.result))
+                return plan
             if entry.kind is CheckpointKind.STEP_STARTED:
                 started_attempts.add(entry.step_attempt)
+            elif entry.kind is CheckpointKind.STEP_HEARTBEAT:
+                plan.details = self._codec.decode(entry.value) if entry.value else None
             elif entry.kind is CheckpointKind.STEP_FAILED:
                 started_attempts.discard(entry.step_attempt)
                 failures += 1
@@ -262,47 +407,150 @@ class Context:
                     )
                 retry_at = entry.wake_at
         if started_attempts:
-            # An at-most-once step was started and never finished: the invocation died in
-            # its side effect. That attempt counts as failed; it never runs a second time.
+            # The attempt was started and never finished: its invocation died (a crash, or
+            # cut off by Lambda's limit). It counts as a failed attempt; an at-most-once step
+            # never runs its side effect a second time within it.
             crashed = max(started_attempts)
-            error = ErrorInfo(
-                type=CRASHED_AFTER_START,
-                message=f"step {name!r} attempt {crashed} started but never finished",
-            )
+            error = _lost_attempt_error(name, crashed, semantics, heartbeat_timeout)
             retry_at = self._record_step_failure(
-                position, name, crashed, error, policy, RuntimeError(error.message)
+                position, name, crashed, error, plan.policy, RuntimeError(error.message)
             )
             failures = crashed
         if retry_at is not None and self._clock.now() < retry_at:
             raise self._suspend_until(RunStatus.RETRYING, retry_at)
-        step_attempt = failures + 1
+        plan.attempt = failures + 1
         self._before_fresh_operation()
-        if semantics == "at_most_once":
-            self._record(CheckpointKind.STEP_STARTED, position, name, step_attempt=step_attempt)
-        self._current_step = name
-        token = current_context.set(None)
-        try:
-            value = fn(*args, **kwargs)
-        except Exception as exc:
-            error = ErrorInfo.from_exception(
-                exc, traceback.format_exc(), non_retryable=is_non_retryable(exc, policy)
-            )
-            retry_at = self._record_step_failure(position, name, step_attempt, error, policy, exc)
-            assert retry_at is not None
-            raise self._suspend_until(RunStatus.RETRYING, retry_at) from None
-        finally:
-            current_context.reset(token)
-            self._current_step = None
+        longest = timeout or heartbeat_timeout
+        if (
+            longest is not None
+            and self._deadline is not None
+            and self._clock.now() + longest > self._deadline
+            and self._deadline - self._invocation_start > longest
+        ):
+            raise Suspend(HandedOver())  # a fresh invocation has room for the whole attempt
+        marked = semantics == "at_most_once" or timeout is not None or heartbeat_timeout is not None
+        if marked:
+            self._record(CheckpointKind.STEP_STARTED, position, name, step_attempt=plan.attempt)
+        return plan
+
+    def _enter_step(self, plan: _StepPlan) -> _StepTokens:
+        if plan.heartbeat_timeout is not None:
+            self._environment.extend_lease(self._clock.now() + plan.heartbeat_timeout)
+        info = StepInfo(
+            id=f"{self.run.id}:{plan.name}:{plan.position}",
+            name=plan.name,
+            attempt=plan.attempt,
+            position=plan.position,
+            heartbeat_details=plan.details,
+            heartbeat_timeout=plan.heartbeat_timeout,
+        )
+        plan.started = self._clock.now()
+        return _StepTokens(current_context.set(None), _current_step.set(info))
+
+    def _check_step_timeout(self, plan: _StepPlan) -> None:
+        assert plan.started is not None
+        elapsed = self._clock.now() - plan.started
+        if plan.timeout is not None and elapsed > plan.timeout:
+            raise StepTimeoutError(plan.name, plan.timeout, elapsed)
+
+    def _step_ended(self, plan: _StepPlan, tokens: _StepTokens) -> None:
+        # Not in a `finally`: an invocation that dies inside the step must leave the short
+        # heartbeat lease in place, so that the run is picked up once it runs out.
+        current_context.reset(tokens.context)
+        _current_step.reset(tokens.step)
+        if plan.heartbeat_timeout is not None:
+            self._environment.extend_lease(None)
+
+    def _fail_step(self, plan: _StepPlan, tokens: _StepTokens, exc: Exception) -> NoReturn:
+        self._step_ended(plan, tokens)
+        error = ErrorInfo.from_exception(
+            exc, traceback.format_exc(), non_retryable=is_non_retryable(exc, plan.policy)
+        )
+        retry_at = self._record_step_failure(
+            plan.position, plan.name, plan.attempt, error, plan.policy, exc
+        )
+        assert retry_at is not None
+        raise self._suspend_until(RunStatus.RETRYING, retry_at) from None
+
+    def _finish_step(self, plan: _StepPlan, tokens: _StepTokens, value: Any) -> Any:
+        self._step_ended(plan, tokens)
         self.executed_steps += 1
         text = dumps(value)
         stored = self._codec.encode_text(text, f"{self.run.id}/{self._next_seq}")
         self._record(
-            CheckpointKind.STEP_COMPLETED, position, name, step_attempt=step_attempt, value=stored
+            CheckpointKind.STEP_COMPLETED,
+            plan.position,
+            plan.name,
+            step_attempt=plan.attempt,
+            value=stored,
         )
-        if is_plain_annotation(annotation) and not isinstance(value, dict | list):
-            return value
-        round_tripped: T = self._decode(text, annotation)
-        return round_tripped
+        if is_plain_annotation(plan.annotation) and not isinstance(value, dict | list):
+            result = value
+        else:
+            result = self._decode(text, plan.annotation)
+        if plan.compensate is not None:
+            self._compensations.append((plan.name, plan.compensate, result))
+        return result
+
+    # -- inside a step ------------------------------------------------------------------
+
+    @property
+    def step_id(self) -> str:
+        """`run_id:step-name:position` of the running step: the same on every attempt and
+        replay. Hand it to outside APIs as an idempotency key (a payment provider's, say)."""
+        return self._require_step("step_id").id
+
+    @property
+    def heartbeat_details(self) -> Any:
+        """The details of the last heartbeat of an earlier attempt of this step, or None."""
+        return self._require_step("heartbeat_details").heartbeat_details
+
+    def heartbeat(self, details: Any = None) -> None:
+        """Report progress from a long step; renews the step's heartbeat timeout and keeps
+        `details` for the next attempt should this one die."""
+        step = self._require_step("heartbeat")
+        now = self._clock.now()
+        if step.heartbeat_timeout is not None:
+            self._environment.extend_lease(now + step.heartbeat_timeout)
+        if (
+            self._last_heartbeat is not None
+            and now - self._last_heartbeat < HEARTBEAT_RECORD_INTERVAL
+            and details == step.heartbeat_details
+        ):
+            return
+        self._last_heartbeat = now
+        step.heartbeat_details = details
+        self._record(
+            CheckpointKind.STEP_HEARTBEAT,
+            step.position,
+            step.name,
+            step_attempt=step.attempt,
+            value=self._codec.encode(details, f"{self.run.id}/{self._next_seq}"),
+        )
+
+    def _require_step(self, what: str) -> StepInfo:
+        step = _current_step.get()
+        if step is None:
+            raise RuntimeError(f"ctx.{what} is only available inside a running step")
+        return step
+
+    # -- compensation -------------------------------------------------------------------
+
+    def compensate(self) -> list[tuple[str, ErrorInfo | None]]:
+        """Run the compensations of completed steps in reverse order, each a step itself.
+
+        A compensation that fails for good is recorded and the others still run.
+        """
+        outcomes: list[tuple[str, ErrorInfo | None]] = []
+        while self._compensations:
+            name, undo, result = self._compensations.pop()
+            try:
+                self.step(f"compensate:{name}", undo, result, retry=COMPENSATION_RETRY)
+            except StepFailedError as exc:
+                outcomes.append((name, ErrorInfo(type=exc.error_type, message=exc.message)))
+            else:
+                outcomes.append((name, None))
+        return outcomes
 
     def _record_step_failure(
         self,
@@ -418,6 +666,159 @@ class Context:
         counts = self._consumed_counts()
         counts[name] = counts.get(name, 0) + 1
 
+    # -- versioning -----------------------------------------------------------------------
+
+    def patched(self, change_id: str) -> bool:
+        """True where the code after a change runs; False when replaying a run recorded before.
+
+        Write `if ctx.patched("new-charge"): <new code> else: <old code>` so that one
+        deployment serves runs started before and after the change (Temporal's patching).
+        A run that reaches this point fresh records a marker and takes the new path on every
+        replay; a run whose log holds another operation here took the old path.
+        """
+        position = self._position
+        entries = self._view.entries(position)
+        if entries:
+            first = entries[0]
+            if first.kind is CheckpointKind.PATCH_MARKER and first.name == change_id:
+                self._take_position()
+                return True
+            return False  # recorded before the change: the old code's operation is here
+        self._take_position()
+        self._record(CheckpointKind.PATCH_MARKER, position, change_id)
+        return True
+
+    # -- child runs ---------------------------------------------------------------------
+
+    def _start_child(self, task_id: str, payload: Any, position: int) -> str:
+        self._before_fresh_operation()
+        key = f"{self.run.id}:{self.run.attempt}:{position}"
+        return self._environment.start_child(task_id, payload, key, self.run.id)
+
+    def invoke(self, task_id: str, payload: Any = None) -> Any:
+        """Start a child run of `task_id`, suspend until it ends, return its result.
+
+        Raises ChildRunFailedError when the child fails, is cancelled or times out. The
+        parent is woken when the child ends (no polling); cancelling the parent cancels it.
+        """
+        position = self._take_position()
+        entries = self._entries(position, "invoke", task_id)
+        child_id: str | None = None
+        for entry in entries:
+            if entry.kind is CheckpointKind.CHILD_COMPLETED:
+                assert entry.value is not None
+                return self._codec.decode(entry.value)
+            if entry.kind is CheckpointKind.CHILD_FAILED:
+                assert entry.error is not None
+                raise ChildRunFailedError(
+                    loads(entries[0].value or "null"),
+                    entry.name,
+                    entry.error.type,
+                    entry.error.message,
+                )
+            if entry.kind is CheckpointKind.CHILD_STARTED:
+                child_id = loads(entry.value or "null")
+        if child_id is None:
+            child_id = self._start_child(task_id, payload, position)
+            self._record(CheckpointKind.CHILD_STARTED, position, task_id, value=dumps(child_id))
+        child = self._environment.get_run(child_id)
+        if child is None or not child.status.is_terminal:
+            raise self._suspend_until(RunStatus.WAITING, None, waiting_for=f"child:{child_id}")
+        if child.status is RunStatus.COMPLETED:
+            result = child.result or "null"
+            self._record(CheckpointKind.CHILD_COMPLETED, position, task_id, value=result)
+            return self._codec.decode(result)
+        error = child.error or ErrorInfo(type=str(child.status), message="the child run ended")
+        self._record(CheckpointKind.CHILD_FAILED, position, task_id, error=error)
+        raise ChildRunFailedError(child_id, child.status, error.type, error.message)
+
+    def trigger(self, task_id: str, payload: Any = None) -> str:
+        """Start a child run of `task_id` and go on at once (fire and forget); its run id."""
+        position = self._take_position()
+        entries = self._entries(position, "trigger", task_id)
+        if entries:
+            return str(loads(entries[0].value or "null"))
+        child_id = self._start_child(task_id, payload, position)
+        self._record(CheckpointKind.CHILD_TRIGGERED, position, task_id, value=dumps(child_id))
+        return child_id
+
+    # -- callbacks ----------------------------------------------------------------------
+
+    def create_callback(self, name: str, timeout: timedelta | None = None) -> str:
+        """A single-use token an outside system completes with `POST /callbacks/{token}`.
+
+        The token carries 192 random bits and says nothing about the run. Hand it over (in
+        a step), then `wait_for_callback(name, token=token)`.
+        """
+        position = self._take_position()
+        entries = self._entries(position, "callback", name)
+        if entries:
+            return str(loads(entries[0].value or "null"))
+        self._before_fresh_operation()
+        token = new_callback_token()
+        expires_at = self._clock.now() + timeout if timeout is not None else None
+        self._environment.create_callback(token, self.run.id, name, expires_at)
+        self._fresh_callbacks[token] = expires_at
+        self._record(
+            CheckpointKind.CALLBACK_CREATED, position, name, value=dumps(token), wake_at=expires_at
+        )
+        return token
+
+    def wait_for_callback(
+        self,
+        name: str,
+        submit: Callable[[str], Any] | None = None,
+        timeout: timedelta | None = None,
+        *,
+        token: str | None = None,
+    ) -> Any:
+        """Suspend until the callback is completed; its data (CallbackFailedError on an error,
+        WaitTimeout after `timeout`). Without `token`, creates the callback first and calls
+        `submit(token)` as a step, to hand the token to the outside system."""
+        if token is None:
+            token = self.create_callback(name, timeout)
+            if submit is not None:
+                self.step(f"submit:{name}", submit, token)
+        expires_at = self._callback_expiry(token)
+        position = self._take_position()
+        entries = self._entries(position, "callback_wait", name)
+        for entry in entries:
+            if entry.kind is CheckpointKind.CALLBACK_COMPLETED:
+                assert entry.value is not None
+                return self._codec.decode(entry.value)
+            if entry.kind is CheckpointKind.CALLBACK_FAILED:
+                assert entry.error is not None
+                raise CallbackFailedError(name, entry.error.message)
+            if entry.kind is CheckpointKind.CALLBACK_TIMED_OUT:
+                raise WaitTimeout(name)
+        event = self._next_unconsumed_event(f"callback:{token}")
+        if event is not None:
+            outcome = self._codec.decode(event.data)
+            self._consume(f"callback:{token}")
+            if isinstance(outcome, dict) and "error" in outcome:
+                message = dumps(outcome["error"])
+                self._record(
+                    CheckpointKind.CALLBACK_FAILED,
+                    position,
+                    name,
+                    error=ErrorInfo(type="CallbackFailedError", message=message),
+                )
+                raise CallbackFailedError(name, message)
+            data = outcome.get("data") if isinstance(outcome, dict) else None
+            self._record(CheckpointKind.CALLBACK_COMPLETED, position, name, value=dumps(data))
+            return data
+        if expires_at is not None and self._clock.now() >= expires_at:
+            self._record(CheckpointKind.CALLBACK_TIMED_OUT, position, name)
+            raise WaitTimeout(name)
+        raise self._suspend_until(RunStatus.WAITING, expires_at, waiting_for=f"callback:{token}")
+
+    def _callback_expiry(self, token: str) -> datetime | None:
+        for position in range(self._view.length):
+            for entry in self._view.entries(position):
+                if entry.kind is CheckpointKind.CALLBACK_CREATED and entry.value == dumps(token):
+                    return entry.wake_at
+        return self._fresh_callbacks.get(token)
+
     # -- deterministic values -----------------------------------------------------------
 
     def _value(self, name: str, make: Callable[[], Any]) -> Any:
@@ -444,3 +845,90 @@ class Context:
     def uuid4(self) -> uuid.UUID:
         """A random UUID, recorded."""
         return uuid.UUID(self._value("uuid4", lambda: str(random_uuid())))
+
+
+class AsyncContext(Context):
+    """The context of an `async def` task: the operations that wait are awaited.
+
+    `await ctx.step(...)`, `await ctx.sleep(...)`, `await ctx.wait_for_event(...)`,
+    `await ctx.invoke(...)`, `await ctx.wait_for_callback(...)`; the rest (`now`, `random`,
+    `uuid4`, `patched`, `trigger`, `create_callback`) are plain calls. Each operation takes its
+    position when it is *called*, so steps gathered with `asyncio.gather` get the same
+    identities on every replay whatever order they finish in, and run concurrently.
+    """
+
+    def step(  # type: ignore[override]
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        semantics: StepSemantics = "at_least_once",
+        timeout: timedelta | None = None,
+        heartbeat_timeout: timedelta | None = None,
+        compensate: Callable[[Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[Any]:
+        try:
+            plan = self._plan_step(
+                name, fn, retry, semantics, timeout, heartbeat_timeout, compensate
+            )
+        except BaseException as exc:
+            return _raising(exc)  # raised where the caller awaits, as an async call would
+        return self._run_step(plan, fn, args, kwargs)
+
+    async def _run_step(
+        self, plan: _StepPlan, fn: Callable[..., Any], args: Any, kwargs: Any
+    ) -> Any:
+        if plan.replayed:
+            return plan.result
+        tokens = self._enter_step(plan)
+        try:
+            value = fn(*args, **kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            self._check_step_timeout(plan)
+        except Exception as exc:
+            self._fail_step(plan, tokens, exc)
+        return self._finish_step(plan, tokens, value)
+
+    def sleep(self, name: str, duration: timedelta) -> Awaitable[None]:  # type: ignore[override]
+        return _deferred(super().sleep, name, duration)
+
+    def sleep_until(self, name: str, when: datetime) -> Awaitable[None]:  # type: ignore[override]
+        return _deferred(super().sleep_until, name, when)
+
+    def wait_for_event(self, name: str, timeout: timedelta | None = None) -> Awaitable[Any]:
+        return _deferred(super().wait_for_event, name, timeout)
+
+    def invoke(self, task_id: str, payload: Any = None) -> Awaitable[Any]:
+        return _deferred(super().invoke, task_id, payload)
+
+    def wait_for_callback(
+        self,
+        name: str,
+        submit: Callable[[str], Any] | None = None,
+        timeout: timedelta | None = None,
+        *,
+        token: str | None = None,
+    ) -> Awaitable[Any]:
+        return _deferred(
+            lambda: Context.wait_for_callback(self, name, submit, timeout, token=token)
+        )
+
+
+async def _raising(exc: BaseException) -> Any:
+    raise exc
+
+
+def _deferred(operation: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+    """Run a waiting operation now (so it takes its position now); await its outcome."""
+    try:
+        value = operation(*args)
+    except BaseException as exc:
+        return _raising(exc)
+    return _resolved(value)
+
+
+async def _resolved(value: Any) -> Any:
+    return value

@@ -6,6 +6,11 @@ DurableError                      base of everything raised by the library
 ├── WaitTimeout                   wait_for_event ran out of time
 ├── RunCancelled                  the run was cancelled while it ran
 ├── StepFailedError               a step failed for good; carries the original type and message
+├── StepTimeoutError              a step attempt outlived its start-to-close timeout
+├── ChildRunFailedError           ctx.invoke: the child run ended without a result
+├── CallbackFailedError           the outside system completed a callback with an error
+├── CallbackNotFoundError         no pending callback has this token
+├── CallbackAlreadyCompletedError the callback was completed (or expired) already
 ├── TaskFailedError               Client.wait / RunHandle.result on a run that did not complete
 ├── InputError                    bad input from a caller; nothing was stored
 │   ├── UnknownTaskError          no task registered under that id
@@ -78,6 +83,48 @@ class StepFailedError(DurableError):
         self.message = message
         self.non_retryable = non_retryable
         super().__init__(f"step {step_name!r} failed: {error_type}: {message}")
+
+
+class StepTimeoutError(DurableError):
+    """A step attempt ran longer than its `timeout` (start to close); its result is dropped."""
+
+    def __init__(self, step_name: str, timeout: Any, elapsed: Any) -> None:
+        self.step_name = step_name
+        super().__init__(f"step {step_name!r} took {elapsed}, longer than its timeout {timeout}")
+
+
+class ChildRunFailedError(DurableError):
+    """`ctx.invoke`: the child run ended FAILED, CANCELLED or TIMED_OUT."""
+
+    def __init__(self, run_id: str, status: str, error_type: str, message: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        super().__init__(f"child run {run_id} ended {status}: {error_type}: {message}")
+
+
+class CallbackFailedError(DurableError):
+    """The outside system completed the callback with an error instead of data."""
+
+    def __init__(self, name: str, error: Any) -> None:
+        self.name = name
+        self.error = error
+        self.error_type = "CallbackFailedError"
+        self.message = f"callback {name!r} failed: {error}"
+        super().__init__(self.message)
+
+
+class CallbackNotFoundError(DurableError):
+    """No callback has this token."""
+
+    code = "unknown_callback"
+
+
+class CallbackAlreadyCompletedError(DurableError):
+    """The callback was completed already, or its wait timed out: tokens are single-use."""
+
+    code = "callback_completed"
 
 
 class TaskFailedError(DurableError):

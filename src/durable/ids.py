@@ -37,3 +37,8 @@ def random_uuid() -> uuid.UUID:
 def random_fraction() -> float:
     """A uniform float in [0, 1) from the OS's randomness (for ctx.random, which records it)."""
     return int.from_bytes(os.urandom(7), "big") / 2**56
+
+
+def new_callback_token() -> str:
+    """A callback token: 192 random bits, URL-safe, unrelated to any run."""
+    return secrets.token_urlsafe(24)

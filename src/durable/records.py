@@ -42,11 +42,21 @@ class CheckpointKind(StrEnum):
     STEP_STARTED = "step_started"  # at-most-once marker, written before the side effect
     STEP_COMPLETED = "step_completed"
     STEP_FAILED = "step_failed"  # one failed attempt of a step (final or with a retry time)
+    STEP_HEARTBEAT = "step_heartbeat"  # value is the details of ctx.heartbeat
     SLEEP_STARTED = "sleep_started"  # wake_at is when the sleep ends
     WAIT_STARTED = "wait_started"  # wake_at is the timeout, if any
     EVENT_RECEIVED = "event_received"  # value is the event data; name the event name
     WAIT_TIMED_OUT = "wait_timed_out"
     VALUE_RECORDED = "value_recorded"  # ctx.now / ctx.random / ctx.uuid4
+    PATCH_MARKER = "patch_marker"  # ctx.patched(change_id) took the new code path
+    CHILD_STARTED = "child_started"  # ctx.invoke started a child run; value is its run id
+    CHILD_TRIGGERED = "child_triggered"  # ctx.trigger started a child run; value is its run id
+    CHILD_COMPLETED = "child_completed"  # value is the child's result
+    CHILD_FAILED = "child_failed"  # error is the child's error
+    CALLBACK_CREATED = "callback_created"  # value is the token; wake_at the timeout
+    CALLBACK_COMPLETED = "callback_completed"  # value is the data an outside system sent
+    CALLBACK_FAILED = "callback_failed"  # error is what the outside system reported
+    CALLBACK_TIMED_OUT = "callback_timed_out"
     ATTEMPT_FAILED = "attempt_failed"  # the task attempt failed; wake_at is the retry time
 
 
@@ -56,11 +66,21 @@ OPERATION_KINDS = frozenset(
         CheckpointKind.STEP_STARTED,
         CheckpointKind.STEP_COMPLETED,
         CheckpointKind.STEP_FAILED,
+        CheckpointKind.STEP_HEARTBEAT,
         CheckpointKind.SLEEP_STARTED,
         CheckpointKind.WAIT_STARTED,
         CheckpointKind.EVENT_RECEIVED,
         CheckpointKind.WAIT_TIMED_OUT,
         CheckpointKind.VALUE_RECORDED,
+        CheckpointKind.PATCH_MARKER,
+        CheckpointKind.CHILD_STARTED,
+        CheckpointKind.CHILD_TRIGGERED,
+        CheckpointKind.CHILD_COMPLETED,
+        CheckpointKind.CHILD_FAILED,
+        CheckpointKind.CALLBACK_CREATED,
+        CheckpointKind.CALLBACK_COMPLETED,
+        CheckpointKind.CALLBACK_FAILED,
+        CheckpointKind.CALLBACK_TIMED_OUT,
     }
 )
 
@@ -134,11 +154,21 @@ _OPERATION_OF_KIND = {
     CheckpointKind.STEP_STARTED: "step",
     CheckpointKind.STEP_COMPLETED: "step",
     CheckpointKind.STEP_FAILED: "step",
+    CheckpointKind.STEP_HEARTBEAT: "step",
     CheckpointKind.SLEEP_STARTED: "sleep",
     CheckpointKind.WAIT_STARTED: "wait_for_event",
     CheckpointKind.EVENT_RECEIVED: "wait_for_event",
     CheckpointKind.WAIT_TIMED_OUT: "wait_for_event",
     CheckpointKind.VALUE_RECORDED: "value",
+    CheckpointKind.PATCH_MARKER: "patch",
+    CheckpointKind.CHILD_STARTED: "invoke",
+    CheckpointKind.CHILD_TRIGGERED: "trigger",
+    CheckpointKind.CHILD_COMPLETED: "invoke",
+    CheckpointKind.CHILD_FAILED: "invoke",
+    CheckpointKind.CALLBACK_CREATED: "callback",
+    CheckpointKind.CALLBACK_COMPLETED: "callback_wait",
+    CheckpointKind.CALLBACK_FAILED: "callback_wait",
+    CheckpointKind.CALLBACK_TIMED_OUT: "callback_wait",
     CheckpointKind.ATTEMPT_FAILED: "attempt",
 }
 
@@ -150,7 +180,8 @@ class RunRecord:
     `wake_at` is when the run next needs an invocation (a sleep's end, a retry, a wait's
     timeout, or a running invocation's lease expiry); the sweeper re-enqueues runs whose
     `wake_at` is overdue. `wake_token` names the one timer message that is current; a timer
-    message carrying another token is stale and dropped.
+    message carrying another token is stale and dropped. `expires_at` is set when the run
+    ends (finish time + retention); the sweeper then deletes the run with its log and inbox.
     """
 
     run_id: str
@@ -176,6 +207,7 @@ class RunRecord:
     cancel_requested: bool = False
     parent_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    expires_at: datetime | None = None  # a finished run is purged after this (None: kept)
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -201,6 +233,7 @@ class WakeReason(StrEnum):
     CONTINUE = "continue"  # the last invocation ran low on time and handed over
     SWEEP = "sweep"  # the sweeper found the run overdue
     CANCEL = "cancel"
+    CHILD = "child"  # a child run ended
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ Defaults make `durable dev` and the test kit work with nothing set.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from pydantic import Field
@@ -33,6 +34,16 @@ class Settings(BaseSettings):
         default=10.0, description="hand over to a new invocation when this little time is left"
     )
     sweep_grace_seconds: float = 60.0
+    retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="days a finished run (its log, inbox and idempotency key) is kept; 0 = forever",
+    )
+
+    @property
+    def retention(self) -> timedelta | None:
+        """How long finished runs are kept; None keeps them forever."""
+        return timedelta(days=self.retention_days) if self.retention_days > 0 else None
 
     @property
     def task_module_list(self) -> list[str]:

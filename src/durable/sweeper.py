@@ -1,9 +1,23 @@
-"""The sweeper: re-enqueue runs whose wake-up is overdue, so a lost message never strands one.
+"""The sweeper: re-enqueue runs whose wake-up is overdue, and purge finished runs past retention.
 
 Runs on a schedule (EventBridge in AWS, a loop in `durable dev`). A run is overdue when its
 `wake_at` (sleep end, retry time, wait timeout, or a dead invocation's lease expiry) is more
 than `grace` in the past. Sending a SWEEP message is always safe: the worker drops it when
 the run is busy, finished or not due.
+
+Retention: a run that ends gets `expires_at` (finish time + retention, none when runs are
+kept forever). `purge_expired` deletes each run past it with everything stored for it (see
+`RunStore.delete_run`): a native DynamoDB TTL on the run item alone would orphan the log.
+Nothing may write into a run once it is gone, or that write would be orphaned:
+
+- only finished runs carry `expires_at`, and a finished run never runs again;
+- a write that saw the run unfinished just before (an event put, a dying invocation's last
+  checkpoint) lands within minutes at most (Lambda stops every invocation within 15), so a
+  run is never purged sooner than `SETTLE` after it finished, whatever its retention.
+
+A purge cut short (a timeout, throttling) leaves the run item, which is deleted last, so the
+next sweep finds the run again and finishes it.
+Large values in S3 are not deleted here: the bucket's lifecycle rule expires them.
 """
 
 from __future__ import annotations
@@ -14,6 +28,9 @@ from durable.clock import Clock
 from durable.queues.base import WakeQueue
 from durable.records import WakeReason, WakeUp
 from durable.storage.base import RunStore
+
+# The least time between a run's end and its purge (see above).
+SETTLE = timedelta(hours=1)
 
 
 def sweep(
@@ -28,3 +45,28 @@ def sweep(
     for run in due:
         queue.send(WakeUp(run.run_id, WakeReason.SWEEP))
     return len(due)
+
+
+def purge_expired(
+    store: RunStore,
+    clock: Clock,
+    limit: int = 1000,
+    budget: timedelta | None = None,
+    settle: timedelta = SETTLE,
+) -> int:
+    """Delete up to `limit` finished runs whose retention has passed; returns how many.
+
+    A run that finished less than `settle` ago waits, even when it has expired. With a
+    `budget`, no further run is started once that much time has gone by (the rest wait for
+    the next sweep), so a backlog never runs the sweeper into its timeout.
+    """
+    started = clock.now()
+    purged = 0
+    for run in store.expired_runs(started, limit=limit):
+        if budget is not None and clock.now() - started >= budget:
+            break
+        if run.finished_at is not None and started - run.finished_at < settle:
+            continue
+        if store.delete_run(run.run_id) > 0:
+            purged += 1
+    return purged

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, get_type_hints
 
 from pydantic import ValidationError
 
@@ -46,6 +46,11 @@ class TaskDefinition:
     version: str
     payload_annotation: Any
     result_annotation: Any
+
+    @property
+    def is_async(self) -> bool:
+        """True for an `async def` task (it gets an AsyncContext)."""
+        return inspect.iscoroutinefunction(self.fn)
 
     def validate_payload(self, payload: Any) -> Any:
         """The payload as a JSON-able value, validated against the annotation."""
@@ -130,8 +135,6 @@ def task(
     """Declare a durable task: `fn(ctx, payload) -> result`."""
 
     def decorate(fn: Callable[..., Any]) -> TaskDefinition:
-        if inspect.iscoroutinefunction(fn):
-            raise TypeError("async tasks are not supported yet: declare the task with `def`")
         payload_annotation, result_annotation = _annotations(fn)
         definition = TaskDefinition(
             id=id,
@@ -155,6 +158,8 @@ class StepOptions:
     name: str
     retry: RetryPolicy | None
     semantics: StepSemantics
+    timeout: timedelta | None = None
+    heartbeat_timeout: timedelta | None = None
 
 
 def step(
@@ -163,15 +168,44 @@ def step(
     name: str | None = None,
     retry: RetryPolicy | None = None,
     semantics: StepSemantics = "at_least_once",
+    timeout: timedelta | None = None,
+    heartbeat_timeout: timedelta | None = None,
 ) -> Any:
     """Make every call of `fn` inside a running task a checkpointed `ctx.step`."""
 
     def decorate(inner: Callable[P, R]) -> Callable[P, R]:
-        options = StepOptions(name=name or inner.__name__, retry=retry, semantics=semantics)
+        options = StepOptions(
+            name=name or inner.__name__,
+            retry=retry,
+            semantics=semantics,
+            timeout=timeout,
+            heartbeat_timeout=heartbeat_timeout,
+        )
+
+        if inspect.iscoroutinefunction(inner):
+
+            @functools.wraps(inner)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                ctx: Any = current_context.get()
+                if ctx is None:
+                    return await inner(*args, **kwargs)
+                return await ctx.step(
+                    options.name,
+                    inner,
+                    *args,
+                    retry=options.retry,
+                    semantics=options.semantics,
+                    timeout=options.timeout,
+                    heartbeat_timeout=options.heartbeat_timeout,
+                    **kwargs,
+                )
+
+            async_wrapper.__durable_step__ = options  # type: ignore[attr-defined]
+            return cast(Callable[P, R], async_wrapper)
 
         @functools.wraps(inner)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            ctx = current_context.get()
+            ctx: Any = current_context.get()
             if ctx is None:
                 return inner(*args, **kwargs)
             result: R = ctx.step(
@@ -180,6 +214,8 @@ def step(
                 *args,
                 retry=options.retry,
                 semantics=options.semantics,
+                timeout=options.timeout,
+                heartbeat_timeout=options.heartbeat_timeout,
                 **kwargs,
             )
             return result

@@ -49,6 +49,7 @@ class TestEnvironment:
         code_version: str = "test",
         inline_limit: int = DEFAULT_INLINE_LIMIT,
         lease: timedelta = timedelta(minutes=15),
+        retention: timedelta | None = None,
     ) -> None:
         if backend not in ("memory", "moto"):
             raise ValueError(f"backend must be 'memory' or 'moto', not {backend!r}")
@@ -59,6 +60,7 @@ class TestEnvironment:
         self._code_version = code_version
         self._inline_limit = inline_limit
         self._lease = lease
+        self._retention = retention  # finished runs are kept forever unless given
         self._moto: Any = None
         self.invocations = 0
         self.crashes = 0
@@ -83,6 +85,7 @@ class TestEnvironment:
             clock=self.clock,
             registry=self.registry,
             code_version=self._code_version,
+            retention=self._retention,
         )
         self.worker = Worker(
             store=self.store,
@@ -90,7 +93,7 @@ class TestEnvironment:
             codec=codec,
             clock=self.clock,
             registry=self.registry,
-            config=WorkerConfig(lease=self._lease),
+            config=WorkerConfig(lease=self._lease, retention=self._retention),
         )
         return self
 
@@ -159,6 +162,9 @@ class TestEnvironment:
     def cancel(self, run_id: str) -> RunInfoView:
         return self.client.cancel(run_id)
 
+    def complete_callback(self, token: str, data: Any = None, error: Any = None) -> None:
+        self.client.complete_callback(token, data=data, error=error)
+
     # -- time ---------------------------------------------------------------------------
 
     def now(self) -> datetime:
@@ -208,14 +214,18 @@ class TestEnvironment:
     ) -> RunInfoView:
         """Skip the clock from wake-up to wake-up until the run ends or waits on an event.
 
-        A run waiting for an event stops the skipping even when its wait has a timeout:
-        send the event, or `advance` past the timeout to see it expire.
+        A run waiting for an event or a callback stops the skipping even when its wait has a
+        timeout: send the event, or `advance` past the timeout to see it expire. A run
+        waiting for its child runs goes on until they end.
         """
         limit = self.clock.now() + max_time
         while True:
             self.run_until_idle()
             info = self.client.get(run_id)
-            if info.status.is_terminal or info.waiting_for is not None:
+            waits_outside = info.waiting_for is not None and not info.waiting_for.startswith(
+                "child:"
+            )
+            if info.status.is_terminal or waits_outside:
                 return info
             due = self.queue.next_due()
             if due is None or due > limit:
@@ -223,10 +233,21 @@ class TestEnvironment:
             self.clock.set(due)
 
     def sweep(self) -> int:
-        """What the scheduled sweeper does: re-enqueue every run whose wake-up is overdue."""
+        """What the scheduled sweeper does: re-enqueue overdue runs, then `purge`.
+
+        Returns how many runs were re-enqueued.
+        """
         from durable.sweeper import sweep
 
-        return sweep(self.store, self.queue, self.clock, grace=timedelta(0))
+        sent = sweep(self.store, self.queue, self.clock, grace=timedelta(0))
+        self.purge()
+        return sent
+
+    def purge(self) -> int:
+        """Delete the finished runs whose retention has passed; returns how many."""
+        from durable.sweeper import purge_expired
+
+        return purge_expired(self.store, self.clock)
 
     def send_raw(self, run_id: str, reason: WakeReason, token: str | None = None) -> None:
         """Put a wake-up on the queue by hand (duplicate and late message tests)."""

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from durable.client import Client
 from durable.clock import Clock
 from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import Abandoned, AnyOutcome, Completed, Failed, HandedOver, Suspended
@@ -67,14 +68,31 @@ class WorkerConfig:
     lease: timedelta = timedelta(minutes=15)
     margin: timedelta = timedelta(seconds=10)
     cancel_check_interval: float = 1.0  # seconds of wall time between cancellation reads
+    code_version: str = "dev"  # recorded on child runs this worker starts
+    retention: timedelta | None = None  # how long a finished run is kept; None: forever
+
+    def expires_at(self, finished_at: datetime) -> datetime | None:
+        """When a run that finished at `finished_at` is purged; None keeps it forever."""
+        return None if self.retention is None else finished_at + self.retention
 
 
 class _RunEnvironment:
     """The attempt's window on storage: checkpoint writes, cancellation, inbox."""
 
-    def __init__(self, store: RunStore, run_id: str, check_interval: float) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        run_id: str,
+        check_interval: float,
+        owner: str,
+        lease_expires: datetime | None,
+        client: Client,
+    ) -> None:
+        self._client = client
         self._store = store
         self._run_id = run_id
+        self._owner = owner
+        self._lease_expires = lease_expires
         self._check_interval = check_interval
         self._last_check = time.monotonic()
         self._cancelled = False
@@ -94,6 +112,31 @@ class _RunEnvironment:
             run = self._store.get_run(self._run_id)
             self._cancelled = run is None or run.status is RunStatus.CANCELLED
         return self._cancelled
+
+    def start_child(
+        self, task_id: str, payload: Any, idempotency_key: str, parent_run_id: str
+    ) -> str:
+        handle = self._client.trigger(
+            task_id, payload, idempotency_key=idempotency_key, parent_run_id=parent_run_id
+        )
+        return handle.run_id
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return self._store.get_run(run_id)
+
+    def create_callback(
+        self, token: str, run_id: str, name: str, expires_at: datetime | None
+    ) -> None:
+        self._store.put_callback(token, run_id, name, expires_at)
+
+    def extend_lease(self, until: datetime | None) -> None:
+        expires = until or self._lease_expires
+        self._store.update_run(
+            self._run_id,
+            {"lease_expires": expires, "wake_at": expires},
+            expect_owner=self._owner,
+            expect_status=ACTIVE,
+        )
 
     def inbox(self) -> list[InboxEvent]:
         if self._inbox is None:
@@ -120,6 +163,15 @@ class Worker:
         self.clock = clock
         self.registry = registry
         self.config = config or WorkerConfig()
+        # Child runs are started the way callers start runs: validated, idempotent.
+        self.client = Client(
+            store=store,
+            queue=queue,
+            codec=codec,
+            clock=clock,
+            registry=registry,
+            code_version=self.config.code_version,
+        )
 
     def handle(self, message: WakeUp, time_left: Callable[[], timedelta] | None = None) -> Handled:
         """Process one wake-up; returns what was done. Raises only on infrastructure errors."""
@@ -149,7 +201,14 @@ class Worker:
         self, run: RunRecord, owner: str, time_left: Callable[[], timedelta] | None
     ) -> Handled:
         history = self.store.load_history(run.run_id)
-        environment = _RunEnvironment(self.store, run.run_id, self.config.cancel_check_interval)
+        environment = _RunEnvironment(
+            self.store,
+            run.run_id,
+            self.config.cancel_check_interval,
+            owner,
+            run.lease_expires,
+            self.client,
+        )
         try:
             definition = self.registry.get(run.task_id)
         except UnknownTaskError as exc:
@@ -202,6 +261,7 @@ class Worker:
                         "result": outcome.result,
                         "error": None,
                         "finished_at": now,
+                        "expires_at": self.config.expires_at(now),
                         "wake_at": None,
                         "wake_token": None,
                         "waiting_for": None,
@@ -217,6 +277,7 @@ class Worker:
                         "status": outcome.status,
                         "error": outcome.error,
                         "finished_at": now,
+                        "expires_at": self.config.expires_at(now),
                         "wake_at": None,
                         "wake_token": None,
                         "waiting_for": None,
@@ -242,7 +303,7 @@ class Worker:
                 if outcome.wake_at is not None:
                     self._send_timer(run.run_id, outcome.wake_at, token)
                 if outcome.waiting_for is not None:
-                    self._recheck_inbox(run.run_id, outcome.waiting_for, environment)
+                    self._recheck_wait(run.run_id, outcome.waiting_for, environment)
             elif isinstance(outcome, HandedOver):
                 self.store.update_run(
                     run.run_id,
@@ -254,11 +315,22 @@ class Worker:
         except ConflictError:
             # The run was cancelled (or taken over) while this invocation ran.
             return Handled.ABANDONED
+        if isinstance(outcome, Completed | Failed) and run.parent_run_id is not None:
+            self.queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))
         return Handled.EXECUTED
 
     def _send_timer(self, run_id: str, wake_at: datetime, token: str | None) -> None:
         delay = max(wake_at - self.clock.now(), timedelta(0))
         self.queue.send(WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay))
+
+    def _recheck_wait(self, run_id: str, waiting_for: str, environment: _RunEnvironment) -> None:
+        """What the run waits for may have happened while this invocation held the lease."""
+        if waiting_for.startswith("child:"):
+            child = self.store.get_run(waiting_for.removeprefix("child:"))
+            if child is None or child.status.is_terminal:
+                self.queue.send(WakeUp(run_id, WakeReason.CHILD))
+            return
+        self._recheck_inbox(run_id, waiting_for, environment)
 
     def _recheck_inbox(self, run_id: str, name: str, environment: _RunEnvironment) -> None:
         """An event may have landed after the attempt read the inbox: wake the run for it.

@@ -79,6 +79,7 @@ def test_ensure_resources_creates_everything_once(settings: Settings, queue_url:
         "by-status",
         "all-runs",
         "due",
+        "expiry",
     }
     boto3_client("s3", settings).head_bucket(Bucket=settings.bucket_name)
     assert ensure_resources(settings) == queue_url  # idempotent

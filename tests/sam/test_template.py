@@ -285,7 +285,15 @@ def _policy_statements(template: dict[str, Any], role: str) -> list[dict[str, An
                 "s3:PutObject",
             },
         ),
-        ("SweeperFunctionRole", {"dynamodb:Query", "sqs:SendMessage"}),
+        (
+            "SweeperFunctionRole",
+            {
+                "dynamodb:Query",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:DeleteItem",
+                "sqs:SendMessage",
+            },
+        ),
     ],
 )
 def test_each_function_may_do_only_what_it_calls_on_only_its_resources(

@@ -5,7 +5,7 @@
     GET  /runs/{run_id}                  200 the run
     GET  /runs/{run_id}/history          200 {"run_id", "history": [...]}
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
-    POST /callbacks/{token}              404 unknown_callback (callbacks are not implemented yet)
+    POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED
     GET  /openapi.json                   the OpenAPI document
     GET  /                               the dashboard page
@@ -34,9 +34,10 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from durable.api.errors import error_response, parse_json_body, register_error_handlers
+from durable.api.errors import parse_json_body, register_error_handlers
 from durable.api.models import (
     CallbackRequest,
+    CallbackResponse,
     ErrorResponse,
     EventRequest,
     EventResponse,
@@ -172,15 +173,24 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
 
     @app.post(
         "/callbacks/<token>",
+        status_code=202,
         summary="Complete a callback",
-        description="Not implemented yet: every token is unknown.",
-        responses=_responses(202, EventResponse, "never (not implemented)", 400, 404, 413, 415),
+        description="Completes the callback once, with `data` or with an `error` raised in the "
+        "run. Tokens are single-use: a second completion, or one after the timeout, is 409.",
+        responses=_responses(202, CallbackResponse, "delivered", 400, 404, 409, 413, 415),
         tags=["callbacks"],
     )
     def complete_callback(
         token: str, body: Annotated[CallbackRequest | None, Body()] = None
-    ) -> Response[str]:
-        return error_response(404, "unknown_callback", "no callback is waiting on this token")
+    ) -> CallbackResponse:
+        request = body or CallbackRequest()
+        error = request.error
+        client.complete_callback(
+            unquote(token),
+            data=request.data,
+            error=error.model_dump() if isinstance(error, BaseModel) else error,
+        )
+        return CallbackResponse(completed=True)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:

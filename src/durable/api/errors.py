@@ -12,6 +12,7 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
     404 unknown_callback        no callback with that token
     404 not_found               no such route
     409 run_finished            the run has ended: it takes no more events or cancels
+    409 callback_completed      the callback was completed before, or its wait timed out
     413 payload_too_large       the body (or a value in it) is over Lambda's 6 MB limit
     415 unsupported_media_type  the body is not JSON by its Content-Type
     422 invalid_payload         the envelope is fine but the payload does not fit the task;
@@ -38,6 +39,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from durable.api.models import ErrorDetail, ErrorResponse
 from durable.errors import (
+    CallbackAlreadyCompletedError,
+    CallbackNotFoundError,
     InputError,
     PayloadTooLargeError,
     PayloadValidationError,
@@ -56,6 +59,8 @@ _STATUS: dict[type[Exception], HTTPStatus] = {
     InputError: HTTPStatus.BAD_REQUEST,
     RunNotFoundError: HTTPStatus.NOT_FOUND,
     RunFinishedError: HTTPStatus.CONFLICT,
+    CallbackNotFoundError: HTTPStatus.NOT_FOUND,
+    CallbackAlreadyCompletedError: HTTPStatus.CONFLICT,
 }
 
 
@@ -173,6 +178,14 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(PayloadValidationError)(_invalid_payload)
-    app.exception_handler([InputError, RunNotFoundError, RunFinishedError])(_library_error)
+    app.exception_handler(
+        [
+            InputError,
+            RunNotFoundError,
+            RunFinishedError,
+            CallbackNotFoundError,
+            CallbackAlreadyCompletedError,
+        ]
+    )(_library_error)
     app.exception_handler(NotFoundError)(not_found)
     app.exception_handler(Exception)(_internal_error)

@@ -206,3 +206,9 @@ class ErrorResponse(BaseModel):
     """Every 4xx/5xx body: `{"error": {"code", "message", "details"?}}`."""
 
     error: ErrorDetail
+
+
+class CallbackResponse(BaseModel):
+    """Body of a completed `POST /callbacks/{token}` (it says nothing about the run)."""
+
+    completed: bool

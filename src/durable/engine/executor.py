@@ -8,11 +8,13 @@ The worker persists the outcome and schedules the next wake-up.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import traceback
 from datetime import datetime
 
 from durable.clock import Clock
-from durable.context import AttemptEnvironment, Context, RunInfo, Suspend
+from durable.context import AsyncContext, AttemptEnvironment, Context, RunInfo, Suspend
 from durable.engine.outcomes import AnyOutcome, Completed, Failed, Suspended
 from durable.engine.replay import HistoryView
 from durable.engine.retry import is_non_retryable
@@ -33,7 +35,33 @@ def execute_attempt(
     codec: ValueCodec,
     deadline: datetime | None = None,
 ) -> AnyOutcome:
-    """Replay and continue `run` until it completes, fails, suspends or runs out of time."""
+    """Replay and continue `run` until it completes, fails, suspends or runs out of time.
+
+    The attempt runs in a context of its own: nothing it sets in context variables (the
+    current step, say) outlives it, even when it dies half-way (a simulated crash).
+    """
+    return contextvars.Context().run(
+        _execute_attempt,
+        definition,
+        run,
+        history,
+        environment=environment,
+        clock=clock,
+        codec=codec,
+        deadline=deadline,
+    )
+
+
+def _execute_attempt(
+    definition: TaskDefinition,
+    run: RunRecord,
+    history: list[Checkpoint],
+    *,
+    environment: AttemptEnvironment,
+    clock: Clock,
+    codec: ValueCodec,
+    deadline: datetime | None = None,
+) -> AnyOutcome:
     view = HistoryView(run.run_id, history)
     now = clock.now()
     started_at = run.started_at or now
@@ -47,7 +75,8 @@ def execute_attempt(
         retry_at = view.attempt_failures[-1].wake_at
         if retry_at is not None and now < retry_at:
             return Suspended(RunStatus.RETRYING, retry_at, attempt=view.attempt)
-    ctx = Context(
+    context_type = AsyncContext if definition.is_async else Context
+    ctx = context_type(
         run=RunInfo(
             id=run.run_id,
             task_id=run.task_id,
@@ -67,6 +96,8 @@ def execute_attempt(
     try:
         payload = definition.parse_payload(codec.decode(run.payload))
         result = definition.fn(ctx, payload)
+        if definition.is_async:
+            result = asyncio.run(result)
         if ctx.divergence is None:
             view.check_finished(ctx.requested_positions)
     except Suspend as suspension:
@@ -122,6 +153,15 @@ def _attempt_failed(
     )
     error = ErrorInfo.from_exception(exc, traceback.format_exc(), non_retryable=final)
     if final:
+        # The run fails for good: undo what its completed steps did, newest first.
+        try:
+            ctx.compensate()
+        except Suspend as suspension:
+            return suspension.outcome  # a compensation waits for its retry
+        except NonDeterminismError as divergence:
+            return _diverged(divergence)
+        except RunCancelled:
+            return _cancelled()
         return Failed(error)
     now = clock.now()
     retry_at = now + policy.delay(view.attempt, f"{ctx.run.id}:attempt")

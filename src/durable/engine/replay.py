@@ -29,6 +29,12 @@ SETTLED_KINDS = frozenset(
         CheckpointKind.EVENT_RECEIVED,
         CheckpointKind.WAIT_TIMED_OUT,
         CheckpointKind.VALUE_RECORDED,
+        CheckpointKind.PATCH_MARKER,
+        CheckpointKind.CHILD_TRIGGERED,
+        CheckpointKind.CHILD_COMPLETED,
+        CheckpointKind.CALLBACK_CREATED,
+        CheckpointKind.CALLBACK_COMPLETED,
+        CheckpointKind.CALLBACK_TIMED_OUT,
     }
 )
 

@@ -18,10 +18,17 @@ their keys, so checkpoints, inbox and idempotency items never appear in them):
                                            an item enters an index only when it carries both
                                            keys, so the index holds exactly the non-terminal
                                            runs that have a wake_at)
+    expiry     expire_shard + expires_at  (expire_shard is "EXPIRE" exactly while expires_at
+                                           is set, which happens when a run ends with a
+                                           retention: the index holds the runs to purge)
 
 Timestamps are stored as PynamoDB's fixed-width UTC strings
 (`2030-01-01T00:00:00.000000+0000`), which sort as they compare, so range conditions on
-`wake_at` and `lease_expires` are plain string comparisons.
+`wake_at`, `lease_expires` and `expires_at` are plain string comparisons.
+
+No native DynamoDB TTL: it would expire the run item alone and orphan the run's log, inbox
+and idempotency claim. The sweeper deletes an expired run's items together
+(`DynamoDBRunStore.delete_run`), finding them through the `expiry` index.
 
 PynamoDB keeps the table name on the model class, so `make_models` builds (once, cached) one
 set of subclasses per (table, region, endpoint); the attributes and indexes live on the
@@ -56,6 +63,8 @@ TASK_INDEX = "by-task"
 STATUS_INDEX = "by-status"
 ALL_RUNS_INDEX = "all-runs"
 DUE_INDEX = "due"
+EXPIRY_INDEX = "expiry"
+EXPIRE_SHARD = "EXPIRE"
 
 
 def run_pk(run_id: str) -> str:
@@ -121,6 +130,15 @@ class DueIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call
     wake_at = UTCDateTimeAttribute(range_key=True)
 
 
+class ExpiryIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = EXPIRY_INDEX
+        projection = AllProjection()
+
+    expire_shard = UnicodeAttribute(hash_key=True)
+    expires_at = UTCDateTimeAttribute(range_key=True)
+
+
 class RunItem(Model):
     """The head item of a run: every `RunRecord` field plus the index keys."""
 
@@ -150,16 +168,19 @@ class RunItem(Model):
     cancel_requested = BooleanAttribute()
     parent_run_id = UnicodeAttribute(null=True)
     tags: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
+    expires_at = UTCDateTimeAttribute(null=True)
 
     # Index keys, derived from the fields above by the store.
     created_key = UnicodeAttribute()
     list_pk = UnicodeAttribute()
     wake_shard = UnicodeAttribute(null=True)
+    expire_shard = UnicodeAttribute(null=True)
 
     task_index = TaskIndex()
     status_index = StatusIndex()
     all_runs_index = AllRunsIndex()
     due_index = DueIndex()
+    expiry_index = ExpiryIndex()
 
 
 class CheckpointItem(Model):
@@ -203,6 +224,25 @@ class IdempotencyItem(Model):
     run_id = UnicodeAttribute()
 
 
+class CallbackItem(Model):
+    """A callback, keyed by the hash of its token (the token itself is never stored)."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    run_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    expires_at = UTCDateTimeAttribute(null=True)
+    completed = BooleanAttribute(default=False)
+
+
+def callback_pk(token_hash: str) -> str:
+    return f"CALLBACK#{token_hash}"
+
+
+CALLBACK_SK = "CALLBACK"
+
+
 @dataclass(frozen=True, slots=True)
 class TableModels:
     """The model classes bound to one table."""
@@ -214,6 +254,7 @@ class TableModels:
     checkpoint: type[CheckpointItem]
     inbox: type[InboxItem]
     idempotency: type[IdempotencyItem]
+    callback: type[CallbackItem]
     connection: Connection  # shared by every model above; transactions use it too
 
 
@@ -250,11 +291,14 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundIdempotencyItem(IdempotencyItem):
         Meta = _meta(table_name, region, endpoint_url)
 
+    class BoundCallbackItem(CallbackItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
     # One connection (one botocore client per thread) for all four models: each client costs
     # tens of milliseconds to build, which a Lambda cold start pays. The run model's schema is
     # the table's (it declares the indexes), so its connection serves every item type.
     table_connection = BoundRunItem._get_connection()
-    for model in (BoundCheckpointItem, BoundInboxItem, BoundIdempotencyItem):
+    for model in (BoundCheckpointItem, BoundInboxItem, BoundIdempotencyItem, BoundCallbackItem):
         model._connection = table_connection
     return TableModels(
         table_name=table_name,
@@ -264,6 +308,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         checkpoint=BoundCheckpointItem,
         inbox=BoundInboxItem,
         idempotency=BoundIdempotencyItem,
+        callback=BoundCallbackItem,
         connection=table_connection.connection,
     )
 

@@ -16,11 +16,23 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   `expect_status`: the status is one of them); otherwise `ConflictError`.
 - `due_runs` lists non-terminal runs whose `wake_at` is at or before `before`.
 - Inbox events are kept in arrival order; `put_inbox` never overwrites.
+- Callbacks are kept by a hash of their token, never the token itself: `put_callback`
+  registers one; `claim_callback` marks it completed once and returns its run id, raising
+  `CallbackNotFoundError` for an unknown token and `CallbackAlreadyCompletedError` for one
+  completed before or past its expiry. One conditional write.
+- Retention: `expired_runs` lists finished runs whose `expires_at` is at or before `before`
+  (oldest expiry first). `delete_run` deletes a finished run and everything stored for it:
+  the run, every checkpoint and inbox event, its idempotency claim (only while the claim
+  still names this run, so the key can start a new run afterwards) and its callbacks. It
+  returns how many items it deleted; a run that is gone deletes nothing and returns 0. A
+  run that has not ended raises `ConflictError` and nothing is deleted. The run itself
+  goes last: a delete cut short leaves the run findable, and deleting it again finishes.
 - Adapters translate their backend's errors: nothing but `durable.errors` escapes.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,3 +87,18 @@ class RunStore(Protocol):
     ) -> RunPage: ...
 
     def due_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]: ...
+
+    def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]: ...
+
+    def delete_run(self, run_id: str) -> int: ...
+
+    def put_callback(
+        self, token: str, run_id: str, name: str, expires_at: datetime | None
+    ) -> None: ...
+
+    def claim_callback(self, token: str, now: datetime) -> str: ...
+
+
+def token_key(token: str) -> str:
+    """What a store keeps instead of a callback token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

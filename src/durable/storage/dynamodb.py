@@ -20,8 +20,14 @@ arbitrates between racing invocations:
   to runs it has leased.
 - `acquire_lease` and `update_run` are one conditional `UpdateItem` returning the new item;
   only when the condition fails is the run read again, to tell "no such run" from "conflict".
-- `update_run` keeps the index keys in step: `status` feeds the status index, and
-  `wake_shard` is present exactly while the status is not terminal (see `_tables`).
+- `update_run` keeps the index keys in step: `status` feeds the status index,
+  `wake_shard` is present exactly while the status is not terminal, and `expire_shard`
+  exactly while `expires_at` is set (see `_tables`).
+- `delete_run` reads the run (a Query: the sweeper may only query and delete), deletes its
+  log and inbox with `BatchWriteItem` (25 keys a request, unprocessed keys retried), then
+  its idempotency claim (conditional on naming this run), and the run item last, so a
+  purge cut short leaves the run in the expiry index and the next sweep finishes it. One
+  more pass then catches an event put meanwhile (see `put_inbox`).
 - Listings read the global secondary indexes, which are eventually consistent in AWS:
   a run created a moment ago may be missing from `list_runs`/`due_runs` for a moment.
   `get_run`, `load_history` and `list_inbox` read strongly consistent.
@@ -49,7 +55,14 @@ from pynamodb.pagination import ResultIterator
 from pynamodb.transactions import TransactWrite
 
 from durable.aws import endpoint_url, region_name
-from durable.errors import ConflictError, DurableError, InputError, RunNotFoundError
+from durable.errors import (
+    CallbackAlreadyCompletedError,
+    CallbackNotFoundError,
+    ConflictError,
+    DurableError,
+    InputError,
+    RunNotFoundError,
+)
 from durable.records import (
     TERMINAL_STATUSES,
     Checkpoint,
@@ -59,6 +72,7 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
+from durable.serialization import loads
 from durable.settings import Settings
 from durable.storage import _tables
 from durable.storage._tables import (
@@ -69,14 +83,19 @@ from durable.storage._tables import (
     TableModels,
     make_models,
 )
-from durable.storage.base import RunPage
+from durable.storage.base import RunPage, token_key
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _LIVE_STATUSES = sorted(str(status) for status in RunStatus if status not in TERMINAL_STATUSES)
+_TERMINAL = sorted(str(status) for status in TERMINAL_STATUSES)
 # Fields `update_run` may change: every RunRecord field but the key.
 _UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id"}
 # A transaction cancelled only because it raced another transaction may simply be retried.
 _TRANSACTION_ATTEMPTS = 3
+# BatchWriteItem takes at most 25 requests; keys DynamoDB leaves unprocessed (throttling)
+# are sent again at once, this many times in all, before `delete_run` gives up for now.
+_BATCH_SIZE = 25
+_BATCH_ATTEMPTS = 5
 
 
 class DynamoDBRunStore:
@@ -147,9 +166,15 @@ class DynamoDBRunStore:
                     existing = self._claimed_run(claim.pk)
                     if existing is not None:
                         return existing, False
-                    codes = {reason.code for reason in exc.cancellation_reasons if reason}
-                    if "TransactionConflict" in codes and attempt < _TRANSACTION_ATTEMPTS:
-                        continue  # raced a transaction that did not commit; try again
+                    codes = [reason.code if reason else None for reason in exc.cancellation_reasons]
+                    claim_was_taken = codes[1:2] == ["ConditionalCheckFailed"]
+                    if attempt < _TRANSACTION_ATTEMPTS and (
+                        "TransactionConflict" in codes or claim_was_taken
+                    ):
+                        # Raced a transaction that did not commit, or the claim that stopped
+                        # this one was purged with its expired run since: retry, the key may
+                        # be free now.
+                        continue
                     raise ConflictError(
                         f"run {run.run_id} was not created: {exc.cause_response_message}"
                     ) from exc
@@ -253,6 +278,8 @@ class DynamoDBRunStore:
         item.list_pk = _tables.LIST_PK
         if not run.status.is_terminal:
             item.wake_shard = _tables.WAKE_SHARD
+        if run.expires_at is not None:
+            item.expire_shard = _tables.EXPIRE_SHARD
         return item
 
     # -- the log ------------------------------------------------------------------------
@@ -301,9 +328,12 @@ class DynamoDBRunStore:
         inbox_model = self._models.inbox
         # A read, then one conditional put. Not a transaction with a condition check on the
         # run item: that would make the worker's own writes to the run item fail with
-        # TransactionConflict while an event is being stored. Runs are never deleted, so the
-        # run cannot vanish between the two requests.
-        self._require(event.run_id)
+        # TransactionConflict while an event is being stored. Only finished runs are ever
+        # deleted, an hour at least after they ended (`durable.sweeper.purge_expired`), so a
+        # run seen unfinished here cannot vanish before the put lands. A finished one can
+        # (a late callback): it is read again after the put, and the event taken back if the
+        # run was purged meanwhile, so that nothing is left behind.
+        run = self._require(event.run_id)
         item = inbox_model(
             _tables.run_pk(event.run_id),
             _tables.inbox_sk(event.inbox_id),
@@ -322,7 +352,10 @@ class DynamoDBRunStore:
                         f"run {event.run_id}: inbox event {event.inbox_id} exists"
                     ) from exc
                 raise
-        self._wrote()
+            self._wrote()
+            if run.status.is_terminal and self.get_run(event.run_id) is None:
+                item.delete()
+                raise RunNotFoundError(event.run_id)
 
     def list_inbox(self, run_id: str) -> list[InboxEvent]:
         inbox_model = self._models.inbox
@@ -388,6 +421,152 @@ class DynamoDBRunStore:
                 page_size=min(limit, self._page_size or limit),
             )
             return [_run_record(item) for item in items]
+
+    # -- retention ----------------------------------------------------------------------
+
+    def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+        m = self._models.run
+        with _translated("expired_runs"):
+            items = m.expiry_index.query(
+                _tables.EXPIRE_SHARD,
+                m.expires_at <= before,
+                # Only finished runs are ever given an expiry; the filter makes sure of it.
+                filter_condition=m.status.is_in(*_TERMINAL),
+                scan_index_forward=True,
+                limit=limit,
+                page_size=min(limit, self._page_size or limit),
+            )
+            return [_run_record(item) for item in items]
+
+    def delete_run(self, run_id: str) -> int:
+        pk = _tables.run_pk(run_id)
+        m = self._models.run
+        with _translated("delete_run"):
+            # A Query rather than a GetItem: the sweeper's role may only query and delete.
+            heads = list(m.query(pk, m.sk == _tables.RUN_SK, consistent_read=True))
+            run = _run_record(heads[0]) if heads else None
+            if run is not None and not run.status.is_terminal:
+                raise ConflictError(f"run {run_id} is {run.status}: only finished runs are deleted")
+            # The run item goes last: until then the run stays in the expiry index, so a
+            # delete cut short is finished by the next one.
+            deleted = self._delete_callbacks(run_id)
+            deleted += self._delete_partition_rest(pk)
+            if run is None:
+                return deleted
+            if run.idempotency_key is not None:
+                deleted += self._delete_claim(run.task_id, run.idempotency_key, run_id)
+            response = self._models.connection.delete_item(
+                self.table_name, pk, _tables.RUN_SK, return_values="ALL_OLD"
+            )
+            self._wrote()
+            deleted += 1 if response.get("Attributes") else 0
+            # An event put into the finished run after the first pass: its sender checks the
+            # run again after the put, and finds it (so it keeps the event) only if that
+            # check came before the delete above, in which case this pass sees the event.
+            return deleted + self._delete_partition_rest(pk)
+
+    def _delete_callbacks(self, run_id: str) -> int:
+        """Delete the callbacks the run created (their tokens are in its log)."""
+        keys = [
+            {
+                "pk": {"S": _tables.callback_pk(token_key(loads(cp.value)))},
+                "sk": {"S": _tables.CALLBACK_SK},
+            }
+            for cp in self.load_history(run_id)
+            if cp.kind is CheckpointKind.CALLBACK_CREATED and cp.value is not None
+        ]
+        deleted = 0
+        for start in range(0, len(keys), _BATCH_SIZE):
+            deleted += self._batch_delete(keys[start : start + _BATCH_SIZE])
+        return deleted
+
+    def put_callback(self, token: str, run_id: str, name: str, expires_at: datetime | None) -> None:
+        item = self._models.callback(
+            _tables.callback_pk(token_key(token)),
+            _tables.CALLBACK_SK,
+            run_id=run_id,
+            name=name,
+            expires_at=expires_at,
+            completed=False,
+        )
+        with _translated("put_callback"):
+            item.save()
+        self._wrote()
+
+    def claim_callback(self, token: str, now: datetime) -> str:
+        """One conditional update: pending and not expired -> completed."""
+        m = self._models.callback
+        item = m(_tables.callback_pk(token_key(token)), _tables.CALLBACK_SK)
+        condition = (
+            m.pk.exists()
+            & (m.completed == False)  # noqa: E712 - a PynamoDB condition, not a comparison
+            & (m.expires_at.does_not_exist() | (m.expires_at > now))
+        )
+        try:
+            item.update(actions=[m.completed.set(True)], condition=condition)
+        except PynamoDBException as exc:
+            if exc.cause_response_code != _CONDITION_FAILED:
+                with _translated("claim_callback"):
+                    raise
+            if m.count(item.pk, m.sk == _tables.CALLBACK_SK, consistent_read=True) == 0:
+                raise CallbackNotFoundError("no callback has this token") from None
+            raise CallbackAlreadyCompletedError(
+                "this callback was completed already, or it expired"
+            ) from None
+        self._wrote()
+        return str(item.run_id)
+
+    def _delete_partition_rest(self, pk: str) -> int:
+        """Delete every item under `pk` but the run item (its log and inbox); how many."""
+        cp_model = self._models.checkpoint
+        items = cp_model.query(
+            pk,
+            consistent_read=True,
+            attributes_to_get=["pk", "sk"],
+            page_size=self._page_size,
+        )
+        deleted = 0
+        batch: list[dict[str, Any]] = []
+        for item in items:
+            if item.sk == _tables.RUN_SK:
+                continue
+            batch.append({"pk": {"S": item.pk}, "sk": {"S": item.sk}})
+            if len(batch) == _BATCH_SIZE:
+                deleted += self._batch_delete(batch)
+                batch = []
+        if batch:
+            deleted += self._batch_delete(batch)
+        return deleted
+
+    def _batch_delete(self, keys: list[dict[str, Any]]) -> int:
+        """One BatchWriteItem of up to 25 deletes, resending the keys left unprocessed."""
+        pending = keys
+        for _ in range(_BATCH_ATTEMPTS):
+            response = self._models.connection.batch_write_item(
+                self.table_name, delete_items=pending
+            )
+            self._wrote()
+            unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            pending = [request["DeleteRequest"]["Key"] for request in unprocessed]
+            if not pending:
+                return len(keys)
+        raise DurableError(
+            f"DynamoDB left {len(pending)} deletes unprocessed {_BATCH_ATTEMPTS} times "
+            "(throttled); the next sweep goes on"
+        )
+
+    def _delete_claim(self, task_id: str, key: str, run_id: str) -> int:
+        """Delete the claim on (task_id, key) if it still names `run_id`; 1 if it did."""
+        idem_model = self._models.idempotency
+        claim = idem_model(_tables.idempotency_pk(task_id, key), _tables.IDEM_SK)
+        try:
+            claim.delete(condition=idem_model.run_id == run_id)
+        except PynamoDBException as exc:
+            if exc.cause_response_code == _CONDITION_FAILED:
+                return 0  # gone already, or a later run's claim on the same key
+            raise
+        self._wrote()
+        return 1
 
 
 # -- translation between records and items ---------------------------------------------
@@ -468,6 +647,12 @@ def _update_actions(m: type[RunItem], changes: Mapping[str, Any]) -> list[Action
             actions.append(m.wake_shard.remove())
         else:
             actions.append(m.wake_shard.set(_tables.WAKE_SHARD))
+    if "expires_at" in changes:
+        # The expiry index holds the runs that have an expiry: its hash key follows it.
+        if changes["expires_at"] is None:
+            actions.append(m.expire_shard.remove())
+        else:
+            actions.append(m.expire_shard.set(_tables.EXPIRE_SHARD))
     return actions
 
 
@@ -519,6 +704,7 @@ def _run_record(item: RunItem) -> RunRecord:
         cancel_requested=bool(item.cancel_requested),
         parent_run_id=item.parent_run_id,
         tags={str(key): str(value) for key, value in tags.attribute_values.items()} if tags else {},
+        expires_at=item.expires_at,
     )
 
 

@@ -10,9 +10,14 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from durable.errors import ConflictError, RunNotFoundError
+from durable.errors import (
+    CallbackAlreadyCompletedError,
+    CallbackNotFoundError,
+    ConflictError,
+    RunNotFoundError,
+)
 from durable.records import Checkpoint, InboxEvent, RunRecord, RunStatus
-from durable.storage.base import RunPage
+from durable.storage.base import RunPage, token_key
 
 
 class MemoryRunStore:
@@ -24,6 +29,7 @@ class MemoryRunStore:
         self._logs: dict[str, dict[int, Checkpoint]] = {}
         self._inbox: dict[str, list[InboxEvent]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
+        self._callbacks: dict[str, tuple[str, str, datetime | None, bool]] = {}
         self.writes = 0  # counted for tests and benchmarks
 
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
@@ -143,3 +149,53 @@ class MemoryRunStore:
         ]
         due.sort(key=lambda run: (run.wake_at, run.run_id))
         return due[:limit]
+
+    def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+        expired = [
+            run
+            for run in self._runs.values()
+            if run.status.is_terminal and run.expires_at is not None and run.expires_at <= before
+        ]
+        expired.sort(key=lambda run: (run.expires_at, run.run_id))
+        return expired[:limit]
+
+    def delete_run(self, run_id: str) -> int:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return 0
+            if not run.status.is_terminal:
+                raise ConflictError(f"run {run_id} is {run.status}: only finished runs are deleted")
+            deleted = 1 + len(self._logs.pop(run_id, {})) + len(self._inbox.pop(run_id, []))
+            if run.idempotency_key is not None:
+                key = (run.task_id, run.idempotency_key)
+                if self._idempotency.get(key) == run_id:
+                    del self._idempotency[key]
+                    deleted += 1
+            for token, callback in list(self._callbacks.items()):
+                if callback[0] == run_id:
+                    del self._callbacks[token]
+                    deleted += 1
+            del self._runs[run_id]
+            self.writes += deleted
+            return deleted
+
+    def put_callback(self, token: str, run_id: str, name: str, expires_at: datetime | None) -> None:
+        with self._lock:
+            self._callbacks[token_key(token)] = (run_id, name, expires_at, False)
+            self.writes += 1
+
+    def claim_callback(self, token: str, now: datetime) -> str:
+        with self._lock:
+            key = token_key(token)
+            callback = self._callbacks.get(key)
+            if callback is None:
+                raise CallbackNotFoundError("no callback has this token")
+            run_id, name, expires_at, completed = callback
+            if completed:
+                raise CallbackAlreadyCompletedError("this callback was completed already")
+            if expires_at is not None and expires_at <= now:
+                raise CallbackAlreadyCompletedError("this callback expired")
+            self._callbacks[key] = (run_id, name, expires_at, True)
+            self.writes += 1
+            return run_id

@@ -1,0 +1,570 @@
+"""Replays recorded histories against today's code without executing anything (`durable replay`).
+
+As Temporal's replayer does, this answers one question before a deploy: would today's code
+ask for the same operations, in the same order, as the recorded runs did? Rules:
+
+- The task runs through the engine's own `execute_attempt`, on an environment that cannot
+  write: the operations the log answers replay exactly as in a real invocation, and the
+  first operation it cannot answer is the end of the recorded history, not a divergence.
+  It stops before it executes: the attempt's deadline is the frozen clock's instant, so a
+  fresh operation hands over at once, and a checkpoint write raises `_EndOfHistory`.
+  No step function runs, and nothing of the task past the end of its history.
+- The clock is frozen at the last recorded instant (or at the retry time of a log that ends
+  in a failed attempt; `run.updated_at` for an empty log): sleeps and waits that the log
+  shows as done stay done, the others end the replay where the run waits now.
+- Each task attempt is replayed on its own log (the history up to its ATTEMPT_FAILED entry,
+  as that attempt saw it), so what a failed attempt recorded is checked too.
+- A recording that *ended* (a failed attempt, a COMPLETED run, a run FAILED by its own code)
+  is closed by an end marker one position past its last operation: today's code asking for
+  one more operation there is a divergence (recorded: the end), as is today's code ending,
+  by returning or raising, while the recording holds more operations (requested: the end).
+  An open run's log ends where the run is now: code past it is the run's future.
+- The first divergence is reported as a side-by-side of the recorded and the requested
+  operation (kind, name) at its position.
+
+History files (`durable replay RUN_ID --save FILE`, `--history FILE`) hold what the HTTP API
+shows: `{"run": <GET /runs/{id}>, "history": [<GET /runs/{id}/history entries>]}`, values
+decoded; they are re-encoded into checkpoints here.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from durable.blobs.memory import MemoryBlobStore
+from durable.clock import VirtualClock, utc
+from durable.context import Context
+from durable.engine.executor import execute_attempt
+from durable.engine.outcomes import AnyOutcome, Completed, Failed
+from durable.engine.replay import HistoryView
+from durable.errors import InputError, NonDeterminismError, UnknownTaskError
+from durable.records import (
+    Checkpoint,
+    CheckpointKind,
+    ErrorInfo,
+    InboxEvent,
+    RunRecord,
+    RunStatus,
+)
+from durable.serialization import dumps
+from durable.task import TaskDefinition, TaskRegistry, default_registry
+from durable.values import ValueCodec
+
+# The end marker's name: no task can ask for a value by this name.
+_END_NAME = "\x00end of the recorded history"
+# Kinds whose value the context reads as plain JSON text (not through the codec).
+_PLAIN_JSON_KINDS = frozenset(
+    {
+        CheckpointKind.VALUE_RECORDED,
+        CheckpointKind.CHILD_STARTED,
+        CheckpointKind.CHILD_TRIGGERED,
+        CheckpointKind.CALLBACK_CREATED,
+    }
+)
+# Kinds whose entries always carry a value (JSON null included).
+_VALUE_KINDS = _PLAIN_JSON_KINDS | {
+    CheckpointKind.STEP_COMPLETED,
+    CheckpointKind.STEP_HEARTBEAT,
+    CheckpointKind.EVENT_RECEIVED,
+    CheckpointKind.CHILD_COMPLETED,
+    CheckpointKind.CALLBACK_COMPLETED,
+}
+# A FAILED run with one of these errors was stopped by the engine, not by its own code.
+_ENGINE_FAILURES = frozenset({"NonDeterminismError", "UnknownTaskError"})
+
+
+class HistoryFileError(InputError):
+    """A history file that cannot be read or does not hold a run and its log."""
+
+    code = "invalid_history"
+
+
+class ReplayStatus(StrEnum):
+    """What a replay found."""
+
+    OK = "OK"
+    DIVERGED = "DIVERGED"
+    UNKNOWN_TASK = "UNKNOWN_TASK"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One side of a divergence: what was recorded or requested at a position."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """The outcome of replaying one run.
+
+    On a divergence, `position` is where it happened, `attempt` the task attempt whose
+    recording it is in, and each side is an `Operation`, or None when that side had ended
+    there (`recorded_end` / `requested_end` say how: "returned", "raised KeyError").
+    """
+
+    run_id: str
+    task_id: str
+    status: ReplayStatus
+    positions_replayed: int = 0
+    position: int | None = None
+    attempt: int | None = None
+    recorded: Operation | None = None
+    requested: Operation | None = None
+    recorded_end: str | None = None
+    requested_end: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ReplayStatus.OK
+
+    @property
+    def recorded_text(self) -> str:
+        return _side(self.recorded, self.recorded_end)
+
+    @property
+    def requested_text(self) -> str:
+        return _side(self.requested, self.requested_end)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        data: dict[str, Any] = {
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "status": str(self.status),
+            "ok": self.ok,
+            "positions_replayed": self.positions_replayed,
+        }
+        if self.status is ReplayStatus.DIVERGED:
+            data["divergence"] = {
+                "position": self.position,
+                "attempt": self.attempt,
+                "recorded": _operation_dict(self.recorded, self.recorded_end),
+                "requested": _operation_dict(self.requested, self.requested_end),
+            }
+        return data
+
+
+def _side(operation: Operation | None, end: str | None) -> str:
+    if operation is not None:
+        return str(operation)
+    return f"end (task {end})" if end else "end"
+
+
+def _operation_dict(operation: Operation | None, end: str | None) -> dict[str, Any]:
+    if operation is not None:
+        return {"kind": operation.kind, "name": operation.name}
+    return {"kind": "end", "name": None, "end": end}
+
+
+def format_report(report: ReplayReport) -> str:
+    """`OK run (task, N operations replayed)`, or the side-by-side of the first divergence."""
+    if report.status is ReplayStatus.OK:
+        count = report.positions_replayed
+        noun = "operation" if count == 1 else "operations"
+        return f"OK {report.run_id} ({report.task_id}, {count} {noun} replayed)"
+    if report.status is ReplayStatus.UNKNOWN_TASK:
+        return (
+            f"UNKNOWN TASK {report.run_id} ({report.task_id}): no task with this id is "
+            "registered in today's code (import its module with --tasks)"
+        )
+    rows = [
+        ("position", "recorded", "requested"),
+        (str(report.position), report.recorded_text, report.requested_text),
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    table = "\n".join(
+        f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}".rstrip() for row in rows
+    )
+    return f"DIVERGED {report.run_id} ({report.task_id}, task attempt {report.attempt})\n{table}"
+
+
+# -- replay ----------------------------------------------------------------------------
+
+
+class _EndOfHistory(BaseException):
+    """The replay asked to write a checkpoint: the recorded history ends here."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(checkpoint.kind)
+        self.checkpoint = checkpoint
+
+
+class _ReadOnlyEnvironment:
+    """An `AttemptEnvironment` that refuses every write.
+
+    No inbox, never cancelled, and a child run the log shows as started has not ended as
+    far as the recording knows: each of these ends the replay where the run waits.
+    """
+
+    def append(self, checkpoint: Checkpoint) -> None:
+        raise _EndOfHistory(checkpoint)
+
+    def cancelled(self) -> bool:
+        return False
+
+    def inbox(self) -> list[InboxEvent]:
+        return []
+
+    def start_child(
+        self, task_id: str, payload: Any, idempotency_key: str, parent_run_id: str
+    ) -> str:
+        raise _EndOfHistory(_fresh(CheckpointKind.CHILD_STARTED, task_id))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        return None
+
+    def create_callback(
+        self, token: str, run_id: str, name: str, expires_at: datetime | None
+    ) -> None:
+        raise _EndOfHistory(_fresh(CheckpointKind.CALLBACK_CREATED, name))
+
+    def extend_lease(self, until: datetime | None) -> None:
+        return None
+
+
+def _fresh(kind: CheckpointKind, name: str) -> Checkpoint:
+    """A stand-in for the checkpoint a fresh operation would have written."""
+    return Checkpoint(seq=0, kind=kind, op=-1, name=name, task_attempt=0, at=datetime.min)
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    """One task attempt's log, and how its recording ended (None: it has not ended)."""
+
+    log: list[Checkpoint]
+    frozen_at: datetime
+    ended: str | None
+
+
+@dataclass(slots=True)
+class _AttemptResult:
+    positions: set[int] = field(default_factory=set)
+    divergence: ReplayReport | None = None
+
+
+def replay_history(
+    definition: TaskDefinition,
+    run: RunRecord,
+    history: list[Checkpoint],
+    codec: ValueCodec,
+) -> ReplayReport:
+    """Replay `run`'s recorded `history` against `definition`, executing nothing."""
+    positions: set[int] = set()
+    for recording in _recordings(run, history):
+        result = _replay_attempt(definition, run, recording, codec)
+        if result.divergence is not None:
+            return replace(result.divergence, positions_replayed=len(positions | result.positions))
+        positions |= result.positions
+    return ReplayReport(
+        run_id=run.run_id,
+        task_id=run.task_id,
+        status=ReplayStatus.OK,
+        positions_replayed=len(positions),
+    )
+
+
+def replay_run(
+    run: RunRecord,
+    history: list[Checkpoint],
+    codec: ValueCodec,
+    registry: TaskRegistry | None = None,
+) -> ReplayReport:
+    """Replay against the task `registry` holds for the run (a report, if it holds none)."""
+    try:
+        definition = (registry or default_registry).get(run.task_id)
+    except UnknownTaskError:
+        return ReplayReport(run.run_id, run.task_id, ReplayStatus.UNKNOWN_TASK)
+    return replay_history(definition, run, history, codec)
+
+
+def _recordings(run: RunRecord, history: list[Checkpoint]) -> list[_Recording]:
+    """Each task attempt's log as that attempt saw it, the current attempt last."""
+    recordings: list[_Recording] = []
+    for index, entry in enumerate(history):
+        if entry.kind is CheckpointKind.ATTEMPT_FAILED:
+            log = history[:index]
+            raised = entry.error.type if entry.error is not None else "an error"
+            # The attempt's clock stands where it failed (after any earlier retry time).
+            recordings.append(_Recording(log, entry.at, f"raised {raised}"))
+    ended: str | None = None
+    if run.status is RunStatus.COMPLETED:
+        ended = "returned"
+    elif (
+        run.status is RunStatus.FAILED
+        and run.error is not None
+        and run.error.type not in _ENGINE_FAILURES
+    ):
+        ended = f"raised {run.error.type}"
+    recordings.append(_Recording(list(history), _frozen_at(history, run.updated_at), ended))
+    return recordings
+
+
+def _frozen_at(log: list[Checkpoint], fallback: datetime) -> datetime:
+    """The last recorded instant (`fallback` for an empty log).
+
+    A log that ends in a failed attempt stands at that attempt's retry time, so that the
+    next attempt replays what the earlier ones settled instead of waiting for its turn.
+    """
+    if not log:
+        return fallback
+    last = log[-1]
+    instants = [entry.at for entry in log]
+    if last.kind is CheckpointKind.ATTEMPT_FAILED and last.wake_at is not None:
+        instants.append(last.wake_at)
+    return max(instants)
+
+
+def _replay_attempt(
+    definition: TaskDefinition, run: RunRecord, recording: _Recording, codec: ValueCodec
+) -> _AttemptResult:
+    log = recording.log
+    recorded_view = HistoryView(run.run_id, log)
+    length = recorded_view.length
+    if recording.ended is not None:
+        marker = Checkpoint(
+            seq=recorded_view.next_seq,
+            kind=CheckpointKind.VALUE_RECORDED,
+            op=length,
+            name=_END_NAME,
+            task_attempt=recorded_view.attempt,
+            at=recording.frozen_at,
+            value="null",
+        )
+        log = [*log, marker]
+    view = HistoryView(run.run_id, log)
+    contexts: list[Context] = []
+
+    def entry_point(ctx: Context, payload: Any) -> Any:
+        contexts.append(ctx)
+        return definition.fn(ctx, payload)
+
+    # Timeouts are the clock's business, not the code's: a replay never times out.
+    replaying = replace(definition, fn=entry_point, timeout=None)
+    clock = VirtualClock(recording.frozen_at)
+    outcome: AnyOutcome | None
+    stopped: Checkpoint | None = None
+    try:
+        outcome = execute_attempt(
+            replaying,
+            run,
+            log,
+            environment=_ReadOnlyEnvironment(),
+            clock=clock,
+            codec=codec,
+            deadline=recording.frozen_at,
+        )
+    except _EndOfHistory as end:
+        outcome, stopped = None, end.checkpoint
+    except NonDeterminismError as exc:
+        # A compensation (run after the task failed for good) diverged: the engine lets
+        # that escape the attempt; the context has recorded it as its divergence.
+        outcome, stopped = None, None
+        if not contexts:
+            raise
+        contexts[0].divergence = contexts[0].divergence or exc
+    ctx = contexts[0] if contexts else None
+    requested = ctx.requested_positions if ctx is not None else 0
+    error = ctx.divergence if ctx is not None else None
+    ended = _how_the_task_ended(outcome, stopped) if error is None else None
+    if ended is not None:
+        try:
+            view.check_finished(requested)
+        except NonDeterminismError as exc:
+            error = exc
+    result = _AttemptResult()
+    last = requested if error is None else min(requested, error.position)
+    result.positions = {p for p in range(min(last, length)) if view.entries(p)}
+    if error is None:
+        return result
+    recorded = _recorded_operation(view, error, length if recording.ended else None)
+    wanted = _parse_operation(error.requested)
+    if recorded is None and wanted is None:
+        return result  # today's code ends where the recording ended
+    result.divergence = ReplayReport(
+        run_id=run.run_id,
+        task_id=run.task_id,
+        status=ReplayStatus.DIVERGED,
+        position=error.position,
+        attempt=view.attempt,
+        recorded=recorded,
+        requested=wanted,
+        recorded_end=recording.ended if recorded is None else None,
+        requested_end=ended if wanted is None else None,
+    )
+    return result
+
+
+def _how_the_task_ended(outcome: AnyOutcome | None, stopped: Checkpoint | None) -> str | None:
+    """ "returned" / "raised <type>" when the task function ended; None when it was stopped."""
+    if stopped is not None:
+        if stopped.kind is CheckpointKind.ATTEMPT_FAILED:
+            return f"raised {stopped.error.type if stopped.error else 'an error'}"
+        return None  # a fresh operation: the end of the recorded history
+    if isinstance(outcome, Completed):
+        return "returned"
+    if isinstance(outcome, Failed) and outcome.status is RunStatus.FAILED:
+        if outcome.error.type == NonDeterminismError.__name__:
+            return "returned"  # the engine's own end-of-task check
+        return f"raised {outcome.error.type}"
+    return None  # suspended at a recorded wait, or handed over before a fresh operation
+
+
+def _recorded_operation(
+    view: HistoryView, error: NonDeterminismError, marker_position: int | None
+) -> Operation | None:
+    if error.position == marker_position:
+        return None
+    entries = view.entries(error.position)
+    if entries:
+        return Operation(entries[0].operation_kind, entries[0].name)
+    return _parse_operation(error.recorded)
+
+
+def _parse_operation(text: str | None) -> Operation | None:
+    """`step 'charge'` (as NonDeterminismError words it) → Operation("step", "charge")."""
+    if text is None:
+        return None
+    kind, _, rest = text.partition(" ")
+    try:
+        name = ast.literal_eval(rest)
+    except (ValueError, SyntaxError):
+        name = rest
+    return Operation(kind, str(name))
+
+
+# -- history files ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    """A run and its log as the HTTP API shows them: the body of a history file."""
+
+    run: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run["run_id"])
+
+    def to_json(self) -> str:
+        return json.dumps({"run": self.run, "history": self.history}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "history file") -> RecordedRun:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise HistoryFileError(f"{source} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or not isinstance(data.get("run"), dict):
+            raise HistoryFileError(f'{source} must hold {{"run": {{...}}, "history": [...]}}')
+        history = data.get("history")
+        if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+            raise HistoryFileError(f'{source}: "history" must be a list of log entries')
+        recorded = cls(run=data["run"], history=history)
+        recorded.decode(ValueCodec(MemoryBlobStore()), source)  # every field checked now
+        return recorded
+
+    def decode(
+        self, codec: ValueCodec, source: str = "history file"
+    ) -> tuple[RunRecord, list[Checkpoint]]:
+        """The run record and checkpoints, values re-encoded with `codec`."""
+        try:
+            run = _run_record(self.run, codec)
+            history = [_checkpoint(entry, codec) for entry in self.history]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise HistoryFileError(f"{source} is not a recorded run: {what}") from None
+        return run, history
+
+    def replay(self, registry: TaskRegistry | None = None) -> ReplayReport:
+        """Replay this recording against the tasks `registry` holds (default: `@task`'s)."""
+        codec = ValueCodec(MemoryBlobStore())
+        run, history = self.decode(codec)
+        return replay_run(run, history, codec, registry)
+
+
+def load_history_file(path: str | Path) -> RecordedRun:
+    """Read a history file (`durable replay --history FILE`); HistoryFileError if unusable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise HistoryFileError(f"cannot read {path}: {reason}") from None
+    return RecordedRun.from_json(text, str(path))
+
+
+def save_history_file(path: str | Path, recorded: RecordedRun) -> None:
+    """Write a history file (`durable replay RUN_ID --save FILE`)."""
+    try:
+        Path(path).write_text(recorded.to_json(), encoding="utf-8")
+    except OSError as exc:
+        raise HistoryFileError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _instant(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO-8601 instant, got {value!r}")
+    return utc(datetime.fromisoformat(value))
+
+
+def _optional_instant(value: Any) -> datetime | None:
+    return None if value is None else _instant(value)
+
+
+def _error(value: Any) -> ErrorInfo | None:
+    return None if value is None else ErrorInfo.from_dict(value)
+
+
+def _run_record(data: dict[str, Any], codec: ValueCodec) -> RunRecord:
+    run_id = str(data["run_id"])
+    version = data.get("version") or {}
+    return RunRecord(
+        run_id=run_id,
+        task_id=str(data["task_id"]),
+        status=RunStatus(data["status"]),
+        payload=codec.encode(data.get("payload"), f"{run_id}/payload"),
+        created_at=_instant(data["created_at"]),
+        updated_at=_instant(data["updated_at"]),
+        attempt=int(data.get("attempts", 1)),
+        started_at=_optional_instant(data.get("started_at")),
+        finished_at=_optional_instant(data.get("finished_at")),
+        error=_error(data.get("error")),
+        task_version=str(version.get("task", "1")),
+        code_version=str(version.get("code", "dev")),
+        wake_at=_optional_instant(data.get("wake_at")),
+        waiting_for=data.get("waiting_for"),
+        parent_run_id=data.get("parent_run_id"),
+    )
+
+
+def _checkpoint(data: dict[str, Any], codec: ValueCodec) -> Checkpoint:
+    kind = CheckpointKind(data["kind"])
+    seq = int(data["seq"])
+    value: str | None = None
+    if kind in _PLAIN_JSON_KINDS:
+        value = dumps(data.get("value"))
+    elif kind in _VALUE_KINDS or data.get("value") is not None:
+        value = codec.encode(data.get("value"), f"replay/{seq}")
+    return Checkpoint(
+        seq=seq,
+        kind=kind,
+        op=int(data["position"]),
+        name=str(data["name"]),
+        task_attempt=int(data["task_attempt"]),
+        at=_instant(data["at"]),
+        step_attempt=int(data.get("attempt", 1)),
+        value=value,
+        error=_error(data.get("error")),
+        wake_at=_optional_instant(data.get("wake_at")),
+    )
