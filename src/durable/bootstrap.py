@@ -8,7 +8,8 @@ A Lambda container builds its runtime on its first invocation and keeps it for t
 ones (`get_runtime`); tests build one from explicit parts (`Runtime.from_parts`) and clear
 the cache with `reset_runtime`. The Lambda handlers call in here and hold no logic:
 `Runtime.process_wake_up` takes one SQS message body (a body that is not a wake-up is
-logged and dropped, never retried), `Runtime.sweep` is the scheduled sweeper.
+logged and dropped, never retried), `Runtime.sweep` is the scheduled sweeper (it also
+fires the cron tasks' runs).
 
 Nothing here imports moto or the CLI: this module is on every handler's cold-start path.
 """
@@ -150,11 +151,18 @@ class Runtime:
     def sweep(self, metrics: Metrics | None = None) -> int:
         """Re-enqueue every run whose wake-up is overdue; returns how many were sent.
 
-        Then purge the finished runs whose retention has passed (`runs_purged` metric), within
-        `PURGE_BUDGET`: a purge never delays a re-enqueue, and what is left waits for the next.
+        First fire the scheduled tasks' instants that have come (`schedules_fired` metric;
+        see `durable.schedules`). Then purge the finished runs whose retention has passed
+        (`runs_purged` metric), within `PURGE_BUDGET`: a purge never delays a re-enqueue,
+        and what is left waits for the next.
         """
+        from durable.schedules import fire_due_schedules
         from durable.sweeper import purge_expired, sweep
 
+        fired = fire_due_schedules(
+            self.client, self.registry, self.clock, self.settings.schedule_lookback
+        )
+        _count(metrics, "schedules_fired", len(fired))
         grace = timedelta(seconds=self.settings.sweep_grace_seconds)
         sent = sweep(self.store, self.queue, self.clock, grace=grace)
         _count(metrics, "runs_swept", sent)

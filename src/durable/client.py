@@ -11,11 +11,18 @@ import builtins
 import contextlib
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from durable.batches import child_run_id, report_child_end
 from durable.clock import Clock, SystemClock
-from durable.errors import ConflictError, RunFinishedError, RunNotFoundError, TaskFailedError
+from durable.errors import (
+    CallbackAlreadyCompletedError,
+    ConflictError,
+    RunFinishedError,
+    RunNotFoundError,
+    TaskFailedError,
+)
 from durable.ids import new_inbox_id, new_run_id
 from durable.queues.base import WakeQueue
 from durable.records import (
@@ -29,7 +36,7 @@ from durable.records import (
     WakeUp,
 )
 from durable.serialization import loads
-from durable.storage.base import RunStore
+from durable.storage.base import RunStore, token_key
 from durable.task import TaskRegistry, default_registry
 from durable.values import ValueCodec
 
@@ -125,6 +132,17 @@ class RunHandle:
     created: bool
 
 
+def _redacted_token(token: Any) -> str:
+    """A callback token as callers may see it: enough to tell tokens apart, not to use one."""
+    return f"{str(token)[:6]}…"
+
+
+def _redacted_wait(waiting_for: str | None) -> str | None:
+    if waiting_for is not None and waiting_for.startswith("callback:"):
+        return "callback:" + _redacted_token(waiting_for.removeprefix("callback:"))
+    return waiting_for
+
+
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
 
@@ -161,14 +179,23 @@ class Client:
         delay: timedelta | None = None,
         *,
         parent_run_id: str | None = None,
+        run_id: str | None = None,
+        batch_slot: str | None = None,
+        started_at: datetime | None = None,
     ) -> RunHandle:
-        """Start a run of `task_id`; with an idempotency key, the same key gives the same run."""
+        """Start a run of `task_id`; with an idempotency key, the same key gives the same run.
+
+        `started_at` fixes the run's `ctx.run.started_at` before its first invocation (a
+        scheduled run's is its scheduled instant); by default it is when the run first runs.
+        """
         definition = self.registry.get(task_id)
         if delay is not None and delay < timedelta(0):
             raise ValueError("delay must not be negative")
+        if started_at is not None and started_at.tzinfo is None:
+            raise ValueError("started_at must be timezone-aware")
         value = definition.validate_payload(payload)
         now = self.clock.now()
-        run_id = new_run_id(now)
+        run_id = run_id or new_run_id(now)
         stored_payload = self.codec.encode(value, f"{run_id}/payload")
         wake_at = now + delay if delay else now
         token = "start" if delay else None
@@ -185,8 +212,17 @@ class Client:
             wake_at=wake_at,
             wake_token=token,
             parent_run_id=parent_run_id,
+            batch_slot=batch_slot,
+            started_at=started_at.astimezone(UTC) if started_at is not None else None,
         )
-        stored, created = self.store.create_run(run)
+        try:
+            stored, created = self.store.create_run(run)
+        except ConflictError:
+            # A run id given by the caller (a batch child) that exists: started already.
+            existing = self.store.get_run(run_id)
+            if existing is None:
+                raise
+            return RunHandle(run_id=existing.run_id, status=existing.status, created=False)
         if created:
             if delay:
                 self.queue.send(
@@ -217,17 +253,30 @@ class Client:
         """
         now = self.clock.now()
         outcome = {"error": error} if error is not None else {"data": data}
-        stored = self.codec.encode(outcome, f"callbacks/{new_inbox_id(now)}")
-        run_id = self.store.claim_callback(token, now)
-        self.store.put_inbox(
-            InboxEvent(
-                run_id=run_id,
-                inbox_id=new_inbox_id(now),
-                name=f"callback:{token}",
-                data=stored,
-                received_at=now,
-            )
+        key = token_key(token)
+        stored = self.codec.encode(outcome, f"callbacks/{key[:24]}")
+        retry = False
+        try:
+            run_id = self.store.claim_callback(token, now, stored)
+        except CallbackAlreadyCompletedError:
+            # The same completion again, whose first try died between claiming the token and
+            # delivering it, is delivered now; any other second completion is refused.
+            claimed = self.store.callback_outcome(token)
+            if claimed is None or claimed[1] != stored:
+                raise
+            run_id, retry = claimed[0], True
+        event = InboxEvent(
+            run_id=run_id,
+            inbox_id=f"cb-{key[:32]}",  # one delivery per token, whoever writes it
+            name=f"callback:{token}",
+            data=stored,
+            received_at=now,
         )
+        try:
+            self.store.put_inbox(event)
+        except ConflictError:
+            if retry:
+                raise CallbackAlreadyCompletedError("this callback was completed already") from None
         self.queue.send(WakeUp(run_id, WakeReason.EVENT))
 
     def cancel(self, run_id: str) -> RunInfoView:
@@ -255,20 +304,48 @@ class Client:
         except ConflictError:
             run = self._require(run_id)
             raise RunFinishedError(run_id, run.status) from None
-        self._cancel_children(run_id)
-        if run.parent_run_id is not None:
+        self.cancel_children(run_id)
+        if run.batch_slot is not None:
+            report_child_end(
+                store=self.store,
+                queue=self.queue,
+                client=self,
+                codec=self.codec,
+                run=run,
+                result=None,
+                error=run.error,
+            )
+        elif run.parent_run_id is not None:
             self.queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))
         return self._view(run)
 
-    def _cancel_children(self, run_id: str) -> None:
+    def cancel_children(self, run_id: str) -> None:
         """Cancel every child run this run started that has not ended (recursively)."""
         started = (CheckpointKind.CHILD_STARTED, CheckpointKind.CHILD_TRIGGERED)
+        children: list[str] = []
         for checkpoint in self.store.load_history(run_id):
             if checkpoint.kind in started and checkpoint.value is not None:
-                child = self.store.get_run(loads(checkpoint.value))
-                if child is not None and not child.status.is_terminal:
-                    with contextlib.suppress(RunFinishedError):
-                        self.cancel(child.run_id)
+                children.append(loads(checkpoint.value))
+            elif checkpoint.kind is CheckpointKind.BATCH_STARTED:
+                batch = self.store.get_batch(run_id, checkpoint.task_attempt, checkpoint.op)
+                if batch is not None:
+                    ended = {
+                        item.index
+                        for item in self.store.list_batch_results(
+                            run_id, checkpoint.task_attempt, checkpoint.op
+                        )
+                    }
+                    running = min(batch.total, len(ended) + batch.max_concurrency)
+                    children.extend(
+                        child_run_id(run_id, checkpoint.task_attempt, checkpoint.op, index)
+                        for index in range(running)
+                        if index not in ended
+                    )
+        for child_id in children:
+            child = self.store.get_run(child_id)
+            if child is not None and not child.status.is_terminal:
+                with contextlib.suppress(RunFinishedError):
+                    self.cancel(child.run_id)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -343,7 +420,7 @@ class Client:
             idempotency_key=run.idempotency_key,
             task_version=run.task_version,
             code_version=run.code_version,
-            waiting_for=run.waiting_for,
+            waiting_for=_redacted_wait(run.waiting_for),
             wake_at=run.wake_at,
             parent_run_id=run.parent_run_id,
         )
@@ -357,7 +434,13 @@ class Client:
             attempt=cp.step_attempt,
             task_attempt=cp.task_attempt,
             at=cp.at,
-            value=self.codec.decode(cp.value) if cp.value is not None else None,
+            value=(
+                _redacted_token(self.codec.decode(cp.value))
+                if cp.kind is CheckpointKind.CALLBACK_CREATED and cp.value is not None
+                else self.codec.decode(cp.value)
+                if cp.value is not None
+                else None
+            ),
             error=cp.error,
             wake_at=cp.wake_at,
         )

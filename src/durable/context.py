@@ -13,18 +13,20 @@ import asyncio
 import inspect
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NoReturn, Protocol, TypeVar, cast, get_type_hints
 
+from durable.batches import child_run_id
 from durable.clock import Clock, utc
 from durable.engine.outcomes import Abandoned, AnyOutcome, Failed, HandedOver, Suspended
 from durable.engine.replay import HistoryView
 from durable.engine.retry import NO_RETRY, RetryPolicy, is_non_retryable
 from durable.errors import (
+    BatchFailedError,
     CallbackFailedError,
     ChildRunFailedError,
     ConflictError,
@@ -37,6 +39,8 @@ from durable.errors import (
 from durable.ids import new_callback_token, random_fraction, random_uuid
 from durable.logs import RunLogger
 from durable.records import (
+    BatchItemResult,
+    BatchRecord,
     Checkpoint,
     CheckpointKind,
     ErrorInfo,
@@ -77,6 +81,18 @@ class AttemptEnvironment(Protocol):
         self, token: str, run_id: str, name: str, expires_at: datetime | None
     ) -> None:
         """Register a callback token for this run."""
+
+    def start_batch(self, batch: BatchRecord) -> None:
+        """Store a fan-out and start its first children (idempotent)."""
+
+    def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
+        """A fan-out's counters."""
+
+    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
+        """How each ended child of a fan-out ended, in index order."""
+
+    def cancel_runs(self, run_ids: list[str]) -> None:
+        """Cancel these runs if they have not ended (children no longer needed)."""
 
     def extend_lease(self, until: datetime | None) -> None:
         """Hold the run until `until` (a heartbeating step); the sweeper wakes it after that.
@@ -132,6 +148,34 @@ class _StepTokens:
     step: Token[StepInfo | None]
 
 
+def _batch_result(
+    name: str, outcomes: list[dict[str, Any]], first_success: bool, kind: CheckpointKind
+) -> Any:
+    """What ctx.map / ctx.parallel return (or raise) for recorded child outcomes."""
+    failures = [
+        (index, str(outcome["type"]), str(outcome["message"]))
+        for index, outcome in enumerate(outcomes)
+        if outcome["state"] == "failed"
+    ]
+    if kind is CheckpointKind.BATCH_FAILED:
+        raise BatchFailedError(name, failures, len(outcomes))
+    if first_success:
+        return next(outcome["value"] for outcome in outcomes if outcome["state"] == "ok")
+    results: list[Any] = []
+    for outcome in outcomes:
+        if outcome["state"] == "ok":
+            results.append(outcome["value"])
+        elif outcome["state"] == "failed":
+            results.append(
+                ChildRunFailedError(
+                    outcome["run_id"], "FAILED", outcome["type"], outcome["message"]
+                )
+            )
+        else:
+            results.append(None)
+    return results
+
+
 async def _awaited(value: Awaitable[Any]) -> Any:
     return await value
 
@@ -144,11 +188,15 @@ def _lost_attempt_error(
     name: str, attempt: int, semantics: str, heartbeat_timeout: timedelta | None
 ) -> ErrorInfo:
     if semantics == "at_most_once":
-        kind = CRASHED_AFTER_START
-    elif heartbeat_timeout is not None:
-        kind = "HeartbeatTimeout"
-    else:
-        kind = "StepTimeout"
+        # Final and non-retryable, for the step and for the task: the side effect may have
+        # happened, and an at-most-once step never runs it a second time.
+        return ErrorInfo(
+            type=CRASHED_AFTER_START,
+            message=f"at-most-once step {name!r} started (attempt {attempt}) and its "
+            "invocation died before it finished; it is not run again",
+            non_retryable=True,
+        )
+    kind = "HeartbeatTimeout" if heartbeat_timeout is not None else "StepTimeout"
     return ErrorInfo(
         type=kind,
         message=f"step {name!r} attempt {attempt} started but never finished "
@@ -742,6 +790,133 @@ class Context:
         self._record(CheckpointKind.CHILD_TRIGGERED, position, task_id, value=dumps(child_id))
         return child_id
 
+    # -- fan-out ------------------------------------------------------------------------
+
+    def map(
+        self,
+        task_id: str,
+        items: Sequence[Any],
+        *,
+        max_concurrency: int = 50,
+        tolerated_failures: int = 0,
+    ) -> list[Any]:
+        """Run `task_id` once per item as child runs; their results in input order.
+
+        At most `max_concurrency` children run at a time. Up to `tolerated_failures`
+        children may fail (their places hold a ChildRunFailedError); more raise
+        BatchFailedError and cancel the children still running. The parent sleeps until the
+        batch is decided, whatever its size: children report to the batch, not to the log.
+        """
+        result: list[Any] = self._batch(
+            f"map:{task_id}",
+            [(task_id, item) for item in items],
+            max_concurrency,
+            tolerated_failures,
+            first_success=False,
+        )
+        return result
+
+    def parallel(
+        self,
+        calls: Sequence[tuple[str, Any]],
+        *,
+        max_concurrency: int | None = None,
+        tolerated_failures: int = 0,
+        first_success: bool = False,
+        name: str = "parallel",
+    ) -> Any:
+        """Run child runs `(task_id, payload)` side by side; their results in input order.
+
+        With `first_success`, returns the result of the first child (in input order) that
+        succeeded once any has, and cancels the rest; BatchFailedError if none succeeds.
+        """
+        return self._batch(
+            name,
+            list(calls),
+            max_concurrency or max(len(calls), 1),
+            tolerated_failures if not first_success else max(len(calls) - 1, 0),
+            first_success=first_success,
+        )
+
+    def _batch(
+        self,
+        name: str,
+        calls: list[tuple[str, Any]],
+        max_concurrency: int,
+        tolerated_failures: int,
+        *,
+        first_success: bool,
+    ) -> Any:
+        if max_concurrency < 1 or tolerated_failures < 0:
+            raise ValueError("max_concurrency must be >= 1 and tolerated_failures >= 0")
+        if not calls:
+            if first_success:
+                raise BatchFailedError(name, [], 0)
+            return []
+        position = self._take_position()
+        entries = self._entries(position, "batch", name)
+        for entry in entries:
+            if entry.kind in (CheckpointKind.BATCH_COMPLETED, CheckpointKind.BATCH_FAILED):
+                assert entry.value is not None
+                outcomes = self._codec.decode(entry.value)
+                return _batch_result(name, outcomes, first_success, entry.kind)
+        attempt = self.run.attempt
+        if not entries:
+            self._before_fresh_operation()
+            total = len(calls)
+            self._environment.start_batch(
+                BatchRecord(
+                    run_id=self.run.id,
+                    position=position,
+                    task_attempt=attempt,
+                    total=total,
+                    calls=self._codec.encode(calls, f"{self.run.id}/batch-{attempt}-{position}"),
+                    max_concurrency=min(max_concurrency, total),
+                    tolerated_failures=tolerated_failures,
+                    first_success=first_success,
+                )
+            )
+            self._record(
+                CheckpointKind.BATCH_STARTED, position, name, value=dumps({"total": total})
+            )
+        batch = self._environment.get_batch(self.run.id, attempt, position)
+        if batch is None or not batch.decided:
+            raise self._suspend_until(
+                RunStatus.WAITING, None, waiting_for=f"batch:{attempt}:{position}"
+            )
+        ended = {
+            item.index: item
+            for item in self._environment.batch_results(self.run.id, attempt, position)
+        }
+        outcomes = []
+        for index in range(batch.total):
+            item = ended.get(index)
+            if item is None:
+                outcomes.append({"state": "skipped"})
+            elif item.ok:
+                value = self._codec.decode(item.result) if item.result is not None else None
+                outcomes.append({"state": "ok", "value": value, "run_id": item.run_id})
+            else:
+                error = item.error or ErrorInfo(type="Unknown", message="no error recorded")
+                outcomes.append({"state": "failed", "run_id": item.run_id, **error.to_dict()})
+        failed = batch.failed > batch.tolerated_failures or (first_success and batch.succeeded == 0)
+        kind = CheckpointKind.BATCH_FAILED if failed else CheckpointKind.BATCH_COMPLETED
+        self._record(
+            kind,
+            position,
+            name,
+            value=self._codec.encode(outcomes, f"{self.run.id}/{self._next_seq}"),
+        )
+        started = min(batch.total, len(ended) + batch.max_concurrency)
+        unfinished = [
+            child_run_id(self.run.id, attempt, position, index)
+            for index in range(started)
+            if index not in ended
+        ]
+        if unfinished:
+            self._environment.cancel_runs(unfinished)  # no longer needed
+        return _batch_result(name, outcomes, first_success, kind)
+
     # -- callbacks ----------------------------------------------------------------------
 
     def create_callback(self, name: str, timeout: timedelta | None = None) -> str:
@@ -903,6 +1078,44 @@ class AsyncContext(Context):
 
     def invoke(self, task_id: str, payload: Any = None) -> Awaitable[Any]:
         return _deferred(super().invoke, task_id, payload)
+
+    def map(  # type: ignore[override]
+        self,
+        task_id: str,
+        items: Sequence[Any],
+        *,
+        max_concurrency: int = 50,
+        tolerated_failures: int = 0,
+    ) -> Awaitable[list[Any]]:
+        return _deferred(
+            lambda: Context.map(
+                self,
+                task_id,
+                items,
+                max_concurrency=max_concurrency,
+                tolerated_failures=tolerated_failures,
+            )
+        )
+
+    def parallel(
+        self,
+        calls: Sequence[tuple[str, Any]],
+        *,
+        max_concurrency: int | None = None,
+        tolerated_failures: int = 0,
+        first_success: bool = False,
+        name: str = "parallel",
+    ) -> Awaitable[Any]:
+        return _deferred(
+            lambda: Context.parallel(
+                self,
+                calls,
+                max_concurrency=max_concurrency,
+                tolerated_failures=tolerated_failures,
+                first_success=first_success,
+                name=name,
+            )
+        )
 
     def wait_for_callback(
         self,

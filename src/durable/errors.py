@@ -8,6 +8,7 @@ DurableError                      base of everything raised by the library
 ├── StepFailedError               a step failed for good; carries the original type and message
 ├── StepTimeoutError              a step attempt outlived its start-to-close timeout
 ├── ChildRunFailedError           ctx.invoke: the child run ended without a result
+├── BatchFailedError              ctx.map / ctx.parallel: more children failed than tolerated
 ├── CallbackFailedError           the outside system completed a callback with an error
 ├── CallbackNotFoundError         no pending callback has this token
 ├── CallbackAlreadyCompletedError the callback was completed (or expired) already
@@ -102,6 +103,25 @@ class ChildRunFailedError(DurableError):
         self.error_type = error_type
         self.message = message
         super().__init__(f"child run {run_id} ended {status}: {error_type}: {message}")
+
+
+class BatchFailedError(DurableError):
+    """`ctx.map` / `ctx.parallel`: more children failed than the completion policy tolerates.
+
+    `failures` lists (index, error type, message) of each failed child, in input order.
+    """
+
+    def __init__(self, name: str, failures: list[tuple[int, str, str]], total: int) -> None:
+        self.name = name
+        self.failures = failures
+        self.total = total
+        self.error_type = "BatchFailedError"
+        first = failures[0] if failures else (0, "?", "?")
+        self.message = (
+            f"{name}: {len(failures)} of {total} children failed "
+            f"(first: #{first[0]} {first[1]}: {first[2]})"
+        )
+        super().__init__(self.message)
 
 
 class CallbackFailedError(DurableError):

@@ -57,6 +57,9 @@ class CheckpointKind(StrEnum):
     CALLBACK_COMPLETED = "callback_completed"  # value is the data an outside system sent
     CALLBACK_FAILED = "callback_failed"  # error is what the outside system reported
     CALLBACK_TIMED_OUT = "callback_timed_out"
+    BATCH_STARTED = "batch_started"  # ctx.map / ctx.parallel started its children
+    BATCH_COMPLETED = "batch_completed"  # value is every child's outcome, in input order
+    BATCH_FAILED = "batch_failed"  # too many children failed; value as for BATCH_COMPLETED
     ATTEMPT_FAILED = "attempt_failed"  # the task attempt failed; wake_at is the retry time
 
 
@@ -81,6 +84,9 @@ OPERATION_KINDS = frozenset(
         CheckpointKind.CALLBACK_COMPLETED,
         CheckpointKind.CALLBACK_FAILED,
         CheckpointKind.CALLBACK_TIMED_OUT,
+        CheckpointKind.BATCH_STARTED,
+        CheckpointKind.BATCH_COMPLETED,
+        CheckpointKind.BATCH_FAILED,
     }
 )
 
@@ -169,6 +175,9 @@ _OPERATION_OF_KIND = {
     CheckpointKind.CALLBACK_COMPLETED: "callback_wait",
     CheckpointKind.CALLBACK_FAILED: "callback_wait",
     CheckpointKind.CALLBACK_TIMED_OUT: "callback_wait",
+    CheckpointKind.BATCH_STARTED: "batch",
+    CheckpointKind.BATCH_COMPLETED: "batch",
+    CheckpointKind.BATCH_FAILED: "batch",
     CheckpointKind.ATTEMPT_FAILED: "attempt",
 }
 
@@ -208,6 +217,7 @@ class RunRecord:
     parent_run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     expires_at: datetime | None = None  # a finished run is purged after this (None: kept)
+    batch_slot: str | None = None  # a ctx.map/parallel child: "attempt:position:index"
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
@@ -259,3 +269,45 @@ class WakeUp:
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a wake-up message: {body[:200]!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """A fan-out (`ctx.map` / `ctx.parallel`) of one run, kept beside the run's log.
+
+    `calls` is the encoded JSON list of `[task_id, payload]`, one per child. Children are
+    started `max_concurrency` at a time: child `i + max_concurrency` is started when child
+    `i` ends. Counters move with each child's end (one transaction: its result item + these
+    counters), and the parent is woken only when the batch is decided.
+    """
+
+    run_id: str
+    position: int
+    task_attempt: int
+    total: int
+    calls: str
+    max_concurrency: int
+    tolerated_failures: int
+    first_success: bool
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def decided(self) -> bool:
+        """Whether the parent can go on: all ended, too many failed, or one succeeded."""
+        return (
+            self.succeeded + self.failed >= self.total
+            or self.failed > self.tolerated_failures
+            or (self.first_success and self.succeeded > 0)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItemResult:
+    """How one child of a batch ended."""
+
+    index: int
+    run_id: str
+    ok: bool
+    result: str | None = None
+    error: ErrorInfo | None = None

@@ -45,6 +45,8 @@ from durable.engine.outcomes import AnyOutcome, Completed, Failed
 from durable.engine.replay import HistoryView
 from durable.errors import InputError, NonDeterminismError, UnknownTaskError
 from durable.records import (
+    BatchItemResult,
+    BatchRecord,
     Checkpoint,
     CheckpointKind,
     ErrorInfo,
@@ -228,6 +230,18 @@ class _ReadOnlyEnvironment:
         self, token: str, run_id: str, name: str, expires_at: datetime | None
     ) -> None:
         raise _EndOfHistory(_fresh(CheckpointKind.CALLBACK_CREATED, name))
+
+    def start_batch(self, batch: BatchRecord) -> None:
+        raise _EndOfHistory(_fresh(CheckpointKind.BATCH_STARTED, f"batch:{batch.position}"))
+
+    def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
+        return None  # as recorded: a started batch is still running
+
+    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
+        return []
+
+    def cancel_runs(self, run_ids: list[str]) -> None:
+        raise _EndOfHistory(_fresh(CheckpointKind.BATCH_COMPLETED, "cancel"))
 
     def extend_lease(self, until: datetime | None) -> None:
         return None

@@ -34,6 +34,14 @@ class Settings(BaseSettings):
         default=10.0, description="hand over to a new invocation when this little time is left"
     )
     sweep_grace_seconds: float = 60.0
+    # At most the sweeper's purge settle time (an hour): a firing's idempotency key must
+    # outlive the window in which a sweep could fire the same instant again.
+    schedule_lookback_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="a scheduled instant missed by a late sweep still fires if this recent",
+    )
     retention_days: float = Field(
         default=30.0,
         ge=0,
@@ -44,6 +52,11 @@ class Settings(BaseSettings):
     def retention(self) -> timedelta | None:
         """How long finished runs are kept; None keeps them forever."""
         return timedelta(days=self.retention_days) if self.retention_days > 0 else None
+
+    @property
+    def schedule_lookback(self) -> timedelta:
+        """How far back each sweep fires scheduled instants it has not fired yet."""
+        return timedelta(seconds=self.schedule_lookback_seconds)
 
     @property
     def task_module_list(self) -> list[str]:

@@ -3,8 +3,11 @@
 `@task` registers into `default_registry` unless given another registry (tests make their
 own). The payload type is read from the annotation of the task function's second parameter
 (after `ctx`) and validated with pydantic at trigger time, so a bad payload is refused
-before anything is stored. `@step` is sugar: calling a decorated function inside a running
-task is `ctx.step(fn.__name__, fn, ...)`; outside a task it is a plain call.
+before anything is stored. `@task(cron=..., timezone=...)` also gives the task a schedule
+(see `durable.schedules`); a bad expression or zone, or a payload type that cannot be
+built from nothing, is refused at decoration time. `@step` is sugar: calling a decorated
+function inside a running task is `ctx.step(fn.__name__, fn, ...)`; outside a task it is a
+plain call.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, get_type_hints
 
@@ -21,6 +24,7 @@ from pydantic import ValidationError
 
 from durable.engine.retry import DEFAULT_TASK_RETRY, RetryPolicy
 from durable.errors import PayloadValidationError, UnknownTaskError
+from durable.schedules import CronSchedule
 from durable.serialization import is_plain_annotation, type_adapter
 
 if TYPE_CHECKING:
@@ -46,6 +50,10 @@ class TaskDefinition:
     version: str
     payload_annotation: Any
     result_annotation: Any
+    cron: str | None = None  # fires a run at each instant of this schedule
+    timezone: str = "UTC"  # the IANA zone `cron` is read in
+    schedule: CronSchedule | None = None  # `cron` parsed in `timezone`
+    scheduled_payload: Any = None  # what a scheduled run gets: null, or {} for defaults
 
     @property
     def is_async(self) -> bool:
@@ -131,8 +139,22 @@ def task(
     timeout: timedelta | None = None,
     version: str = "1",
     registry: TaskRegistry | None = None,
+    cron: str | None = None,
+    timezone: str = "UTC",
 ) -> Callable[[Callable[..., Any]], TaskDefinition]:
-    """Declare a durable task: `fn(ctx, payload) -> result`."""
+    """Declare a durable task: `fn(ctx, payload) -> result`.
+
+    With `cron` (five fields, or six with seconds first), the sweeper also starts a run at
+    each instant of the schedule, read in `timezone` (an IANA name): see `durable.schedules`.
+    """
+    schedule: CronSchedule | None = None
+    if cron is not None:
+        try:
+            schedule = CronSchedule.parse(cron, timezone)
+        except ValueError as exc:
+            raise ValueError(f"task {id!r}: {exc}") from None
+    elif timezone != "UTC":
+        raise ValueError(f"task {id!r}: timezone applies to a cron schedule; give cron too")
 
     def decorate(fn: Callable[..., Any]) -> TaskDefinition:
         payload_annotation, result_annotation = _annotations(fn)
@@ -144,11 +166,36 @@ def task(
             version=version,
             payload_annotation=payload_annotation,
             result_annotation=result_annotation,
+            cron=cron,
+            timezone=timezone,
+            schedule=schedule,
         )
+        if schedule is not None:
+            definition = replace(definition, scheduled_payload=_scheduled_payload(definition))
         (registry or default_registry).register(definition)
         return definition
 
     return decorate
+
+
+def _scheduled_payload(definition: TaskDefinition) -> Any:
+    """What a scheduled run of `definition` is triggered with: null, else `{}`.
+
+    `{}` serves a model whose every field has a default (`payload: Report` with
+    `title: str = "Daily report"`); a payload that needs a value from a caller cannot be
+    scheduled, and saying so at import time beats a sweeper failing every minute.
+    """
+    candidates: tuple[Any, ...] = (None, {})
+    for candidate in candidates:
+        try:
+            definition.validate_payload(candidate)
+        except PayloadValidationError:
+            continue
+        return candidate
+    raise ValueError(
+        f"task {definition.id!r}: a cron task's payload must accept null "
+        "(or be a model whose every field has a default)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Like Temporal's time-skipping environment: timers and backoff take no real time.
 `run_until_idle` runs everything due now; `advance` moves the clock, running what falls due
-in order; `run_until_complete` skips from wake-up to wake-up until the run ends or waits on
+in order, and fires each cron task at its scheduled instants (as the sweeper would, on
+time); `run_until_complete` skips from wake-up to wake-up until the run ends or waits on
 an outside event. A simulated crash (any BaseException that is not a suspension, raised
 from a step) kills only that invocation: its message comes back once the lease expires, as
 SQS would redeliver it after the visibility timeout.
@@ -22,6 +23,7 @@ from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
 from durable.clock import VirtualClock
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunStatus, WakeReason, WakeUp
+from durable.schedules import DEFAULT_LOOKBACK
 from durable.storage.base import RunStore
 from durable.storage.memory import MemoryRunStore
 from durable.task import TaskRegistry, default_registry
@@ -50,17 +52,22 @@ class TestEnvironment:
         inline_limit: int = DEFAULT_INLINE_LIMIT,
         lease: timedelta = timedelta(minutes=15),
         retention: timedelta | None = None,
+        schedules: bool = True,
+        schedule_lookback: timedelta = DEFAULT_LOOKBACK,
     ) -> None:
         if backend not in ("memory", "moto"):
             raise ValueError(f"backend must be 'memory' or 'moto', not {backend!r}")
         self.backend = backend
         self.clock = VirtualClock(start)
+        self._start = self.clock.now()  # no schedule fires an instant before it
         self.registry = registry or default_registry
         self.queue = MemoryWakeQueue(self.clock)
         self._code_version = code_version
         self._inline_limit = inline_limit
         self._lease = lease
         self._retention = retention  # finished runs are kept forever unless given
+        self._schedules = schedules  # False: `advance` fires no cron task by itself
+        self.schedule_lookback = schedule_lookback
         self._moto: Any = None
         self.invocations = 0
         self.crashes = 0
@@ -197,17 +204,49 @@ class TestEnvironment:
                 raise RuntimeError(f"still busy after {max_invocations} invocations")
 
     def advance(self, delta: timedelta) -> None:
-        """Move the clock by `delta`, running each wake-up at its own time, in order."""
+        """Move the clock by `delta`, running each wake-up at its own time, in order.
+
+        Each scheduled instant passed on the way fires at that instant, as if the sweeper
+        ran then (unless the environment was made with `schedules=False`).
+        """
         target = self.clock.now() + delta
-        self.run_until_idle()
+        self._fire_and_run()
         while True:
-            due = self.queue.next_due()
+            due = self._next_due()
             if due is None or due > target:
                 break
             self.clock.set(due)
-            self.run_until_idle()
+            self._fire_and_run()
         self.clock.set(target)
+        self._fire_and_run()
+
+    def _next_due(self) -> datetime | None:
+        """The next time something happens: a queued wake-up or (with schedules) a firing."""
+        due = self.queue.next_due()
+        if self._schedules:
+            from durable.schedules import next_firing
+
+            firing = next_firing(self.registry, self.clock.now())
+            if firing is not None and (due is None or firing < due):
+                return firing
+        return due
+
+    def _fire_and_run(self) -> None:
+        if self._schedules:
+            self.fire_schedules()
         self.run_until_idle()
+
+    def fire_schedules(self) -> builtins.list[RunHandle]:
+        """What each sweep does first: trigger every scheduled instant in the lookback.
+
+        Instants before the environment's start never fire. Returns the runs it started (an
+        instant fired before starts nothing); they are queued: `run_until_idle` runs them.
+        """
+        from durable.schedules import fire_due_schedules
+
+        return fire_due_schedules(
+            self.client, self.registry, self.clock, self.schedule_lookback, since=self._start
+        )
 
     def run_until_complete(
         self, run_id: str, max_time: timedelta = timedelta(days=366)
@@ -223,7 +262,7 @@ class TestEnvironment:
             self.run_until_idle()
             info = self.client.get(run_id)
             waits_outside = info.waiting_for is not None and not info.waiting_for.startswith(
-                "child:"
+                ("child:", "batch:")
             )
             if info.status.is_terminal or waits_outside:
                 return info
@@ -233,12 +272,13 @@ class TestEnvironment:
             self.clock.set(due)
 
     def sweep(self) -> int:
-        """What the scheduled sweeper does: re-enqueue overdue runs, then `purge`.
+        """What the scheduled sweeper does: `fire_schedules`, re-enqueue overdue runs, `purge`.
 
         Returns how many runs were re-enqueued.
         """
         from durable.sweeper import sweep
 
+        self.fire_schedules()
         sent = sweep(self.store, self.queue, self.clock, grace=timedelta(0))
         self.purge()
         return sent

@@ -16,6 +16,7 @@ Rules, each making a duplicate, late or lost message harmless:
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -24,15 +25,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from durable.batches import report_child_end, start_batch
 from durable.client import Client
 from durable.clock import Clock
 from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import Abandoned, AnyOutcome, Completed, Failed, HandedOver, Suspended
-from durable.errors import ConflictError, UnknownTaskError
+from durable.errors import ConflictError, RunFinishedError, RunNotFoundError, UnknownTaskError
 from durable.ids import new_owner_id
 from durable.logs import library_logger
 from durable.queues.base import WakeQueue
 from durable.records import (
+    BatchItemResult,
+    BatchRecord,
     Checkpoint,
     ErrorInfo,
     InboxEvent,
@@ -128,6 +132,20 @@ class _RunEnvironment:
         self, token: str, run_id: str, name: str, expires_at: datetime | None
     ) -> None:
         self._store.put_callback(token, run_id, name, expires_at)
+
+    def start_batch(self, batch: BatchRecord) -> None:
+        start_batch(self._client, self._client.codec, self._store, batch)
+
+    def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
+        return self._store.get_batch(run_id, task_attempt, position)
+
+    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
+        return self._store.list_batch_results(run_id, task_attempt, position)
+
+    def cancel_runs(self, run_ids: list[str]) -> None:
+        for run_id in run_ids:
+            with contextlib.suppress(RunFinishedError, RunNotFoundError):
+                self._client.cancel(run_id)
 
     def extend_lease(self, until: datetime | None) -> None:
         expires = until or self._lease_expires
@@ -252,6 +270,18 @@ class Worker:
         try:
             if isinstance(outcome, Abandoned):
                 return Handled.ABANDONED
+            if isinstance(outcome, Completed | Failed) and run.batch_slot is not None:
+                # Before the run is marked ended: a crash in between repeats this report
+                # (idempotent) when the message comes back, instead of losing it.
+                report_child_end(
+                    store=self.store,
+                    queue=self.queue,
+                    client=self.client,
+                    codec=self.codec,
+                    run=run,
+                    result=outcome.result if isinstance(outcome, Completed) else None,
+                    error=outcome.error if isinstance(outcome, Failed) else None,
+                )
             if isinstance(outcome, Completed):
                 self.store.update_run(
                     run.run_id,
@@ -315,7 +345,11 @@ class Worker:
         except ConflictError:
             # The run was cancelled (or taken over) while this invocation ran.
             return Handled.ABANDONED
-        if isinstance(outcome, Completed | Failed) and run.parent_run_id is not None:
+        ended = isinstance(outcome, Completed | Failed)
+        if isinstance(outcome, Failed):
+            # A run that ends without a result takes its still-running children with it.
+            self.client.cancel_children(run.run_id)
+        if ended and run.parent_run_id is not None and run.batch_slot is None:
             self.queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))
         return Handled.EXECUTED
 
@@ -325,6 +359,12 @@ class Worker:
 
     def _recheck_wait(self, run_id: str, waiting_for: str, environment: _RunEnvironment) -> None:
         """What the run waits for may have happened while this invocation held the lease."""
+        if waiting_for.startswith("batch:"):
+            attempt, position = (int(part) for part in waiting_for.split(":")[1:])
+            batch = self.store.get_batch(run_id, attempt, position)
+            if batch is None or batch.decided:
+                self.queue.send(WakeUp(run_id, WakeReason.CHILD))
+            return
         if waiting_for.startswith("child:"):
             child = self.store.get_run(waiting_for.removeprefix("child:"))
             if child is None or child.status.is_terminal:

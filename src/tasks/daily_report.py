@@ -1,9 +1,14 @@
-"""`daily-report`: names the report's day after `ctx.run.started_at`, not the wall clock.
+"""`daily-report`: runs every day at 09:00 UTC, and names the report after `ctx.run.started_at`.
 
-`ctx.run.started_at` is when the run's first invocation began, and every replay sees the
-same instant. A run started at 23:59:59 whose numbers arrive after midnight (the warehouse
-was down and the step retried) still files the report under the day it started. Calling
-`date.today()` in the task would give a different answer on the replay.
+`cron="0 9 * * *"` makes the sweeper start a run each day at 09:00 (see
+`durable.schedules`); it can still be triggered by hand, with a title. A scheduled run gets
+no payload, so `ReportIn`'s defaults apply.
+
+`ctx.run.started_at` is the scheduled instant for a scheduled run (when the run's first
+invocation began, for one triggered by hand), and every replay sees the same instant. A run
+started at 23:59:59 whose numbers arrive after midnight (the warehouse was down and the
+step retried) still files the report under the day it started. Calling `date.today()` in
+the task would give a different answer on the replay.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ def render(title: str, day: str, numbers: dict[str, int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@task(id="daily-report")
+@task(id="daily-report", cron="0 9 * * *", timezone="UTC")
 def daily_report(ctx: Context, payload: ReportIn) -> dict[str, Any]:
     day = ctx.run.started_at.date().isoformat()  # the same on every replay
     numbers: dict[str, int] = ctx.step(

@@ -11,12 +11,20 @@ invocations do not lose updates.
 Knobs that inject failures are kept in the same files, so a test in another process can set
 them too:
 
-- `payments.fail_next(n)`, `metrics.fail_next(n)`: the next n calls raise `ServiceUnavailable`.
+- `fail_next(n)` on `payments`, `metrics`, `extractor`, `ocr`, `llm` and `pricing`: the
+  next n calls raise `ServiceUnavailable`.
 - `payments.crash_after_next_charge()`: the next charge is recorded, then the invocation dies
   (`durable.testing.SimulatedCrash`) before the step can checkpoint its result.
+  `mail.crash_after_next_send()` does the same after sending a message, and
+  `warehouse.crash_after_batches(n)` after the n-th upsert from now.
 - `orders.crash_before_next_update()`: the next order update dies before writing anything.
 - The card token `tok_flaky` (like Stripe's test cards) fails the first charge for each
   idempotency key; a URL with `?fail=N` fails its first N fetches.
+- Documents: the primary `extractor` refuses scanned images (`.png`, `.jpg`, ...) with
+  `UnsupportedDocument`; `ocr` reads a document whose name contains `blurry` badly, and the
+  `llm` is then less confident. Destinations in `CARLESS_DESTINATIONS` (Venice, Hydra) have
+  no rental cars (`NoCarsAvailable`); `pricing` knows no SKU starting with `discontinued`
+  (`UnknownSku`).
 
 `reset_all()` (or `reset()` on one fake) forgets everything.
 """
@@ -394,6 +402,356 @@ class FakeApprovalDesk(_Fake):
         return None if found is None else str(found["status"])
 
 
+class FakeMailer(_Fake):
+    """An email API. Sending is not idempotent: each call sends one more message."""
+
+    name = "mail"
+
+    def send(self, *, to: str, subject: str, body: str) -> dict[str, Any]:
+        """Send one message; its id. The `crash_after_next_send` knob dies after sending."""
+        with self._state.edit() as state:
+            messages: list[dict[str, Any]] = state.setdefault("messages", [])
+            message = {"id": f"msg_{len(messages) + 1:06d}", "to": to, "subject": subject}
+            messages.append({**message, "body": body})
+            crash = _take_one(state, "crash_after_send")
+        if crash:
+            raise SimulatedCrash("simulated crash right after the mail was sent")
+        return message
+
+    def crash_after_next_send(self, times: int = 1) -> None:
+        """The next `times` sends go out, then the invocation dies before the step records it."""
+        with self._state.edit() as state:
+            state["crash_after_send"] = times
+
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Messages sent (to one address, if given), oldest first."""
+        sent: list[dict[str, Any]] = self._state.read().get("messages", [])
+        return [message for message in sent if to is None or message["to"] == to]
+
+
+# -- documents: the data-extraction agent's services -----------------------------------
+
+SCANNED_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+_VENDORS = ("Acme Corp", "Globex", "Initech", "Umbrella Ltd", "Stark Industries")
+
+
+class UnsupportedDocument(Exception):
+    """The primary extractor cannot read this kind of document (a scan). Not transient."""
+
+
+def document_fields(url: str) -> dict[str, str]:
+    """What the document at `url` says: deterministic made-up invoice fields."""
+    seed = zlib.crc32(urlsplit(url).path.encode())
+    return {
+        "invoice_number": f"INV-{seed % 100000:05d}",
+        "vendor": _VENDORS[seed % len(_VENDORS)],
+        "total": f"{(seed >> 8) % 100000 / 100:.2f}",
+    }
+
+
+class FakeDocumentExtractor(_Fake):
+    """The primary extraction service: reads PDFs well; scanned images are unsupported."""
+
+    name = "extractor"
+
+    def extract(self, document_url: str) -> dict[str, Any]:
+        """The document's fields with the service's confidence."""
+        with self._state.edit() as state:
+            state["calls"] = state.get("calls", 0) + 1
+            failed = _take_one(state, "fail_next")
+        if failed:
+            raise ServiceUnavailable("extraction service is unavailable (simulated outage)")
+        if urlsplit(document_url).path.lower().endswith(SCANNED_SUFFIXES):
+            raise UnsupportedDocument(f"{document_url}: scanned images are not supported")
+        return {"fields": document_fields(document_url), "confidence": 0.97}
+
+    def fail_next(self, times: int = 1) -> None:
+        with self._state.edit() as state:
+            state["fail_next"] = times
+
+    @property
+    def calls(self) -> int:
+        return int(self._state.read().get("calls", 0))
+
+
+class FakeOCRService(_Fake):
+    """Turns a document into text. A document whose name says `blurry` reads badly."""
+
+    name = "ocr"
+
+    def process(self, document_url: str) -> dict[str, Any]:
+        """The document's text, one `Label: value` line per field; `[illegible]` where unread."""
+        with self._state.edit() as state:
+            state["calls"] = state.get("calls", 0) + 1
+            failed = _take_one(state, "fail_next")
+        if failed:
+            raise ServiceUnavailable("OCR service timed out (simulated)")
+        blurry = "blurry" in urlsplit(document_url).path.lower()
+        lines = []
+        for key, value in document_fields(document_url).items():
+            label = key.replace("_", " ").capitalize()
+            unread = blurry and key != "invoice_number"
+            lines.append(f"{label}: {value[:1]}[illegible]" if unread else f"{label}: {value}")
+        return {"text": "\n".join(lines), "pages": 1}
+
+    def fail_next(self, times: int = 1) -> None:
+        with self._state.edit() as state:
+            state["fail_next"] = times
+
+    @property
+    def calls(self) -> int:
+        return int(self._state.read().get("calls", 0))
+
+
+class FakeLLM(_Fake):
+    """A language model that answers extraction prompts: it reads `Label: value` lines after
+    the prompt's first line and answers JSON, less confident for each illegible value."""
+
+    name = "llm"
+
+    def generate(self, *, model: str, prompt: str) -> dict[str, Any]:
+        """The completion: `{"model", "text"}`, where `text` is JSON fields + confidence."""
+        with self._state.edit() as state:
+            state["calls"] = state.get("calls", 0) + 1
+            failed = _take_one(state, "fail_next")
+        if failed:
+            raise ServiceUnavailable("the model is overloaded (simulated)")
+        fields: dict[str, str] = {}
+        for line in prompt.splitlines()[1:]:
+            label, separator, value = line.partition(":")
+            if separator:
+                fields[label.strip().lower().replace(" ", "_")] = value.strip()
+        illegible = sum("[illegible]" in value for value in fields.values())
+        confidence = round(max(0.05, 0.92 - 0.2 * illegible), 2)
+        answer = {"fields": fields, "confidence": confidence}
+        return {"model": model, "text": json.dumps(answer, sort_keys=True)}
+
+    def fail_next(self, times: int = 1) -> None:
+        with self._state.edit() as state:
+            state["fail_next"] = times
+
+    @property
+    def calls(self) -> int:
+        return int(self._state.read().get("calls", 0))
+
+
+class FakeReviewQueue(_Fake):
+    """A queue of review tickets for people. Each ticket carries the callback token that
+    answers it (`POST /callbacks/{token}`), as a real review tool would store it."""
+
+    name = "reviews"
+
+    def submit(self, token: str, document_url: str, extraction: dict[str, Any]) -> dict[str, Any]:
+        """Open a ticket asking a person to check `extraction`; the ticket."""
+        with self._state.edit() as state:
+            tickets: list[dict[str, Any]] = state.setdefault("tickets", [])
+            ticket = {
+                "id": f"rev-{len(tickets) + 1:04d}",
+                "token": token,
+                "document_url": document_url,
+                "extraction": extraction,
+            }
+            tickets.append(ticket)
+        return {"ticket_id": ticket["id"]}
+
+    def tickets(self, document_url: str | None = None) -> list[dict[str, Any]]:
+        """Tickets (for one document, if given), oldest first."""
+        found: list[dict[str, Any]] = self._state.read().get("tickets", [])
+        return [t for t in found if document_url is None or t["document_url"] == document_url]
+
+
+class FakeDocumentStore(_Fake):
+    """The documents table the agent writes its results to."""
+
+    name = "documents"
+
+    def save(
+        self, document_url: str, fields: dict[str, str], source: str, reviewed_by: str | None
+    ) -> dict[str, Any]:
+        return self._set(
+            document_url, status="processed", fields=fields, source=source, reviewed_by=reviewed_by
+        )
+
+    def mark_manual(self, document_url: str, reason: str) -> dict[str, Any]:
+        """Leave the document to a person (the review timed out or broke)."""
+        return self._set(document_url, status="needs_manual_handling", reason=reason)
+
+    def mark_rejected(self, document_url: str, reviewer: str, comment: str) -> dict[str, Any]:
+        return self._set(document_url, status="rejected", reviewed_by=reviewer, reason=comment)
+
+    def _set(self, document_url: str, **fields: Any) -> dict[str, Any]:
+        with self._state.edit() as state:
+            state["updates"] = state.get("updates", 0) + 1
+            documents: dict[str, dict[str, Any]] = state.setdefault("documents", {})
+            document = documents.setdefault(document_url, {"url": document_url})
+            document.update(fields)
+            return dict(document)
+
+    def document(self, document_url: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = self._state.read().get("documents", {}).get(document_url)
+        return found
+
+    @property
+    def updates(self) -> int:
+        return int(self._state.read().get("updates", 0))
+
+
+# -- travel: the booking saga's services -----------------------------------------------
+
+CARLESS_DESTINATIONS = frozenset({"Venice", "Hydra"})  # no car rental there
+
+
+class NoCarsAvailable(Exception):
+    """No rental car at the destination. Not transient: asking again will not help."""
+
+
+class FakeTravelAgency(_Fake):
+    """Flights, hotels and cars. One active reservation per trip and kind: reserving again
+    for the same trip returns the reservation already held (a retried step books nothing)."""
+
+    name = "travel"
+
+    _PRICES = {"flight": 32000, "hotel": 14000, "car": 6000}  # cents (hotels, cars: per day)
+
+    def reserve_flight(self, trip_id: str, origin: str, destination: str) -> dict[str, Any]:
+        return self._reserve(trip_id, "flight", f"{origin} -> {destination}", 1)
+
+    def reserve_hotel(self, trip_id: str, destination: str, nights: int) -> dict[str, Any]:
+        return self._reserve(trip_id, "hotel", f"hotel in {destination}", nights)
+
+    def reserve_car(self, trip_id: str, destination: str, days: int) -> dict[str, Any]:
+        if destination in CARLESS_DESTINATIONS:
+            raise NoCarsAvailable(f"no rental cars in {destination}")
+        return self._reserve(trip_id, "car", f"car in {destination}", days)
+
+    def _reserve(self, trip_id: str, kind: str, what: str, units: int) -> dict[str, Any]:
+        with self._state.edit() as state:
+            reservations: dict[str, dict[str, Any]] = state.setdefault("reservations", {})
+            for held in reservations.values():
+                if (held["trip_id"], held["kind"], held["status"]) == (trip_id, kind, "active"):
+                    return dict(held)
+            reservation_id = f"{kind[:2].upper()}-{len(reservations) + 1:04d}"
+            reservation: dict[str, Any] = {
+                "id": reservation_id,
+                "trip_id": trip_id,
+                "kind": kind,
+                "what": what,
+                "price_cents": self._PRICES[kind] * units,
+                "status": "active",
+            }
+            reservations[reservation_id] = reservation
+            return dict(reservation)
+
+    def cancel(self, reservation_id: str) -> dict[str, Any]:
+        """Cancel a reservation (cancelling a cancelled one changes nothing)."""
+        with self._state.edit() as state:
+            reservation: dict[str, Any] = state.setdefault("reservations", {})[reservation_id]
+            reservation["status"] = "cancelled"
+            return dict(reservation)
+
+    def reservations(self, trip_id: str) -> list[dict[str, Any]]:
+        """The trip's reservations, in the order they were made."""
+        held: dict[str, dict[str, Any]] = self._state.read().get("reservations", {})
+        mine = [r for r in held.values() if r["trip_id"] == trip_id]
+        return sorted(mine, key=lambda reservation: int(reservation["id"].split("-")[1]))
+
+
+# -- batches and imports ---------------------------------------------------------------
+
+
+class UnknownSku(Exception):
+    """The pricing service does not sell this SKU (any SKU starting `discontinued`)."""
+
+
+class FakePricingService(_Fake):
+    """Prices line items: a deterministic unit price per SKU."""
+
+    name = "pricing"
+
+    def quote(self, sku: str, quantity: int) -> dict[str, Any]:
+        with self._state.edit() as state:
+            state["calls"] = state.get("calls", 0) + 1
+            failed = _take_one(state, "fail_next")
+        if failed:
+            raise ServiceUnavailable("pricing service is unavailable (simulated outage)")
+        if sku.startswith("discontinued"):
+            raise UnknownSku(f"no price for {sku!r}: it is not sold any more")
+        unit_cents = 100 + zlib.crc32(sku.encode()) % 4900
+        return {
+            "sku": sku,
+            "quantity": quantity,
+            "unit_cents": unit_cents,
+            "total_cents": unit_cents * quantity,
+        }
+
+    def fail_next(self, times: int = 1) -> None:
+        with self._state.edit() as state:
+            state["fail_next"] = times
+
+    @property
+    def calls(self) -> int:
+        return int(self._state.read().get("calls", 0))
+
+
+class FakeRowExport(_Fake):
+    """A CSV export to import from: `publish(source, rows)` makes one; unknown sources hold
+    250 rows."""
+
+    name = "exports"
+
+    def publish(self, source: str, rows: int) -> None:
+        with self._state.edit() as state:
+            state.setdefault("sources", {})[source] = rows
+
+    def count(self, source: str) -> int:
+        return int(self._state.read().get("sources", {}).get(source, 250))
+
+    def read(self, source: str, start: int, limit: int) -> list[dict[str, Any]]:
+        """Rows `start` to `start + limit - 1` (fewer at the end)."""
+        end = min(start + limit, self.count(source))
+        return [
+            {"id": f"{source}:{index}", "name": f"customer {index}", "score": index * 7 % 100}
+            for index in range(start, end)
+        ]
+
+
+class FakeDataWarehouse(_Fake):
+    """A warehouse table written by upsert on row id: writing a row twice keeps one copy."""
+
+    name = "warehouse"
+
+    def upsert(self, table: str, rows: list[dict[str, Any]]) -> int:
+        """Write `rows`; how many. The `crash_after_batches` knob dies after writing."""
+        with self._state.edit() as state:
+            stored: dict[str, Any] = state.setdefault("tables", {}).setdefault(table, {})
+            for row in rows:
+                stored[str(row["id"])] = row
+            state["rows_written"] = state.get("rows_written", 0) + len(rows)
+            crash = False
+            if "crash_after_batches" in state:
+                state["crash_after_batches"] -= 1
+                crash = state["crash_after_batches"] == 0
+                if crash:
+                    del state["crash_after_batches"]
+        if crash:
+            raise SimulatedCrash("simulated crash after a warehouse write")
+        return len(rows)
+
+    def crash_after_batches(self, batches: int) -> None:
+        """The invocation dies right after the `batches`-th upsert from now."""
+        with self._state.edit() as state:
+            state["crash_after_batches"] = batches
+
+    def row_count(self, table: str) -> int:
+        """Distinct rows in `table`."""
+        return len(self._state.read().get("tables", {}).get(table, {}))
+
+    @property
+    def rows_written(self) -> int:
+        """Rows written, rewrites included."""
+        return int(self._state.read().get("rows_written", 0))
+
+
 # The instances the example tasks use; tests read their state and turn their knobs.
 payments = FakePaymentProvider()
 orders = FakeOrderDatabase()
@@ -402,8 +760,36 @@ website = FakeWebsite()
 metrics = FakeMetricsSource()
 reports = FakeReportStore()
 approvals = FakeApprovalDesk()
+mail = FakeMailer()
+extractor = FakeDocumentExtractor()
+ocr = FakeOCRService()
+llm = FakeLLM()
+reviews = FakeReviewQueue()
+documents = FakeDocumentStore()
+travel = FakeTravelAgency()
+pricing = FakePricingService()
+exports = FakeRowExport()
+warehouse = FakeDataWarehouse()
 
-ALL_FAKES: tuple[_Fake, ...] = (payments, orders, users, website, metrics, reports, approvals)
+ALL_FAKES: tuple[_Fake, ...] = (
+    payments,
+    orders,
+    users,
+    website,
+    metrics,
+    reports,
+    approvals,
+    mail,
+    extractor,
+    ocr,
+    llm,
+    reviews,
+    documents,
+    travel,
+    pricing,
+    exports,
+    warehouse,
+)
 
 
 def reset_all() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from durable import Context, NonRetryableError, task
+from durable import Context, NonRetryableError, RetryPolicy, task
 
 
 def record(directory: str, name: str) -> int:
@@ -138,3 +138,52 @@ def _refuse() -> None:
 def two_approvals(ctx: Context, payload: Any) -> list[Any]:
     """Waits for two `approval` events (the sample events' seeded run)."""
     return [ctx.wait_for_event("approval"), ctx.wait_for_event("approval")]
+
+
+# -- orchestration primitives: heartbeats and at-most-once steps across a real crash ----
+
+
+class Items(BaseModel):
+    dir: str
+    items: int = Field(default=10, ge=1)
+    crash_at: int = Field(default=5, ge=0)
+
+
+def _work_through_items(ctx: Context, directory: str, items: int, crash_at: int) -> dict[str, int]:
+    start: int = ctx.heartbeat_details or 0  # where the last attempt's heartbeats got to
+    for index in range(start, items):
+        record(directory, f"item-{index}")
+        if index == crash_at and first_time(directory, "heartbeat-crash"):
+            os._exit(1)  # the invocation dies in the middle of the step
+        ctx.heartbeat(index + 1)
+    return {"resumed_from": start, "items": items}
+
+
+@task(id="e2e-heartbeat", retry=RetryPolicy(max_attempts=1))
+def heartbeat_through_a_crash(ctx: Context, payload: Items) -> dict[str, int]:
+    result: dict[str, int] = ctx.step(
+        "work",
+        _work_through_items,
+        ctx,
+        payload.dir,
+        payload.items,
+        payload.crash_at,
+        heartbeat_timeout=timedelta(seconds=2),
+        retry=RetryPolicy(max_attempts=2, min_delay=timedelta(0), max_delay=timedelta(0)),
+    )
+    return result
+
+
+def _side_effect_then_crash(directory: str) -> str:
+    record(directory, "side-effect")
+    if first_time(directory, "at-most-once-crash"):
+        os._exit(1)  # after the side effect, before the step could record it
+    return "done"
+
+
+@task(id="e2e-at-most-once", retry=RetryPolicy(max_attempts=1))
+def at_most_once(ctx: Context, payload: InDirectory) -> str:
+    done: str = ctx.step(
+        "side-effect", _side_effect_then_crash, payload.dir, semantics="at_most_once"
+    )
+    return done

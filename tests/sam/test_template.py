@@ -288,6 +288,8 @@ def _policy_statements(template: dict[str, Any], role: str) -> list[dict[str, An
         (
             "SweeperFunctionRole",
             {
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
                 "dynamodb:Query",
                 "dynamodb:BatchWriteItem",
                 "dynamodb:DeleteItem",

@@ -306,6 +306,21 @@ def test_daily_report_is_named_after_the_day_the_run_started() -> None:
     assert reports.puts == 1
 
 
+def test_daily_report_runs_by_itself_every_day_at_nine_utc() -> None:
+    # given: a day and a half with nothing triggered by hand
+    with TestEnvironment(start=datetime(2030, 3, 14, tzinfo=UTC)) as env:
+        # when: the clock passes 09:00 twice
+        env.advance(timedelta(hours=36))
+        runs = list(reversed(env.list(task_id="daily-report").runs))
+
+    # then: one run each day, started at 09:00, each filing its own day's report
+    nine = datetime(2030, 3, 14, 9, tzinfo=UTC)
+    assert [run.started_at for run in runs] == [nine, nine + timedelta(days=1)]
+    assert [run.status for run in runs] == [RunStatus.COMPLETED] * 2
+    assert [run.payload for run in runs] == [{"title": "Daily report"}] * 2
+    assert reports.names() == ["daily-report/2030-03-14.txt", "daily-report/2030-03-15.txt"]
+
+
 def test_daily_report_uses_the_payload_title() -> None:
     with TestEnvironment(start=datetime(2031, 7, 1, 8, tzinfo=UTC)) as env:
         run = env.trigger("daily-report", {"title": "Ops summary"})

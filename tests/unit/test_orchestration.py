@@ -382,3 +382,25 @@ def test_step_failed_error_keeps_the_original_type(
 
     run = env.trigger("typed-failure")
     assert env.run_until_complete(run.run_id).result == "LookupError"
+
+
+def test_a_completion_whose_delivery_died_can_be_retried(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    outbox: list[str] = []
+    _approval_by_callback(registry, outbox)
+    run = env.trigger("callback-approval")
+    env.run_until_idle()
+    (token,) = outbox
+    # given: a first completion claimed the token, then died before delivering the data
+    stored = env.codec.encode({"data": {"approved": True}}, "x")
+    env.store.claim_callback(token, env.now(), stored)
+
+    with pytest.raises(CallbackAlreadyCompletedError):  # other data: a second completion
+        env.complete_callback(token, {"approved": False})
+    env.complete_callback(token, {"approved": True})  # the same completion, retried
+    env.run_until_idle()
+    with pytest.raises(CallbackAlreadyCompletedError):  # delivered now: spent for good
+        env.complete_callback(token, {"approved": True})
+
+    assert env.get(run.run_id).result == {"approved": True}

@@ -4,11 +4,12 @@ Rules (the same for every backend and every invocation):
 
 - Operations are numbered by the order the task's code asks for them (`op` = position).
 - The current task attempt is 1 + the number of ATTEMPT_FAILED entries.
-- A task retry re-executes from the failure point: positions before the *horizon* keep the
-  results recorded by earlier attempts; from the horizon on, only entries written by the
-  current attempt count. The horizon is the first position with no settled result
-  (a completed step, a started sleep or wait, a received event, a recorded value) from an
-  earlier attempt.
+- A task retry re-executes from the failure point: positions before the *horizon* keep what
+  earlier attempts recorded (the latest attempt that reached each one); from the horizon on,
+  only entries written by the current attempt count. The horizon is the furthest position
+  the failed attempt reached, or one past it when what it recorded there is settled (a
+  completed step, a started sleep or wait, a received event, a recorded value): a step the
+  task caught and went past is not run again, the one it failed on is.
 - At each position the code must ask for the operation the log holds there (same kind and
   name); otherwise `NonDeterminismError`, raised before anything executes. When the task
   returns, positions the view still holds but the code never asked for are a divergence too.
@@ -35,6 +36,7 @@ SETTLED_KINDS = frozenset(
         CheckpointKind.CALLBACK_CREATED,
         CheckpointKind.CALLBACK_COMPLETED,
         CheckpointKind.CALLBACK_TIMED_OUT,
+        CheckpointKind.BATCH_COMPLETED,
     }
 )
 
@@ -63,23 +65,40 @@ class HistoryView:
                 by_position[cp.op].append(cp)
         # One past the furthest operation any attempt asked for: the code before it has run.
         self.furthest = max(by_position, default=-1) + 1
-        horizon = 0
+        self.horizon = self._horizon(by_position)
         attempt = self.attempt
-        while any(
-            cp.kind in SETTLED_KINDS and cp.task_attempt < attempt
-            for cp in by_position.get(horizon, ())
-        ):
-            horizon += 1
-        self.horizon = horizon
         self._by_position: dict[int, list[Checkpoint]] = {}
         for position, entries in by_position.items():
-            visible = (
-                entries
-                if position < horizon
-                else [cp for cp in entries if cp.task_attempt == attempt]
-            )
+            if position < self.horizon:
+                # Passed through by an earlier attempt: its latest attempt's entries answer.
+                latest = max(cp.task_attempt for cp in entries if cp.task_attempt < attempt)
+                visible = [cp for cp in entries if cp.task_attempt == latest]
+            else:
+                visible = [cp for cp in entries if cp.task_attempt == attempt]
             if visible:
                 self._by_position[position] = visible
+
+    def _horizon(self, by_position: dict[int, list[Checkpoint]]) -> int:
+        """Where the current attempt starts executing again: the last attempt's failure point.
+
+        Every position before the furthest one the failed attempt reached was passed
+        through (its step completed, or failed and the task caught it): it replays. The
+        furthest one re-executes, unless what it recorded there is settled (a completed step
+        the task then failed after, a started sleep, a received event...).
+        """
+        attempt = self.attempt
+        reached = [
+            position
+            for position, entries in by_position.items()
+            if any(cp.task_attempt < attempt for cp in entries)
+        ]
+        if not reached:
+            return 0
+        furthest = max(reached)
+        earlier = [cp for cp in by_position[furthest] if cp.task_attempt < attempt]
+        latest = max(cp.task_attempt for cp in earlier)
+        settled = any(cp.kind in SETTLED_KINDS for cp in earlier if cp.task_attempt == latest)
+        return furthest + 1 if settled else furthest
 
     def entries(self, position: int) -> list[Checkpoint]:
         """The entries that answer the operation at `position` (empty: not yet executed)."""

@@ -169,6 +169,7 @@ class RunItem(Model):
     parent_run_id = UnicodeAttribute(null=True)
     tags: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
     expires_at = UTCDateTimeAttribute(null=True)
+    batch_slot = UnicodeAttribute(null=True)
 
     # Index keys, derived from the fields above by the store.
     created_key = UnicodeAttribute()
@@ -234,6 +235,46 @@ class CallbackItem(Model):
     name = UnicodeAttribute()
     expires_at = UTCDateTimeAttribute(null=True)
     completed = BooleanAttribute(default=False)
+    outcome = UnicodeAttribute(null=True)  # the encoded data or error it was completed with
+
+
+class BatchItem(Model):
+    """A fan-out's definition and counters, beside its run's log."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    run_id = UnicodeAttribute()
+    position = NumberAttribute()
+    task_attempt = NumberAttribute()
+    total = NumberAttribute()
+    calls = UnicodeAttribute()
+    max_concurrency = NumberAttribute()
+    tolerated_failures = NumberAttribute()
+    first_success = BooleanAttribute()
+    succeeded = NumberAttribute(default=0)
+    failed = NumberAttribute(default=0)
+
+
+class BatchResultItem(Model):
+    """How one child of a fan-out ended."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    index = NumberAttribute()
+    child_run_id = UnicodeAttribute()
+    ok = BooleanAttribute()
+    result = UnicodeAttribute(null=True)
+    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
+
+
+def batch_sk(task_attempt: int, position: int) -> str:
+    return f"BATCH#{task_attempt:04d}#{position:08d}"
+
+
+def batch_result_sk(task_attempt: int, position: int, index: int) -> str:
+    return f"{batch_sk(task_attempt, position)}#R#{index:08d}"
 
 
 def callback_pk(token_hash: str) -> str:
@@ -255,6 +296,8 @@ class TableModels:
     inbox: type[InboxItem]
     idempotency: type[IdempotencyItem]
     callback: type[CallbackItem]
+    batch: type[BatchItem]
+    batch_result: type[BatchResultItem]
     connection: Connection  # shared by every model above; transactions use it too
 
 
@@ -294,11 +337,24 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundCallbackItem(CallbackItem):
         Meta = _meta(table_name, region, endpoint_url)
 
+    class BoundBatchItem(BatchItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
+    class BoundBatchResultItem(BatchResultItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
     # One connection (one botocore client per thread) for all four models: each client costs
     # tens of milliseconds to build, which a Lambda cold start pays. The run model's schema is
     # the table's (it declares the indexes), so its connection serves every item type.
     table_connection = BoundRunItem._get_connection()
-    for model in (BoundCheckpointItem, BoundInboxItem, BoundIdempotencyItem, BoundCallbackItem):
+    for model in (
+        BoundCheckpointItem,
+        BoundInboxItem,
+        BoundIdempotencyItem,
+        BoundCallbackItem,
+        BoundBatchItem,
+        BoundBatchResultItem,
+    ):
         model._connection = table_connection
     return TableModels(
         table_name=table_name,
@@ -309,6 +365,8 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         inbox=BoundInboxItem,
         idempotency=BoundIdempotencyItem,
         callback=BoundCallbackItem,
+        batch=BoundBatchItem,
+        batch_result=BoundBatchResultItem,
         connection=table_connection.connection,
     )
 

@@ -17,7 +17,9 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
 - `due_runs` lists non-terminal runs whose `wake_at` is at or before `before`.
 - Inbox events are kept in arrival order; `put_inbox` never overwrites.
 - Callbacks are kept by a hash of their token, never the token itself: `put_callback`
-  registers one; `claim_callback` marks it completed once and returns its run id, raising
+  registers one; `claim_callback` marks it completed once, keeping the encoded `outcome`
+  (so `callback_outcome` can tell a retried completion from a second one), and returns its
+  run id, raising
   `CallbackNotFoundError` for an unknown token and `CallbackAlreadyCompletedError` for one
   completed before or past its expiry. One conditional write.
 - Retention: `expired_runs` lists finished runs whose `expires_at` is at or before `before`
@@ -27,6 +29,11 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   returns how many items it deleted; a run that is gone deletes nothing and returns 0. A
   run that has not ended raises `ConflictError` and nothing is deleted. The run itself
   goes last: a delete cut short leaves the run findable, and deleting it again finishes.
+- Batches (fan-out) live beside their run, keyed by (run, task attempt, position):
+  `create_batch` stores one unless it exists (then returns the stored one);
+  `record_batch_result` stores a child's outcome and moves the counters in one atomic
+  write, once per child (a repeat changes nothing and returns `recorded=False`);
+  `list_batch_results` returns the outcomes in index order. `delete_run` deletes them.
 - Adapters translate their backend's errors: nothing but `durable.errors` escapes.
 """
 
@@ -38,7 +45,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from durable.records import Checkpoint, InboxEvent, RunRecord, RunStatus
+from durable.records import (
+    BatchItemResult,
+    BatchRecord,
+    Checkpoint,
+    InboxEvent,
+    RunRecord,
+    RunStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +110,21 @@ class RunStore(Protocol):
         self, token: str, run_id: str, name: str, expires_at: datetime | None
     ) -> None: ...
 
-    def claim_callback(self, token: str, now: datetime) -> str: ...
+    def claim_callback(self, token: str, now: datetime, outcome: str = "") -> str: ...
+
+    def callback_outcome(self, token: str) -> tuple[str, str] | None: ...
+
+    def create_batch(self, batch: BatchRecord) -> BatchRecord: ...
+
+    def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None: ...
+
+    def record_batch_result(
+        self, run_id: str, task_attempt: int, position: int, item: BatchItemResult
+    ) -> tuple[BatchRecord, bool]: ...
+
+    def list_batch_results(
+        self, run_id: str, task_attempt: int, position: int
+    ) -> list[BatchItemResult]: ...
 
 
 def token_key(token: str) -> str:

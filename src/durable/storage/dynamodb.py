@@ -65,6 +65,8 @@ from durable.errors import (
 )
 from durable.records import (
     TERMINAL_STATUSES,
+    BatchItemResult,
+    BatchRecord,
     Checkpoint,
     CheckpointKind,
     ErrorInfo,
@@ -493,8 +495,8 @@ class DynamoDBRunStore:
             item.save()
         self._wrote()
 
-    def claim_callback(self, token: str, now: datetime) -> str:
-        """One conditional update: pending and not expired -> completed."""
+    def claim_callback(self, token: str, now: datetime, outcome: str = "") -> str:
+        """One conditional update: pending and not expired -> completed, with its outcome."""
         m = self._models.callback
         item = m(_tables.callback_pk(token_key(token)), _tables.CALLBACK_SK)
         condition = (
@@ -503,7 +505,9 @@ class DynamoDBRunStore:
             & (m.expires_at.does_not_exist() | (m.expires_at > now))
         )
         try:
-            item.update(actions=[m.completed.set(True)], condition=condition)
+            item.update(
+                actions=[m.completed.set(True), m.outcome.set(outcome)], condition=condition
+            )
         except PynamoDBException as exc:
             if exc.cause_response_code != _CONDITION_FAILED:
                 with _translated("claim_callback"):
@@ -515,6 +519,133 @@ class DynamoDBRunStore:
             ) from None
         self._wrote()
         return str(item.run_id)
+
+    def callback_outcome(self, token: str) -> tuple[str, str] | None:
+        m = self._models.callback
+        with _translated("callback_outcome"):
+            try:
+                item = m.get(
+                    _tables.callback_pk(token_key(token)), _tables.CALLBACK_SK, consistent_read=True
+                )
+            except m.DoesNotExist:
+                return None
+        if not item.completed:
+            return None
+        return str(item.run_id), str(item.outcome or "")
+
+    # -- fan-out ------------------------------------------------------------------------
+
+    def create_batch(self, batch: BatchRecord) -> BatchRecord:
+        m = self._models.batch
+        item = m(
+            _tables.run_pk(batch.run_id),
+            _tables.batch_sk(batch.task_attempt, batch.position),
+            run_id=batch.run_id,
+            position=batch.position,
+            task_attempt=batch.task_attempt,
+            total=batch.total,
+            calls=batch.calls,
+            max_concurrency=batch.max_concurrency,
+            tolerated_failures=batch.tolerated_failures,
+            first_success=batch.first_success,
+            succeeded=0,
+            failed=0,
+        )
+        try:
+            item.save(condition=m.sk.does_not_exist())
+        except PynamoDBException as exc:
+            if exc.cause_response_code != _CONDITION_FAILED:
+                with _translated("create_batch"):
+                    raise
+            existing = self.get_batch(batch.run_id, batch.task_attempt, batch.position)
+            assert existing is not None
+            return existing
+        self._wrote()
+        return batch
+
+    def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
+        m = self._models.batch
+        with _translated("get_batch"):
+            try:
+                item = m.get(
+                    _tables.run_pk(run_id),
+                    _tables.batch_sk(task_attempt, position),
+                    consistent_read=True,
+                )
+            except m.DoesNotExist:
+                return None
+        return BatchRecord(
+            run_id=item.run_id,
+            position=int(item.position),
+            task_attempt=int(item.task_attempt),
+            total=int(item.total),
+            calls=item.calls,
+            max_concurrency=int(item.max_concurrency),
+            tolerated_failures=int(item.tolerated_failures),
+            first_success=bool(item.first_success),
+            succeeded=int(item.succeeded),
+            failed=int(item.failed),
+        )
+
+    def record_batch_result(
+        self, run_id: str, task_attempt: int, position: int, item: BatchItemResult
+    ) -> tuple[BatchRecord, bool]:
+        """One transaction: the child's result item (once) and the batch's counters."""
+        batch_model = self._models.batch
+        result_model = self._models.batch_result
+        pk = _tables.run_pk(run_id)
+        result = result_model(
+            pk,
+            _tables.batch_result_sk(task_attempt, position, item.index),
+            index=item.index,
+            child_run_id=item.run_id,
+            ok=item.ok,
+            result=item.result,
+            error=_error_map(item.error),
+        )
+        counters = batch_model(pk, _tables.batch_sk(task_attempt, position))
+        counter = batch_model.succeeded if item.ok else batch_model.failed
+        try:
+            with TransactWrite(connection=self._models.connection) as transaction:
+                transaction.save(result, condition=result_model.sk.does_not_exist())
+                transaction.update(
+                    counters, actions=[counter.add(1)], condition=batch_model.sk.exists()
+                )
+        except TransactWriteError as exc:
+            codes = [reason.code if reason else None for reason in exc.cancellation_reasons]
+            batch = self.get_batch(run_id, task_attempt, position)
+            if batch is None:
+                raise ConflictError(f"run {run_id} has no batch at {position}") from exc
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                return batch, False  # this child's end was recorded before
+            raise ConflictError(f"batch result not recorded: {exc}") from exc
+        self._wrote()
+        batch = self.get_batch(run_id, task_attempt, position)
+        assert batch is not None
+        return batch, True
+
+    def list_batch_results(
+        self, run_id: str, task_attempt: int, position: int
+    ) -> list[BatchItemResult]:
+        m = self._models.batch_result
+        prefix = _tables.batch_sk(task_attempt, position) + "#R#"
+        with _translated("list_batch_results"):
+            items = m.query(
+                _tables.run_pk(run_id),
+                m.sk.startswith(prefix),
+                consistent_read=True,
+                page_size=self._page_size,
+            )
+            return [
+                BatchItemResult(
+                    index=int(entry.index),
+                    run_id=entry.child_run_id,
+                    ok=bool(entry.ok),
+                    result=entry.result,
+                    error=_error_info(entry.error),
+                )
+                for entry in items
+            ]
 
     def _delete_partition_rest(self, pk: str) -> int:
         """Delete every item under `pk` but the run item (its log and inbox); how many."""
@@ -705,6 +836,7 @@ def _run_record(item: RunItem) -> RunRecord:
         parent_run_id=item.parent_run_id,
         tags={str(key): str(value) for key, value in tags.attribute_values.items()} if tags else {},
         expires_at=item.expires_at,
+        batch_slot=item.batch_slot,
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,14 @@ from durable.errors import (
     ConflictError,
     RunNotFoundError,
 )
-from durable.records import Checkpoint, InboxEvent, RunRecord, RunStatus
+from durable.records import (
+    BatchItemResult,
+    BatchRecord,
+    Checkpoint,
+    InboxEvent,
+    RunRecord,
+    RunStatus,
+)
 from durable.storage.base import RunPage, token_key
 
 
@@ -30,6 +38,9 @@ class MemoryRunStore:
         self._inbox: dict[str, list[InboxEvent]] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
         self._callbacks: dict[str, tuple[str, str, datetime | None, bool]] = {}
+        self._callback_outcomes: dict[str, str] = {}
+        self._batches: dict[tuple[str, int, int], BatchRecord] = {}
+        self._batch_results: dict[tuple[str, int, int], dict[int, BatchItemResult]] = {}
         self.writes = 0  # counted for tests and benchmarks
 
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
@@ -115,7 +126,10 @@ class MemoryRunStore:
     def put_inbox(self, event: InboxEvent) -> None:
         with self._lock:
             self._require(event.run_id)
-            self._inbox.setdefault(event.run_id, []).append(event)
+            inbox = self._inbox.setdefault(event.run_id, [])
+            if any(existing.inbox_id == event.inbox_id for existing in inbox):
+                raise ConflictError(f"run {event.run_id}: inbox id {event.inbox_id} is taken")
+            inbox.append(event)
             self.writes += 1
 
     def list_inbox(self, run_id: str) -> list[InboxEvent]:
@@ -176,6 +190,9 @@ class MemoryRunStore:
                 if callback[0] == run_id:
                     del self._callbacks[token]
                     deleted += 1
+            for batch_key in [batch_key for batch_key in self._batches if batch_key[0] == run_id]:
+                deleted += 1 + len(self._batch_results.pop(batch_key, {}))
+                del self._batches[batch_key]
             del self._runs[run_id]
             self.writes += deleted
             return deleted
@@ -185,7 +202,7 @@ class MemoryRunStore:
             self._callbacks[token_key(token)] = (run_id, name, expires_at, False)
             self.writes += 1
 
-    def claim_callback(self, token: str, now: datetime) -> str:
+    def claim_callback(self, token: str, now: datetime, outcome: str = "") -> str:
         with self._lock:
             key = token_key(token)
             callback = self._callbacks.get(key)
@@ -197,5 +214,54 @@ class MemoryRunStore:
             if expires_at is not None and expires_at <= now:
                 raise CallbackAlreadyCompletedError("this callback expired")
             self._callbacks[key] = (run_id, name, expires_at, True)
+            self._callback_outcomes[key] = outcome
             self.writes += 1
             return run_id
+
+    def callback_outcome(self, token: str) -> tuple[str, str] | None:
+        key = token_key(token)
+        callback = self._callbacks.get(key)
+        if callback is None or not callback[3]:
+            return None
+        return callback[0], self._callback_outcomes.get(key, "")
+
+    def create_batch(self, batch: BatchRecord) -> BatchRecord:
+        with self._lock:
+            key = (batch.run_id, batch.task_attempt, batch.position)
+            existing = self._batches.get(key)
+            if existing is not None:
+                return existing
+            self._batches[key] = batch
+            self._batch_results[key] = {}
+            self.writes += 1
+            return batch
+
+    def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
+        return self._batches.get((run_id, task_attempt, position))
+
+    def record_batch_result(
+        self, run_id: str, task_attempt: int, position: int, item: BatchItemResult
+    ) -> tuple[BatchRecord, bool]:
+        with self._lock:
+            key = (run_id, task_attempt, position)
+            batch = self._batches.get(key)
+            if batch is None:
+                raise ConflictError(f"run {run_id} has no batch at {task_attempt}/{position}")
+            results = self._batch_results[key]
+            if item.index in results:
+                return batch, False
+            results[item.index] = item
+            batch = replace(
+                batch,
+                succeeded=batch.succeeded + (1 if item.ok else 0),
+                failed=batch.failed + (0 if item.ok else 1),
+            )
+            self._batches[key] = batch
+            self.writes += 1  # one transaction
+            return batch, True
+
+    def list_batch_results(
+        self, run_id: str, task_attempt: int, position: int
+    ) -> list[BatchItemResult]:
+        results = self._batch_results.get((run_id, task_attempt, position), {})
+        return [results[index] for index in sorted(results)]
