@@ -30,6 +30,7 @@ from durable.errors import DurableError
 from durable.logs import library_logger
 from durable.queues.base import WakeQueue
 from durable.records import WakeUp
+from durable.routing import LambdaVersionRouter
 from durable.settings import Settings, get_settings
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry, default_registry
@@ -102,7 +103,9 @@ class Runtime:
                 lease=timedelta(seconds=settings.lease_seconds),
                 margin=timedelta(seconds=settings.invocation_margin_seconds),
                 retention=settings.retention,
+                code_version=settings.code_version,
             ),
+            router=LambdaVersionRouter.from_settings(settings),
         )
         return cls(
             store=store,

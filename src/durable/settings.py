@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     bucket_name: str = "durable-values"
     task_modules: str = Field(default="tasks", description="comma-separated modules to import")
     code_version: str = "dev"
+    version_routes: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON: code version -> Lambda function (version or alias ARN) that runs it",
+    )
     region: str = Field(default="us-east-1")
     endpoint_url: str | None = Field(
         default=None, description="AWS endpoint (moto); AWS_ENDPOINT_URL is honoured too"

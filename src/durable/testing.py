@@ -100,7 +100,9 @@ class TestEnvironment:
             codec=codec,
             clock=self.clock,
             registry=self.registry,
-            config=WorkerConfig(lease=self._lease, retention=self._retention),
+            config=WorkerConfig(
+                lease=self._lease, retention=self._retention, code_version=self._code_version
+            ),
         )
         return self
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from durable.batches import report_child_end, start_batch
 from durable.client import Client
@@ -63,6 +63,17 @@ class Handled(StrEnum):
     REHOPPED = "rehopped"
     BUSY = "busy"
     ABANDONED = "abandoned"
+    ROUTED = "routed"  # handed to the code version the run is pinned to
+    VERSION_MISMATCH = "version_mismatch"  # pinned to a version nobody here runs: held
+
+
+class VersionRouter(Protocol):
+    """Hands a wake-up to the deployment that runs `code_version` (a Lambda version/alias).
+
+    Returns False when it knows no such deployment.
+    """
+
+    def route(self, code_version: str, message: WakeUp) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +83,7 @@ class WorkerConfig:
     lease: timedelta = timedelta(minutes=15)
     margin: timedelta = timedelta(seconds=10)
     cancel_check_interval: float = 1.0  # seconds of wall time between cancellation reads
-    code_version: str = "dev"  # recorded on child runs this worker starts
+    code_version: str = "dev"  # the code this worker runs; recorded on child runs it starts
     retention: timedelta | None = None  # how long a finished run is kept; None: forever
 
     def expires_at(self, finished_at: datetime) -> datetime | None:
@@ -174,7 +185,9 @@ class Worker:
         clock: Clock,
         registry: TaskRegistry,
         config: WorkerConfig | None = None,
+        router: VersionRouter | None = None,
     ) -> None:
+        self.router = router
         self.store = store
         self.queue = queue
         self.codec = codec
@@ -208,12 +221,41 @@ class Worker:
                 return Handled.REHOPPED
             if message.reason is WakeReason.SWEEP:
                 return Handled.NOT_DUE
+        if run.code_version != self.config.code_version:
+            return self._pinned_elsewhere(run, message)
         owner = new_owner_id()
         try:
             run = self.store.acquire_lease(run.run_id, owner, now, now + self.config.lease)
         except ConflictError:
             return Handled.BUSY
         return self._execute(run, owner, time_left)
+
+    def _pinned_elsewhere(self, run: RunRecord, message: WakeUp) -> Handled:
+        """A run started by another code version is never replayed with this code.
+
+        It goes to the deployment of its own version when the router knows one; otherwise
+        it is held, visibly: `waiting_for` names the version it needs and its error names
+        both. Its wake-ups keep coming (the sweeper's too), so it resumes by itself once
+        that version is deployed again or routed.
+        """
+        if self.router is not None and self.router.route(run.code_version, message):
+            return Handled.ROUTED
+        needed = f"code-version:{run.code_version}"
+        if run.waiting_for != needed:
+            error = ErrorInfo(
+                type="VersionMismatch",
+                message=f"run {run.run_id} is pinned to code version {run.code_version!r}; "
+                f"this worker runs {self.config.code_version!r}. Deploy {run.code_version!r} "
+                "again or route it (DURABLE_VERSION_ROUTES); the run waits meanwhile",
+                non_retryable=True,
+            )
+            with contextlib.suppress(ConflictError):
+                self.store.update_run(
+                    run.run_id,
+                    {"waiting_for": needed, "error": error, "updated_at": self.clock.now()},
+                    expect_status=[run.status],
+                )
+        return Handled.VERSION_MISMATCH
 
     def _execute(
         self, run: RunRecord, owner: str, time_left: Callable[[], timedelta] | None
@@ -323,6 +365,7 @@ class Worker:
                         **base,
                         "status": outcome.status,
                         "attempt": outcome.attempt,
+                        "error": None,  # e.g. a VersionMismatch it was held with before
                         "wake_at": outcome.wake_at,
                         "wake_token": token,
                         "waiting_for": outcome.waiting_for,

@@ -283,6 +283,7 @@ def _policy_statements(template: dict[str, Any], role: str) -> list[dict[str, An
                 "sqs:SendMessage",
                 "s3:GetObject",
                 "s3:PutObject",
+                "lambda:InvokeFunction",
             },
         ),
         (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -119,7 +120,7 @@ def test_cancelling_a_running_run_stops_it_at_its_next_step(
         ctx.step("first", lambda: steps.append("first") or (env.cancel(ctx.run.id) and None))
         ctx.step("second", lambda: steps.append("second"))
 
-    env.worker.config = type(env.worker.config)(cancel_check_interval=0.0)
+    env.worker.config = dataclasses.replace(env.worker.config, cancel_check_interval=0.0)
     run = env.trigger("self-cancel")
     env.run_until_idle()
 
