@@ -24,17 +24,24 @@ from durable.testing import SimulatedCrash, TestEnvironment
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # step | flaky | sleep | value | wait | fail_task
-    crash: str  # none | before | after  (steps only)
+    kind: str  # step | flaky | sleep | value | wait | fail_task | child | map
+    crash: str  # none | before | after  (steps, and the steps of child runs)
     amount: int
 
 
 ops = st.builds(
     Op,
-    kind=st.sampled_from(["step", "step", "flaky", "sleep", "value", "wait", "fail_task"]),
+    kind=st.sampled_from(
+        ["step", "step", "flaky", "sleep", "value", "wait", "fail_task", "child", "map"]
+    ),
     crash=st.sampled_from(["none", "none", "before", "after"]),
     amount=st.integers(min_value=1, max_value=3),
 )
+
+
+def child_key(index: int, item: int) -> int:
+    """The effect key of item `item` of the child run(s) started by op `index`."""
+    return 1000 + index * 100 + item
 
 
 class World:
@@ -42,8 +49,12 @@ class World:
 
     def __init__(self, program: list[Op], crashes: bool) -> None:
         self.effects: Counter[str] = Counter()
+        # a child's step crashes like the op that started it (keyed by child_key)
         self.pending_crashes = {
-            index: op.crash for index, op in enumerate(program) if crashes and op.crash != "none"
+            (child_key(index, item) if op.kind in ("child", "map") else index): op.crash
+            for index, op in enumerate(program)
+            if crashes and op.crash != "none"
+            for item in (range(op.amount + 1) if op.kind == "map" else [0])
         }
         self.flaky_failures: Counter[int] = Counter()
         self.task_failed: set[int] = set()
@@ -65,6 +76,12 @@ class World:
 
 
 def build(registry: TaskRegistry, program: list[Op], world: World) -> None:
+    @task(id="program-child", registry=registry)
+    def child(ctx: Context, payload: list[int]) -> int:
+        index, item = payload
+        ctx.sleep("think", timedelta(seconds=item))
+        return int(ctx.step("child-work", world.effect, child_key(index, item), "child"))
+
     @task(
         id="program", registry=registry, retry=RetryPolicy(max_attempts=16)
     )  # > one failure per op
@@ -82,6 +99,11 @@ def build(registry: TaskRegistry, program: list[Op], world: World) -> None:
                 ctx.sleep(f"sleep-{index}", timedelta(minutes=op.amount * 7))
             elif op.kind == "value":
                 results.append(ctx.uuid4().hex[:0] + "value")
+            elif op.kind == "child":
+                results.append(ctx.invoke("program-child", [index, 0]))
+            elif op.kind == "map":
+                items = [[index, item] for item in range(op.amount + 1)]
+                results.append(ctx.map("program-child", items, max_concurrency=2))
             elif op.kind == "wait":
                 results.append(ctx.wait_for_event(f"event-{index}"))
             elif op.kind == "fail_task" and index not in world.task_failed:
@@ -104,7 +126,7 @@ def execute(program: list[Op], crashes: bool) -> tuple[Any, World, TestEnvironme
         return info.result, world, env
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=st.lists(ops, min_size=1, max_size=12))
 def test_crashes_change_nothing_but_duplicate_unsaved_effects(program: list[Op]) -> None:
     expected, clean_world, _ = execute(program, crashes=False)
@@ -113,11 +135,15 @@ def test_crashes_change_nothing_but_duplicate_unsaved_effects(program: list[Op])
     assert result == expected
     assert set(world.effects) == set(clean_world.effects)
     for index, op in enumerate(program):
-        for name in (f"step-{index}", f"flaky-{index}"):
+        names = [f"step-{index}", f"flaky-{index}"]
+        names += [f"child-{child_key(index, item)}" for item in range(op.amount + 1)]
+        for name in names:
             if name in world.effects:
                 allowed = 2 if op.crash == "after" else 1
                 assert world.effects[name] <= allowed, (name, world.effects[name])
     crashing = sum(
-        1 for op in program if op.kind in ("step", "flaky") and op.crash in ("before", "after")
+        (op.amount + 1 if op.kind == "map" else 1)
+        for op in program
+        if op.kind in ("step", "flaky", "child", "map") and op.crash in ("before", "after")
     )
     assert env.crashes <= crashing
