@@ -13,6 +13,8 @@ them too:
 
 - `fail_next(n)` on `payments`, `metrics`, `extractor`, `ocr`, `llm` and `pricing`: the
   next n calls raise `ServiceUnavailable`.
+- `carriers.take_down(name, ...)`: that carrier's quotes raise `ServiceUnavailable` until
+  `carriers.reset()`.
 - `payments.crash_after_next_charge()`: the next charge is recorded, then the invocation dies
   (`durable.testing.SimulatedCrash`) before the step can checkpoint its result.
   `mail.crash_after_next_send()` does the same after sending a message, and
@@ -752,6 +754,43 @@ class FakeDataWarehouse(_Fake):
         return int(self._state.read().get("rows_written", 0))
 
 
+# -- shipping: the carriers fastest-quote races ----------------------------------------
+
+CARRIERS = ("swiftship", "parcelpost", "boxline")
+
+
+class FakeCarriers(_Fake):
+    """Three parcel carriers that quote a shipment: a deterministic price and delivery time
+    per carrier, destination and weight. A carrier taken down answers ServiceUnavailable."""
+
+    name = "carriers"
+
+    def quote(self, carrier: str, destination: str, weight_grams: int) -> dict[str, Any]:
+        if carrier not in CARRIERS:
+            raise ValueError(f"unknown carrier {carrier!r}; the carriers are {CARRIERS}")
+        with self._state.edit() as state:
+            calls: dict[str, int] = state.setdefault("calls", {})
+            calls[carrier] = calls.get(carrier, 0) + 1
+            down = carrier in state.get("down", [])
+        if down:
+            raise ServiceUnavailable(f"{carrier} is not answering (simulated outage)")
+        seed = zlib.crc32(f"{carrier}:{destination}".encode())
+        return {
+            "carrier": carrier,
+            "price_cents": 400 + seed % 1600 + 50 * (weight_grams // 500),
+            "days": 1 + seed % 5,
+        }
+
+    def take_down(self, *names: str) -> None:
+        """These carriers fail every quote until `reset()`."""
+        with self._state.edit() as state:
+            state["down"] = sorted({*state.get("down", []), *names})
+
+    def calls(self, carrier: str) -> int:
+        """Quote requests `carrier` received, failed ones included."""
+        return int(self._state.read().get("calls", {}).get(carrier, 0))
+
+
 # The instances the example tasks use; tests read their state and turn their knobs.
 payments = FakePaymentProvider()
 orders = FakeOrderDatabase()
@@ -770,6 +809,7 @@ travel = FakeTravelAgency()
 pricing = FakePricingService()
 exports = FakeRowExport()
 warehouse = FakeDataWarehouse()
+carriers = FakeCarriers()
 
 ALL_FAKES: tuple[_Fake, ...] = (
     payments,
@@ -789,6 +829,7 @@ ALL_FAKES: tuple[_Fake, ...] = (
     pricing,
     exports,
     warehouse,
+    carriers,
 )
 
 

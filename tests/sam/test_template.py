@@ -32,6 +32,26 @@ FUNCTION_MODULES = {
     "SweeperFunction": "handlers.sweeper",
 }
 IGNORED_BY_MOTO = {"AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::S3::BucketPolicy"}
+# moto's CloudFormation cannot create these (it loses their FunctionName): they are taken
+# out before deploying, the event source mapping pointed at the function itself, and
+# they are checked on the translated template instead.
+UNSUPPORTED_BY_MOTO = {"AWS::Lambda::Version", "AWS::Lambda::Alias"}
+
+
+def _for_moto(template: dict[str, Any]) -> dict[str, Any]:
+    resources = template["Resources"]
+    dropped = {name for name, r in resources.items() if r["Type"] in UNSUPPORTED_BY_MOTO}
+    aliases = {
+        name: resources[name]["Properties"]["FunctionName"]
+        for name in dropped
+        if resources[name]["Type"] == "AWS::Lambda::Alias"
+    }
+    text = json.dumps(
+        {**template, "Resources": {name: r for name, r in resources.items() if name not in dropped}}
+    )
+    for alias, function in aliases.items():
+        text = text.replace(json.dumps({"Ref": alias}), json.dumps(function))
+    return dict(json.loads(text))
 
 
 def test_sam_validate_lint_reports_nothing(sam_bin: Path) -> None:
@@ -124,7 +144,7 @@ def _deploy(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, s
     cloudformation = boto3.client("cloudformation")
     cloudformation.create_stack(
         StackName="durable",
-        TemplateBody=json.dumps(template),
+        TemplateBody=json.dumps(_for_moto(template)),
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         Capabilities=["CAPABILITY_IAM"],
     )
@@ -179,7 +199,8 @@ def test_the_stack_creates_what_the_code_uses(
     expected = {
         name
         for name, resource in template["Resources"].items()
-        if resource.get("Condition") != "UseJwt" and resource["Type"] not in IGNORED_BY_MOTO
+        if resource.get("Condition") != "UseJwt"
+        and resource["Type"] not in IGNORED_BY_MOTO | UNSUPPORTED_BY_MOTO
     }
     assert expected <= created
 
@@ -346,3 +367,15 @@ def test_the_bucket_refuses_plain_http(translated: dict[str, Any]) -> None:
     ]
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_each_code_version_of_the_worker_stays_published(translated: dict[str, Any]) -> None:
+    resources = translated["Resources"]
+    (version,) = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Version"]
+    (alias_name, alias), *_ = [
+        (name, r) for name, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"
+    ]
+    assert version["DeletionPolicy"] == "Retain"  # a new code version leaves the old one
+    assert alias["Properties"]["Name"] == "v1"  # the CodeVersion parameter's default
+    mapping = resources["WorkerFunctionWakeUps"]["Properties"]
+    assert mapping["FunctionName"] == {"Ref": alias_name}  # the queue feeds the alias

@@ -24,7 +24,9 @@ from durable.replayer import ReplayStatus, replay_run
 from durable.testing import TestEnvironment
 from tasks import fakes
 from tasks.fakes import (
+    CARRIERS,
     FLAKY_CARD,
+    carriers,
     documents,
     exports,
     extractor,
@@ -575,3 +577,167 @@ def test_the_heartbeating_import_on_moto() -> None:
     assert info.status is RunStatus.COMPLETED
     assert info.result["resumed_from"] == 100
     assert warehouse.row_count("customers") == 500
+
+
+# -- price-catalog and fastest-quote: fan-out with ctx.map and ctx.parallel ---------------
+
+
+def unit_cents(sku: str) -> int:
+    """What the pricing fake charges for one unit of `sku` (the same on every call)."""
+    return int(pricing.quote(sku, 1)["unit_cents"])
+
+
+def parent_invocations(env: TestEnvironment, run_id: str) -> int:
+    return sum(1 for message, _ in env.handled if message.run_id == run_id)
+
+
+def test_importing_tasks_registers_the_fan_out_examples() -> None:
+    assert set(default_registry.ids()) >= {
+        "price-catalog",
+        "price-sku",
+        "fastest-quote",
+        "carrier-quote",
+    }
+
+
+def test_a_catalog_is_priced_in_input_order_and_unknown_skus_are_tolerated(
+    env: TestEnvironment,
+) -> None:
+    skus = ["plum", "discontinued-zebra", "apple", "pear", "discontinued-aardvark", "fig"]
+    run = env.trigger("price-catalog", {"catalog_id": "c-1", "skus": skus})
+
+    info = env.run_until_complete(run.run_id)
+
+    assert info.status is RunStatus.COMPLETED
+    known = [sku for sku in skus if not sku.startswith("discontinued")]
+    assert info.result == {
+        "catalog_id": "c-1",
+        "total_cents": sum(unit_cents(sku) for sku in known),
+        "priced": 4,
+        "failed": ["discontinued-zebra", "discontinued-aardvark"],  # input order, not sorted
+    }
+    # one child per SKU, child i priced SKU i; the unknown ones failed once, for good
+    children = sorted(env.list(task_id="price-sku").runs, key=lambda c: c.run_id)
+    assert [child.payload for child in children] == skus
+    assert [child.run_id for child in children] == [f"{run.run_id}.1.0.{i}" for i in range(6)]
+    assert {child.parent_run_id for child in children} == {run.run_id}
+    for child, sku in zip(children, skus, strict=True):
+        if sku in known:
+            assert (child.status, child.result) == (RunStatus.COMPLETED, unit_cents(sku))
+        else:
+            assert child.status is RunStatus.FAILED
+            assert child.error is not None and child.error.type == "UnknownSku"
+            assert child.attempts == 1
+    history = env.history(run.run_id)
+    assert kinds(history) == [
+        ("batch_started", "map:price-sku"),
+        ("batch_completed", "map:price-sku"),
+    ]
+    outcomes = history[1].value
+    assert [outcome["state"] for outcome in outcomes] == [
+        "ok",
+        "failed",
+        "ok",
+        "ok",
+        "failed",
+        "ok",
+    ]
+    assert parent_invocations(env, run.run_id) == 2
+
+
+def test_a_catalog_with_too_many_unknown_skus_fails_at_once(env: TestEnvironment) -> None:
+    skus = [f"discontinued-{i}" for i in range(6)] + ["apple", "pear"]
+    run = env.trigger("price-catalog", {"catalog_id": "c-bad", "skus": skus})
+
+    info = env.run_until_complete(run.run_id)
+
+    # six failures are one more than tolerated: BatchFailedError, listed non-retryable
+    assert info.status is RunStatus.FAILED
+    assert info.error is not None and info.error.type == "BatchFailedError"
+    assert "6 of 8 children failed" in info.error.message
+    assert "UnknownSku" in info.error.message
+    assert info.attempts == 1  # no second batch of children
+    assert len(env.list(task_id="price-sku").runs) == 8
+    assert kinds(env.history(run.run_id)) == [
+        ("batch_started", "map:price-sku"),
+        ("batch_failed", "map:price-sku"),
+    ]
+
+
+def test_cancelling_a_catalog_cancels_the_children_still_pending(env: TestEnvironment) -> None:
+    run = env.trigger("price-catalog", {"catalog_id": "c-cancel", "skus": ["a", "b", "c"]})
+    first = env.queue.pop_due(env.now())
+    assert first is not None and first.run_id == run.run_id
+    env.deliver(first)  # the parent starts the batch; no child has run yet
+
+    env.cancel(run.run_id)
+    env.run_until_idle()
+
+    children = env.list(task_id="price-sku").runs
+    assert len(children) == 3
+    assert {child.status for child in children} == {RunStatus.CANCELLED}
+    assert pricing.calls == 0
+
+
+def test_a_catalog_of_a_thousand_skus_wakes_its_parent_twice(env: TestEnvironment) -> None:
+    skus = [f"sku-{i:04d}" for i in range(1000)]
+    for i in (17, 500, 999):
+        skus[i] = f"discontinued-{i}"
+    run = env.trigger("price-catalog", {"catalog_id": "c-big", "skus": skus})
+
+    info = env.run_until_complete(run.run_id)
+
+    assert info.status is RunStatus.COMPLETED
+    assert info.result["priced"] == 997
+    assert info.result["failed"] == ["discontinued-17", "discontinued-500", "discontinued-999"]
+    assert info.result["total_cents"] == sum(
+        unit_cents(sku) for sku in skus if not sku.startswith("discontinued")
+    )
+    # the parent ran to start the batch and once it was decided; never for each child
+    assert parent_invocations(env, run.run_id) == 2
+    assert len(env.list(task_id="price-sku", limit=1000).runs) == 1000
+
+
+SHIPMENT = {"destination": "Lisbon", "weight_grams": 1200}
+
+
+def test_the_fastest_quote_is_the_first_carrier_that_answers(env: TestEnvironment) -> None:
+    run = env.trigger("fastest-quote", SHIPMENT)
+
+    info = env.run_until_complete(run.run_id)
+
+    assert info.status is RunStatus.COMPLETED
+    assert info.result == carriers.quote("swiftship", "Lisbon", 1200)
+    children = env.list(task_id="carrier-quote").runs
+    assert sorted(child.payload["carrier"] for child in children) == sorted(CARRIERS)
+    assert {child.parent_run_id for child in children} == {run.run_id}
+    assert kinds(env.history(run.run_id)) == [
+        ("batch_started", "quotes"),
+        ("batch_completed", "quotes"),
+    ]
+
+
+def test_a_carrier_that_is_down_loses_the_race(env: TestEnvironment) -> None:
+    carriers.take_down("swiftship")
+    run = env.trigger("fastest-quote", SHIPMENT)
+
+    info = env.run_until_complete(run.run_id)
+
+    assert info.status is RunStatus.COMPLETED
+    assert info.result["carrier"] == "parcelpost"  # the first success in input order
+    assert carriers.calls("swiftship") == 1  # the child does not retry: the race is the retry
+    (down,) = [c for c in env.list(task_id="carrier-quote").runs if c.status is RunStatus.FAILED]
+    assert down.payload["carrier"] == "swiftship"
+    assert down.error is not None and down.error.type == "ServiceUnavailable"
+
+
+def test_no_quote_at_all_fails_the_run(env: TestEnvironment) -> None:
+    carriers.take_down(*CARRIERS)
+    run = env.trigger("fastest-quote", SHIPMENT)
+
+    info = env.run_until_complete(run.run_id)
+
+    assert info.status is RunStatus.FAILED
+    assert info.error is not None and info.error.type == "BatchFailedError"
+    assert "3 of 3 children failed" in info.error.message
+    assert [carriers.calls(name) for name in CARRIERS] == [1, 1, 1]
