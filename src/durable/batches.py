@@ -99,6 +99,9 @@ def report_child_end(
         return  # the parent's batch is gone (purged with its run)
     successor = index + batch.max_concurrency
     if not batch.decided and successor < batch.total:
-        start_child(client, codec, batch, successor)
+        parent = store.get_run(run.parent_run_id)
+        # A parent that has ended (cancelled, failed) wants no more children.
+        if parent is not None and not parent.status.is_terminal:
+            start_child(client, codec, batch, successor)
     if batch.decided:
         queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))

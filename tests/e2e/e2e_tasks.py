@@ -187,3 +187,24 @@ def at_most_once(ctx: Context, payload: InDirectory) -> str:
         "side-effect", _side_effect_then_crash, payload.dir, semantics="at_most_once"
     )
     return done
+
+
+# -- fan-out: a map whose children sleep, to be cancelled while they do ------------------
+
+
+class Naps(BaseModel):
+    naps: int = Field(ge=1, le=1000)
+    seconds: float = Field(ge=0)
+    max_concurrency: int = Field(default=50, ge=1)
+    tolerated_failures: int = Field(default=0, ge=0)
+
+
+@task(id="e2e-map-naps")
+def map_naps(ctx: Context, payload: Naps) -> list[Any]:
+    """One `e2e-sleep` child run per nap: each child sleeps (durably) for `seconds`."""
+    return ctx.map(
+        "e2e-sleep",
+        [Nap(seconds=payload.seconds)] * payload.naps,
+        max_concurrency=payload.max_concurrency,
+        tolerated_failures=payload.tolerated_failures,
+    )

@@ -24,9 +24,7 @@ from durable.replayer import ReplayStatus, replay_run
 from durable.testing import TestEnvironment
 from tasks import fakes
 from tasks.fakes import (
-    CARRIERS,
     FLAKY_CARD,
-    carriers,
     documents,
     exports,
     extractor,
@@ -707,9 +705,9 @@ def test_the_fastest_quote_is_the_first_carrier_that_answers(env: TestEnvironmen
     info = env.run_until_complete(run.run_id)
 
     assert info.status is RunStatus.COMPLETED
-    assert info.result == carriers.quote("swiftship", "Lisbon", 1200)
+    assert info.result == fakes.carriers.quote("swiftship", "Lisbon", 1200)
     children = env.list(task_id="carrier-quote").runs
-    assert sorted(child.payload["carrier"] for child in children) == sorted(CARRIERS)
+    assert sorted(child.payload["carrier"] for child in children) == sorted(fakes.CARRIERS)
     assert {child.parent_run_id for child in children} == {run.run_id}
     assert kinds(env.history(run.run_id)) == [
         ("batch_started", "quotes"),
@@ -718,21 +716,21 @@ def test_the_fastest_quote_is_the_first_carrier_that_answers(env: TestEnvironmen
 
 
 def test_a_carrier_that_is_down_loses_the_race(env: TestEnvironment) -> None:
-    carriers.take_down("swiftship")
+    fakes.carriers.take_down("swiftship")
     run = env.trigger("fastest-quote", SHIPMENT)
 
     info = env.run_until_complete(run.run_id)
 
     assert info.status is RunStatus.COMPLETED
     assert info.result["carrier"] == "parcelpost"  # the first success in input order
-    assert carriers.calls("swiftship") == 1  # the child does not retry: the race is the retry
+    assert fakes.carriers.calls("swiftship") == 1  # no retry in the child: the race is one
     (down,) = [c for c in env.list(task_id="carrier-quote").runs if c.status is RunStatus.FAILED]
     assert down.payload["carrier"] == "swiftship"
     assert down.error is not None and down.error.type == "ServiceUnavailable"
 
 
 def test_no_quote_at_all_fails_the_run(env: TestEnvironment) -> None:
-    carriers.take_down(*CARRIERS)
+    fakes.carriers.take_down(*fakes.CARRIERS)
     run = env.trigger("fastest-quote", SHIPMENT)
 
     info = env.run_until_complete(run.run_id)
@@ -740,4 +738,21 @@ def test_no_quote_at_all_fails_the_run(env: TestEnvironment) -> None:
     assert info.status is RunStatus.FAILED
     assert info.error is not None and info.error.type == "BatchFailedError"
     assert "3 of 3 children failed" in info.error.message
-    assert [carriers.calls(name) for name in CARRIERS] == [1, 1, 1]
+    assert [fakes.carriers.calls(name) for name in fakes.CARRIERS] == [1, 1, 1]
+
+
+def test_cancelling_a_catalog_starts_no_further_children(env: TestEnvironment) -> None:
+    # given: 150 SKUs, of which the first 100 (max_concurrency) are started
+    skus = [f"sku-{i}" for i in range(150)]
+    run = env.trigger("price-catalog", {"catalog_id": "c-cancel-big", "skus": skus})
+    first = env.queue.pop_due(env.now())
+    assert first is not None and first.run_id == run.run_id
+    env.deliver(first)
+
+    env.cancel(run.run_id)
+    env.run_until_idle()
+
+    children = env.list(task_id="price-sku", limit=1000).runs
+    assert {child.status for child in children} == {RunStatus.CANCELLED}
+    assert len(children) == 100
+    assert pricing.calls == 0
