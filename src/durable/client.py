@@ -169,6 +169,14 @@ class Client:
         self.code_version = code_version
         self.retention = retention  # how long a cancelled run is kept; None: forever
 
+    @classmethod
+    def from_environment(cls) -> Client:
+        """The client of this process's runtime: DynamoDB/SQS/S3 named by the `DURABLE_*`
+        environment (and `AWS_ENDPOINT_URL` for moto), with the task modules imported."""
+        from durable.bootstrap import get_runtime
+
+        return get_runtime().client
+
     # -- writes -------------------------------------------------------------------------
 
     def trigger(
