@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: dev test lint typecheck unit bench clean sam-validate
+.PHONY: dev test lint typecheck unit bench clean sam-validate browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,10 +35,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit tests/contract
 
+# The dashboard's browser tests drive Debian's Chromium (Playwright never downloads one).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+
 sam-validate: $(SAM_STAMP)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint
 
-test: lint typecheck $(STAMP) $(SAM_STAMP)
+test: lint typecheck browser $(STAMP) $(SAM_STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
