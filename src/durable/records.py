@@ -218,6 +218,7 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     expires_at: datetime | None = None  # a finished run is purged after this (None: kept)
     batch_slot: str | None = None  # a ctx.map/parallel child: "attempt:position:index"
+    crash_streak: int = 0  # invocations in a row that took the lease and never finished
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)

@@ -84,6 +84,9 @@ class WorkerConfig:
     margin: timedelta = timedelta(seconds=10)
     cancel_check_interval: float = 1.0  # seconds of wall time between cancellation reads
     code_version: str = "dev"  # the code this worker runs; recorded on child runs it starts
+    # Invocations in a row that may die before persisting anything (a crash, Lambda's
+    # timeout, memory) before the run is stopped instead of looping forever.
+    max_crash_streak: int = 5
     retention: timedelta | None = None  # how long a finished run is kept; None: forever
 
     def expires_at(self, finished_at: datetime) -> datetime | None:
@@ -113,6 +116,7 @@ class _RunEnvironment:
         self._cancelled = False
         self._inbox: list[InboxEvent] | None = None
         self.appended = 0
+        self.logged = 0  # checkpoints in the log when the invocation loaded it
 
     def append(self, checkpoint: Checkpoint) -> None:
         self._store.append_checkpoint(self._run_id, checkpoint)
@@ -269,10 +273,30 @@ class Worker:
             run.lease_expires,
             self.client,
         )
+        environment.logged = len(history)
+        if run.crash_streak > 1 and len(history) > run.checkpoints:
+            # The invocations that died made progress: only dead ones with none count.
+            run = self.store.update_run(
+                run.run_id,
+                {"crash_streak": 1, "checkpoints": len(history)},
+                expect_owner=owner,
+            )
+        if run.crash_streak > self.config.max_crash_streak:
+            streak = run.crash_streak - 1
+            outcome: AnyOutcome = Failed(
+                ErrorInfo(
+                    type="InvocationCrashLoop",
+                    message=f"{streak} invocations in a row died before they finished (a "
+                    "crash, Lambda's timeout, memory); the run is stopped instead of looping. "
+                    "Give the step that dies a `timeout` so that its attempts count",
+                    non_retryable=True,
+                )
+            )
+            return self._persist(run, owner, outcome, environment)
         try:
             definition = self.registry.get(run.task_id)
         except UnknownTaskError as exc:
-            outcome: AnyOutcome = Failed(
+            outcome = Failed(
                 ErrorInfo(
                     type="UnknownTaskError",
                     message=f"{exc}; this code version cannot run it",
@@ -308,6 +332,8 @@ class Worker:
             "updated_at": now,
             "lease_owner": None,
             "lease_expires": None,
+            "crash_streak": 0,
+            "checkpoints": environment.logged + environment.appended,
         }
         try:
             if isinstance(outcome, Abandoned):

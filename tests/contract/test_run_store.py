@@ -481,3 +481,14 @@ def test_due_runs_follow_leases_and_updates(store: RunStore) -> None:
 
     store.update_run("run_000002", {"wake_at": None})
     assert store.due_runs(after_expiry) == []
+
+
+def test_each_lease_adds_to_the_crash_streak_until_an_update_resets_it(store: RunStore) -> None:
+    store.create_run(make_run(1))
+    first = store.acquire_lease("run_000001", "worker-a", T0, T0 + timedelta(minutes=1))
+    second = store.acquire_lease(
+        "run_000001", "worker-b", T0 + timedelta(minutes=2), T0 + timedelta(minutes=3)
+    )
+    assert (first.crash_streak, second.crash_streak) == (1, 2)
+    reset = store.update_run("run_000001", {"crash_streak": 0}, expect_owner="worker-b")
+    assert reset.crash_streak == 0

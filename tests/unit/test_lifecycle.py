@@ -302,3 +302,47 @@ def test_a_thousand_step_run_writes_once_per_step(
     assert len(env.history(run.run_id)) == 1000
     writes = env.store.writes  # type: ignore[attr-defined]
     assert writes <= 1000 * 1.1
+
+
+def test_a_step_that_always_kills_its_invocation_stops_the_run(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    attempts: list[int] = []
+
+    def always_dies() -> None:
+        attempts.append(1)
+        raise SimulatedCrash("out of memory, every time")
+
+    @task(id="crash-loop", registry=registry)
+    def crash_loop(ctx: Context, payload: None) -> None:
+        ctx.step("harmless", lambda: None)
+        ctx.step("dies", always_dies)  # at-least-once, no timeout: nothing else bounds it
+
+    run = env.trigger("crash-loop")
+    info = env.run_until_complete(run.run_id)
+
+    assert info.status == RunStatus.FAILED
+    assert info.error is not None and info.error.type == "InvocationCrashLoop"
+    # the first death came after progress (`harmless`), then max_crash_streak with none
+    assert len(attempts) == env.worker.config.max_crash_streak + 1
+    assert env.store.get_run(run.run_id).crash_streak == 0  # type: ignore[union-attr]
+
+
+def test_a_crash_streak_ends_with_any_invocation_that_finishes(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    deaths: list[int] = []
+
+    def dies_sometimes() -> str:
+        deaths.append(1)
+        if len(deaths) in (1, 2, 3, 4, 6, 7, 8, 9):  # never five in a row with progress between
+            raise SimulatedCrash("flaky host")
+        return "ok"
+
+    @task(id="flaky-host", registry=registry)
+    def flaky_host(ctx: Context, payload: None) -> list[str]:
+        return [ctx.step(f"part-{i}", dies_sometimes) for i in range(3)]
+
+    run = env.trigger("flaky-host")
+    info = env.run_until_complete(run.run_id)
+    assert info.status == RunStatus.COMPLETED

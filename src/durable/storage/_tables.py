@@ -170,6 +170,7 @@ class RunItem(Model):
     tags: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
     expires_at = UTCDateTimeAttribute(null=True)
     batch_slot = UnicodeAttribute(null=True)
+    crash_streak = NumberAttribute(null=True)
 
     # Index keys, derived from the fields above by the store.
     created_key = UnicodeAttribute()

@@ -218,6 +218,7 @@ class DynamoDBRunStore:
             m.wake_shard.set(_tables.WAKE_SHARD),
             m.updated_at.set(now),
             m.started_at.set(m.started_at | now),  # if_not_exists: the first start stays
+            m.crash_streak.add(1),  # the worker's persist sets it back to 0
         ]
         return self._conditional_update(run_id, actions, condition, "is leased or finished")
 
@@ -837,6 +838,7 @@ def _run_record(item: RunItem) -> RunRecord:
         tags={str(key): str(value) for key, value in tags.attribute_values.items()} if tags else {},
         expires_at=item.expires_at,
         batch_slot=item.batch_slot,
+        crash_streak=int(item.crash_streak or 0),
     )
 
 

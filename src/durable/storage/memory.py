@@ -85,6 +85,7 @@ class MemoryRunStore:
                 wake_at=expires,
                 updated_at=now,
                 started_at=run.started_at or now,
+                crash_streak=run.crash_streak + 1,
             )
             self._runs[run_id] = updated
             self.writes += 1
