@@ -252,7 +252,8 @@ class Context:
         self._compensations: list[tuple[str, Callable[[Any], Any], Any]] = []
         self._last_heartbeat: datetime | None = None
         self._invocation_start = clock.now()
-        self._fresh_callbacks: dict[str, datetime | None] = {}
+        # token -> its timeout, for every callback this execution created or replayed
+        self._callback_expiries: dict[str, datetime | None] = {}
         self._consumed: dict[str, int] | None = None
         self.executed_steps = 0
         self.divergence: NonDeterminismError | None = None
@@ -286,7 +287,7 @@ class Context:
         return self._next_seq
 
     def append_raw(self, checkpoint: Checkpoint) -> None:
-        """Persist an attempt-level checkpoint at the next slot (the executor's use)."""
+        """Persist a checkpoint at the next slot; losing the slot abandons the invocation."""
         try:
             self._environment.append(checkpoint)
         except ConflictError as exc:
@@ -332,11 +333,7 @@ class Context:
             error=error,
             wake_at=wake_at,
         )
-        try:
-            self._environment.append(checkpoint)
-        except ConflictError as exc:
-            raise Suspend(Abandoned(str(exc))) from None
-        self._next_seq += 1
+        self.append_raw(checkpoint)
         return checkpoint
 
     def _before_fresh_operation(self) -> None:
@@ -631,27 +628,20 @@ class Context:
 
     def sleep(self, name: str, duration: timedelta) -> None:
         """Suspend the run for `duration` (any length; no Lambda is held meanwhile)."""
-        position = self._take_position()
-        entries = self._entries(position, "sleep", name)
-        if entries:
-            wake_at = entries[0].wake_at
-        else:
-            self._before_fresh_operation()
-            wake_at = self._clock.now() + max(duration, timedelta(0))
-            self._record(CheckpointKind.SLEEP_STARTED, position, name, wake_at=wake_at)
-        assert wake_at is not None
-        if self._clock.now() < wake_at:
-            raise self._suspend_until(RunStatus.WAITING, wake_at)
+        self._sleep(name, lambda: self._clock.now() + max(duration, timedelta(0)))
 
     def sleep_until(self, name: str, when: datetime) -> None:
         """Suspend the run until the instant `when`."""
+        self._sleep(name, lambda: utc(when))
+
+    def _sleep(self, name: str, wake_at_if_fresh: Callable[[], datetime]) -> None:
         position = self._take_position()
         entries = self._entries(position, "sleep", name)
         if entries:
             wake_at = entries[0].wake_at
         else:
             self._before_fresh_operation()
-            wake_at = utc(when)
+            wake_at = wake_at_if_fresh()
             self._record(CheckpointKind.SLEEP_STARTED, position, name, wake_at=wake_at)
         assert wake_at is not None
         if self._clock.now() < wake_at:
@@ -928,12 +918,14 @@ class Context:
         position = self._take_position()
         entries = self._entries(position, "callback", name)
         if entries:
-            return str(loads(entries[0].value or "null"))
+            token = str(loads(entries[0].value or "null"))
+            self._callback_expiries[token] = entries[0].wake_at
+            return token
         self._before_fresh_operation()
         token = new_callback_token()
         expires_at = self._clock.now() + timeout if timeout is not None else None
         self._environment.create_callback(token, self.run.id, name, expires_at)
-        self._fresh_callbacks[token] = expires_at
+        self._callback_expiries[token] = expires_at
         self._record(
             CheckpointKind.CALLBACK_CREATED, position, name, value=dumps(token), wake_at=expires_at
         )
@@ -954,7 +946,7 @@ class Context:
             token = self.create_callback(name, timeout)
             if submit is not None:
                 self.step(f"submit:{name}", submit, token)
-        expires_at = self._callback_expiry(token)
+        expires_at = self._callback_expiries.get(token)
         position = self._take_position()
         entries = self._entries(position, "callback_wait", name)
         for entry in entries:
@@ -986,13 +978,6 @@ class Context:
             self._record(CheckpointKind.CALLBACK_TIMED_OUT, position, name)
             raise WaitTimeout(name)
         raise self._suspend_until(RunStatus.WAITING, expires_at, waiting_for=f"callback:{token}")
-
-    def _callback_expiry(self, token: str) -> datetime | None:
-        for position in range(self._view.length):
-            for entry in self._view.entries(position):
-                if entry.kind is CheckpointKind.CALLBACK_CREATED and entry.value == dumps(token):
-                    return entry.wake_at
-        return self._fresh_callbacks.get(token)
 
     # -- deterministic values -----------------------------------------------------------
 

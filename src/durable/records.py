@@ -63,34 +63,6 @@ class CheckpointKind(StrEnum):
     ATTEMPT_FAILED = "attempt_failed"  # the task attempt failed; wake_at is the retry time
 
 
-# Kinds that open an operation at a position: the replay cursor checks these.
-OPERATION_KINDS = frozenset(
-    {
-        CheckpointKind.STEP_STARTED,
-        CheckpointKind.STEP_COMPLETED,
-        CheckpointKind.STEP_FAILED,
-        CheckpointKind.STEP_HEARTBEAT,
-        CheckpointKind.SLEEP_STARTED,
-        CheckpointKind.WAIT_STARTED,
-        CheckpointKind.EVENT_RECEIVED,
-        CheckpointKind.WAIT_TIMED_OUT,
-        CheckpointKind.VALUE_RECORDED,
-        CheckpointKind.PATCH_MARKER,
-        CheckpointKind.CHILD_STARTED,
-        CheckpointKind.CHILD_TRIGGERED,
-        CheckpointKind.CHILD_COMPLETED,
-        CheckpointKind.CHILD_FAILED,
-        CheckpointKind.CALLBACK_CREATED,
-        CheckpointKind.CALLBACK_COMPLETED,
-        CheckpointKind.CALLBACK_FAILED,
-        CheckpointKind.CALLBACK_TIMED_OUT,
-        CheckpointKind.BATCH_STARTED,
-        CheckpointKind.BATCH_COMPLETED,
-        CheckpointKind.BATCH_FAILED,
-    }
-)
-
-
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
     """An exception as stored: its type name, message and (optionally) traceback."""

@@ -51,6 +51,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.pagination import ResultIterator
 from pynamodb.transactions import TransactWrite
 
@@ -142,14 +143,9 @@ class DynamoDBRunStore:
         item = self._run_item(run)
         run_model = self._models.run
         if run.idempotency_key is None:
-            with _translated("create_run"):
-                try:
-                    item.save(condition=run_model.pk.does_not_exist())
-                except PynamoDBException as exc:
-                    if exc.cause_response_code == _CONDITION_FAILED:
-                        raise ConflictError(f"run {run.run_id} exists") from exc
-                    raise
-            self._wrote()
+            self._save_new(
+                item, run_model.pk.does_not_exist(), "create_run", f"run {run.run_id} exists"
+            )
             return run, True
 
         idem_model = self._models.idempotency
@@ -265,6 +261,17 @@ class DynamoDBRunStore:
         self._wrote()
         return _run_record(item)
 
+    def _save_new(self, item: Model, condition: Condition, operation: str, taken: str) -> None:
+        """One conditional put; `ConflictError(taken)` when the condition fails."""
+        with _translated(operation):
+            try:
+                item.save(condition=condition)
+            except PynamoDBException as exc:
+                if exc.cause_response_code == _CONDITION_FAILED:
+                    raise ConflictError(taken) from exc
+                raise
+        self._wrote()
+
     def _require(self, run_id: str) -> RunRecord:
         run = self.get_run(run_id)
         if run is None:
@@ -303,16 +310,12 @@ class DynamoDBRunStore:
             error=_error_map(checkpoint.error),
             cp_wake_at=checkpoint.wake_at,
         )
-        with _translated("append_checkpoint"):
-            try:
-                item.save(condition=cp_model.sk.does_not_exist())
-            except PynamoDBException as exc:
-                if exc.cause_response_code == _CONDITION_FAILED:
-                    raise ConflictError(
-                        f"run {run_id}: log slot {checkpoint.seq} is taken"
-                    ) from exc
-                raise
-        self._wrote()
+        self._save_new(
+            item,
+            cp_model.sk.does_not_exist(),
+            "append_checkpoint",
+            f"run {run_id}: log slot {checkpoint.seq} is taken",
+        )
 
     def load_history(self, run_id: str) -> list[Checkpoint]:
         cp_model = self._models.checkpoint
@@ -346,17 +349,14 @@ class DynamoDBRunStore:
             data=event.data,
             received_at=event.received_at,
         )
-        with _translated("put_inbox"):
-            try:
-                item.save(condition=inbox_model.sk.does_not_exist())
-            except PynamoDBException as exc:
-                if exc.cause_response_code == _CONDITION_FAILED:
-                    raise ConflictError(
-                        f"run {event.run_id}: inbox event {event.inbox_id} exists"
-                    ) from exc
-                raise
-            self._wrote()
-            if run.status.is_terminal and self.get_run(event.run_id) is None:
+        self._save_new(
+            item,
+            inbox_model.sk.does_not_exist(),
+            "put_inbox",
+            f"run {event.run_id}: inbox event {event.inbox_id} exists",
+        )
+        if run.status.is_terminal and self.get_run(event.run_id) is None:
+            with _translated("put_inbox"):
                 item.delete()
                 raise RunNotFoundError(event.run_id)
 
