@@ -1,0 +1,361 @@
+"""A day in the life of a deployed stack, on moto in this process, one role at a time.
+
+The three functions of `template.yaml` are driven through the same entry points their
+handlers call, on DynamoDB, SQS and S3 in moto and one virtual clock:
+
+- the API function: `durable.api.handle` with API Gateway HTTP API events;
+- the worker: `Runtime.process_wake_up` with each wake-up as it falls due (what the SQS
+  event source mapping hands it), plus a worker of a newer code version routing a pinned
+  run to the old one (`lambda:InvokeFunction`);
+- the sweeper: `Runtime.sweep` (fire cron tasks, re-enqueue a lost wake-up, purge runs past
+  retention).
+
+The tasks below use every durable operation, with values over the inline limit so that
+S3 is used both ways. Each wake-up is sent to the real (moto) queue, so the sends are
+recorded, and kept in memory too, where the virtual clock decides when it falls due.
+`run_workload` asserts where each path ends, so a workload that quietly stopped taking a
+path fails here rather than passing with fewer calls recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from durable import Context, NonRetryableError, RetryPolicy, TaskRegistry, WaitTimeout, task
+from durable.api import handle
+from durable.aws import boto3_client, ensure_resources
+from durable.blobs.s3 import S3BlobStore
+from durable.bootstrap import Runtime
+from durable.clock import VirtualClock
+from durable.queues.memory import MemoryWakeQueue
+from durable.queues.sqs import SQSWakeQueue
+from durable.records import WakeReason, WakeUp
+from durable.settings import Settings
+from durable.storage import _tables
+from durable.storage.dynamodb import DynamoDBRunStore
+from durable.values import ValueCodec
+from tests.sam.aws_calls import PSEUDO_PARAMETERS, CallRecorder
+
+START = datetime(2030, 1, 1, tzinfo=UTC)
+# Values longer than this go to S3 (the deployed limit is 256 KiB: same code, smaller values).
+INLINE_LIMIT = 1024
+BIG = "x" * 2 * INLINE_LIMIT
+# The worker of code version v1, as `VersionRoutes` names it for a v2 deployment.
+OLD_WORKER = (
+    f"arn:aws:lambda:{PSEUDO_PARAMETERS['AWS::Region']}:{PSEUDO_PARAMETERS['AWS::AccountId']}"
+    f":function:{PSEUDO_PARAMETERS['AWS::StackName']}-WorkerFunction-0123ABCD:v1"
+)
+
+REGISTRY = TaskRegistry()
+# The outside world the tasks talk to: callback tokens handed over, attempts of a flaky call.
+TOKENS: dict[str, str] = {}
+ATTEMPTS: Counter[str] = Counter()
+ONCE = RetryPolicy(max_attempts=1)
+
+
+def flaky(key: str) -> str:
+    ATTEMPTS[key] += 1
+    if ATTEMPTS[key] == 1:
+        raise RuntimeError("the first try fails")
+    return "second try"
+
+
+def refuse() -> None:
+    raise NonRetryableError("card declined")
+
+
+@task(id="iam-square", registry=REGISTRY)
+def square(ctx: Context, payload: int) -> int:
+    if payload < 0:
+        ctx.step("refuse", refuse)
+    return ctx.step("square", lambda: payload * payload)
+
+
+@task(id="iam-tour", registry=REGISTRY, retry=ONCE)
+def tour(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    """Every durable operation once: steps, waits of every kind, children and fan-out."""
+    big = ctx.step("big-value", lambda: BIG)
+    ctx.step(
+        "flaky",
+        flaky,
+        ctx.run.id,
+        retry=RetryPolicy(max_attempts=2, min_delay=timedelta(seconds=5), jitter=0),
+    )
+
+    def beat() -> int:
+        ctx.heartbeat({"done": 1})
+        return 1
+
+    ctx.step("long", beat, heartbeat_timeout=timedelta(minutes=1))
+    ctx.step("book", lambda: "booked", compensate=lambda booking: None)
+    values = [str(ctx.now()), ctx.random(), str(ctx.uuid4()), ctx.patched("new-path")]
+    ctx.sleep("nap", timedelta(minutes=1))
+    ctx.sleep("night", timedelta(hours=2))  # longer than SQS's delay: re-hops
+    approval = ctx.wait_for_event("approval", timeout=timedelta(days=1))
+    with contextlib.suppress(WaitTimeout):
+        ctx.wait_for_event("never", timeout=timedelta(minutes=1))
+    review = ctx.wait_for_callback(
+        "review",
+        submit=lambda token: TOKENS.__setitem__(payload["key"], token),
+        timeout=timedelta(days=1),
+    )
+    child = ctx.invoke("iam-square", 3)
+    ctx.trigger("iam-square", 4)
+    squares = ctx.map("iam-square", [1, 2, -1], tolerated_failures=1)
+    fastest = ctx.parallel([("iam-square", 5), ("iam-square", 6)], first_success=True)
+    return {
+        "big": big,
+        "values": values,
+        "approval": approval,
+        "review": review,
+        "child": child,
+        "squares": [s if isinstance(s, int) else None for s in squares],
+        "fastest": fastest,
+    }
+
+
+@task(id="iam-doomed", registry=REGISTRY, retry=RetryPolicy(max_attempts=2, jitter=0))
+def doomed(ctx: Context, payload: None) -> None:
+    """Retried once as a whole, then fails for good and compensates."""
+    ctx.step("reserve", lambda: "reserved", compensate=lambda reservation: None)
+    if ctx.run.attempt == 1:
+        raise RuntimeError("the first attempt fails")
+    ctx.step("pay", refuse)
+
+
+@task(id="iam-slow", registry=REGISTRY, timeout=timedelta(minutes=5))
+def slow(ctx: Context, payload: None) -> None:
+    ctx.sleep("too-long", timedelta(hours=1))
+
+
+@task(id="iam-review", registry=REGISTRY, retry=ONCE)
+def review(ctx: Context, payload: str) -> Any:
+    return ctx.wait_for_callback("review", submit=lambda token: TOKENS.__setitem__(payload, token))
+
+
+@task(id="iam-gated", registry=REGISTRY)
+def gated(ctx: Context, payload: int) -> Any:
+    return ctx.wait_for_event("go")
+
+
+@task(id="iam-fan-out", registry=REGISTRY)
+def fan_out(ctx: Context, payload: int) -> Any:
+    ctx.trigger("iam-gated", -1)
+    return ctx.map("iam-gated", list(range(payload)))
+
+
+@task(id="iam-hourly", registry=REGISTRY, cron="0 * * * *")
+def hourly(ctx: Context, payload: Any) -> str:
+    return ctx.step("report", lambda: "reported")
+
+
+class MirroredQueue(MemoryWakeQueue):
+    """Sends each wake-up to SQS (as deployed) and keeps it in memory on the virtual clock."""
+
+    def __init__(self, clock: VirtualClock, sqs: SQSWakeQueue) -> None:
+        super().__init__(clock)
+        self._sqs = sqs
+
+    def send(self, message: WakeUp, delay: timedelta = timedelta(0)) -> None:
+        self._sqs.send(message, delay)
+        super().send(message, delay)
+
+    def send_many(self, messages: Sequence[WakeUp], delay: timedelta = timedelta(0)) -> None:
+        self._sqs.send_many(messages, delay)  # ten to a request, as deployed
+        for message in messages:
+            super().send(message, delay)
+
+
+def http_event(method: str, path: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event."""
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": urlencode(query),
+        "headers": {"content-type": "application/json", "host": "api.example.com"},
+        "requestContext": {
+            "accountId": PSEUDO_PARAMETERS["AWS::AccountId"],
+            "apiId": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "::1"},
+            "requestId": "request",
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 1893456000000,
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if body is not None:
+        event["body"] = json.dumps(body)
+    return event
+
+
+class Stack:
+    """The stack's three functions on one set of moto resources and one virtual clock."""
+
+    def __init__(self, recorder: CallRecorder, settings: Settings, queue_url: str) -> None:
+        self.recorder = recorder
+        self.clock = VirtualClock(START)
+        self.queue = MirroredQueue(
+            self.clock, SQSWakeQueue(queue_url, client=boto3_client("sqs", settings))
+        )
+        blobs = S3BlobStore(settings.bucket_name, client=boto3_client("s3", settings))
+        self.store = DynamoDBRunStore.from_settings(settings)
+        parts: dict[str, Any] = {
+            "store": self.store,
+            "queue": self.queue,
+            "blobs": blobs,
+            "clock": self.clock,
+            "registry": REGISTRY,
+            "codec": ValueCodec(blobs, inline_limit=INLINE_LIMIT),
+        }
+        self.runtime = Runtime.from_parts(**parts, settings=settings)
+        # The next code version's worker, which routes runs pinned to v1 back to v1.
+        self.next_version = Runtime.from_parts(
+            **parts,
+            settings=settings.model_copy(
+                update={"code_version": "v2", "version_routes": {"v1": OLD_WORKER}}
+            ),
+        )
+
+    def api(self, method: str, path: str, body: Any = None, **query: str) -> tuple[int, Any]:
+        with self.recorder.acting_as("api"):
+            response = handle(http_event(method, path, body, query), None, self.runtime.client)
+        text = response.get("body") or "null"
+        is_json = "json" in str(response.get("headers", {}).get("Content-Type", "json"))
+        return response["statusCode"], json.loads(text) if is_json else text
+
+    def trigger(self, task_id: str, payload: Any = None, **options: Any) -> str:
+        status, body = self.api("POST", f"/tasks/{task_id}/runs", {"payload": payload, **options})
+        assert status == 202, body
+        return str(body["run_id"])
+
+    def work(self, for_: timedelta = timedelta(0)) -> None:
+        """Deliver each wake-up as it falls due, moving the clock up to `for_` ahead."""
+        limit = self.clock.now() + for_
+        with self.recorder.acting_as("worker"):
+            while True:
+                message = self.queue.pop_due(self.clock.now())
+                if message is None:
+                    due = self.queue.next_due()
+                    if due is None or due > limit:
+                        return
+                    self.clock.set(due)
+                    continue
+                self.runtime.process_wake_up(message.to_json(), lambda: timedelta(minutes=5))
+
+    def sweep(self) -> int:
+        with self.recorder.acting_as("sweeper"):
+            return self.runtime.sweep()
+
+    def status(self, run_id: str) -> str:
+        code, body = self.api("GET", f"/runs/{run_id}")
+        return str(body["status"]) if code == 200 else str(code)
+
+
+def resources(settings: Settings) -> tuple[str, dict[str, str]]:
+    """Create the table, queues and bucket; the queue URL and physical -> logical names."""
+    queue_url = ensure_resources(settings)
+    dead_letters = queue_url + "-dlq"
+    names = {
+        settings.table_name: "RunsTable",
+        queue_url: "WakeQueue",
+        dead_letters: "WakeDeadLetterQueue",
+        settings.bucket_name: "ValuesBucket",
+    }
+    return queue_url, names
+
+
+def run_workload(stack: Stack) -> None:
+    """Every path each function takes, in the order a deployment would see them."""
+    TOKENS.clear()
+    ATTEMPTS.clear()
+
+    # -- the API starts runs; a v2 worker routes a v1 run back to v1 -----------------------
+    tour_id = stack.trigger("iam-tour", {"key": "tour", "blob": BIG}, idempotency_key="tour-1")
+    assert stack.trigger("iam-tour", {"key": "tour", "blob": BIG}, idempotency_key="tour-1") == (
+        tour_id
+    )
+    stack.trigger("iam-square", 7, delay_seconds=30)
+    doomed_id = stack.trigger("iam-doomed")
+    slow_id = stack.trigger("iam-slow")
+    rejected_id = stack.trigger("iam-review", "rejected")
+    late_id = stack.trigger("iam-review", "late")
+    fan_id = stack.trigger("iam-fan-out", 2)
+    with stack.recorder.acting_as("worker"):
+        routed = stack.next_version.process_wake_up(WakeUp(slow_id, WakeReason.START).to_json())
+    assert routed == "routed"
+
+    # -- the worker runs them up to their waits ----------------------------------------------
+    stack.work(timedelta(hours=3))
+    assert stack.status(doomed_id) == "FAILED"
+    assert stack.status(slow_id) == "TIMED_OUT"
+    assert stack.status(tour_id) == "WAITING"
+
+    # -- the API delivers events and callbacks, cancels, lists and reads ----------------------
+    status, body = stack.api("POST", f"/runs/{tour_id}/events/approval", {"data": {"by": "ops"}})
+    assert status == 202, body
+    status, body = stack.api("POST", f"/callbacks/{TOKENS['rejected']}", {"error": "rejected"})
+    assert status == 202, body
+    status, body = stack.api("POST", f"/runs/{fan_id}/cancel")
+    assert status == 200, body
+    status, page = stack.api("GET", "/runs", limit="2")
+    assert status == 200 and page["next_cursor"], page
+    assert stack.api("GET", "/runs", limit="2", cursor=page["next_cursor"])[0] == 200
+    assert stack.api("GET", "/runs", task_id="iam-square", status="COMPLETED")[0] == 200
+    assert stack.api("GET", "/runs", status="WAITING")[0] == 200
+    assert stack.api("GET", f"/runs/{tour_id}/history")[0] == 200
+    assert stack.api("GET", "/openapi.json")[0] == 200
+    assert stack.api("GET", "/")[0] == 200
+    stack.work(timedelta(minutes=2))
+    status, body = stack.api("POST", f"/callbacks/{TOKENS['tour']}", {"data": {"ok": True}})
+    assert status == 202, body
+    stack.work(timedelta(hours=1))
+    status, body = stack.api("GET", f"/runs/{tour_id}")
+    assert body["status"] == "COMPLETED" and body["result"]["big"] == BIG, body
+    assert stack.status(rejected_id) == "FAILED"
+    assert stack.status(fan_id) == "CANCELLED"
+
+    # -- a late callback into a run the sweeper purges between the event's put and its
+    # re-read: the API takes the event back (DeleteItem) and answers 404 ----------------------
+    assert stack.api("POST", f"/runs/{late_id}/cancel")[0] == 200
+
+    purged: list[int] = []
+
+    def purge_late_run() -> None:
+        with stack.recorder.acting_as("sweeper"):
+            purged.append(stack.store.delete_run(late_id))
+
+    def puts_an_event(params: dict[str, Any]) -> bool:
+        return str(params["Item"]["sk"]["S"]).startswith(_tables.INBOX_PREFIX)
+
+    stack.recorder.after("dynamodb", "PutItem", puts_an_event, purge_late_run)
+    status, body = stack.api("POST", f"/callbacks/{TOKENS['late']}", {"data": "too late"})
+    assert purged, "the API never put the late event"
+    assert status == 404 and body["error"]["code"] == "run_not_found", body
+
+    # -- the sweeper: a lost wake-up, the cron task (twice: the second finds it fired), and
+    # every finished run purged once its retention has passed ------------------------------
+    lost_id = stack.trigger("iam-square", 8)
+    while stack.queue.pop_due(stack.clock.now()) is not None:
+        pass  # the wake-up is lost
+    hour = stack.clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    stack.clock.set(hour)
+    assert stack.sweep() >= 1
+    stack.sweep()
+    stack.work(timedelta(minutes=1))
+    assert stack.status(lost_id) == "COMPLETED"
+    status, page = stack.api("GET", "/runs", task_id="iam-hourly")
+    assert [run["status"] for run in page["runs"]] == ["COMPLETED"], page
+    stack.clock.advance(timedelta(days=3, minutes=30))  # no cron instant falls in the lookback
+    stack.sweep()
+    assert stack.status(tour_id) == "404"
+    assert stack.api("GET", "/runs")[1]["runs"] == []
