@@ -2,7 +2,13 @@
 
 `dumps` turns any JSON-able value (pydantic models, dataclasses, datetimes via pydantic's
 `to_jsonable_python`) into compact JSON text; `loads` gives plain JSON values back, and
-`TypeAdapter`s re-validate them into the annotated types where one is known.
+`revive` re-validates them into the annotated type where one is known (a `TypeAdapter`,
+in pydantic's default lax mode: `"2024-01-01T00:00:00Z"` becomes a datetime for
+`datetime`, a list a tuple for `tuple[int, int]`, a dict a model for a model).
+
+A value that goes through the log comes back as `revive(loads(dumps(value)), annotation)`;
+code that hands a value to user code both when it is fresh and when it is replayed must
+give that same form both times, never the raw value the first time.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from durable.errors import DurableError
 
 
 class SerializationError(DurableError):
-    """A value could not be turned into JSON."""
+    """A value could not be turned into JSON, or back into its annotated type."""
 
 
 def dumps(value: Any) -> str:
@@ -41,12 +47,42 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
-@lru_cache(maxsize=1024)
 def type_adapter(annotation: Any) -> TypeAdapter[Any]:
-    """A cached `TypeAdapter` for an annotation (hashable annotations only)."""
+    """A `TypeAdapter` for an annotation, cached when the annotation is hashable."""
+    try:
+        hash(annotation)
+    except TypeError:  # Annotated[...] with unhashable metadata, say
+        return TypeAdapter(annotation)
+    return _cached_type_adapter(annotation)
+
+
+@lru_cache(maxsize=1024)
+def _cached_type_adapter(annotation: Any) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
+
+
+_PLAIN = (Any, None, type(None), dict, list, str, int, float, bool, object)
 
 
 def is_plain_annotation(annotation: Any) -> bool:
     """True when values of this annotation need no re-validation after a JSON round trip."""
-    return annotation in (Any, None, dict, list, str, int, float, bool, object)
+    return annotation in _PLAIN
+
+
+def is_unchecked_annotation(annotation: Any) -> bool:
+    """True when the annotation accepts anything: nothing to validate (`Any`, `object`).
+
+    A missing annotation is read as `Any`. Every other annotation, `int` and `list[str]`
+    included, is validated by pydantic.
+    """
+    return annotation is Any or annotation is object
+
+
+def revive(value: Any, annotation: Any) -> Any:
+    """The JSON value `value` as the annotated type (plain annotations: as it is).
+
+    Raises pydantic's `ValidationError` when the value does not fit the annotation.
+    """
+    if is_plain_annotation(annotation):
+        return value
+    return type_adapter(annotation).validate_python(value)

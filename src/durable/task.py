@@ -3,29 +3,54 @@
 `@task` registers into `default_registry` unless given another registry (tests make their
 own). The payload type is read from the annotation of the task function's second parameter
 (after `ctx`) and validated with pydantic at trigger time, so a bad payload is refused
-before anything is stored. `@task(cron=..., timezone=...)` also gives the task a schedule
+before anything is stored. Every annotation is validated, plain ones (`int`, `list[str]`,
+`str | None`) as much as models; only a missing annotation, `Any` or `object` accepts
+anything. `@task(cron=..., timezone=...)` also gives the task a schedule
 (see `durable.schedules`); a bad expression or zone, or a payload type that cannot be
 built from nothing, is refused at decoration time. `@step` is sugar: calling a decorated
 function inside a running task is `ctx.step(fn.__name__, fn, ...)`; outside a task it is a
 plain call.
+
+Annotations are resolved when the task is decorated, never silently dropped: a payload or
+result annotation that names something undefined (a model defined after the task, or
+imported only under `if TYPE_CHECKING:`) raises `UnresolvedAnnotationError`, and one that
+pydantic cannot validate raises `AnnotationError`, both naming the task. Only the payload
+and return annotations are resolved, so `ctx: Context` may stay a type-checking-only import.
+A step's return annotation (what its value is decoded into, fresh and replayed) is resolved
+the first time the step is called, so it may name a model defined further down the module;
+one that still cannot be resolved raises the same errors then, before the step runs, rather
+than quietly handing the task a dict where it expects a model.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+import sys
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    ParamSpec,
+    TypeVar,
+    cast,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from pydantic import ValidationError
 
 from durable.engine.retry import DEFAULT_TASK_RETRY, RetryPolicy
-from durable.errors import PayloadValidationError, UnknownTaskError
+from durable.errors import DurableError, PayloadValidationError, UnknownTaskError
 from durable.schedules import CronSchedule
-from durable.serialization import is_plain_annotation, type_adapter
+from durable.serialization import is_unchecked_annotation, type_adapter
 
 if TYPE_CHECKING:
     from durable.context import Context
@@ -34,6 +59,33 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 StepSemantics = Literal["at_least_once", "at_most_once"]
+
+
+class AnnotationError(DurableError, TypeError):
+    """A task's or step's type annotation cannot be used to validate or decode values."""
+
+    def __init__(self, owner: str, what: str, annotation: object, reason: str) -> None:
+        self.owner = owner
+        self.what = what
+        self.annotation = annotation
+        super().__init__(f"{owner}: its {what} {_shown(annotation)} {reason}")
+
+
+class UnresolvedAnnotationError(AnnotationError, NameError):
+    """An annotation names something that is not defined where the function is."""
+
+    def __init__(self, owner: str, what: str, annotation: object, name: str) -> None:
+        subject = "is" if annotation == name else f"names {name!r}, which is"
+        super().__init__(
+            owner,
+            what,
+            annotation,
+            f"{subject} not defined where the function is (define or import it before "
+            "the function is declared; an import under `if TYPE_CHECKING:` does not exist "
+            "at run time)",
+        )
+        self.name = name
+
 
 # The context of the task running in this thread/coroutine; None inside a step's body.
 current_context: ContextVar[Context | None] = ContextVar("durable_current_context", default=None)
@@ -61,8 +113,16 @@ class TaskDefinition:
         return inspect.iscoroutinefunction(self.fn)
 
     def validate_payload(self, payload: Any) -> Any:
-        """The payload as a JSON-able value, validated against the annotation."""
-        if is_plain_annotation(self.payload_annotation):
+        """The payload as a JSON-able value, validated against the annotation.
+
+        Validation is pydantic's default (lax) mode, as for a model's fields: a conversion
+        that loses nothing is made (`"5"` or `5.0` for `int`, an ISO string for `datetime`),
+        anything else is refused (`"notanint"`, `5.5`). Strict mode would refuse `"5"`, but
+        also every `datetime`, which JSON can only carry as a string. The converted value is
+        what is stored, so the task sees `5`, never `"5"`. A missing annotation, `Any` or
+        `object` validates nothing.
+        """
+        if is_unchecked_annotation(self.payload_annotation):
             return payload
         adapter = type_adapter(self.payload_annotation)
         try:
@@ -74,7 +134,7 @@ class TaskDefinition:
 
     def parse_payload(self, payload: Any) -> Any:
         """The payload as the task function expects it (a model instance, say)."""
-        if is_plain_annotation(self.payload_annotation):
+        if is_unchecked_annotation(self.payload_annotation):
             return payload
         return type_adapter(self.payload_annotation).validate_python(payload)
 
@@ -121,15 +181,124 @@ class TaskRegistry:
 default_registry = TaskRegistry()
 
 
-def _annotations(fn: Callable[..., Any]) -> tuple[Any, Any]:
+def resolve_annotations(
+    fn: Callable[..., Any],
+    names: Sequence[str],
+    *,
+    owner: str,
+    localns: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The annotations of `fn` listed in `names` ("return" for its result), evaluated.
+
+    Unannotated names are left out. Only these annotations are evaluated, so another
+    parameter's annotation (`ctx: Context` imported under TYPE_CHECKING) cannot get in the
+    way. A name is looked up in `localns` (the scope that defined `fn`, when known), then
+    in `fn`'s closure, then in its module. `Annotated[...]` metadata is kept for pydantic.
+    Raises UnresolvedAnnotationError (naming `owner` and the name) when one names
+    something undefined, AnnotationError when it cannot be evaluated at all.
+    """
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    raw = getattr(target, "__annotations__", None)
+    if not isinstance(raw, Mapping):
+        return {}  # a builtin, a callable object: nothing declared
+    function = inspect.unwrap(target)
+    globalns = getattr(function, "__globals__", None)
+    if not isinstance(globalns, dict):
+        module = sys.modules.get(getattr(function, "__module__", None) or "")
+        globalns = dict(vars(module)) if module is not None else {}
+    namespace = {**_closure_namespace(function), **(localns or {})}
+    resolved: dict[str, Any] = {}
+    for name in names:
+        if name not in raw:
+            continue
+        annotation = raw[name]
+        what = "return annotation" if name == "return" else f"annotation of {name!r}"
+        # One annotation at a time, on a stand-in holding only it: get_type_hints(fn) would
+        # evaluate every parameter's annotation and fail on any of them.
+        holder = types.SimpleNamespace(__annotations__={name: annotation})
+        try:
+            hints = get_type_hints(holder, globalns, namespace, include_extras=True)
+        except NameError as exc:
+            missing = exc.name or str(exc)
+            raise UnresolvedAnnotationError(owner, what, annotation, missing) from exc
+        except Exception as exc:
+            reason = f"cannot be evaluated ({type(exc).__name__}: {exc})"
+            raise AnnotationError(owner, what, annotation, reason) from exc
+        resolved[name] = hints[name]
+    return resolved
+
+
+def step_return_annotation(fn: Callable[..., Any]) -> Any:
+    """What a step's result is decoded into: its resolved return annotation, else Any.
+
+    `Awaitable[X]` and `Coroutine[..., X]` read as `X` (ctx.step awaits them). Raises
+    UnresolvedAnnotationError or AnnotationError (naming the step function) when the
+    annotation names something undefined or pydantic cannot validate it.
+    """
+    owner = f"step function {_qualified_name(fn)}"
+    annotation = resolve_annotations(fn, ["return"], owner=owner).get("return", Any)
+    while get_origin(annotation) in (collections.abc.Awaitable, collections.abc.Coroutine):
+        annotation = get_args(annotation)[-1] if get_args(annotation) else Any
+    _check_validatable(owner, "return annotation", annotation)
+    return annotation
+
+
+def _annotations(
+    fn: Callable[..., Any], task_id: str, localns: Mapping[str, Any] | None
+) -> tuple[Any, Any]:
     """(payload annotation, return annotation) of a task function; Any when missing."""
-    try:
-        hints = get_type_hints(fn)
-    except Exception:
-        hints = {}
+    owner = f"task {task_id!r} ({_qualified_name(fn)})"
     params = list(inspect.signature(fn).parameters)
-    payload = hints.get(params[1], Any) if len(params) > 1 else Any
-    return payload, hints.get("return", Any)
+    payload_name = params[1] if len(params) > 1 else None
+    names = ["return"] if payload_name is None else [payload_name, "return"]
+    hints = resolve_annotations(fn, names, owner=owner, localns=localns)
+    payload = hints.get(payload_name, Any) if payload_name is not None else Any
+    result = hints.get("return", Any)
+    _check_validatable(owner, f"annotation of {payload_name!r}", payload)
+    _check_validatable(owner, "return annotation", result)
+    return payload, result
+
+
+def _check_validatable(owner: str, what: str, annotation: Any) -> None:
+    """Build (and cache) the TypeAdapter now, so an unsupported type fails here, not later."""
+    if is_unchecked_annotation(annotation):
+        return
+    try:
+        type_adapter(annotation)
+    except Exception as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = f"is not a type pydantic can validate ({first_line})"
+        raise AnnotationError(owner, what, annotation, reason) from exc
+
+
+def _closure_namespace(function: Callable[..., Any]) -> dict[str, Any]:
+    """The variables `function` closes over (a class local to the enclosing function)."""
+    code = getattr(function, "__code__", None)
+    cells = getattr(function, "__closure__", None)
+    if code is None or not cells:
+        return {}
+    namespace: dict[str, Any] = {}
+    for name, cell in zip(code.co_freevars, cells, strict=False):
+        try:
+            namespace[name] = cell.cell_contents
+        except ValueError:  # a cell not assigned yet
+            continue
+    return namespace
+
+
+def _qualified_name(fn: Callable[..., Any]) -> str:
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    module = getattr(target, "__module__", None)
+    name = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}.{name}" if module else name
+
+
+def _shown(annotation: object) -> str:
+    if isinstance(annotation, str):
+        return repr(annotation)
+    if isinstance(annotation, type):
+        return annotation.__qualname__
+    return repr(annotation)
 
 
 def task(
@@ -157,7 +326,10 @@ def task(
         raise ValueError(f"task {id!r}: timezone applies to a cron schedule; give cron too")
 
     def decorate(fn: Callable[..., Any]) -> TaskDefinition:
-        payload_annotation, result_annotation = _annotations(fn)
+        # The scope applying the decorator is the one defining `fn`: its locals resolve an
+        # annotation naming a class local to a function (a test's model, say).
+        defining_scope = sys._getframe(1).f_locals
+        payload_annotation, result_annotation = _annotations(fn, id, defining_scope)
         definition = TaskDefinition(
             id=id,
             fn=fn,

@@ -3,12 +3,15 @@
 delay(attempt) = min(max_delay, min_delay * factor ** (attempt - 1)), then shortened by up
 to `jitter` of itself. The jitter is drawn from a hash of (run, operation, attempt), so it
 is the same on every replay and needs no randomness source; the retry time is recorded in
-the log anyway.
+the log anyway. The power is never computed once it would pass `max_delay` (compared in
+log space), so any attempt number, 10**6 included, gives `max_delay` instead of
+overflowing a float or a timedelta.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -38,8 +41,20 @@ class RetryPolicy:
 
     def base_delay(self, attempt: int) -> timedelta:
         """The delay before attempt `attempt + 1`, without jitter."""
-        seconds = self.min_delay.total_seconds() * self.factor ** (attempt - 1)
-        return min(self.max_delay, timedelta(seconds=seconds))
+        exponent = max(attempt - 1, 0)  # attempts count from 1: never below min_delay
+        low = self.min_delay.total_seconds()
+        high = self.max_delay.total_seconds()
+        if low == 0 or self.factor == 1:
+            return self.min_delay
+        # min_delay * factor**exponent >= max_delay  <=>  exponent * ln(factor) >= ln(high / low):
+        # decided before the power, which overflows a float past ~2**1024 (and a timedelta
+        # far sooner, near attempt 48 with factor 2).
+        if exponent * math.log(self.factor) >= math.log(high / low):
+            return self.max_delay
+        seconds = low * self.factor**exponent
+        if seconds >= high:  # rounding at the boundary
+            return self.max_delay
+        return timedelta(seconds=seconds)
 
     def delay(self, attempt: int, jitter_key: str) -> timedelta:
         """The delay after failed attempt `attempt`, jittered deterministically by `jitter_key`."""
