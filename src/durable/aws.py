@@ -5,7 +5,12 @@
   AWS itself. Every adapter (boto3 and PynamoDB alike) resolves its endpoint here, so
   `durable dev` and the tests reach moto with one setting.
 - `boto3_client(service, settings)` makes a client from a fresh session (boto3's default
-  session is not safe to share between threads while clients are created).
+  session is not safe to share between threads while clients are created), configured
+  for the field: botocore's standard retry mode (exponential backoff with jitter on
+  throttling, 5xx and connection errors, a retry quota against retry storms) with
+  `RETRY_ATTEMPTS` tries in all, and short connect/read timeouts so a stuck connection
+  costs seconds, not the invocation. PynamoDB's models get the same (`storage._tables`).
+  What fails beyond that becomes an `InfrastructureError` in the adapters.
 - `ensure_resources(settings)` creates whatever is missing (the table with its indexes, the
   wake-up queue with its dead-letter queue, the bucket) and returns the queue URL. It is
   idempotent and meant for tests and the local dev server; deployed stacks come from SAM.
@@ -19,6 +24,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
+from botocore.config import Config
 
 from durable.settings import Settings
 
@@ -30,6 +36,21 @@ if TYPE_CHECKING:
 
 # SQS hands a message to the dead-letter queue after this many receives.
 MAX_RECEIVE_COUNT = 5
+# Every AWS client: tries per call in all (botocore's standard mode), and timeouts.
+RETRY_ATTEMPTS = 6
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 10
+# S3 moves values of up to 6 MB: give a read more time.
+S3_READ_TIMEOUT_SECONDS = 30
+
+
+def client_config(service: str) -> Config:
+    """The botocore configuration of every client the runtime makes for `service`."""
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=S3_READ_TIMEOUT_SECONDS if service == "s3" else READ_TIMEOUT_SECONDS,
+    )
 
 
 def endpoint_url(settings: Settings | None, service: str) -> str | None:
@@ -69,6 +90,7 @@ def boto3_client(service: str, settings: Settings) -> Any:
         service,  # type: ignore[call-overload]
         region_name=region_name(settings),
         endpoint_url=endpoint_url(settings, service),
+        config=client_config(service),
     )
 
 

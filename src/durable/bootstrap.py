@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 
 # What `process_wake_up` reports for a body that is not a wake-up message.
 MALFORMED = "malformed"
-# How long one sweep may spend purging expired runs: half the sweeper's 60-s Lambda timeout.
-PURGE_BUDGET = timedelta(seconds=30)
+# How long one sweep may spend re-enqueuing overdue runs, then purging expired runs: the
+# two together stay well inside the sweeper's 60-s Lambda timeout.
+SWEEP_BUDGET = timedelta(seconds=20)
+PURGE_BUDGET = timedelta(seconds=20)
 
 
 class HasRemainingTime(Protocol):
@@ -167,7 +169,7 @@ class Runtime:
         )
         _count(metrics, "schedules_fired", len(fired))
         grace = timedelta(seconds=self.settings.sweep_grace_seconds)
-        sent = sweep(self.store, self.queue, self.clock, grace=grace)
+        sent = sweep(self.store, self.queue, self.clock, grace=grace, budget=SWEEP_BUDGET)
         _count(metrics, "runs_swept", sent)
         purged = purge_expired(self.store, self.clock, budget=PURGE_BUDGET)
         if purged:

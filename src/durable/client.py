@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from durable.batches import child_run_id, report_child_end
+from durable.batches import child_run_id
 from durable.clock import Clock, SystemClock
+from durable.endings import follow_up_end
 from durable.errors import (
     CallbackAlreadyCompletedError,
     ConflictError,
@@ -24,6 +25,7 @@ from durable.errors import (
     TaskFailedError,
 )
 from durable.ids import new_inbox_id, new_run_id
+from durable.names import callback_wait, event_name
 from durable.queues.base import WakeQueue
 from durable.records import (
     Checkpoint,
@@ -241,7 +243,13 @@ class Client:
         return RunHandle(run_id=stored.run_id, status=stored.status, created=created)
 
     def send_event(self, run_id: str, name: str, data: Any = None) -> None:
-        """Deliver event `name` to a run; a `wait_for_event(name)` consumes it (now or later)."""
+        """Deliver event `name` to a run; a `wait_for_event(name)` consumes it (now or later).
+
+        The event is stored, then the run is marked due if it waits for it, then woken: if
+        this call fails half-way (an `InfrastructureError`), the sweeper or a retry of the
+        call finishes the delivery (a retry may store the event a second time).
+        """
+        event_name(name)
         run = self._require(run_id)
         if run.status.is_terminal:
             raise RunFinishedError(run_id, run.status)
@@ -251,6 +259,20 @@ class Client:
         self.store.put_inbox(
             InboxEvent(run_id=run_id, inbox_id=inbox_id, name=name, data=stored, received_at=now)
         )
+        self._wake_waiting(run_id, name, now)
+
+    def _wake_waiting(self, run_id: str, waiting_for: str, now: datetime) -> None:
+        """Mark the run due if it waits for `waiting_for`, then send it a wake-up.
+
+        The mark makes the wake-up one the sweeper sees: a lost message is sent again.
+        """
+        with contextlib.suppress(ConflictError, RunNotFoundError):
+            self.store.update_run(
+                run_id,
+                {"wake_at": now},
+                expect_status=[RunStatus.WAITING],
+                expect_waiting_for=waiting_for,
+            )
         self.queue.send(WakeUp(run_id, WakeReason.EVENT))
 
     def complete_callback(self, token: str, data: Any = None, error: Any = None) -> None:
@@ -276,7 +298,7 @@ class Client:
         event = InboxEvent(
             run_id=run_id,
             inbox_id=f"cb-{key[:32]}",  # one delivery per token, whoever writes it
-            name=f"callback:{token}",
+            name=callback_wait(token),
             data=stored,
             received_at=now,
         )
@@ -284,8 +306,10 @@ class Client:
             self.store.put_inbox(event)
         except ConflictError:
             if retry:
+                # Delivered by an earlier try, which may have died before waking the run.
+                self._wake_waiting(run_id, event.name, now)
                 raise CallbackAlreadyCompletedError("this callback was completed already") from None
-        self.queue.send(WakeUp(run_id, WakeReason.EVENT))
+        self._wake_waiting(run_id, event.name, now)
 
     def cancel(self, run_id: str) -> RunInfoView:
         """Cancel a run that has not ended; a running invocation stops at its next operation."""
@@ -303,7 +327,8 @@ class Client:
                     "finished_at": now,
                     "expires_at": now + self.retention if self.retention is not None else None,
                     "updated_at": now,
-                    "wake_at": None,
+                    # The follow-ups (children, parent, batch) are pending: see durable.endings.
+                    "wake_at": now,
                     "wake_token": None,
                     "waiting_for": None,
                 },
@@ -312,19 +337,7 @@ class Client:
         except ConflictError:
             run = self._require(run_id)
             raise RunFinishedError(run_id, run.status) from None
-        self.cancel_children(run_id)
-        if run.batch_slot is not None:
-            report_child_end(
-                store=self.store,
-                queue=self.queue,
-                client=self,
-                codec=self.codec,
-                run=run,
-                result=None,
-                error=run.error,
-            )
-        elif run.parent_run_id is not None:
-            self.queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))
+        follow_up_end(self, run)
         return self._view(run)
 
     def cancel_children(self, run_id: str) -> None:

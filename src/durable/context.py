@@ -18,7 +18,9 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, NoReturn, Protocol, TypeVar, cast, get_type_hints
+from typing import Any, NoReturn, Protocol, TypeVar, cast
+
+from pydantic import ValidationError
 
 from durable.batches import child_run_id
 from durable.clock import Clock, utc
@@ -38,6 +40,7 @@ from durable.errors import (
 )
 from durable.ids import new_callback_token, random_fraction, random_uuid
 from durable.logs import RunLogger
+from durable.names import batch_wait, callback_wait, child_wait, event_name
 from durable.records import (
     BatchItemResult,
     BatchRecord,
@@ -48,8 +51,8 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
-from durable.serialization import dumps, is_plain_annotation, loads, type_adapter
-from durable.task import StepSemantics, current_context
+from durable.serialization import SerializationError, dumps, loads, revive
+from durable.task import StepSemantics, current_context, step_return_annotation
 from durable.values import ValueCodec
 
 T = TypeVar("T")
@@ -218,10 +221,13 @@ class RunInfo:
 
 @lru_cache(maxsize=4096)
 def _return_annotation(fn: Callable[..., Any]) -> Any:
-    try:
-        return get_type_hints(fn).get("return", Any)
-    except Exception:
-        return Any
+    """What a step's result is decoded into, fresh and replayed alike; Any when unannotated.
+
+    An annotation that names something undefined (or that pydantic cannot validate) raises
+    UnresolvedAnnotationError (AnnotationError) the first time the step is called, before
+    it runs: silently decoding a model as a dict would surface later as a confusing error.
+    """
+    return step_return_annotation(fn)
 
 
 class Context:
@@ -359,11 +365,15 @@ class Context:
             wake_at = self._run_deadline  # wake up in time to time out
         return Suspend(Suspended(status, wake_at, waiting_for, self.run.attempt))
 
-    def _decode(self, stored: str, annotation: Any) -> Any:
-        value = self._codec.decode(stored)
-        if is_plain_annotation(annotation):
-            return value
-        return type_adapter(annotation).validate_python(value)
+    def _decode(self, stored: str, annotation: Any, step: str) -> Any:
+        """A step's value as task code sees it, fresh and replayed alike: the stored JSON
+        (text, or a blob reference) revived into the step's return annotation."""
+        try:
+            return revive(self._codec.decode(stored), annotation)
+        except ValidationError as exc:
+            raise SerializationError(
+                f"the value of step {step!r} does not fit its return annotation: {exc}"
+            ) from exc
 
     # -- steps --------------------------------------------------------------------------
 
@@ -434,7 +444,7 @@ class Context:
             if entry.kind is CheckpointKind.STEP_COMPLETED:
                 assert entry.value is not None
                 plan.replayed = True
-                plan.result = self._decode(entry.value, plan.annotation)
+                plan.result = self._decode(entry.value, plan.annotation, name)
                 if compensate is not None:
                     self._compensations.append((name, compensate, plan.result))
                 return plan
@@ -529,10 +539,11 @@ class Context:
             step_attempt=plan.attempt,
             value=stored,
         )
-        if is_plain_annotation(plan.annotation) and not isinstance(value, dict | list):
-            result = value
-        else:
-            result = self._decode(text, plan.annotation)
+        # Task code gets what every replay will get, never the raw value (a datetime or a
+        # tuple would come back as a string or a list on replay only). Decoded after the
+        # record: a value that does not fit fails the same way on every replay, and the
+        # step's side effect is not repeated.
+        result = self._decode(text, plan.annotation, plan.name)
         if plan.compensate is not None:
             self._compensations.append((plan.name, plan.compensate, result))
         return result
@@ -650,7 +661,11 @@ class Context:
     # -- events -------------------------------------------------------------------------
 
     def wait_for_event(self, name: str, timeout: timedelta | None = None) -> Any:
-        """Suspend until an event `name` is sent to this run; WaitTimeout after `timeout`."""
+        """Suspend until an event `name` is sent to this run; WaitTimeout after `timeout`.
+
+        Names are 1 to 128 printable characters without a colon (InvalidNameError otherwise).
+        """
+        event_name(name)
         position = self._take_position()
         entries = self._entries(position, "wait_for_event", name)
         timeout_at: datetime | None = None
@@ -750,7 +765,8 @@ class Context:
                 assert entry.error is not None
                 raise ChildRunFailedError(
                     loads(entries[0].value or "null"),
-                    entry.name,
+                    # The child's end status (logs written before it was recorded: FAILED).
+                    loads(entry.value) if entry.value is not None else str(RunStatus.FAILED),
                     entry.error.type,
                     entry.error.message,
                 )
@@ -761,14 +777,20 @@ class Context:
             self._record(CheckpointKind.CHILD_STARTED, position, task_id, value=dumps(child_id))
         child = self._environment.get_run(child_id)
         if child is None or not child.status.is_terminal:
-            raise self._suspend_until(RunStatus.WAITING, None, waiting_for=f"child:{child_id}")
+            raise self._suspend_until(RunStatus.WAITING, None, waiting_for=child_wait(child_id))
         if child.status is RunStatus.COMPLETED:
             result = child.result or "null"
             self._record(CheckpointKind.CHILD_COMPLETED, position, task_id, value=result)
             return self._codec.decode(result)
         error = child.error or ErrorInfo(type=str(child.status), message="the child run ended")
-        self._record(CheckpointKind.CHILD_FAILED, position, task_id, error=error)
-        raise ChildRunFailedError(child_id, child.status, error.type, error.message)
+        self._record(
+            CheckpointKind.CHILD_FAILED,
+            position,
+            task_id,
+            value=dumps(str(child.status)),
+            error=error,
+        )
+        raise ChildRunFailedError(child_id, str(child.status), error.type, error.message)
 
     def trigger(self, task_id: str, payload: Any = None) -> str:
         """Start a child run of `task_id` and go on at once (fire and forget); its run id."""
@@ -872,7 +894,7 @@ class Context:
         batch = self._environment.get_batch(self.run.id, attempt, position)
         if batch is None or not batch.decided:
             raise self._suspend_until(
-                RunStatus.WAITING, None, waiting_for=f"batch:{attempt}:{position}"
+                RunStatus.WAITING, None, waiting_for=batch_wait(attempt, position)
             )
         ended = {
             item.index: item
@@ -958,10 +980,11 @@ class Context:
                 raise CallbackFailedError(name, entry.error.message)
             if entry.kind is CheckpointKind.CALLBACK_TIMED_OUT:
                 raise WaitTimeout(name)
-        event = self._next_unconsumed_event(f"callback:{token}")
+        inbox_name = callback_wait(token)
+        event = self._next_unconsumed_event(inbox_name)
         if event is not None:
             outcome = self._codec.decode(event.data)
-            self._consume(f"callback:{token}")
+            self._consume(inbox_name)
             if isinstance(outcome, dict) and "error" in outcome:
                 message = dumps(outcome["error"])
                 self._record(
@@ -977,7 +1000,7 @@ class Context:
         if expires_at is not None and self._clock.now() >= expires_at:
             self._record(CheckpointKind.CALLBACK_TIMED_OUT, position, name)
             raise WaitTimeout(name)
-        raise self._suspend_until(RunStatus.WAITING, expires_at, waiting_for=f"callback:{token}")
+        raise self._suspend_until(RunStatus.WAITING, expires_at, waiting_for=inbox_name)
 
     # -- deterministic values -----------------------------------------------------------
 

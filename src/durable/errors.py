@@ -19,7 +19,9 @@ DurableError                      base of everything raised by the library
 │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
 ├── RunNotFoundError              no run with that id
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
-└── ConflictError                 a conditional write lost: another invocation owns the run
+├── ConflictError                 a conditional write lost: another invocation owns the run
+└── InfrastructureError           DynamoDB, SQS or S3 failed (throttled, 5xx, timed out, a
+                                  transaction conflict) beyond botocore's own retries
 """
 
 from __future__ import annotations
@@ -173,6 +175,16 @@ class UnknownTaskError(InputError):
         super().__init__(f"no task registered with id {task_id!r}")
 
 
+class InvalidNameError(InputError, ValueError):
+    """An event name (or wait name) outside what names may hold.
+
+    Names are 1 to 128 printable characters without a colon (and no space at either end):
+    so no name can reach the engine's own namespaces (`callback:`, `child:`, `batch:`).
+    """
+
+    code = "invalid_event_name"
+
+
 class PayloadValidationError(InputError):
     """The payload does not fit the task's payload annotation."""
 
@@ -213,3 +225,12 @@ class RunFinishedError(DurableError):
 
 class ConflictError(DurableError):
     """A conditional write lost: another invocation owns the run or wrote this slot first."""
+
+
+class InfrastructureError(DurableError):
+    """A call to DynamoDB, SQS or S3 failed after botocore's own retries.
+
+    Never a failure of the task's code: it consumes no attempt. Inside an attempt it
+    unwinds past task code (which cannot catch it), the invocation ends with it, and SQS
+    delivers the wake-up again. Callers of `Client` may simply retry the call.
+    """

@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from durable.clock import Clock
-from durable.queues.base import WakeQueue
+from durable.queues.base import WakeQueue, send_many
 from durable.records import WakeReason, WakeUp
 from durable.storage.base import RunStore
 
@@ -38,13 +38,30 @@ def sweep(
     queue: WakeQueue,
     clock: Clock,
     grace: timedelta = timedelta(seconds=60),
-    limit: int = 1000,
+    limit: int = 10_000,
+    budget: timedelta | None = None,
+    page_size: int = 1000,
 ) -> int:
-    """Send a wake-up for each overdue run; returns how many were sent."""
-    due = store.due_runs(clock.now() - grace, limit=limit)
-    for run in due:
-        queue.send(WakeUp(run.run_id, WakeReason.SWEEP))
-    return len(due)
+    """Send a wake-up for each overdue run; returns how many were sent.
+
+    Pages through the due index, oldest first, until it is exhausted, `limit` runs were
+    sent or `budget` has gone by: runs that stay due (held for a code version, poisoned)
+    never hide the ones behind them. Wake-ups go out ten to a request.
+    """
+    started = clock.now()
+    before = started - grace
+    sent = 0
+    after = None
+    while sent < limit:
+        due = store.due_runs(before, limit=min(page_size, limit - sent), after=after)
+        if not due:
+            break
+        send_many(queue, [WakeUp(run.run_id, WakeReason.SWEEP) for run in due])
+        sent += len(due)
+        after = due[-1]
+        if budget is not None and clock.now() - started >= budget:
+            break
+    return sent
 
 
 def purge_expired(
@@ -67,6 +84,9 @@ def purge_expired(
             break
         if run.finished_at is not None and started - run.finished_at < settle:
             continue
+        if run.wake_at is not None:
+            continue  # the follow-ups of its end are pending (durable.endings): not yet
+
         if store.delete_run(run.run_id) > 0:
             purged += 1
     return purged

@@ -6,12 +6,21 @@ in order, and fires each cron task at its scheduled instants (as the sweeper wou
 time); `run_until_complete` skips from wake-up to wake-up until the run ends or waits on
 an outside event. A simulated crash (any BaseException that is not a suspension, raised
 from a step) kills only that invocation: its message comes back once the lease expires, as
-SQS would redeliver it after the visibility timeout.
+SQS would redeliver it after the visibility timeout. An invocation that ends with an
+infrastructure error (DynamoDB, SQS or S3 failing) has its message come back after
+`redelivery`, as SQS does with a record the batch reported failed.
+
+With `faults=Faults(...)` (see `durable.faults`) every AWS call the runtime makes may be
+throttled, fail, time out or crash the process, as planned: the client operations of the
+environment (`trigger`, `send_event`, ...) meet them like any API caller and may raise
+`InfrastructureError` or `SimulatedCrash` (retry them); its reads (`get`, `list`,
+`history`) and the clock are left alone.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -21,6 +30,9 @@ from durable.blobs.base import BlobStore
 from durable.blobs.memory import MemoryBlobStore
 from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
 from durable.clock import VirtualClock
+from durable.errors import InfrastructureError
+from durable.faults import Faults, FaultyAdapter, SimulatedCrash, injected_into_botocore
+from durable.queues.base import WakeQueue
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunStatus, WakeReason, WakeUp
 from durable.schedules import DEFAULT_LOOKBACK
@@ -31,10 +43,84 @@ from durable.values import DEFAULT_INLINE_LIMIT, ValueCodec
 from durable.worker import Handled, Worker, WorkerConfig
 
 Backend = Literal["memory", "moto"]
+__all__ = ["Backend", "Faults", "MotoBackend", "SimulatedCrash", "TestEnvironment"]
+
+# The store's methods that stand for DynamoDB calls (faults on the memory backend).
+_STORE_OPERATIONS = {
+    "create_run",
+    "get_run",
+    "acquire_lease",
+    "update_run",
+    "append_checkpoint",
+    "load_history",
+    "put_inbox",
+    "list_inbox",
+    "list_runs",
+    "due_runs",
+    "expired_runs",
+    "delete_run",
+    "put_callback",
+    "claim_callback",
+    "callback_outcome",
+    "create_batch",
+    "get_batch",
+    "record_batch_result",
+    "list_batch_results",
+}
 
 
-class SimulatedCrash(BaseException):
-    """Raise from a step to kill the invocation, as a power cut or `os._exit` would."""
+class MotoBackend:
+    """moto started once, with the runtime's table, queue and bucket, for many environments.
+
+    Starting moto and creating the resources is most of what a moto environment costs; a
+    test module that makes many (a crash at every call, say) shares one:
+
+        with MotoBackend() as moto:
+            for crash in points:
+                with TestEnvironment(backend="moto", moto=moto) as env:  # empty table
+                    ...
+    """
+
+    def __init__(self) -> None:
+        from durable.settings import Settings
+
+        self.settings = Settings(endpoint_url=None)
+        self._mock: Any = None
+        self._blobs: BlobStore | None = None
+
+    def __enter__(self) -> MotoBackend:
+        import os
+
+        from moto import mock_aws
+
+        from durable.aws import ensure_resources
+        from durable.blobs.s3 import S3BlobStore
+
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            os.environ.setdefault(name, value)
+        self._mock = mock_aws()
+        self._mock.start()
+        ensure_resources(self.settings)
+        self._blobs = S3BlobStore(self.settings.bucket_name)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+    def fresh(self) -> tuple[RunStore, BlobStore]:
+        """A store on the emptied table, and the blob store (keys are never reused)."""
+        from durable.storage.dynamodb import DynamoDBRunStore
+
+        assert self._blobs is not None, "use MotoBackend as a context manager"
+        store = DynamoDBRunStore(self.settings.table_name, region=self.settings.region)
+        store.clear()
+        return store, self._blobs
 
 
 class TestEnvironment:
@@ -54,6 +140,9 @@ class TestEnvironment:
         retention: timedelta | None = None,
         schedules: bool = True,
         schedule_lookback: timedelta = DEFAULT_LOOKBACK,
+        faults: Faults | None = None,
+        redelivery: timedelta = timedelta(seconds=30),
+        moto: MotoBackend | None = None,
     ) -> None:
         if backend not in ("memory", "moto"):
             raise ValueError(f"backend must be 'memory' or 'moto', not {backend!r}")
@@ -68,9 +157,14 @@ class TestEnvironment:
         self._retention = retention  # finished runs are kept forever unless given
         self._schedules = schedules  # False: `advance` fires no cron task by itself
         self.schedule_lookback = schedule_lookback
-        self._moto: Any = None
+        self._moto: MotoBackend | None = None
+        self._shared_moto = moto
+        self.faults = faults
+        self._redelivery = redelivery
+        self._injection: Any = None
         self.invocations = 0
         self.crashes = 0
+        self.infrastructure_errors = 0  # invocations that ended with one (then redelivered)
         self.handled: list[tuple[WakeUp, Handled]] = []
         self.store: RunStore
         self.blobs: BlobStore
@@ -83,11 +177,25 @@ class TestEnvironment:
             self.blobs = MemoryBlobStore()
         else:
             self.store, self.blobs = self._start_moto()
-        codec = ValueCodec(self.blobs, inline_limit=self._inline_limit)
+        store, queue, blobs = self.store, self._runtime_queue(), self.blobs
+        if self.faults is not None:
+            # The queue stands in for SQS on both backends (delivery needs the virtual
+            # clock): its sends meet the faults as SQS calls would.
+            queue = FaultyAdapter(queue, "sqs", self.faults, {"send", "send_many"})
+            if self.backend == "moto":
+                self._injection = injected_into_botocore(self.faults)
+                self._injection.__enter__()
+            else:
+                store = FaultyAdapter(store, "dynamodb", self.faults, _STORE_OPERATIONS)
+                blobs = FaultyAdapter(blobs, "s3", self.faults, {"put", "get"})
+        # What the runtime (worker, client, sweeper) talks to; faults apply there.
+        self.runtime_store: RunStore = store
+        self.runtime_queue: WakeQueue = queue
+        codec = ValueCodec(blobs, inline_limit=self._inline_limit)
         self.codec = codec
         self.client = Client(
-            store=self.store,
-            queue=self.queue,
+            store=store,
+            queue=queue,
             codec=codec,
             clock=self.clock,
             registry=self.registry,
@@ -95,8 +203,8 @@ class TestEnvironment:
             retention=self._retention,
         )
         self.worker = Worker(
-            store=self.store,
-            queue=self.queue,
+            store=store,
+            queue=queue,
             codec=codec,
             clock=self.clock,
             registry=self.registry,
@@ -112,32 +220,19 @@ class TestEnvironment:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._injection is not None:
+            self._injection.__exit__(None, None, None)
+            self._injection = None
         if self._moto is not None:
-            self._moto.stop()
+            self._moto.__exit__(None, None, None)
             self._moto = None
 
     def _start_moto(self) -> tuple[RunStore, BlobStore]:
-        import os
-
-        from moto import mock_aws
-
-        from durable.aws import ensure_resources
-        from durable.blobs.s3 import S3BlobStore
-        from durable.settings import Settings
-        from durable.storage.dynamodb import DynamoDBRunStore
-
-        for name, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            os.environ.setdefault(name, value)
-        self._moto = mock_aws()
-        self._moto.start()
-        settings = Settings(endpoint_url=None)
-        ensure_resources(settings)
-        store = DynamoDBRunStore(settings.table_name, region=settings.region)
-        return store, S3BlobStore(settings.bucket_name)
+        if self._shared_moto is not None:
+            return self._shared_moto.fresh()
+        self._moto = MotoBackend()
+        self._moto.__enter__()
+        return self._moto.fresh()
 
     # -- the client's operations ---------------------------------------------------------
 
@@ -151,7 +246,15 @@ class TestEnvironment:
         return self.client.trigger(task_id, payload, idempotency_key=idempotency_key, delay=delay)
 
     def get(self, run_id: str) -> RunInfoView:
-        return self.client.get(run_id)
+        with self._reading():
+            return self.client.get(run_id)
+
+    def _reading(self) -> Any:
+        """Reads the test makes to look at results: no fault is injected into them."""
+        return self.faults.paused() if self.faults is not None else contextlib.nullcontext()
+
+    def _runtime_queue(self) -> WakeQueue:
+        return self.queue
 
     def list(
         self,
@@ -160,10 +263,12 @@ class TestEnvironment:
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunList:
-        return self.client.list(task_id=task_id, status=status, limit=limit, cursor=cursor)
+        with self._reading():
+            return self.client.list(task_id=task_id, status=status, limit=limit, cursor=cursor)
 
     def history(self, run_id: str) -> builtins.list[HistoryEntry]:
-        return self.client.history(run_id)
+        with self._reading():
+            return self.client.history(run_id)
 
     def send_event(self, run_id: str, name: str, data: Any = None) -> None:
         self.client.send_event(run_id, name, data)
@@ -189,6 +294,11 @@ class TestEnvironment:
             # which is after the lease of the dead invocation has run out.
             self.crashes += 1
             self.queue.send(message, min(self._lease + timedelta(seconds=1), self.queue.max_delay))
+            return Handled.ABANDONED
+        except InfrastructureError:
+            # The batch reports the record failed: SQS delivers it again after a while.
+            self.infrastructure_errors += 1
+            self.queue.send(message, min(self._redelivery, self.queue.max_delay))
             return Handled.ABANDONED
         self.handled.append((message, handled))
         return handled
@@ -281,7 +391,7 @@ class TestEnvironment:
         from durable.sweeper import sweep
 
         self.fire_schedules()
-        sent = sweep(self.store, self.queue, self.clock, grace=timedelta(0))
+        sent = sweep(self.runtime_store, self.runtime_queue, self.clock, grace=timedelta(0))
         self.purge()
         return sent
 
@@ -289,7 +399,7 @@ class TestEnvironment:
         """Delete the finished runs whose retention has passed; returns how many."""
         from durable.sweeper import purge_expired
 
-        return purge_expired(self.store, self.clock)
+        return purge_expired(self.runtime_store, self.clock)
 
     def send_raw(self, run_id: str, reason: WakeReason, token: str | None = None) -> None:
         """Put a wake-up on the queue by hand (duplicate and late message tests)."""

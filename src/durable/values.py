@@ -34,6 +34,14 @@ class ValueCodec:
         self._inline_limit = inline_limit
         self._max_size = max_size
 
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
+
+    def over(self, blobs: BlobStore) -> ValueCodec:
+        """The same codec on another blob store (a wrapper of this one's, say)."""
+        return ValueCodec(blobs, inline_limit=self._inline_limit, max_size=self._max_size)
+
     def encode(self, value: Any, key_hint: str) -> str:
         """The stored form of `value`; `key_hint` names the blob (run id and slot)."""
         return self.encode_text(dumps(value), key_hint)

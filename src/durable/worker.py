@@ -10,27 +10,61 @@ Rules, each making a duplicate, late or lost message harmless:
   its lease expires and the sweeper re-enqueues the run.
 - Each checkpoint is a conditional put at the next log slot; losing it abandons the
   invocation without writing anything else.
-- The run record is written, then the next wake-up is sent: if the process dies between
-  the two, the run's `wake_at` is overdue and the sweeper sends it again.
+- Infrastructure errors (DynamoDB, SQS, S3 failing beyond botocore's retries) are never a
+  failure of the task: inside an attempt they unwind past task code as
+  `InfrastructureInterrupt`, the invocation gives its lease back and ends with the error,
+  and SQS delivers the message again. No attempt is spent.
+
+No wake-up can be lost. The rule: every run that waits either has a `wake_at` the sweeper
+sees (sleeps, retries, timeouts, a running invocation's lease), or its wake-up is written
+in the same DynamoDB write as the change that causes it, or by the one who makes it:
+- the run record is written, then the next wake-up is sent: if the process dies between
+  the two, the run's `wake_at` is overdue and the sweeper sends it again;
+- a run that ends writes its end and, in that same write, a `wake_at` that keeps it in the
+  sweeper's index until the follow-ups of its end are done: its parent's wake-up, its
+  batch report, the cancellation of its children (`durable.endings`);
+- an event or a callback completion is put in the inbox, then the run, if it waits for it,
+  is marked due (`wake_at` now), then woken: a crash after the put is recovered by the
+  sweeper, or by the caller retrying the call that failed;
+- a wake-up that arrives while the run is busy is dropped, but the busy invocation, once it
+  has persisted its wait, looks again at what it waits for (child, batch, inbox) and wakes
+  itself if that happened meanwhile; if it dies before, its own message comes back, and a
+  message for a waiting run whose wait is over is never dropped as stale.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from durable.batches import report_child_end, start_batch
+from durable.batches import start_batch
+from durable.blobs.base import BlobStore
 from durable.client import Client
 from durable.clock import Clock
+from durable.endings import follow_up_end, has_follow_ups
 from durable.engine.executor import execute_attempt
-from durable.engine.outcomes import Abandoned, AnyOutcome, Completed, Failed, HandedOver, Suspended
-from durable.errors import ConflictError, RunFinishedError, RunNotFoundError, UnknownTaskError
+from durable.engine.outcomes import (
+    Abandoned,
+    AnyOutcome,
+    Completed,
+    Failed,
+    InfrastructureInterrupt,
+    Suspended,
+)
+from durable.errors import (
+    ConflictError,
+    InfrastructureError,
+    RunFinishedError,
+    RunNotFoundError,
+    UnknownTaskError,
+)
 from durable.ids import new_owner_id
 from durable.logs import library_logger
 from durable.queues.base import WakeQueue
@@ -50,6 +84,8 @@ from durable.task import TaskRegistry
 from durable.values import ValueCodec
 
 ACTIVE = (RunStatus.RUNNING,)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Handled(StrEnum):
@@ -65,6 +101,7 @@ class Handled(StrEnum):
     ABANDONED = "abandoned"
     ROUTED = "routed"  # handed to the code version the run is pinned to
     VERSION_MISMATCH = "version_mismatch"  # pinned to a version nobody here runs: held
+    FOLLOWED_UP = "followed_up"  # a finished run's pending follow-ups were carried out
 
 
 class VersionRouter(Protocol):
@@ -88,14 +125,49 @@ class WorkerConfig:
     # timeout, memory) before the run is stopped instead of looping forever.
     max_crash_streak: int = 5
     retention: timedelta | None = None  # how long a finished run is kept; None: forever
+    # A run held for a code version nobody here runs is looked at again this often (its
+    # wake_at moves on, so held runs never crowd the head of the sweeper's due index).
+    version_recheck: timedelta = timedelta(minutes=5)
 
     def expires_at(self, finished_at: datetime) -> datetime | None:
         """When a run that finished at `finished_at` is purged; None keeps it forever."""
         return None if self.retention is None else finished_at + self.retention
 
 
+def _interrupting(method: Callable[P, R]) -> Callable[P, R]:
+    """Turn an `InfrastructureError` into `InfrastructureInterrupt`, which task code cannot
+    catch (see `durable.engine.outcomes`)."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except InfrastructureError as exc:
+            raise InfrastructureInterrupt(exc) from exc
+
+    return guarded
+
+
+class _InterruptingBlobs:
+    """The blob store as an attempt sees it: failures interrupt the attempt."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+
+    @_interrupting
+    def put(self, key: str, data: bytes) -> None:
+        self._blobs.put(key, data)
+
+    @_interrupting
+    def get(self, key: str) -> bytes:
+        return self._blobs.get(key)
+
+
 class _RunEnvironment:
-    """The attempt's window on storage: checkpoint writes, cancellation, inbox."""
+    """The attempt's window on storage: checkpoint writes, cancellation, inbox.
+
+    Every method that reaches AWS raises `InfrastructureInterrupt` when AWS fails.
+    """
 
     def __init__(
         self,
@@ -118,10 +190,12 @@ class _RunEnvironment:
         self.appended = 0
         self.logged = 0  # checkpoints in the log when the invocation loaded it
 
+    @_interrupting
     def append(self, checkpoint: Checkpoint) -> None:
         self._store.append_checkpoint(self._run_id, checkpoint)
         self.appended += 1
 
+    @_interrupting
     def cancelled(self) -> bool:
         if self._cancelled:
             return True
@@ -132,6 +206,7 @@ class _RunEnvironment:
             self._cancelled = run is None or run.status is RunStatus.CANCELLED
         return self._cancelled
 
+    @_interrupting
     def start_child(
         self, task_id: str, payload: Any, idempotency_key: str, parent_run_id: str
     ) -> str:
@@ -140,28 +215,35 @@ class _RunEnvironment:
         )
         return handle.run_id
 
+    @_interrupting
     def get_run(self, run_id: str) -> RunRecord | None:
         return self._store.get_run(run_id)
 
+    @_interrupting
     def create_callback(
         self, token: str, run_id: str, name: str, expires_at: datetime | None
     ) -> None:
         self._store.put_callback(token, run_id, name, expires_at)
 
+    @_interrupting
     def start_batch(self, batch: BatchRecord) -> None:
         start_batch(self._client, self._client.codec, self._store, batch)
 
+    @_interrupting
     def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
         return self._store.get_batch(run_id, task_attempt, position)
 
+    @_interrupting
     def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
         return self._store.list_batch_results(run_id, task_attempt, position)
 
+    @_interrupting
     def cancel_runs(self, run_ids: list[str]) -> None:
         for run_id in run_ids:
             with contextlib.suppress(RunFinishedError, RunNotFoundError):
                 self._client.cancel(run_id)
 
+    @_interrupting
     def extend_lease(self, until: datetime | None) -> None:
         expires = until or self._lease_expires
         self._store.update_run(
@@ -171,6 +253,7 @@ class _RunEnvironment:
             expect_status=ACTIVE,
         )
 
+    @_interrupting
     def inbox(self) -> list[InboxEvent]:
         if self._inbox is None:
             self._inbox = self._store.list_inbox(self._run_id)
@@ -198,6 +281,8 @@ class Worker:
         self.clock = clock
         self.registry = registry
         self.config = config or WorkerConfig()
+        # What attempts decode and encode values with: an S3 failure interrupts the attempt.
+        self.attempt_codec = codec.over(_InterruptingBlobs(codec.blobs))
         # Child runs are started the way callers start runs: validated, idempotent.
         self.client = Client(
             store=store,
@@ -209,21 +294,29 @@ class Worker:
         )
 
     def handle(self, message: WakeUp, time_left: Callable[[], timedelta] | None = None) -> Handled:
-        """Process one wake-up; returns what was done. Raises only on infrastructure errors."""
+        """Process one wake-up; returns what was done.
+
+        Raises only on infrastructure errors (`InfrastructureError`), after giving back the
+        lease: the message should then be delivered again.
+        """
         run = self.store.get_run(message.run_id)
         if run is None:
             return Handled.UNKNOWN_RUN
-        if run.status.is_terminal:
-            return Handled.FINISHED
-        if message.reason is WakeReason.TIMER and message.token != run.wake_token:
-            return Handled.STALE
         now = self.clock.now()
+        if run.status.is_terminal:
+            if run.wake_at is not None and run.wake_at <= now:
+                follow_up_end(self.client, run)  # a crash cut them short: finish them
+                return Handled.FOLLOWED_UP
+            return Handled.FINISHED
         waiting = run.status in (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
-        if waiting and run.wake_at is not None and now < run.wake_at:
+        if message.reason is WakeReason.TIMER and message.token != run.wake_token:
+            if not self._wait_is_over(run):
+                return Handled.STALE
+        elif waiting and run.wake_at is not None and now < run.wake_at:
             if message.reason is WakeReason.TIMER:
                 self._send_timer(run.run_id, run.wake_at, message.token)
                 return Handled.REHOPPED
-            if message.reason is WakeReason.SWEEP:
+            if message.reason is WakeReason.SWEEP and not self._wait_is_over(run):
                 return Handled.NOT_DUE
         if run.code_version != self.config.code_version:
             return self._pinned_elsewhere(run, message)
@@ -232,20 +325,50 @@ class Worker:
             run = self.store.acquire_lease(run.run_id, owner, now, now + self.config.lease)
         except ConflictError:
             return Handled.BUSY
-        return self._execute(run, owner, time_left)
+        try:
+            return self._execute(run, owner, time_left)
+        except InfrastructureInterrupt as interrupt:
+            self._give_back(run, owner)
+            raise interrupt.error from None
+        except Exception:
+            self._give_back(run, owner)
+            raise
+
+    def _give_back(self, run: RunRecord, owner: str) -> None:
+        """Release the lease of an invocation that ends in an error, so that the message
+        SQS delivers again finds the run free instead of busy until the lease runs out.
+
+        Best effort: if this write fails too, the lease expires and the sweeper goes on.
+        """
+        with contextlib.suppress(Exception):
+            self.store.update_run(
+                run.run_id,
+                {"lease_owner": None, "lease_expires": None, "wake_at": self.clock.now()},
+                expect_owner=owner,
+                expect_status=ACTIVE,
+            )
+
+    def _wait_is_over(self, run: RunRecord) -> bool:
+        """Whether what a WAITING run waits for has happened (a message that would be
+        dropped as stale or early must then run it: its own wake-up may have been lost)."""
+        if run.status is not RunStatus.WAITING or run.waiting_for is None:
+            return False
+        return self._wait_satisfied(run.run_id, run.waiting_for, seen=None)
 
     def _pinned_elsewhere(self, run: RunRecord, message: WakeUp) -> Handled:
         """A run started by another code version is never replayed with this code.
 
         It goes to the deployment of its own version when the router knows one; otherwise
         it is held, visibly: `waiting_for` names the version it needs and its error names
-        both. Its wake-ups keep coming (the sweeper's too), so it resumes by itself once
-        that version is deployed again or routed.
+        both. Its wake-ups keep coming (the sweeper's, every `version_recheck`), so it
+        resumes by itself once that version is deployed again or routed; its `wake_at`
+        moves on each time, so held runs never crowd the sweeper's due index.
         """
         if self.router is not None and self.router.route(run.code_version, message):
             return Handled.ROUTED
         needed = f"code-version:{run.code_version}"
-        if run.waiting_for != needed:
+        now = self.clock.now()
+        if run.waiting_for != needed or run.wake_at is None or run.wake_at <= now:
             error = ErrorInfo(
                 type="VersionMismatch",
                 message=f"run {run.run_id} is pinned to code version {run.code_version!r}; "
@@ -256,7 +379,12 @@ class Worker:
             with contextlib.suppress(ConflictError):
                 self.store.update_run(
                     run.run_id,
-                    {"waiting_for": needed, "error": error, "updated_at": self.clock.now()},
+                    {
+                        "waiting_for": needed,
+                        "error": error,
+                        "updated_at": now,
+                        "wake_at": now + self.config.version_recheck,
+                    },
                     expect_status=[run.status],
                 )
         return Handled.VERSION_MISMATCH
@@ -313,7 +441,7 @@ class Worker:
                 history,
                 environment=environment,
                 clock=self.clock,
-                codec=self.codec,
+                codec=self.attempt_codec,
                 deadline=deadline,
             )
         library_logger().debug(
@@ -335,48 +463,22 @@ class Worker:
             "crash_streak": 0,
             "checkpoints": environment.logged + environment.appended,
         }
+        if isinstance(outcome, Abandoned):
+            return Handled.ABANDONED
         try:
-            if isinstance(outcome, Abandoned):
-                return Handled.ABANDONED
-            if isinstance(outcome, Completed | Failed) and run.batch_slot is not None:
-                # Before the run is marked ended: a crash in between repeats this report
-                # (idempotent) when the message comes back, instead of losing it.
-                report_child_end(
-                    store=self.store,
-                    queue=self.queue,
-                    client=self.client,
-                    codec=self.codec,
-                    run=run,
-                    result=outcome.result if isinstance(outcome, Completed) else None,
-                    error=outcome.error if isinstance(outcome, Failed) else None,
-                )
-            if isinstance(outcome, Completed):
-                self.store.update_run(
+            if isinstance(outcome, Completed | Failed):
+                status = outcome.status if isinstance(outcome, Failed) else RunStatus.COMPLETED
+                ended = self.store.update_run(
                     run.run_id,
                     {
                         **base,
-                        "status": RunStatus.COMPLETED,
-                        "result": outcome.result,
-                        "error": None,
+                        "status": status,
+                        "result": outcome.result if isinstance(outcome, Completed) else None,
+                        "error": outcome.error if isinstance(outcome, Failed) else None,
                         "finished_at": now,
                         "expires_at": self.config.expires_at(now),
-                        "wake_at": None,
-                        "wake_token": None,
-                        "waiting_for": None,
-                    },
-                    expect_owner=owner,
-                    expect_status=ACTIVE,
-                )
-            elif isinstance(outcome, Failed):
-                self.store.update_run(
-                    run.run_id,
-                    {
-                        **base,
-                        "status": outcome.status,
-                        "error": outcome.error,
-                        "finished_at": now,
-                        "expires_at": self.config.expires_at(now),
-                        "wake_at": None,
+                        # Pending follow-ups keep the run in the sweeper's index (the outbox).
+                        "wake_at": now if has_follow_ups(run, status) else None,
                         "wake_token": None,
                         "waiting_for": None,
                     },
@@ -399,27 +501,28 @@ class Worker:
                     expect_owner=owner,
                     expect_status=ACTIVE,
                 )
-                if outcome.wake_at is not None:
-                    self._send_timer(run.run_id, outcome.wake_at, token)
-                if outcome.waiting_for is not None:
-                    self._recheck_wait(run.run_id, outcome.waiting_for, environment)
-            elif isinstance(outcome, HandedOver):
+            else:
                 self.store.update_run(
                     run.run_id,
                     {**base, "status": RunStatus.QUEUED, "wake_at": now, "wake_token": None},
                     expect_owner=owner,
                     expect_status=ACTIVE,
                 )
-                self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
         except ConflictError:
             # The run was cancelled (or taken over) while this invocation ran.
             return Handled.ABANDONED
-        ended = isinstance(outcome, Completed | Failed)
-        if isinstance(outcome, Failed):
-            # A run that ends without a result takes its still-running children with it.
-            self.client.cancel_children(run.run_id)
-        if ended and run.parent_run_id is not None and run.batch_slot is None:
-            self.queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))
+        # The lease is given back: what follows is safe to repeat, and what is lost if the
+        # process dies here is recovered by the sweeper (the run's wake_at is set).
+        if isinstance(outcome, Completed | Failed):
+            if ended.wake_at is not None:
+                follow_up_end(self.client, ended)
+        elif isinstance(outcome, Suspended):
+            if outcome.wake_at is not None:
+                self._send_timer(run.run_id, outcome.wake_at, token)
+            if outcome.waiting_for is not None:
+                self._recheck_wait(run.run_id, outcome.waiting_for, environment)
+        else:
+            self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
         return Handled.EXECUTED
 
     def _send_timer(self, run_id: str, wake_at: datetime, token: str | None) -> None:
@@ -427,28 +530,42 @@ class Worker:
         self.queue.send(WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay))
 
     def _recheck_wait(self, run_id: str, waiting_for: str, environment: _RunEnvironment) -> None:
-        """What the run waits for may have happened while this invocation held the lease."""
-        if waiting_for.startswith("batch:"):
-            attempt, position = (int(part) for part in waiting_for.split(":")[1:])
-            batch = self.store.get_batch(run_id, attempt, position)
-            if batch is None or batch.decided:
-                self.queue.send(WakeUp(run_id, WakeReason.CHILD))
-            return
-        if waiting_for.startswith("child:"):
-            child = self.store.get_run(waiting_for.removeprefix("child:"))
-            if child is None or child.status.is_terminal:
-                self.queue.send(WakeUp(run_id, WakeReason.CHILD))
-            return
-        self._recheck_inbox(run_id, waiting_for, environment)
+        """What the run waits for may have happened while this invocation held the lease.
 
-    def _recheck_inbox(self, run_id: str, name: str, environment: _RunEnvironment) -> None:
-        """An event may have landed after the attempt read the inbox: wake the run for it.
-
-        The sender writes the inbox then sends a wake-up; that wake-up may have been dropped
-        as BUSY while this invocation held the lease. Reading the inbox again after the run
-        is marked WAITING closes the window.
+        Its sender's wake-up may have been dropped as BUSY meanwhile. Looking again after
+        the run is marked WAITING closes the window: anything that happens later finds the
+        run waiting and wakes it.
         """
-        seen = sum(1 for event in environment.inbox() if event.name == name)
+        try:
+            seen = environment.inbox()
+        except InfrastructureInterrupt as interrupt:
+            raise interrupt.error from None
+        if self._wait_satisfied(run_id, waiting_for, seen):
+            self.queue.send(WakeUp(run_id, WakeReason.CHILD))
+
+    def _wait_satisfied(self, run_id: str, waiting_for: str, seen: list[InboxEvent] | None) -> bool:
+        """Whether what `waiting_for` names has happened.
+
+        Waits are told apart by prefix: `batch:ATTEMPT:POSITION`, `child:RUN_ID`,
+        `callback:TOKEN_HASH`, `code-version:V` (nothing to look at); an event name never
+        holds a colon (see `durable.names`). For an inbox wait, `seen` is the inbox the attempt
+        read: an event that arrived since counts; without it, any event of that name does.
+        """
+        kind, _, detail = waiting_for.partition(":")
+        if not detail:
+            name = waiting_for  # an event
+        elif kind == "batch":
+            attempt, _, position = detail.partition(":")
+            batch = self.store.get_batch(run_id, int(attempt), int(position))
+            return batch is None or batch.decided
+        elif kind == "child":
+            child = self.store.get_run(detail)
+            return child is None or child.status.is_terminal
+        elif kind == "callback":
+            name = waiting_for
+        else:
+            return False
         arrived = sum(1 for event in self.store.list_inbox(run_id) if event.name == name)
-        if arrived > seen:
-            self.queue.send(WakeUp(run_id, WakeReason.EVENT))
+        if seen is None:
+            return arrived > 0
+        return arrived > sum(1 for event in seen if event.name == name)

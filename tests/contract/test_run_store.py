@@ -23,6 +23,7 @@ from durable.records import (
 from durable.storage.base import RunStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
 LIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.RETRYING)
 
 
@@ -449,19 +450,35 @@ def test_list_runs_many_pages(store: RunStore) -> None:
 # -- due runs ----------------------------------------------------------------------------
 
 
-def test_due_runs_lists_live_runs_whose_wake_up_is_due(store: RunStore) -> None:
+def test_due_runs_lists_runs_whose_wake_up_is_due(store: RunStore) -> None:
     store.create_run(make_run(1, status=RunStatus.WAITING, wake_at=T0 + timedelta(minutes=5)))
     store.create_run(make_run(2, status=RunStatus.RETRYING, wake_at=T0 + timedelta(minutes=1)))
     store.create_run(make_run(3, status=RunStatus.WAITING, wake_at=T0 + timedelta(hours=1)))
     store.create_run(make_run(4, status=RunStatus.WAITING))  # waits for an event, no timeout
-    store.create_run(make_run(5, status=RunStatus.COMPLETED, wake_at=T0))  # finished
+    store.create_run(make_run(5, status=RunStatus.COMPLETED))  # finished, nothing pending
     store.create_run(make_run(6, status=RunStatus.QUEUED, wake_at=T0 + timedelta(minutes=10)))
+    # finished, the follow-ups of its end (its parent's wake-up...) pending: an outbox
+    store.create_run(make_run(7, status=RunStatus.FAILED, wake_at=T0 + timedelta(minutes=2)))
 
     due = store.due_runs(T0 + timedelta(minutes=10))
 
-    assert ids(due) == [2, 1, 6]  # by wake_at, the bound included
-    assert ids(store.due_runs(T0 + timedelta(minutes=10), limit=2)) == [2, 1]
+    assert ids(due) == [2, 7, 1, 6]  # by wake_at, the bound included
+    assert ids(store.due_runs(T0 + timedelta(minutes=10), limit=2)) == [2, 7]
     assert store.due_runs(T0) == []
+
+
+def test_due_runs_pages_after_the_last_run_of_a_page(store: RunStore) -> None:
+    for n in range(1, 8):  # two runs share each wake_at: the run id breaks the tie
+        store.create_run(make_run(n, status=RunStatus.WAITING, wake_at=T0 + (n // 2) * MINUTE))
+    before = T0 + timedelta(hours=1)
+
+    pages: list[list[int]] = []
+    after = None
+    while page := store.due_runs(before, limit=3, after=after):
+        pages.append(ids(page))
+        after = page[-1]
+
+    assert pages == [[1, 2, 3], [4, 5, 6], [7]]
 
 
 def test_due_runs_follow_leases_and_updates(store: RunStore) -> None:
@@ -472,7 +489,7 @@ def test_due_runs_follow_leases_and_updates(store: RunStore) -> None:
     after_expiry = T0 + timedelta(minutes=20)
     assert ids(store.due_runs(after_expiry)) == [1, 2]  # a lost invocation is found again
 
-    store.update_run("run_000001", {"status": RunStatus.COMPLETED})  # wake_at left set
+    store.update_run("run_000001", {"status": RunStatus.COMPLETED, "wake_at": None})
     store.update_run("run_000002", {"wake_at": T0 + timedelta(hours=2)})
     assert store.due_runs(after_expiry) == []
 
@@ -481,6 +498,23 @@ def test_due_runs_follow_leases_and_updates(store: RunStore) -> None:
 
     store.update_run("run_000002", {"wake_at": None})
     assert store.due_runs(after_expiry) == []
+
+
+def test_update_run_can_require_what_the_run_waits_for(store: RunStore) -> None:
+    store.create_run(make_run(1, status=RunStatus.WAITING, waiting_for="approval"))
+
+    with pytest.raises(ConflictError):
+        store.update_run("run_000001", {"wake_at": T0}, expect_waiting_for="other")
+    assert store.get_run("run_000001").wake_at is None  # type: ignore[union-attr]
+
+    updated = store.update_run(
+        "run_000001",
+        {"wake_at": T0},
+        expect_status=[RunStatus.WAITING],
+        expect_waiting_for="approval",
+    )
+    assert updated.wake_at == T0
+    assert ids(store.due_runs(T0)) == [1]
 
 
 def test_each_lease_adds_to_the_crash_streak_until_an_update_resets_it(store: RunStore) -> None:

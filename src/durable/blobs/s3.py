@@ -2,7 +2,7 @@
 
 `put` overwrites nothing in practice (keys are never reused for other content, see
 `durable.blobs.base`); `get` of a missing key raises `DurableError`, as the memory store
-does. botocore errors become `DurableError`.
+does. botocore errors become `InfrastructureError`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from durable.aws import boto3_client
-from durable.errors import DurableError
+from durable.errors import DurableError, InfrastructureError
 from durable.settings import get_settings
 
 if TYPE_CHECKING:
@@ -36,7 +36,9 @@ class S3BlobStore:
         try:
             self._client.put_object(Bucket=self._bucket, Key=key, Body=data)
         except (BotoCoreError, ClientError) as exc:
-            raise DurableError(f"could not store blob {key!r} in {self._bucket}: {exc}") from exc
+            raise InfrastructureError(
+                f"could not store blob {key!r} in {self._bucket}: {exc}"
+            ) from exc
 
     def get(self, key: str) -> bytes:
         try:
@@ -45,6 +47,10 @@ class S3BlobStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
                 raise DurableError(f"blob {key!r} is missing") from exc
-            raise DurableError(f"could not read blob {key!r} from {self._bucket}: {exc}") from exc
+            raise InfrastructureError(
+                f"could not read blob {key!r} from {self._bucket}: {exc}"
+            ) from exc
         except BotoCoreError as exc:
-            raise DurableError(f"could not read blob {key!r} from {self._bucket}: {exc}") from exc
+            raise InfrastructureError(
+                f"could not read blob {key!r} from {self._bucket}: {exc}"
+            ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from durable.errors import InfrastructureError
 from durable.records import ErrorInfo, RunStatus
 
 
@@ -53,3 +54,16 @@ class Abandoned:
 
 
 AnyOutcome = Outcome | Abandoned
+
+
+class InfrastructureInterrupt(BaseException):
+    """An AWS call failed in the middle of an attempt; never catch it.
+
+    A BaseException, so that a task's `except Exception` cannot mistake it for a failure
+    of its own (or swallow it). It unwinds to the worker, which ends the invocation with
+    the original `error` so that SQS delivers the wake-up again: the attempt is not spent.
+    """
+
+    def __init__(self, error: InfrastructureError) -> None:
+        self.error = error
+        super().__init__(str(error))

@@ -7,8 +7,9 @@ order; every consumer is idempotent. `send` takes a delay no longer than `max_de
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from durable.records import WakeUp
 
@@ -22,3 +23,19 @@ class WakeQueue(Protocol):
     def max_delay(self) -> timedelta: ...
 
     def send(self, message: WakeUp, delay: timedelta = timedelta(0)) -> None: ...
+
+
+@runtime_checkable
+class BatchingWakeQueue(WakeQueue, Protocol):
+    """A queue that sends many messages per request (SQS: ten)."""
+
+    def send_many(self, messages: Sequence[WakeUp], delay: timedelta = timedelta(0)) -> None: ...
+
+
+def send_many(queue: WakeQueue, messages: Sequence[WakeUp]) -> None:
+    """Send every message, in batches where the queue takes batches."""
+    if isinstance(queue, BatchingWakeQueue):
+        queue.send_many(messages)
+    else:
+        for message in messages:
+            queue.send(message)

@@ -7,21 +7,21 @@ so a message never arrives before it is due; SQS caps it at 15 minutes and so do
 
 The body is `WakeUp.to_json()`; `run_id` and `reason` are also sent as message attributes,
 so consumers and the console can filter without parsing. botocore errors become
-`DurableError`.
+`InfrastructureError`.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from durable.aws import boto3_client
-from durable.errors import DurableError
+from durable.errors import InfrastructureError
 from durable.queues.base import SQS_MAX_DELAY
 from durable.records import WakeUp
 from durable.settings import get_settings
@@ -64,13 +64,15 @@ class SQSWakeQueue:
                 MessageAttributes=_attributes(message),
             )
         except (BotoCoreError, ClientError) as exc:
-            raise DurableError(f"SQS refused the wake-up for run {message.run_id}: {exc}") from exc
+            raise InfrastructureError(
+                f"SQS refused the wake-up for run {message.run_id}: {exc}"
+            ) from exc
         self._count(1)
 
-    def send_many(self, messages: Iterable[WakeUp], delay: timedelta = timedelta(0)) -> None:
+    def send_many(self, messages: Sequence[WakeUp], delay: timedelta = timedelta(0)) -> None:
         """Send every message with the same delay, ten per request.
 
-        Raises `DurableError` naming the runs whose messages SQS did not accept; the others
+        Raises `InfrastructureError` naming the runs whose messages SQS did not accept; the others
         were sent (a re-send is harmless: consumers are idempotent).
         """
         delay_seconds = _delay_seconds(delay)
@@ -92,11 +94,13 @@ class SQSWakeQueue:
                     QueueUrl=self._queue_url, Entries=entries
                 )
             except (BotoCoreError, ClientError) as exc:
-                raise DurableError(f"SQS refused a batch of {len(batch)} wake-ups: {exc}") from exc
+                raise InfrastructureError(
+                    f"SQS refused a batch of {len(batch)} wake-ups: {exc}"
+                ) from exc
             self._count(len(response.get("Successful", [])))
             failed.extend(batch[int(entry["Id"])].run_id for entry in response.get("Failed", []))
         if failed:
-            raise DurableError(f"SQS did not accept the wake-ups of runs {failed}")
+            raise InfrastructureError(f"SQS did not accept the wake-ups of runs {failed}")
 
     def _count(self, sent: int) -> None:
         with self._lock:

@@ -14,10 +14,10 @@ their keys, so checkpoints, inbox and idempotency items never appear in them):
     by-task    task_id     + created_key (= run_id, which sorts by creation time)
     by-status  status      + created_key
     all-runs   list_pk     + created_key  (list_pk is the constant "RUN")
-    due        wake_shard  + wake_at      (wake_shard is "WAKE" while the run is not terminal;
-                                           an item enters an index only when it carries both
-                                           keys, so the index holds exactly the non-terminal
-                                           runs that have a wake_at)
+    due        wake_shard  + wake_at      (wake_shard is "WAKE" exactly while the run has a
+                                           wake_at: an unfinished run that needs an
+                                           invocation at that time, or a finished one whose
+                                           end's follow-ups are pending)
     expiry     expire_shard + expires_at  (expire_shard is "EXPIRE" exactly while expires_at
                                            is set, which happens when a run ends with a
                                            retention: the index holds the runs to purge)
@@ -51,6 +51,8 @@ from pynamodb.attributes import (
 from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
+
+from durable.aws import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, RETRY_ATTEMPTS
 
 RUN_SK = "RUN"
 IDEM_SK = "IDEM"
@@ -312,6 +314,12 @@ def _meta(table_name: str, region: str, endpoint_url: str | None) -> Any:
             "region": region,
             "host": endpoint_url,
             "billing_mode": "PAY_PER_REQUEST",
+            # botocore's standard retry mode, with the budget and timeouts every client of
+            # the runtime shares (see `durable.aws`); PynamoDB's batch writer resends the
+            # keys DynamoDB leaves unprocessed up to `max_retry_attempts - 1` times.
+            "max_retry_attempts": RETRY_ATTEMPTS - 1,
+            "connect_timeout_seconds": CONNECT_TIMEOUT_SECONDS,
+            "read_timeout_seconds": READ_TIMEOUT_SECONDS,
         },
     )
 

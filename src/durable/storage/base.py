@@ -14,8 +14,12 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   otherwise `ConflictError`. It returns the run as stored after the write.
 - `update_run` applies `changes` (field name -> new value, names of `RunRecord` fields)
   only if every given condition holds (`expect_owner`: the lease owner equals it;
-  `expect_status`: the status is one of them); otherwise `ConflictError`.
-- `due_runs` lists non-terminal runs whose `wake_at` is at or before `before`.
+  `expect_status`: the status is one of them; `expect_waiting_for`: the run waits for
+  exactly that); otherwise `ConflictError`.
+- `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
+  `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of the
+  previous page). A finished run carries a `wake_at` only while the follow-ups of its end
+  are pending (see `durable.endings`), so it is listed until they are done.
 - Inbox events are kept in arrival order; `put_inbox` never overwrites.
 - Callbacks are kept by a hash of their token, never the token itself: `put_callback`
   registers one; `claim_callback` marks it completed once, keeping the encoded `outcome`
@@ -35,7 +39,10 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   `record_batch_result` stores a child's outcome and moves the counters in one atomic
   write, once per child (a repeat changes nothing and returns `recorded=False`);
   `list_batch_results` returns the outcomes in index order. `delete_run` deletes them.
-- Adapters translate their backend's errors: nothing but `durable.errors` escapes.
+- Adapters translate their backend's errors: nothing but `durable.errors` escapes. A
+  failure of the backend itself (throttling, 5xx, a timeout, a transaction conflict left
+  after the adapter's retries) is an `InfrastructureError`, never a `ConflictError`:
+  `ConflictError` means a condition really did not hold.
 """
 
 from __future__ import annotations
@@ -82,6 +89,7 @@ class RunStore(Protocol):
         *,
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
+        expect_waiting_for: str | None = None,
     ) -> RunRecord: ...
 
     def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...
@@ -101,7 +109,9 @@ class RunStore(Protocol):
         cursor: str | None = None,
     ) -> RunPage: ...
 
-    def due_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]: ...
+    def due_runs(
+        self, before: datetime, limit: int = 100, after: RunRecord | None = None
+    ) -> list[RunRecord]: ...
 
     def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]: ...
 

@@ -21,10 +21,10 @@ arbitrates between racing invocations:
 - `acquire_lease` and `update_run` are one conditional `UpdateItem` returning the new item;
   only when the condition fails is the run read again, to tell "no such run" from "conflict".
 - `update_run` keeps the index keys in step: `status` feeds the status index,
-  `wake_shard` is present exactly while the status is not terminal, and `expire_shard`
-  exactly while `expires_at` is set (see `_tables`).
+  `wake_shard` is present exactly while `wake_at` is set, and `expire_shard` exactly
+  while `expires_at` is set (see `_tables`).
 - `delete_run` reads the run (a Query: the sweeper may only query and delete), deletes its
-  log and inbox with `BatchWriteItem` (25 keys a request, unprocessed keys retried), then
+  log and inbox with PynamoDB's batch writer (25 keys a request, unprocessed keys resent), then
   its idempotency claim (conditional on naming this run), and the run item last, so a
   purge cut short leaves the run in the expiry index and the next sweep finishes it. One
   more pass then catches an event put meanwhile (see `put_inbox`).
@@ -41,7 +41,8 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Collection, Iterator, Mapping
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -61,6 +62,7 @@ from durable.errors import (
     CallbackNotFoundError,
     ConflictError,
     DurableError,
+    InfrastructureError,
     InputError,
     RunNotFoundError,
 )
@@ -93,12 +95,11 @@ _LIVE_STATUSES = sorted(str(status) for status in RunStatus if status not in TER
 _TERMINAL = sorted(str(status) for status in TERMINAL_STATUSES)
 # Fields `update_run` may change: every RunRecord field but the key.
 _UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id"}
-# A transaction cancelled only because it raced another transaction may simply be retried.
-_TRANSACTION_ATTEMPTS = 3
-# BatchWriteItem takes at most 25 requests; keys DynamoDB leaves unprocessed (throttling)
-# are sent again at once, this many times in all, before `delete_run` gives up for now.
-_BATCH_SIZE = 25
-_BATCH_ATTEMPTS = 5
+# A transaction cancelled only because it raced another transaction may simply be retried
+# (botocore retries throttling and 5xx, not TransactionConflict): this many tries in all,
+# the n-th after n times this pause.
+_TRANSACTION_ATTEMPTS = 5
+_CONFLICT_BACKOFF = 0.02
 
 
 class DynamoDBRunStore:
@@ -161,19 +162,20 @@ class DynamoDBRunStore:
                         transaction.save(item, condition=run_model.pk.does_not_exist())
                         transaction.save(claim, condition=idem_model.pk.does_not_exist())
                 except TransactWriteError as exc:
+                    codes = _cancellation_codes(exc)
+                    if not codes:
+                        raise  # not cancelled: throttled, 5xx... (translated: infrastructure)
                     existing = self._claimed_run(claim.pk)
                     if existing is not None:
                         return existing, False
-                    codes = [reason.code if reason else None for reason in exc.cancellation_reasons]
-                    claim_was_taken = codes[1:2] == ["ConditionalCheckFailed"]
-                    if attempt < _TRANSACTION_ATTEMPTS and (
-                        "TransactionConflict" in codes or claim_was_taken
-                    ):
-                        # Raced a transaction that did not commit, or the claim that stopped
-                        # this one was purged with its expired run since: retry, the key may
-                        # be free now.
+                    if codes[:1] == ["ConditionalCheckFailed"]:
+                        raise ConflictError(f"run {run.run_id} exists") from exc
+                    # Raced a transaction that did not commit (TransactionConflict: botocore
+                    # does not retry those), or the claim that stopped this one was purged
+                    # with its expired run since: try again, the key may be free now.
+                    if attempt < _TRANSACTION_ATTEMPTS:
                         continue
-                    raise ConflictError(
+                    raise InfrastructureError(
                         f"run {run.run_id} was not created: {exc.cause_response_message}"
                     ) from exc
                 self._wrote()
@@ -225,6 +227,7 @@ class DynamoDBRunStore:
         *,
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
+        expect_waiting_for: str | None = None,
     ) -> RunRecord:
         unknown = set(changes) - _UPDATABLE
         if unknown:
@@ -239,6 +242,8 @@ class DynamoDBRunStore:
                 self._require(run_id)
                 raise ConflictError(f"run {run_id}: no status is expected")
             condition &= m.status.is_in(*sorted(str(status) for status in expect_status))
+        if expect_waiting_for is not None:
+            condition &= m.waiting_for == expect_waiting_for
         actions = _update_actions(m, changes) or [m.run_id.set(run_id)]
         return self._conditional_update(run_id, actions, condition, "did not match")
 
@@ -286,7 +291,7 @@ class DynamoDBRunStore:
                 setattr(item, name, value)
         item.created_key = run.run_id
         item.list_pk = _tables.LIST_PK
-        if not run.status.is_terminal:
+        if run.wake_at is not None:
             item.wake_shard = _tables.WAKE_SHARD
         if run.expires_at is not None:
             item.expire_shard = _tables.EXPIRE_SHARD
@@ -413,12 +418,23 @@ class DynamoDBRunStore:
             runs, next_key = _take(items, limit)
         return RunPage(runs=runs, next_cursor=_encode_cursor(next_key))
 
-    def due_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+    def due_runs(
+        self, before: datetime, limit: int = 100, after: RunRecord | None = None
+    ) -> list[RunRecord]:
         m = self._models.run
+        start = None
+        if after is not None and after.wake_at is not None:
+            start = {
+                "pk": {"S": _tables.run_pk(after.run_id)},
+                "sk": {"S": _tables.RUN_SK},
+                "wake_shard": {"S": _tables.WAKE_SHARD},
+                "wake_at": {"S": m.wake_at.serialize(after.wake_at)},  # type: ignore[no-untyped-call]
+            }
         with _translated("due_runs"):
             items = m.due_index.query(
                 _tables.WAKE_SHARD,
                 m.wake_at <= before,
+                last_evaluated_key=start,
                 scan_index_forward=True,
                 limit=limit,
                 page_size=min(limit, self._page_size or limit),
@@ -470,18 +486,11 @@ class DynamoDBRunStore:
 
     def _delete_callbacks(self, run_id: str) -> int:
         """Delete the callbacks the run created (their tokens are in its log)."""
-        keys = [
-            {
-                "pk": {"S": _tables.callback_pk(token_key(loads(cp.value)))},
-                "sk": {"S": _tables.CALLBACK_SK},
-            }
+        return self._batch_delete(
+            (_tables.callback_pk(token_key(loads(cp.value))), _tables.CALLBACK_SK)
             for cp in self.load_history(run_id)
             if cp.kind is CheckpointKind.CALLBACK_CREATED and cp.value is not None
-        ]
-        deleted = 0
-        for start in range(0, len(keys), _BATCH_SIZE):
-            deleted += self._batch_delete(keys[start : start + _BATCH_SIZE])
-        return deleted
+        )
 
     def put_callback(self, token: str, run_id: str, name: str, expires_at: datetime | None) -> None:
         item = self._models.callback(
@@ -606,20 +615,33 @@ class DynamoDBRunStore:
         )
         counters = batch_model(pk, _tables.batch_sk(task_attempt, position))
         counter = batch_model.succeeded if item.ok else batch_model.failed
-        try:
-            with TransactWrite(connection=self._models.connection) as transaction:
-                transaction.save(result, condition=result_model.sk.does_not_exist())
-                transaction.update(
-                    counters, actions=[counter.add(1)], condition=batch_model.sk.exists()
-                )
-        except TransactWriteError as exc:
-            codes = [reason.code if reason else None for reason in exc.cancellation_reasons]
-            batch = self.get_batch(run_id, task_attempt, position)
-            if batch is None:
-                raise ConflictError(f"run {run_id} has no batch at {position}") from exc
-            if codes[:1] == ["ConditionalCheckFailed"]:
-                return batch, False  # this child's end was recorded before
-            raise ConflictError(f"batch result not recorded: {exc}") from exc
+        with _translated("record_batch_result"):
+            for attempt in range(1, _TRANSACTION_ATTEMPTS + 1):
+                try:
+                    with TransactWrite(connection=self._models.connection) as transaction:
+                        transaction.save(result, condition=result_model.sk.does_not_exist())
+                        transaction.update(
+                            counters, actions=[counter.add(1)], condition=batch_model.sk.exists()
+                        )
+                except TransactWriteError as exc:
+                    codes = _cancellation_codes(exc)
+                    if not codes:
+                        raise  # throttled, 5xx...: infrastructure
+                    if codes[:1] == ["ConditionalCheckFailed"]:
+                        batch = self.get_batch(run_id, task_attempt, position)
+                        if batch is not None:
+                            return batch, False  # this child's end was recorded before
+                    if codes[1:2] == ["ConditionalCheckFailed"]:
+                        raise ConflictError(f"run {run_id} has no batch at {position}") from exc
+                    # Sibling children ending at once conflict on the counters: not a lost
+                    # batch, only a race (botocore does not retry it). Try again.
+                    if attempt < _TRANSACTION_ATTEMPTS:
+                        time.sleep(_CONFLICT_BACKOFF * attempt)
+                        continue
+                    raise InfrastructureError(
+                        f"batch result of run {run_id} not recorded: {exc}"
+                    ) from exc
+                break
         self._wrote()
         batch = self.get_batch(run_id, task_attempt, position)
         assert batch is not None
@@ -657,35 +679,27 @@ class DynamoDBRunStore:
             attributes_to_get=["pk", "sk"],
             page_size=self._page_size,
         )
+        return self._batch_delete((item.pk, item.sk) for item in items if item.sk != _tables.RUN_SK)
+
+    def _batch_delete(self, keys: Iterable[tuple[str, str]]) -> int:
+        """Delete items by key with PynamoDB's batch writer (25 a request; it resends what
+        DynamoDB leaves unprocessed, with backoff); how many it deleted."""
+        cp_model = self._models.checkpoint
         deleted = 0
-        batch: list[dict[str, Any]] = []
-        for item in items:
-            if item.sk == _tables.RUN_SK:
-                continue
-            batch.append({"pk": {"S": item.pk}, "sk": {"S": item.sk}})
-            if len(batch) == _BATCH_SIZE:
-                deleted += self._batch_delete(batch)
-                batch = []
-        if batch:
-            deleted += self._batch_delete(batch)
+        with cp_model.batch_write() as batch:
+            for pk, sk in keys:
+                batch.delete(cp_model(pk, sk))
+                deleted += 1
+        with self._lock:
+            self.writes += -(-deleted // 25)  # one request per 25 keys
         return deleted
 
-    def _batch_delete(self, keys: list[dict[str, Any]]) -> int:
-        """One BatchWriteItem of up to 25 deletes, resending the keys left unprocessed."""
-        pending = keys
-        for _ in range(_BATCH_ATTEMPTS):
-            response = self._models.connection.batch_write_item(
-                self.table_name, delete_items=pending
-            )
-            self._wrote()
-            unprocessed = response.get("UnprocessedItems", {}).get(self.table_name, [])
-            pending = [request["DeleteRequest"]["Key"] for request in unprocessed]
-            if not pending:
-                return len(keys)
-        raise DurableError(
-            f"DynamoDB left {len(pending)} deletes unprocessed {_BATCH_ATTEMPTS} times "
-            "(throttled); the next sweep goes on"
-        )
+    def clear(self) -> int:
+        """Delete every item of the table; how many (tests that share one table)."""
+        m = self._models.checkpoint
+        with _translated("clear"):
+            items = m.scan(attributes_to_get=["pk", "sk"])
+            return self._batch_delete((item.pk, item.sk) for item in items)
 
     def _delete_claim(self, task_id: str, key: str, run_id: str) -> int:
         """Delete the claim on (task_id, key) if it still names `run_id`; 1 if it did."""
@@ -708,8 +722,11 @@ class DynamoDBRunStore:
 def _translated(operation: str, *, caller_input: bool = False) -> Iterator[None]:
     """Turn whatever PynamoDB or botocore raises into a `DurableError`.
 
-    With `caller_input`, a request DynamoDB rejects as invalid is the caller's fault (a
-    cursor from another listing, say) and becomes an `InputError`.
+    A request DynamoDB rejects as invalid is not worth repeating: with `caller_input` it is
+    the caller's fault (a cursor from another listing, say) and becomes an `InputError`,
+    otherwise a plain `DurableError`. Everything else (throttling, 5xx, timeouts, a
+    transaction cancelled by a conflict) is an `InfrastructureError`: retried by
+    redelivery, never a task's failure.
     """
     try:
         yield
@@ -717,9 +734,16 @@ def _translated(operation: str, *, caller_input: bool = False) -> Iterator[None]
         raise
     except (PynamoDBException, BotoCoreError, ClientError) as exc:
         code = getattr(exc, "cause_response_code", None)
-        if caller_input and code == "ValidationException":
-            raise InputError(f"DynamoDB rejected {operation}: {exc}") from exc
-        raise DurableError(f"DynamoDB {operation} failed: {exc}") from exc
+        if code == "ValidationException":
+            if caller_input:
+                raise InputError(f"DynamoDB rejected {operation}") from exc
+            raise DurableError(f"DynamoDB rejected {operation}: {exc}") from exc
+        raise InfrastructureError(f"DynamoDB {operation} failed: {exc}") from exc
+
+
+def _cancellation_codes(exc: TransactWriteError) -> list[str | None]:
+    """Why each action of a cancelled transaction failed; empty when it was not cancelled."""
+    return [reason.code if reason else None for reason in exc.cancellation_reasons or []]
 
 
 def _take(items: ResultIterator[RunItem], limit: int) -> tuple[list[RunRecord], Any]:
@@ -773,9 +797,9 @@ def _update_actions(m: type[RunItem], changes: Mapping[str, Any]) -> list[Action
         attribute = getattr(m, name)
         stored = _attribute_value(name, value)
         actions.append(attribute.remove() if stored is None else attribute.set(stored))
-    if "status" in changes:
-        # The due index holds non-terminal runs only: its hash key follows the status.
-        if RunStatus(changes["status"]).is_terminal:
+    if "wake_at" in changes:
+        # The due index holds the runs that have a wake_at: its hash key follows it.
+        if changes["wake_at"] is None:
             actions.append(m.wake_shard.remove())
         else:
             actions.append(m.wake_shard.set(_tables.WAKE_SHARD))

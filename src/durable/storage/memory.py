@@ -98,6 +98,7 @@ class MemoryRunStore:
         *,
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
+        expect_waiting_for: str | None = None,
     ) -> RunRecord:
         with self._lock:
             run = self._require(run_id)
@@ -105,6 +106,8 @@ class MemoryRunStore:
                 raise ConflictError(f"run {run_id}: lease is not held by {expect_owner}")
             if expect_status is not None and run.status not in expect_status:
                 raise ConflictError(f"run {run_id} is {run.status}")
+            if expect_waiting_for is not None and run.waiting_for != expect_waiting_for:
+                raise ConflictError(f"run {run_id} is not waiting for {expect_waiting_for}")
             updated = run.with_changes(**changes)
             self._runs[run_id] = updated
             self.writes += 1
@@ -156,11 +159,16 @@ class MemoryRunStore:
         next_cursor = page[-1].run_id if len(selected) > limit else None
         return RunPage(runs=page, next_cursor=next_cursor)
 
-    def due_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+    def due_runs(
+        self, before: datetime, limit: int = 100, after: RunRecord | None = None
+    ) -> list[RunRecord]:
+        start = (after.wake_at, after.run_id) if after is not None else None
         due = [
             run
             for run in self._runs.values()
-            if not run.status.is_terminal and run.wake_at is not None and run.wake_at <= before
+            if run.wake_at is not None
+            and run.wake_at <= before
+            and (start is None or (run.wake_at, run.run_id) > start)
         ]
         due.sort(key=lambda run: (run.wake_at, run.run_id))
         return due[:limit]

@@ -1,0 +1,198 @@
+"""Crash at every I/O boundary: the process dies before, or after, the k-th AWS call.
+
+For each reference workflow (see `workflows.py`) an uncrashed run counts its AWS calls N
+(at botocore, on moto); then, for every k in 1..N and both sides of the call, a fresh
+environment runs it with the process dying right there (`SimulatedCrash`: no `except`,
+no `finally` of ours runs). Recovery is only what production has: SQS redelivery after the
+lease, the sweeper every minute, API callers retrying. Every run must end as the uncrashed
+one did, with no step run again after its checkpoint was written; a step may run twice
+only when its own invocation died between its side effect and its checkpoint.
+
+The sweep over every crash point runs on moto here; `make faults-sweep` (bench/
+fault_sweep.py) runs the same with more workflows, seeds and a memory backend, and prints
+the table the README quotes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from durable import TaskRegistry
+from durable.faults import Faults, When
+from durable.testing import Backend, MotoBackend, TestEnvironment
+
+from .conftest import Production
+from .workflows import PAYLOADS, REFERENCE_TASKS, Effects, outside_world, register
+
+# The template's sweeper runs every minute; every five here keeps a crash point's recovery
+# short in real time (a lost wake-up is found a few minutes later instead of one).
+SWEEP_EVERY = timedelta(minutes=5)
+
+
+@dataclass
+class Outcome:
+    """How one run of a reference workflow ended, and what it did on the way."""
+
+    status: str
+    result: Any
+    error_type: str | None
+    runs: dict[str, int]  # task id -> runs of it
+    effects: Effects
+    calls: int
+    crashed_at: tuple[int, When] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def play(
+    task_id: str,
+    backend: Backend,
+    crash: tuple[int, When] | None = None,
+    seed: int = 0,
+    moto: MotoBackend | None = None,
+) -> Outcome:
+    """One run of `task_id`, crashing at `crash` if given, recovered as production would."""
+    registry = TaskRegistry()
+    faults = Faults(seed=seed)
+    if crash is not None:
+        faults.crash(*crash)
+    effects = Effects(faults)
+    register(registry, effects)
+    with TestEnvironment(backend=backend, registry=registry, faults=faults, moto=moto) as env:
+        production = Production(env, sweep_every=SWEEP_EVERY)
+        handle = production.call(
+            lambda: env.trigger(task_id, PAYLOADS.get(task_id), idempotency_key="ref-1")
+        )
+        production.run(
+            lambda: [handle.run_id],
+            outside=outside_world(effects, handle.run_id),
+            max_time=timedelta(days=3),
+        )
+        info = env.get(handle.run_id)
+        # what it started must end too (a triggered child runs on after its parent)
+        production.run(lambda: [run.run_id for run in env.list(limit=100).runs])
+        runs: dict[str, int] = {}
+        for run in env.list(limit=100).runs:
+            runs[run.task_id] = runs.get(run.task_id, 0) + 1
+        calls = faults.calls
+    result = info.result
+    if isinstance(result, dict):
+        result = {key: value for key, value in result.items() if key != "at"}
+    return Outcome(
+        status=str(info.status),
+        result=result,
+        error_type=info.error.type if info.error else None,
+        runs=runs,
+        effects=effects,
+        calls=calls,
+        crashed_at=crash,
+    )
+
+
+def problems(reference: Outcome, crashed: Outcome) -> list[str]:
+    """What the crashed run did differently from the uncrashed one; empty when nothing."""
+    found: list[str] = []
+    if (crashed.status, crashed.result, crashed.error_type) != (
+        reference.status,
+        reference.result,
+        reference.error_type,
+    ):
+        found.append(
+            f"ended {crashed.status} {crashed.result!r} {crashed.error_type}, "
+            f"not {reference.status} {reference.result!r} {reference.error_type}"
+        )
+    if crashed.runs != reference.runs:
+        found.append(f"runs per task {crashed.runs}, not {reference.runs}")
+    found.extend(_double_executions(reference, crashed))
+    return found
+
+
+def _double_executions(reference: Outcome, crashed: Outcome) -> list[str]:
+    """Side effects that ran more often than uncrashed, beyond the one allowed re-run."""
+    assert crashed.crashed_at is not None
+    crash_call, when = crashed.crashed_at
+    expected = _by_step(reference.effects)
+    seen = _by_step(crashed.effects)
+    found = []
+    for key, count in seen.items():
+        extra = count - expected.get(key, 0)
+        if extra <= 0:
+            continue
+        # Allowed once: the step's side effect ran, then the process died before the very
+        # next AWS call (its checkpoint) was made.
+        executions = [calls for _, step, calls in crashed.effects.log if _name(step) == key]
+        died_before_its_checkpoint = when == "before" and crash_call - 1 in executions
+        if extra > 1 or not died_before_its_checkpoint:
+            found.append(f"step {key} ran {count} times, {expected.get(key, 0)} uncrashed")
+    return found
+
+
+def _by_step(effects: Effects) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, step, _ in effects.log:
+        counts[_name(step)] = counts.get(_name(step), 0) + 1
+    return counts
+
+
+def _name(step: str) -> str:
+    """A side effect's step, without what differs from run to run (a callback's token)."""
+    return "hand-out" if step.startswith("hand-out:") else step
+
+
+def sweep_crash_points(
+    task_id: str, backend: Backend, every: int = 1, moto: MotoBackend | None = None
+) -> dict[str, Any]:
+    """Crash before and after every `every`-th call of an uncrashed run; the tally."""
+    reference = play(task_id, backend, moto=moto)
+    tally: dict[str, Any] = {
+        "workflow": task_id,
+        "calls": reference.calls,
+        "tried": 0,
+        "completed": 0,
+        "lost": 0,
+        "failed": 0,
+        "double": 0,
+        "problems": [],
+    }
+    for call in range(1, reference.calls + 1, every):
+        for when in ("before", "after"):
+            crashed = play(task_id, backend, (call, when), moto=moto)
+            tally["tried"] += 1
+            found = problems(reference, crashed)
+            if crashed.status == reference.status and not found:
+                tally["completed"] += 1
+            if crashed.status in ("QUEUED", "RUNNING", "WAITING", "RETRYING"):
+                tally["lost"] += 1
+            elif crashed.status != reference.status:
+                tally["failed"] += 1
+            if any("ran" in problem for problem in found):
+                tally["double"] += 1
+            tally["problems"].extend(f"crash {when} call {call}: {p}" for p in found)
+    return tally
+
+
+@pytest.mark.parametrize("task_id", REFERENCE_TASKS)
+def test_the_uncrashed_reference_runs_end_as_designed(task_id: str) -> None:
+    outcome = play(task_id, "memory")
+    expected = {
+        "ref-steps": ("COMPLETED", {"reserved": 5, "charged": 50, "settled": "settled"}),
+        "ref-waits": ("COMPLETED", {"approval": {"by": "ada"}, "review": {"ok": True}}),
+        "ref-children": ("COMPLETED", {"doubled": 42, "squares": [1, 4, 9]}),
+        "ref-saga": ("FAILED", None),
+    }[task_id]
+    assert (outcome.status, outcome.result) == expected
+
+
+@pytest.mark.parametrize("task_id", REFERENCE_TASKS)
+def test_a_crash_at_any_aws_call_changes_nothing(task_id: str) -> None:
+    tally = sweep_crash_points(task_id, "moto")
+    print(  # the figures the closing note and the README quote (pytest -s)
+        f"\ncrash points {task_id}: calls={tally['calls']} tried={tally['tried']} "
+        f"completed={tally['completed']} lost={tally['lost']} failed={tally['failed']} "
+        f"double={tally['double']}"
+    )
+    assert tally["problems"] == []
+    assert tally["completed"] == tally["tried"] == 2 * tally["calls"]
