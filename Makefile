@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: dev test lint typecheck unit bench clean sam-validate browser
+.PHONY: dev test lint typecheck unit bench faults-sweep clean sam-validate browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test: lint typecheck browser $(STAMP) $(SAM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+
+# The larger fault sweep (every crash point on memory and moto, throttling at 1/10/30 %,
+# delivery storms over ten seeds): minutes, so not part of `make test`.
+faults-sweep: $(STAMP)
+	$(BIN)/python bench/fault_sweep.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from durable.endings import follow_up_end
 from durable.errors import (
     CallbackAlreadyCompletedError,
     ConflictError,
+    IdempotencyConflictError,
     RunFinishedError,
     RunNotFoundError,
     TaskFailedError,
@@ -37,7 +38,7 @@ from durable.records import (
     WakeReason,
     WakeUp,
 )
-from durable.serialization import loads
+from durable.serialization import dumps, loads
 from durable.storage.base import RunStore, token_key
 from durable.task import TaskRegistry, default_registry
 from durable.values import ValueCodec
@@ -233,6 +234,8 @@ class Client:
             if existing is None:
                 raise
             return RunHandle(run_id=existing.run_id, status=existing.status, created=False)
+        if not created and idempotency_key is not None:
+            self._same_payload(stored, task_id, idempotency_key, value)
         if created:
             if delay:
                 self.queue.send(
@@ -241,6 +244,11 @@ class Client:
             else:
                 self.queue.send(WakeUp(run_id, WakeReason.START))
         return RunHandle(run_id=stored.run_id, status=stored.status, created=created)
+
+    def _same_payload(self, run: RunRecord, task_id: str, key: str, value: Any) -> None:
+        """A key reused with another payload is refused, naming the run it started."""
+        if self.codec.decode(run.payload) != loads(dumps(value)):
+            raise IdempotencyConflictError(task_id, key, run.run_id)
 
     def send_event(self, run_id: str, name: str, data: Any = None) -> None:
         """Deliver event `name` to a run; a `wait_for_event(name)` consumes it (now or later).

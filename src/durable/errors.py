@@ -16,6 +16,7 @@ DurableError                      base of everything raised by the library
 ├── InputError                    bad input from a caller; nothing was stored
 │   ├── UnknownTaskError          no task registered under that id
 │   ├── PayloadValidationError    the payload does not fit the task's annotation
+│   ├── IdempotencyConflictError  an idempotency key reused with another payload
 │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
 ├── RunNotFoundError              no run with that id
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
@@ -183,6 +184,24 @@ class InvalidNameError(InputError, ValueError):
     """
 
     code = "invalid_event_name"
+
+
+class IdempotencyConflictError(InputError):
+    """An idempotency key was reused with a different payload; nothing was started.
+
+    `run_id` names the run the key started first.
+    """
+
+    code = "idempotency_conflict"
+
+    def __init__(self, task_id: str, key: str, run_id: str) -> None:
+        self.task_id = task_id
+        self.key = key
+        self.run_id = run_id
+        super().__init__(
+            f"idempotency key {key!r} of task {task_id!r} already started run {run_id} "
+            "with another payload; use a new key for a different payload"
+        )
 
 
 class PayloadValidationError(InputError):

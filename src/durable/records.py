@@ -8,6 +8,7 @@ holds a live Python object, so any adapter can store it as it is.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -63,14 +64,39 @@ class CheckpointKind(StrEnum):
     ATTEMPT_FAILED = "attempt_failed"  # the task attempt failed; wake_at is the retry time
 
 
+# What an error may take of a DynamoDB item (400 KB in all, with a payload and a result of
+# up to `values.DEFAULT_INLINE_LIMIT` each beside it): its message and traceback are cut to
+# these many characters, keeping the start of the message and the end of the traceback
+# (where the failing frame is). The worker logs the whole traceback when it cuts one.
+MAX_ERROR_MESSAGE = 4096
+MAX_TRACEBACK = 16384
+
+
+def _cut(text: str, limit: int, keep_end: bool) -> str:
+    if len(text) <= limit:
+        return text
+    note = f"\n… [{len(text) - limit:,} characters cut; the whole text is in the worker's log]\n"
+    return note + text[-limit:] if keep_end else text[:limit] + note
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """An exception as stored: its type name, message and (optionally) traceback."""
+    """An exception as stored: its type name, message and (optionally) traceback.
+
+    The message and traceback are bounded (`MAX_ERROR_MESSAGE`, `MAX_TRACEBACK`), so that
+    no error can push a run or a log entry past DynamoDB's item size.
+    """
 
     type: str
     message: str
     traceback: str | None = None
     non_retryable: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", _cut(self.type, 256, keep_end=False))
+        object.__setattr__(self, "message", _cut(self.message, MAX_ERROR_MESSAGE, False))
+        if self.traceback is not None:
+            object.__setattr__(self, "traceback", _cut(self.traceback, MAX_TRACEBACK, True))
 
     @classmethod
     def from_exception(
@@ -80,6 +106,11 @@ class ErrorInfo:
         message = getattr(exc, "message", None)
         if not isinstance(message, str):
             message = str(exc)
+        if len(message) > MAX_ERROR_MESSAGE or len(traceback or "") > MAX_TRACEBACK:
+            # What is stored is cut: the whole of it goes to the log (CloudWatch on AWS).
+            logging.getLogger("durable").warning(
+                "error cut for storage: %s: %s\n%s", error_type, message, traceback or ""
+            )
         return cls(
             type=str(error_type), message=message, traceback=traceback, non_retryable=non_retryable
         )

@@ -3,7 +3,9 @@
 Every payload, result, step result and event datum is stored as *encoded* text:
 either JSON (which never starts with `@`) or `@blob:<key>`, whose JSON lives in the blob
 store. DynamoDB items are capped at 400 KB, so anything over `inline_limit` (default
-256 KiB, leaving room for the item's other attributes) goes to the blob store. Anything
+128 KiB) goes to the blob store: a run item holds a payload and a result of up to that
+each, beside a bounded error (`records.MAX_ERROR_MESSAGE`, `records.MAX_TRACEBACK`) and
+its small fields, and stays under the cap. Anything
 over Lambda's 6 MB request limit is refused with `PayloadTooLargeError`.
 """
 
@@ -17,7 +19,7 @@ from durable.errors import PayloadTooLargeError
 from durable.serialization import dumps, loads
 
 BLOB_PREFIX = "@blob:"
-DEFAULT_INLINE_LIMIT = 256 * 1024
+DEFAULT_INLINE_LIMIT = 128 * 1024
 REQUEST_LIMIT = 6 * 1024 * 1024
 
 

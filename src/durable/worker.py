@@ -337,13 +337,19 @@ class Worker:
     def _give_back(self, run: RunRecord, owner: str) -> None:
         """Release the lease of an invocation that ends in an error, so that the message
         SQS delivers again finds the run free instead of busy until the lease runs out.
+        The invocation did not die: it does not count toward the run's crash streak.
 
         Best effort: if this write fails too, the lease expires and the sweeper goes on.
         """
         with contextlib.suppress(Exception):
             self.store.update_run(
                 run.run_id,
-                {"lease_owner": None, "lease_expires": None, "wake_at": self.clock.now()},
+                {
+                    "lease_owner": None,
+                    "lease_expires": None,
+                    "wake_at": self.clock.now(),
+                    "crash_streak": max(run.crash_streak - 1, 0),
+                },
                 expect_owner=owner,
                 expect_status=ACTIVE,
             )

@@ -9,11 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from durable.bootstrap import get_runtime, time_left_of
 from durable.logs import library_logger
+from durable.redelivery import WakeUpBatchProcessor
 
 logger = library_logger()
 metrics = Metrics(namespace="durable", service="durable")
 tracer = Tracer(service="durable")
-processor = batch.BatchProcessor(event_type=batch.EventType.SQS)
+# Powertools' SQS batch processor; a failed record comes back after a backoff.
+processor = WakeUpBatchProcessor(lambda: get_runtime().queue)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:

@@ -18,6 +18,7 @@ from durable import Context, RetryPolicy, RunStatus, TaskRegistry, task
 from durable.errors import (
     ChildRunFailedError,
     ConflictError,
+    IdempotencyConflictError,
     InfrastructureError,
     InvalidNameError,
 )
@@ -350,6 +351,24 @@ def test_a_conflict_is_only_a_condition_that_did_not_hold(registry: TaskRegistry
             env.store.create_run(env.store.get_run(run.run_id))  # type: ignore[arg-type]
 
 
+def test_a_reused_idempotency_key_with_another_payload_is_refused(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    @task(id="charge", registry=registry)
+    def charge(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    first = env.trigger("charge", {"amount": 5, "currency": "EUR"}, idempotency_key="k")
+    same = env.trigger("charge", {"currency": "EUR", "amount": 5}, idempotency_key="k")
+    with pytest.raises(IdempotencyConflictError) as refused:
+        env.trigger("charge", {"amount": 6, "currency": "EUR"}, idempotency_key="k")
+
+    assert (same.run_id, same.created) == (first.run_id, False)
+    assert refused.value.run_id == first.run_id
+    assert refused.value.code == "idempotency_conflict"
+    assert len(env.list().runs) == 1
+
+
 def _pinned_run(env: TestEnvironment, n: int) -> Any:
     from durable.records import RunRecord
 
@@ -364,3 +383,62 @@ def _pinned_run(env: TestEnvironment, n: int) -> Any:
         code_version="v1",
         wake_at=past,
     )
+
+
+def test_a_run_with_a_large_payload_a_large_result_and_a_huge_error_fits_its_item(
+    registry: TaskRegistry,
+) -> None:
+    big = "x" * 240_000  # each under the inline limit of old (256 KiB), together over 400 KB
+
+    @task(id="echo", registry=registry)
+    def echo(ctx: Context, payload: str) -> str:
+        return ctx.step("copy", lambda: payload + "!")
+
+    @task(id="explodes", registry=registry, retry=NO_RETRY)
+    def explodes(ctx: Context, payload: str) -> None:
+        def deep(n: int) -> None:
+            if n == 0:
+                raise ValueError(payload * 2)  # a message of 400,000 characters
+            deep(n - 1)
+
+        ctx.step("deep", lambda: deep(400))  # a traceback of hundreds of frames
+
+    with TestEnvironment(backend="moto", registry=registry) as env:
+        echoed = env.trigger("echo", big)
+        exploded = env.trigger("explodes", big)
+        echo_info = env.run_until_complete(echoed.run_id)
+        explode_info = env.run_until_complete(exploded.run_id)
+        largest = max(_item_sizes(env))
+
+    # moto does not refuse an update past 400 KB as DynamoDB does: measure every item.
+    assert largest < 400 * 1024
+
+    assert echo_info.status is RunStatus.COMPLETED
+    assert echo_info.result == big + "!"
+    assert explode_info.status is RunStatus.FAILED
+    assert explode_info.error is not None
+    assert explode_info.error.type == "StepFailedError" or "ValueError" in explode_info.error.type
+    assert len(explode_info.error.message) < 10_000
+    assert explode_info.error.traceback is None or len(explode_info.error.traceback) < 20_000
+
+
+def _item_sizes(env: TestEnvironment) -> list[int]:
+    """The size of every item of the table, as DynamoDB counts it (names + values)."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    sizes = []
+    for page in client.get_paginator("scan").paginate(TableName="durable-runs"):
+        sizes.extend(sum(len(k) + _value_size(v) for k, v in i.items()) for i in page["Items"])
+    return sizes
+
+
+def _value_size(value: Any) -> int:
+    ((kind, inner),) = value.items()
+    if kind in ("S", "N"):
+        return len(str(inner).encode("utf-8"))
+    if kind == "M":
+        return 3 + sum(len(k) + _value_size(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in inner)
+    return 1

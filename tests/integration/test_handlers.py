@@ -34,8 +34,10 @@ from durable.bootstrap import (
     reset_runtime,
 )
 from durable.clock import VirtualClock
+from durable.faults import Faults, injected_into_botocore
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
+from durable.redelivery import retry_delay
 from durable.settings import Settings
 from durable.storage.dynamodb import DynamoDBRunStore
 from durable.storage.memory import MemoryRunStore
@@ -318,6 +320,31 @@ def test_a_record_that_hits_an_infrastructure_error_is_reported_failed(aws: str)
         worker_handler.handler(
             {"Records": [sqs_record("start", message["Body"])]}, lambda_context()
         )
+
+
+def test_a_failed_record_comes_back_after_a_backoff_not_the_visibility_timeout(
+    aws: str,
+) -> None:
+    _, body = call_api("POST", "/tasks/handlers-it-double/runs", {"payload": {"n": 2}})
+    [message] = receive(aws)
+    record = sqs_record(message["MessageId"], message["Body"])
+    record["receiptHandle"] = message["ReceiptHandle"]
+    record["attributes"]["ApproximateReceiveCount"] = "3"
+    # DynamoDB throttles the lease beyond botocore's retries: the record fails.
+    faults = Faults().throttle("dynamodb", 1.0, {"UpdateItem"}, times=1)
+
+    with injected_into_botocore(faults):
+        event = {"Records": [record, sqs_record("garbage", "{")]}  # not all failed
+        response = worker_handler.handler(event, lambda_context())
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    changed = [call for call in faults.log if call.operation == "ChangeMessageVisibility"]
+    assert len(changed) == 1  # 40 s for a third receive, instead of 10x the worker timeout
+    assert retry_delay(3) == timedelta(seconds=40)
+    assert [retry_delay(n).total_seconds() for n in (1, 2, 8, 50)] == [10, 20, 900, 900]
+    # the run itself is untouched: the next delivery runs it
+    _, run = call_api("GET", f"/runs/{body['run_id']}")
+    assert run["status"] == "QUEUED"
 
 
 def test_the_sweeper_re_enqueues_a_run_whose_wake_up_was_lost(aws: str) -> None:

@@ -11,15 +11,17 @@ ran twice only when its own invocation died after it and before its checkpoint.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from durable import Context, RetryPolicy, RunStatus, TaskRegistry, task
-from durable.testing import SimulatedCrash, TestEnvironment
+from durable.testing import Backend, MotoBackend, SimulatedCrash, TestEnvironment
 
 
 @dataclass(frozen=True)
@@ -112,11 +114,16 @@ def build(registry: TaskRegistry, program: list[Op], world: World) -> None:
         return results
 
 
-def execute(program: list[Op], crashes: bool) -> tuple[Any, World, TestEnvironment]:
+def execute(
+    program: list[Op], crashes: bool, moto: MotoBackend | None = None
+) -> tuple[Any, World, TestEnvironment]:
     registry = TaskRegistry()
     world = World(program, crashes)
     build(registry, program, world)
-    with TestEnvironment(registry=registry, lease=timedelta(minutes=1)) as env:
+    backend: Backend = "moto" if moto is not None else "memory"
+    with TestEnvironment(
+        backend=backend, registry=registry, lease=timedelta(minutes=1), moto=moto
+    ) as env:
         run = env.trigger("program")
         for index, op in enumerate(program):
             if op.kind == "wait":
@@ -129,8 +136,28 @@ def execute(program: list[Op], crashes: bool) -> tuple[Any, World, TestEnvironme
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(program=st.lists(ops, min_size=1, max_size=12))
 def test_crashes_change_nothing_but_duplicate_unsaved_effects(program: list[Op]) -> None:
-    expected, clean_world, _ = execute(program, crashes=False)
-    result, world, env = execute(program, crashes=True)
+    check(program, None)
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoBackend]:
+    with MotoBackend() as backend:
+        yield backend
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(program=st.lists(ops, min_size=1, max_size=8))
+def test_the_same_holds_on_moto(program: list[Op], moto: MotoBackend) -> None:
+    check(program, moto)
+
+
+def check(program: list[Op], moto: MotoBackend | None) -> None:
+    expected, clean_world, _ = execute(program, crashes=False, moto=moto)
+    result, world, env = execute(program, crashes=True, moto=moto)
 
     assert result == expected
     assert set(world.effects) == set(clean_world.effects)

@@ -27,15 +27,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 from durable import Context, NonRetryableError, RetryPolicy, TaskRegistry, WaitTimeout, task
 from durable.api import handle
 from durable.aws import boto3_client, ensure_resources
 from durable.blobs.s3 import S3BlobStore
 from durable.bootstrap import Runtime
 from durable.clock import VirtualClock
+from durable.errors import InfrastructureError
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
+from durable.redelivery import WakeUpBatchProcessor
 from durable.settings import Settings
 from durable.storage import _tables
 from durable.storage.dynamodb import DynamoDBRunStore
@@ -43,7 +47,7 @@ from durable.values import ValueCodec
 from tests.sam.aws_calls import PSEUDO_PARAMETERS, CallRecorder
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
-# Values longer than this go to S3 (the deployed limit is 256 KiB: same code, smaller values).
+# Values longer than this go to S3 (the deployed limit is 128 KiB: same code, smaller values).
 INLINE_LIMIT = 1024
 BIG = "x" * 2 * INLINE_LIMIT
 # The worker of code version v1, as `VersionRoutes` names it for a v2 deployment.
@@ -161,6 +165,10 @@ class MirroredQueue(MemoryWakeQueue):
     def __init__(self, clock: VirtualClock, sqs: SQSWakeQueue) -> None:
         super().__init__(clock)
         self._sqs = sqs
+
+    @property
+    def sqs(self) -> SQSWakeQueue:
+        return self._sqs
 
     def send(self, message: WakeUp, delay: timedelta = timedelta(0)) -> None:
         self._sqs.send(message, delay)
@@ -293,6 +301,25 @@ def run_workload(stack: Stack) -> None:
     with stack.recorder.acting_as("worker"):
         routed = stack.next_version.process_wake_up(WakeUp(slow_id, WakeReason.START).to_json())
     assert routed == "routed"
+
+    # -- a record the worker fails (an infrastructure error) is made visible again soon ------
+    # (Lambda's poller receives it: that is not the worker's own call.)
+    sqs = boto3_client("sqs", Settings())
+    [message] = sqs.receive_message(
+        QueueUrl=stack.queue.sqs.queue_url, MaxNumberOfMessages=1, AttributeNames=["All"]
+    )["Messages"]
+    record = SQSRecord(
+        {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"},
+        }
+    )
+    failure = InfrastructureError("DynamoDB: throttled (for the test)")
+    with stack.recorder.acting_as("worker"):
+        processor = WakeUpBatchProcessor(lambda: stack.queue.sqs)
+        processor.failure_handler(record, (InfrastructureError, failure, None))
 
     # -- the worker runs them up to their waits ----------------------------------------------
     stack.work(timedelta(hours=3))

@@ -102,6 +102,17 @@ class SQSWakeQueue:
         if failed:
             raise InfrastructureError(f"SQS did not accept the wake-ups of runs {failed}")
 
+    def redeliver_after(self, receipt_handle: str, delay: timedelta) -> None:
+        """Make a received message visible again after `delay` (a failed record's backoff)."""
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=self._queue_url,
+                ReceiptHandle=receipt_handle,
+                VisibilityTimeout=int(delay.total_seconds()),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise InfrastructureError(f"SQS refused to change a visibility: {exc}") from exc
+
     def _count(self, sent: int) -> None:
         with self._lock:
             self.sent += sent

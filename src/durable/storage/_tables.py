@@ -229,7 +229,13 @@ class IdempotencyItem(Model):
 
 
 class CallbackItem(Model):
-    """A callback, keyed by the hash of its token (the token itself is never stored)."""
+    """A callback, keyed by the hash of its token.
+
+    Neither this item, nor the run's `waiting_for`, nor the inbox event that completes it
+    hold the token: they hold its SHA-256. The one copy of the token is in the run's log
+    (its CALLBACK_CREATED entry), because a replay must hand the same token back to the
+    task code; views of the log redact it.
+    """
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
