@@ -15,6 +15,7 @@ the table the README quotes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -143,9 +144,13 @@ def _name(step: str) -> str:
 
 
 def sweep_crash_points(
-    task_id: str, backend: Backend, every: int = 1, moto: MotoBackend | None = None
+    task_id: str,
+    backend: Backend,
+    every: int = 1,
+    moto: MotoBackend | None = None,
+    first: int = 1,
 ) -> dict[str, Any]:
-    """Crash before and after every `every`-th call of an uncrashed run; the tally."""
+    """Crash before and after calls first, first + every, ... of an uncrashed run; the tally."""
     reference = play(task_id, backend, moto=moto)
     tally: dict[str, Any] = {
         "workflow": task_id,
@@ -157,7 +162,7 @@ def sweep_crash_points(
         "double": 0,
         "problems": [],
     }
-    for call in range(1, reference.calls + 1, every):
+    for call in range(first, reference.calls + 1, every):
         for when in ("before", "after"):
             crashed = play(task_id, backend, (call, when), moto=moto)
             tally["tried"] += 1
@@ -186,11 +191,39 @@ def test_the_uncrashed_reference_runs_end_as_designed(task_id: str) -> None:
     assert (outcome.status, outcome.result) == expected
 
 
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoBackend]:
+    with MotoBackend() as backend:
+        yield backend
+
+
+# Each workflow's crash points are split into PARTS interleaved shares (calls 1, 4, 7...;
+# 2, 5, 8...; 3, 6, 9...), one test each: together they cover every call.
+PARTS = 3
+
+
+@pytest.mark.parametrize("part", range(1, PARTS + 1))
 @pytest.mark.parametrize("task_id", REFERENCE_TASKS)
-def test_a_crash_at_any_aws_call_changes_nothing(task_id: str) -> None:
-    tally = sweep_crash_points(task_id, "moto")
+def test_a_crash_at_any_aws_call_changes_nothing(
+    task_id: str, part: int, moto: MotoBackend
+) -> None:
+    tally = sweep_crash_points(task_id, "moto", every=PARTS, moto=moto, first=part)
     print(  # the figures the closing note and the README quote (pytest -s)
-        f"\ncrash points {task_id}: calls={tally['calls']} tried={tally['tried']} "
+        f"\ncrash points {task_id} (part {part}/{PARTS}): calls={tally['calls']} "
+        f"tried={tally['tried']} completed={tally['completed']} lost={tally['lost']} "
+        f"failed={tally['failed']} double={tally['double']}"
+    )
+    assert tally["problems"] == []
+    assert tally["completed"] == tally["tried"] == 2 * len(range(part, tally["calls"] + 1, PARTS))
+
+
+@pytest.mark.parametrize("task_id", REFERENCE_TASKS)
+def test_every_crash_point_on_the_memory_backend_too(task_id: str) -> None:
+    """The same at the adapters of the memory backend (other call boundaries: every port
+    method is one call), every point in one test: it is fast."""
+    tally = sweep_crash_points(task_id, "memory")
+    print(
+        f"\ncrash points {task_id} (memory): calls={tally['calls']} tried={tally['tried']} "
         f"completed={tally['completed']} lost={tally['lost']} failed={tally['failed']} "
         f"double={tally['double']}"
     )

@@ -1,0 +1,1 @@
+"""Fault tests: hostile and malformed inputs, and what the system answers to them."""
