@@ -1,1 +1,2 @@
-"""Fault tests: hostile and malformed inputs, and what the system answers to them."""
+"""The fault-injection suite: crashes at every AWS call, duplicate and late delivery,
+throttling above botocore's retries, races, and hostile or malformed API input."""
