@@ -369,6 +369,26 @@ def test_a_reused_idempotency_key_with_another_payload_is_refused(
     assert len(env.list().runs) == 1
 
 
+def test_a_retried_trigger_sends_the_wake_up_its_first_try_could_not(
+    registry: TaskRegistry,
+) -> None:
+    @task(id="noop", registry=registry)
+    def noop(ctx: Context, payload: None) -> str:
+        return "ran"
+
+    # The first try stores the run, then the process serving the call dies before the send.
+    faults = Faults().server_error("sqs", 1.0, {"send"}, times=1)
+    with TestEnvironment(registry=registry, faults=faults) as env:
+        with pytest.raises(InfrastructureError):
+            env.trigger("noop", idempotency_key="k")
+        again = env.trigger("noop", idempotency_key="k")  # the caller retries
+        env.run_until_idle()  # no sweeper, no clock: the retry's wake-up runs it
+        info = env.get(again.run_id)
+
+    assert again.created is False
+    assert info.status is RunStatus.COMPLETED
+
+
 def _pinned_run(env: TestEnvironment, n: int) -> Any:
     from durable.records import RunRecord
 
