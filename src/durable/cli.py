@@ -3,7 +3,7 @@
     durable dev [--port 8000] [--tasks MODULE,...]      the whole stack on this machine
     durable trigger TASK_ID --payload JSON [--wait]      start a run (and wait for its end)
     durable runs [--task ID] [--status S] [--limit N]    list runs, newest first
-    durable show RUN_ID [--history]                      a run (and its checkpoint log)
+    durable show RUN_ID [--history] [--table]            a run (and its checkpoint log)
     durable send-event RUN_ID NAME --data JSON           deliver an event to a waiting run
     durable cancel RUN_ID                                cancel a run
     durable replay RUN_ID | --open | --history FILE      replay recorded histories against
@@ -28,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -221,6 +222,36 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
         )
         for run in runs
     ]
+    return _table(headers, rows)
+
+
+def format_history(entries: list[dict[str, Any]]) -> str:
+    """A run's checkpoint log as a table, one entry a line.
+
+    TASK ATTEMPT is the attempt of the run that wrote the entry (a task retry counts it up);
+    STEP ATTEMPT is a step's own try within it (a step retry counts it up), `-` for entries
+    that are not a step's.
+    """
+    headers = ("SEQ", "KIND", "NAME", "TASK ATTEMPT", "STEP ATTEMPT", "AT")
+    rows = [
+        (
+            str(entry.get("seq", "")),
+            str(entry.get("kind", "")),
+            str(entry.get("name", "")),
+            str(entry.get("task_attempt", "")),
+            str(entry.get("attempt", "")) if _is_step(entry) else "-",
+            _when(entry.get("at")),
+        )
+        for entry in entries
+    ]
+    return _table(headers, rows)
+
+
+def _is_step(entry: dict[str, Any]) -> bool:
+    return str(entry.get("kind", "")).startswith("step_")
+
+
+def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -318,7 +349,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.history:
         log = call(transport, "GET", f"/runs/{_segment(args.run_id)}/history")
         run["history"] = log.get("history", log) if isinstance(log, dict) else log
-    print_json(run)
+    if not args.table:
+        print_json(run)
+        return 0
+    print(format_runs([run]))
+    if args.history:
+        print()
+        print(format_history(run["history"]) if run["history"] else "no checkpoints yet")
     return 0
 
 
@@ -516,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = verbs.add_parser("show", parents=[remote], help="show a run")
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--history", action="store_true", help="include the checkpoint log")
+    show.add_argument(
+        "--table",
+        action="store_true",
+        help="print tables instead of JSON (the log with each entry's task and step attempt)",
+    )
     show.set_defaults(handler=cmd_show)
 
     send = verbs.add_parser("send-event", parents=[remote], help="send an event to a run")

@@ -11,19 +11,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pytest
 from pydantic import BaseModel, field_validator
 
-from durable import Context, RunStatus, TaskRegistry, task
+from durable import Context, NonRetryableError, RetryPolicy, RunStatus, TaskRegistry, task
 from durable.api import build_app, handle
 from durable.blobs.memory import MemoryBlobStore
+from durable.cli import format_history
 from durable.client import Client
 from durable.clock import VirtualClock
 from durable.queues.memory import MemoryWakeQueue
 from durable.storage.memory import MemoryRunStore
-from durable.testing import TestEnvironment
+from durable.testing import Faults, TestEnvironment
 from durable.values import REQUEST_LIMIT, ValueCodec
 
 # -- the event factory ------------------------------------------------------------------
@@ -150,7 +151,22 @@ def make_registry() -> TaskRegistry:
     @task(id="approval", registry=registry)
     def approval(ctx: Context, payload: None) -> Any:
         ctx.step("prepare", lambda: "ready")
-        return ctx.wait_for_event("needs approval")
+        return ctx.wait_for_event("approval")
+
+    @task(id="flaky", registry=registry, retry=RetryPolicy(max_attempts=2))
+    def flaky(ctx: Context, payload: None) -> str:
+        ctx.step("prepare", lambda: "ready")
+        if ctx.run.attempt == 1:
+            raise ValueError("first attempt fails")
+        return ctx.step("finish", lambda: "done")
+
+    @task(id="broken", registry=registry, retry=RetryPolicy(max_attempts=1))
+    def broken(ctx: Context, payload: None) -> None:
+        raise NonRetryableError("it broke")
+
+    @task(id="fan-out", registry=registry)
+    def fan_out(ctx: Context, payload: None) -> list[Any]:
+        return ctx.map("broken", [None])
 
     @task(id="picky", registry=registry)
     def picky(ctx: Context, payload: Picky) -> str:
@@ -209,6 +225,32 @@ def test_the_same_idempotency_key_gives_the_same_run(api: Api, env: TestEnvironm
     assert other.json["run_id"] != first.json["run_id"]
     assert len(env.list().runs) == 2
     assert env.get(first.json["run_id"]).idempotency_key == "order-o-1"
+
+
+def test_the_same_idempotency_key_with_another_payload_is_409(
+    api: Api, env: TestEnvironment
+) -> None:
+    first = api.post("/tasks/echo/runs", {"payload": 1, "idempotency_key": "k-1"})
+
+    again = api.post("/tasks/echo/runs", {"payload": 2, "idempotency_key": "k-1"})
+
+    assert again.status == 409
+    assert again.error_code == "idempotency_conflict"
+    assert first.json["run_id"] in again.json["error"]["message"]
+    assert [run.run_id for run in env.list().runs] == [first.json["run_id"]]
+
+
+def test_a_failing_backend_is_503_with_retry_after_in_our_words() -> None:
+    faults = Faults(seed=1).throttle("dynamodb", 1.0)
+    with TestEnvironment(registry=make_registry(), faults=faults) as env:
+        api = Api(env.client)
+        replies = [api.post("/tasks/echo/runs", {"payload": 1}), api.get("/runs")]
+
+    for reply in replies:
+        assert reply.status == 503, reply.text
+        assert reply.error_code == "service_unavailable"
+        assert reply.headers["Retry-After"] == "1"
+        assert "injected" not in reply.text and "Traceback" not in reply.text
 
 
 def test_trigger_without_a_body_sends_a_null_payload(api: Api, env: TestEnvironment) -> None:
@@ -495,11 +537,71 @@ def test_history_lists_the_checkpoints_in_order(api: Api, env: TestEnvironment) 
     history = reply.json["history"]
     assert [(entry["kind"], entry["name"]) for entry in history] == [
         ("step_completed", "prepare"),
-        ("wait_started", "needs approval"),
+        ("wait_started", "approval"),
     ]
     assert [entry["seq"] for entry in history] == [1, 2]
     assert history[0]["value"] == "ready"
-    assert history[0]["attempt"] == 1
+    assert (history[0]["task_attempt"], history[0]["attempt"]) == (1, 1)
+
+
+def test_history_tells_task_attempts_from_step_attempts(api: Api, env: TestEnvironment) -> None:
+    run_id = trigger(api, "flaky")
+    assert env.run_until_complete(run_id).status == RunStatus.COMPLETED
+
+    history = api.get(f"/runs/{run_id}/history").json["history"]
+
+    assert [(e["kind"], e["name"], e["task_attempt"], e["attempt"]) for e in history] == [
+        ("step_completed", "prepare", 1, 1),
+        ("attempt_failed", "attempt", 1, 1),
+        ("step_completed", "finish", 2, 1),  # a step's first try, in the task's second
+    ]
+
+
+def test_the_cli_history_table_has_a_column_for_each_attempt(
+    api: Api, env: TestEnvironment
+) -> None:
+    run_id = trigger(api, "flaky")
+    env.run_until_complete(run_id)
+    history = api.get(f"/runs/{run_id}/history").json["history"]
+
+    header, *rows = format_history(history).splitlines()
+
+    assert header.split() == ["SEQ", "KIND", "NAME", "TASK", "ATTEMPT", "STEP", "ATTEMPT", "AT"]
+    assert [row.split()[:5] for row in rows] == [
+        ["1", "step_completed", "prepare", "1", "1"],
+        ["2", "attempt_failed", "attempt", "1", "-"],
+        ["3", "step_completed", "finish", "2", "1"],
+    ]
+
+
+def test_no_traceback_reaches_a_caller(api: Api, env: TestEnvironment) -> None:
+    # given a run that failed, and a parent whose batch holds a failed child
+    failed = trigger(api, "broken")
+    parent = trigger(api, "fan-out")
+    env.run_until_complete(failed)
+    env.run_until_complete(parent)
+    assert env.get(failed).error is not None and env.get(failed).error.traceback  # stored
+
+    # when callers read the runs and their histories
+    replies = [
+        api.get(f"/runs/{failed}"),
+        api.get(f"/runs/{failed}/history"),
+        api.get(f"/runs/{parent}"),
+        api.get(f"/runs/{parent}/history"),
+        api.get("/runs"),
+    ]
+
+    # then type, message and non_retryable are there, the traceback nowhere
+    assert all(reply.status == 200 for reply in replies)
+    assert replies[0].json["error"] == {
+        "type": "NonRetryableError",
+        "message": "it broke",
+        "non_retryable": True,
+    }
+    outcomes = replies[3].json["history"][-1]["value"]
+    assert outcomes[0]["state"] == "failed" and outcomes[0]["message"] == "it broke"
+    for reply in replies:
+        assert "traceback" not in reply.text and "Traceback" not in reply.text
 
 
 # -- POST /runs/{run_id}/events/{name} --------------------------------------------------
@@ -508,13 +610,13 @@ def test_history_lists_the_checkpoints_in_order(api: Api, env: TestEnvironment) 
 def test_an_event_resumes_a_waiting_run(api: Api, env: TestEnvironment) -> None:
     run_id = trigger(api, "approval")
     env.run_until_idle()
-    assert env.get(run_id).waiting_for == "needs approval"
+    assert env.get(run_id).waiting_for == "approval"
 
-    # The event name travels percent-encoded in the path.
-    reply = api.post(f"/runs/{run_id}/events/{quote('needs approval')}", {"data": {"ok": True}})
+    # The event name may travel percent-encoded in the path.
+    reply = api.post(f"/runs/{run_id}/events/%61pproval", {"data": {"ok": True}})
 
     assert reply.status == 202
-    assert reply.json == {"run_id": run_id, "event": "needs approval", "accepted": True}
+    assert reply.json == {"run_id": run_id, "event": "approval", "accepted": True}
     info = env.run_until_complete(run_id)
     assert info.status == RunStatus.COMPLETED
     assert info.result == {"ok": True}
@@ -524,7 +626,7 @@ def test_an_event_without_a_body_carries_null(api: Api, env: TestEnvironment) ->
     run_id = trigger(api, "approval")
     env.run_until_idle()
 
-    reply = api.post(f"/runs/{run_id}/events/needs%20approval")
+    reply = api.post(f"/runs/{run_id}/events/approval")
 
     assert reply.status == 202, reply.text
     info = env.run_until_complete(run_id)
@@ -575,7 +677,7 @@ def test_cancel_a_waiting_run(api: Api, env: TestEnvironment) -> None:
     assert env.get(run_id).status == RunStatus.CANCELLED
     again = api.post(f"/runs/{run_id}/cancel")
     assert (again.status, again.error_code) == (409, "run_finished")
-    event = api.post(f"/runs/{run_id}/events/{quote('needs approval')}", {"data": 1})
+    event = api.post(f"/runs/{run_id}/events/approval", {"data": 1})
     assert (event.status, event.error_code) == (409, "run_finished")
 
 
@@ -614,14 +716,39 @@ def test_a_callback_body_is_still_validated(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
-    [("GET", "/nowhere"), ("DELETE", "/runs"), ("GET", "/tasks/echo/runs"), ("GET", "/runs/")],
+    ("method", "path"), [("GET", "/nowhere"), ("GET", "/runs/"), ("POST", "/runs/r/history/x")]
 )
 def test_an_unknown_route_is_404_in_the_same_shape(api: Api, method: str, path: str) -> None:
     reply = api.call(method, path)
 
     assert reply.status == 404
     assert reply.error_code == "not_found"
+    assert "Allow" not in reply.headers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/runs", "GET"),
+        ("DELETE", "/runs/run_1", "GET"),
+        ("PUT", "/runs/run_1/history", "GET"),
+        ("GET", "/tasks/echo/runs", "POST"),
+        ("GET", "/runs/run_1/cancel", "POST"),
+        ("GET", "/runs/run_1/events/go", "POST"),
+        ("PATCH", "/callbacks/tok_1", "POST"),
+        ("POST", "/openapi.json", "GET"),
+    ],
+)
+def test_a_wrong_method_is_405_with_allow(
+    api: Api, env: TestEnvironment, method: str, path: str, allowed: str
+) -> None:
+    reply = api.call(method, path, {"payload": 1})
+
+    assert reply.status == 405
+    assert reply.error_code == "method_not_allowed"
+    assert reply.headers["Allow"] == allowed
+    assert allowed in reply.json["error"]["message"]
+    assert_nothing_stored(env)
 
 
 def test_the_openapi_document_describes_every_route(api: Api) -> None:
@@ -645,7 +772,7 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
         ("POST", "/runs/{run_id}/cancel"),
     }
     trigger_responses = document["paths"]["/tasks/{task_id}/runs"]["post"]["responses"]
-    assert set(trigger_responses) == {"202", "400", "404", "413", "415", "422"}
+    assert set(trigger_responses) == {"202", "400", "404", "409", "413", "415", "422"}
     schemas = document["components"]["schemas"]
     assert {"TriggerRequest", "TriggerResponse", "RunBody", "ErrorResponse"} <= set(schemas)
     assert "HTTPValidationError" not in json.dumps(document)
@@ -661,6 +788,7 @@ def test_the_dashboard_is_a_self_contained_page(api: Api) -> None:
     page = reply.text
     assert "<html" in page and "</html>" in page
     assert 'api("/runs' in page and "fetch(" in page and "/history" in page
+    assert "task attempt" in page and "entry.task_attempt" in page and "step attempt" in page
     assert "http://" not in page and "https://" not in page  # no CDN, nothing external
     assert "<script src" not in page and "<link" not in page
 

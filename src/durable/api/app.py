@@ -12,14 +12,17 @@
 
 `build_app(client)` makes a resolver bound to one client; `handle(event, context, client)`
 resolves one event with a resolver cached per client. Routes hold no rules of their own:
-they validate the envelope (pydantic, through the resolver's `enable_validation`), call the
-client and shape its answer. Errors are mapped in `durable.api.errors`; nothing is stored
-when a request is refused, because the client validates before it writes.
+they validate the envelope (pydantic, through the resolver's `enable_validation`; bodies as
+`durable.api.bodies` reads them), call the client and shape its answer. The edge checks
+what the client would leave to a backend (empty filters, oversized ids, event names), so
+no backend's error text reaches a caller. Errors are mapped in `durable.api.errors`;
+nothing is stored when a request is refused: all of this runs before the client writes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import weakref
 from datetime import timedelta
@@ -29,12 +32,13 @@ from typing import Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from durable.api.errors import parse_json_body, register_error_handlers
+from durable.api.bodies import JsonBodyValidation, parse_json_body
+from durable.api.errors import RequestError, register_error_handlers
 from durable.api.models import (
     CallbackRequest,
     CallbackResponse,
@@ -49,16 +53,26 @@ from durable.api.models import (
     TriggerResponse,
 )
 from durable.client import Client
+from durable.errors import InputError
 from durable.records import RunStatus
 
 API_TITLE = "durable"
 API_DESCRIPTION = "Durable execution for AWS Lambda: trigger task runs and follow them."
 
 
+# Event names stay out of the library's own inbox namespaces (`callback:<token>`, ...).
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+_EVENT_NAME = re.compile(EVENT_NAME_PATTERN)
+# Run ids are ours (`run_` + 32 hex digits, plus `.attempt.position.index` per level of
+# fan-out): a longer one names no run, and would be over DynamoDB's 2,048-byte key limit.
+MAX_ID_LENGTH = 512
+
+RunId = Annotated[str, Path(max_length=MAX_ID_LENGTH, description="the run's id")]
+
 _ERROR_DESCRIPTIONS = {
     400: "malformed JSON or an invalid request (path, query or body fields)",
     404: "no such task, run or callback",
-    409: "the run has already ended",
+    409: "the run has already ended, or the idempotency key started a run with another payload",
     413: "the request body is over 6 MB",
     415: "the body is not JSON",
     422: "the payload does not fit the task's payload type",
@@ -84,14 +98,18 @@ def _responses(
 def build_app(client: Client) -> APIGatewayHttpResolver:
     """The resolver of the HTTP API, serving `client`."""
     app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+    # Powertools has no public option for which bodies its validation reads: this narrows
+    # it to JSON (the resolver builds each route's middleware stack from this attribute).
+    app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]
     register_error_handlers(app)
 
     @app.post(
         "/tasks/<task_id>/runs",
         status_code=202,
         summary="Trigger a run",
-        description="Same idempotency key (for the same task) → the same run, `created: false`.",
-        responses=_responses(202, TriggerResponse, "the run", 400, 404, 413, 415, 422),
+        description="Same idempotency key (for the same task) → the same run, `created: false`; "
+        "the same key with another payload → 409.",
+        responses=_responses(202, TriggerResponse, "the run", 400, 404, 409, 413, 415, 422),
         tags=["runs"],
     )
     def trigger(
@@ -115,12 +133,27 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
         tags=["runs"],
     )
     def list_runs(
-        task_id: Annotated[str | None, Query(description="only runs of this task")] = None,
+        task_id: Annotated[
+            str | None,
+            Query(min_length=1, max_length=MAX_ID_LENGTH, description="only runs of this task"),
+        ] = None,
         status: Annotated[RunStatus | None, Query(description="only runs in this status")] = None,
         limit: Annotated[int, Query(ge=1, le=1000, description="at most this many")] = 50,
-        cursor: Annotated[str | None, Query(description="`next_cursor` of the last page")] = None,
+        cursor: Annotated[
+            str | None,
+            Query(min_length=1, max_length=4096, description="`next_cursor` of the last page"),
+        ] = None,
     ) -> RunListResponse:
-        page = client.list(task_id=task_id, status=status, limit=limit, cursor=cursor or None)
+        try:
+            page = client.list(task_id=task_id, status=status, limit=limit, cursor=cursor)
+        except InputError as exc:
+            if cursor is None:
+                raise
+            # The rest was checked above: the store refused the cursor. Its words (a
+            # backend's) stay out of the answer.
+            raise RequestError(
+                "invalid_cursor", "cursor is not a next_cursor of this listing"
+            ) from exc
         return RunListResponse(
             runs=[RunBody.of(view) for view in page.runs], next_cursor=page.next_cursor
         )
@@ -128,19 +161,19 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     @app.get(
         "/runs/<run_id>",
         summary="Get a run",
-        responses=_responses(200, RunBody, "the run", 404),
+        responses=_responses(200, RunBody, "the run", 400, 404),
         tags=["runs"],
     )
-    def get_run(run_id: str) -> RunBody:
+    def get_run(run_id: RunId) -> RunBody:
         return RunBody.of(client.get(unquote(run_id)))
 
     @app.get(
         "/runs/<run_id>/history",
         summary="A run's checkpoint log, in order",
-        responses=_responses(200, HistoryResponse, "the log", 404),
+        responses=_responses(200, HistoryResponse, "the log", 400, 404),
         tags=["runs"],
     )
-    def get_history(run_id: str) -> HistoryResponse:
+    def get_history(run_id: RunId) -> HistoryResponse:
         run_id = unquote(run_id)
         entries = client.history(run_id)
         return HistoryResponse(run_id=run_id, history=[HistoryEntryBody.of(e) for e in entries])
@@ -149,26 +182,40 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
         "/runs/<run_id>/events/<name>",
         status_code=202,
         summary="Send an event to a run",
-        description="A `ctx.wait_for_event(name)` receives `data`, now or when it gets there.",
+        description="A `ctx.wait_for_event(name)` receives `data`, now or when it gets there. "
+        "Names are 1-128 letters, digits and `-_.`, starting with a letter or digit.",
         responses=_responses(202, EventResponse, "delivered", 400, 404, 409, 413, 415),
         tags=["runs"],
     )
     def send_event(
-        run_id: str,
-        name: str,
+        run_id: RunId,
+        # The pattern is documented, and checked below (after percent-decoding, with its
+        # own error code) rather than by the resolver.
+        name: Annotated[str, Path(json_schema_extra={"pattern": EVENT_NAME_PATTERN})],
         body: Annotated[EventRequest | None, Body()] = None,
     ) -> EventResponse:
         run_id, name = unquote(run_id), unquote(name)
+        if not _EVENT_NAME.fullmatch(name):
+            raise RequestError(
+                "invalid_event_name",
+                f"event name {name[:40]!r} is not 1-128 letters, digits and -_. "
+                "(starting with a letter or digit)",
+            )
         client.send_event(run_id, name, (body or EventRequest()).data)
         return EventResponse(run_id=run_id, event=name)
+
+    @app.post("/runs/<run_id>/events", include_in_schema=False)
+    @app.post("/runs/<run_id>/events/", include_in_schema=False)
+    def send_unnamed_event(run_id: str) -> EventResponse:
+        raise RequestError("invalid_event_name", "the event name is empty")
 
     @app.post(
         "/runs/<run_id>/cancel",
         summary="Cancel a run",
-        responses=_responses(200, RunBody, "the run, now cancelled", 404, 409),
+        responses=_responses(200, RunBody, "the run, now cancelled", 400, 404, 409),
         tags=["runs"],
     )
-    def cancel(run_id: str) -> RunBody:
+    def cancel(run_id: RunId) -> RunBody:
         return RunBody.of(client.cancel(unquote(run_id)))
 
     @app.post(

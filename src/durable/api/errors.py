@@ -2,30 +2,39 @@
 
 Every error body is `{"error": {"code", "message", "details"?}}`. The rule for statuses:
 
-    400 malformed_json          the body is not JSON
+    400 malformed_json          the body is not JSON this API reads: not JSON, not UTF-8,
+                                NaN or Infinity, a number out of range, a lone surrogate,
+                                nested over 128 levels (see `durable.api.bodies`)
     400 invalid_request         the request's envelope is wrong: body not an object, unknown
                                 or mistyped fields, bad path or query values (limit outside
-                                1..1000, unknown status, ...); `details` lists each problem
-    400 bad_request             any other caller error the library refuses (a bad cursor)
+                                1..1000, unknown status, empty task_id, ...); `details` lists
+                                each problem
+    400 invalid_event_name      an event name outside 1-128 letters, digits and `-_.`
+    400 invalid_cursor          a cursor that is not the `next_cursor` of a listing
+    400 bad_request             any other caller error the library refuses
     404 unknown_task            no task registered under that id
     404 run_not_found           no run with that id
     404 unknown_callback        no callback with that token
     404 not_found               no such route
+    405 method_not_allowed      the route exists, not with this method (`Allow` lists them)
     409 run_finished            the run has ended: it takes no more events or cancels
     409 callback_completed      the callback was completed before, or its wait timed out
+    409 idempotency_conflict    the idempotency key started a run with another payload
     413 payload_too_large       the body (or a value in it) is over Lambda's 6 MB limit
-    415 unsupported_media_type  the body is not JSON by its Content-Type
+    415 unsupported_media_type  the body is not JSON by its Content-Type (forms included)
     422 invalid_payload         the envelope is fine but the payload does not fit the task;
                                 `details` holds pydantic's errors
     500 internal_error          anything unexpected (logged; details stay in the logs)
+    503 service_unavailable     DynamoDB, SQS or S3 failed past botocore's retries (throttled,
+                                their own 5xx): not the caller's fault; `Retry-After` says when
 
 So: 400 when the request itself is malformed, 422 only when a well-formed request carries a
-payload the task's annotation refuses. All of these are raised before anything is stored.
+payload the task's annotation refuses. All of these are raised before anything is stored,
+and no message carries a backend's own words or a traceback.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -41,6 +50,8 @@ from durable.api.models import ErrorDetail, ErrorResponse
 from durable.errors import (
     CallbackAlreadyCompletedError,
     CallbackNotFoundError,
+    IdempotencyConflictError,
+    InfrastructureError,
     InputError,
     PayloadTooLargeError,
     PayloadValidationError,
@@ -49,11 +60,11 @@ from durable.errors import (
     UnknownTaskError,
 )
 from durable.logs import library_logger
-from durable.values import REQUEST_LIMIT
 
 # Statuses of the library's own errors, most specific first (looked up along the MRO).
 _STATUS: dict[type[Exception], HTTPStatus] = {
     UnknownTaskError: HTTPStatus.NOT_FOUND,
+    IdempotencyConflictError: HTTPStatus.CONFLICT,
     PayloadValidationError: HTTPStatus.UNPROCESSABLE_ENTITY,
     PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     InputError: HTTPStatus.BAD_REQUEST,
@@ -64,11 +75,20 @@ _STATUS: dict[type[Exception], HTTPStatus] = {
 }
 
 
+class RequestError(InputError):
+    """A request the API refuses itself, before the client is asked: 400 with `code`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def error_response(
     status: HTTPStatus | int,
     code: str,
     message: str,
     details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[str]:
     """A JSON error response in the API's one shape."""
     body = ErrorResponse(error=ErrorDetail(code=code, message=message, details=details))
@@ -76,24 +96,8 @@ def error_response(
         status_code=int(status),
         content_type=content_types.APPLICATION_JSON,
         body=body.model_dump_json(exclude_none=True),
+        headers=headers,
     )
-
-
-def parse_json_body(text: str) -> Any:
-    """Parse a request body, refusing one over the request limit before reading it.
-
-    The resolver calls this (as its `json_body_deserializer`) before validating the body,
-    so an oversized request is never parsed. `json.JSONDecodeError` is left to the
-    resolver, which reports it as a validation error of type `json_invalid`.
-    """
-    # A character is at most 4 bytes in UTF-8: only measure bytes near the limit.
-    if len(text) > REQUEST_LIMIT or (
-        len(text) * 4 > REQUEST_LIMIT and len(text.encode("utf-8")) > REQUEST_LIMIT
-    ):
-        raise PayloadTooLargeError(
-            f"the request body is over {REQUEST_LIMIT:,} bytes (Lambda's request limit)"
-        )
-    return json.loads(text)
 
 
 def _details(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -154,6 +158,17 @@ def _library_error(exc: Exception) -> Response[str]:
     return error_response(status, getattr(exc, "code", "bad_request"), str(exc))
 
 
+def _unavailable(exc: InfrastructureError) -> Response[str]:
+    # Whatever the backend said stays in the logs: it names tables, queues and requests.
+    library_logger().warning("a backend failed the HTTP API", error=str(exc))
+    return error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "a backend (DynamoDB, SQS or S3) failed; nothing was changed, try again",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _internal_error(exc: Exception) -> Response[str]:
     library_logger().exception("the HTTP API failed", error_type=type(exc).__name__)
     return error_response(
@@ -161,6 +176,16 @@ def _internal_error(exc: Exception) -> Response[str]:
         "internal_error",
         "internal error; the details are in the logs",
     )
+
+
+def allowed_methods(app: APIGatewayHttpResolver, path: str) -> list[str]:
+    """The methods of the routes whose rule matches `path`, by the resolver's own matching.
+
+    Powertools keeps its routes in private lists and has no public way to list them; reading
+    them here keeps 404 and 405 decided by the very rules that route requests.
+    """
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({route.method.upper() for route in routes if route.rule.match(path)})
 
 
 def register_error_handlers(app: APIGatewayHttpResolver) -> None:
@@ -172,8 +197,16 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
 
     def not_found(exc: NotFoundError) -> Response[str]:
         event = app.current_event
-        message = f"no route for {event.http_method} {event.path}"
-        return error_response(HTTPStatus.NOT_FOUND, "not_found", message)
+        method, path = event.http_method.upper(), event.path
+        allowed = allowed_methods(app, path)
+        if allowed:
+            return error_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                f"{method} is not allowed on {path}; use {' or '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        return error_response(HTTPStatus.NOT_FOUND, "not_found", f"no route for {method} {path}")
 
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
@@ -188,4 +221,5 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         ]
     )(_library_error)
     app.exception_handler(NotFoundError)(not_found)
+    app.exception_handler(InfrastructureError)(_unavailable)
     app.exception_handler(Exception)(_internal_error)

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from durable.client import HistoryEntry, RunInfoView
-from durable.records import ErrorInfo, RunStatus
+from durable.records import CheckpointKind, ErrorInfo, RunStatus
 
 # A delayed start may be years away, but no further than a datetime can represent.
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
@@ -74,23 +74,21 @@ class TriggerResponse(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """An exception as stored: its type name and message."""
+    """An exception as stored: its type name and message.
+
+    The traceback stays behind: it tells callers about our code and their inputs' paths
+    through it, and belongs in the logs, not in API answers.
+    """
 
     type: str
     message: str
-    traceback: str | None = None
     non_retryable: bool = False
 
     @classmethod
     def of(cls, error: ErrorInfo | None) -> ErrorBody | None:
         if error is None:
             return None
-        return cls(
-            type=error.type,
-            message=error.message,
-            traceback=error.traceback,
-            non_retryable=error.non_retryable,
-        )
+        return cls(type=error.type, message=error.message, non_retryable=error.non_retryable)
 
 
 class VersionBody(BaseModel):
@@ -150,7 +148,11 @@ class RunListResponse(BaseModel):
 
 
 class HistoryEntryBody(BaseModel):
-    """One checkpoint of a run's log; `attempt` is the step's attempt number."""
+    """One checkpoint of a run's log.
+
+    `attempt` is the step's own attempt number (step retries count it up);
+    `task_attempt` is the attempt of the run (task retries count it up) that wrote it.
+    """
 
     seq: int
     kind: str
@@ -173,10 +175,27 @@ class HistoryEntryBody(BaseModel):
             attempt=entry.attempt,
             task_attempt=entry.task_attempt,
             at=entry.at,
-            value=entry.value,
+            value=_without_tracebacks(entry.kind, entry.value),
             error=ErrorBody.of(entry.error),
             wake_at=entry.wake_at,
         )
+
+
+# Checkpoints whose value lists the outcomes of a batch's children, failed ones with their
+# stored error (traceback included).
+_BATCH_ENDS = frozenset({CheckpointKind.BATCH_COMPLETED, CheckpointKind.BATCH_FAILED})
+
+
+def _without_tracebacks(kind: str, value: Any) -> Any:
+    """A batch's outcomes without the failed children's tracebacks (see `ErrorBody`)."""
+    if kind not in _BATCH_ENDS or not isinstance(value, list):
+        return value
+    return [
+        {key: item[key] for key in item if key != "traceback"}
+        if isinstance(item, dict) and item.get("state") == "failed"
+        else item
+        for item in value
+    ]
 
 
 class HistoryResponse(BaseModel):
