@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -290,14 +291,11 @@ def test_a_run_id_longer_than_any_run_id_is_400(
         "a:b",
         "x" * 129,
         "%20",
-        "needs%20approval",
-        "-starts-with-a-dash",
-        ".hidden",
-        "..",
-        "caf%C3%A9",
-        "a%2Fb",
+        "%20padded",
+        "padded%20",
         "tab%09",
         "nul%00",
+        "line%0Abreak",
     ],
 )
 def test_event_names_outside_the_rule_are_400(
@@ -319,11 +317,14 @@ def test_an_empty_event_name_is_400(
     assert_nothing_new(env, waiting_run)
 
 
-@pytest.mark.parametrize("name", ["a", "A-1", "x" * 128, "order.v2_ok", "9"])
+@pytest.mark.parametrize(
+    "name",
+    ["a", "A-1", "x" * 128, "order.v2_ok", "9", "needs approval", ".hidden", "café", "a/b"],
+)
 def test_event_names_inside_the_rule_are_delivered(
     api: Api, env: TestEnvironment, waiting_run: str, name: str
 ) -> None:
-    reply = api.post(f"/runs/{waiting_run}/events/{name}", {"data": 1})
+    reply = api.post(f"/runs/{waiting_run}/events/{quote(name, safe='')}", {"data": 1})
 
     assert reply.status == 202, reply.text
     assert [event.name for event in env.store.list_inbox(waiting_run)] == [name]

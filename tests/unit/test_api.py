@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from pydantic import BaseModel, field_validator
@@ -151,7 +151,7 @@ def make_registry() -> TaskRegistry:
     @task(id="approval", registry=registry)
     def approval(ctx: Context, payload: None) -> Any:
         ctx.step("prepare", lambda: "ready")
-        return ctx.wait_for_event("approval")
+        return ctx.wait_for_event("needs approval")
 
     @task(id="flaky", registry=registry, retry=RetryPolicy(max_attempts=2))
     def flaky(ctx: Context, payload: None) -> str:
@@ -537,7 +537,7 @@ def test_history_lists_the_checkpoints_in_order(api: Api, env: TestEnvironment) 
     history = reply.json["history"]
     assert [(entry["kind"], entry["name"]) for entry in history] == [
         ("step_completed", "prepare"),
-        ("wait_started", "approval"),
+        ("wait_started", "needs approval"),
     ]
     assert [entry["seq"] for entry in history] == [1, 2]
     assert history[0]["value"] == "ready"
@@ -610,13 +610,13 @@ def test_no_traceback_reaches_a_caller(api: Api, env: TestEnvironment) -> None:
 def test_an_event_resumes_a_waiting_run(api: Api, env: TestEnvironment) -> None:
     run_id = trigger(api, "approval")
     env.run_until_idle()
-    assert env.get(run_id).waiting_for == "approval"
+    assert env.get(run_id).waiting_for == "needs approval"
 
-    # The event name may travel percent-encoded in the path.
-    reply = api.post(f"/runs/{run_id}/events/%61pproval", {"data": {"ok": True}})
+    # The event name travels percent-encoded in the path.
+    reply = api.post(f"/runs/{run_id}/events/{quote('needs approval')}", {"data": {"ok": True}})
 
     assert reply.status == 202
-    assert reply.json == {"run_id": run_id, "event": "approval", "accepted": True}
+    assert reply.json == {"run_id": run_id, "event": "needs approval", "accepted": True}
     info = env.run_until_complete(run_id)
     assert info.status == RunStatus.COMPLETED
     assert info.result == {"ok": True}
@@ -626,7 +626,7 @@ def test_an_event_without_a_body_carries_null(api: Api, env: TestEnvironment) ->
     run_id = trigger(api, "approval")
     env.run_until_idle()
 
-    reply = api.post(f"/runs/{run_id}/events/approval")
+    reply = api.post(f"/runs/{run_id}/events/needs%20approval")
 
     assert reply.status == 202, reply.text
     info = env.run_until_complete(run_id)
@@ -677,7 +677,7 @@ def test_cancel_a_waiting_run(api: Api, env: TestEnvironment) -> None:
     assert env.get(run_id).status == RunStatus.CANCELLED
     again = api.post(f"/runs/{run_id}/cancel")
     assert (again.status, again.error_code) == (409, "run_finished")
-    event = api.post(f"/runs/{run_id}/events/approval", {"data": 1})
+    event = api.post(f"/runs/{run_id}/events/{quote('needs approval')}", {"data": 1})
     assert (event.status, event.error_code) == (409, "run_finished")
 
 

@@ -22,7 +22,6 @@ nothing is stored when a request is refused: all of this runs before the client 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import weakref
 from datetime import timedelta
@@ -53,16 +52,17 @@ from durable.api.models import (
     TriggerResponse,
 )
 from durable.client import Client
-from durable.errors import InputError
+from durable.errors import InputError, InvalidNameError
+from durable.names import EVENT_NAME, event_name
 from durable.records import RunStatus
 
 API_TITLE = "durable"
 API_DESCRIPTION = "Durable execution for AWS Lambda: trigger task runs and follow them."
 
 
-# Event names stay out of the library's own inbox namespaces (`callback:<token>`, ...).
-EVENT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-_EVENT_NAME = re.compile(EVENT_NAME_PATTERN)
+# Event names stay out of the library's own wait namespaces (`callback:<hash>`, ...): the
+# client's rule (`durable.names`), documented in the OpenAPI document as a pattern.
+EVENT_NAME_PATTERN = f"^{EVENT_NAME.pattern}$"
 # Run ids are ours (`run_` + 32 hex digits, plus `.attempt.position.index` per level of
 # fan-out): a longer one names no run, and would be over DynamoDB's 2,048-byte key limit.
 MAX_ID_LENGTH = 512
@@ -195,12 +195,10 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
         body: Annotated[EventRequest | None, Body()] = None,
     ) -> EventResponse:
         run_id, name = unquote(run_id), unquote(name)
-        if not _EVENT_NAME.fullmatch(name):
-            raise RequestError(
-                "invalid_event_name",
-                f"event name {name[:40]!r} is not 1-128 letters, digits and -_. "
-                "(starting with a letter or digit)",
-            )
+        try:
+            event_name(name)
+        except InvalidNameError as exc:
+            raise RequestError("invalid_event_name", str(exc)) from None
         client.send_event(run_id, name, (body or EventRequest()).data)
         return EventResponse(run_id=run_id, event=name)
 
