@@ -24,7 +24,7 @@ from durable.errors import (
 )
 from durable.records import WakeReason, WakeUp
 from durable.sweeper import sweep
-from durable.testing import Faults, SimulatedCrash, TestEnvironment
+from durable.testing import Backend, Faults, SimulatedCrash, TestEnvironment
 from durable.worker import Handled
 
 from .conftest import Production
@@ -52,6 +52,33 @@ def test_a_throttled_checkpoint_write_spends_no_attempt(registry: TaskRegistry) 
     assert info.attempts == 1
     assert info.error is None
     assert env.infrastructure_errors == 1
+
+
+@pytest.mark.parametrize("backend", ["memory", "moto"])
+def test_a_write_that_timed_out_but_happened_is_not_done_twice(
+    registry: TaskRegistry, backend: Backend
+) -> None:
+    executions: list[str] = []
+
+    @task(id="once", registry=registry)
+    def once(ctx: Context, payload: None) -> str:
+        return ctx.step("charge", lambda: executions.append("charge") or "ch_1")
+
+    # The checkpoint's write reaches DynamoDB, its answer never comes back.
+    # (With an idempotency key the run is created by a transaction: the first PutItem is
+    # the checkpoint's.)
+    operation = "PutItem" if backend == "moto" else "append_checkpoint"
+    faults = Faults().timeout("dynamodb", 1.0, {operation}, times=1)
+    with TestEnvironment(backend=backend, registry=registry, faults=faults) as env:
+        run = env.trigger("once", idempotency_key="once-1")
+        Production(env).run(lambda: [run.run_id])
+        info = env.get(run.run_id)
+        history = env.history(run.run_id)
+
+    assert faults.injected["dynamodb:timeout"] == 1
+    assert info.status is RunStatus.COMPLETED
+    assert executions == ["charge"]  # the replay found the checkpoint that was written
+    assert [entry.kind for entry in history] == ["step_completed"]
 
 
 def test_task_code_cannot_catch_an_infrastructure_error(registry: TaskRegistry) -> None:

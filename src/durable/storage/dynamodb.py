@@ -176,7 +176,7 @@ class DynamoDBRunStore:
                     if attempt < _TRANSACTION_ATTEMPTS:
                         continue
                     raise InfrastructureError(
-                        f"run {run.run_id} was not created: {exc.cause_response_message}"
+                        f"run {run.run_id} was not created: {exc}"
                     ) from exc
                 self._wrote()
                 return run, True
@@ -256,7 +256,7 @@ class DynamoDBRunStore:
             try:
                 item.update(actions=actions, condition=condition)
             except PynamoDBException as exc:
-                if exc.cause_response_code == _CONDITION_FAILED:
+                if _response_code(exc) == _CONDITION_FAILED:
                     # Re-read only on conflict: was the run missing, or its state not as expected?
                     current = self._require(run_id)
                     raise ConflictError(
@@ -272,7 +272,7 @@ class DynamoDBRunStore:
             try:
                 item.save(condition=condition)
             except PynamoDBException as exc:
-                if exc.cause_response_code == _CONDITION_FAILED:
+                if _response_code(exc) == _CONDITION_FAILED:
                     raise ConflictError(taken) from exc
                 raise
         self._wrote()
@@ -519,7 +519,7 @@ class DynamoDBRunStore:
                 actions=[m.completed.set(True), m.outcome.set(outcome)], condition=condition
             )
         except PynamoDBException as exc:
-            if exc.cause_response_code != _CONDITION_FAILED:
+            if _response_code(exc) != _CONDITION_FAILED:
                 with _translated("claim_callback"):
                     raise
             if m.count(item.pk, m.sk == _tables.CALLBACK_SK, consistent_read=True) == 0:
@@ -564,7 +564,7 @@ class DynamoDBRunStore:
         try:
             item.save(condition=m.sk.does_not_exist())
         except PynamoDBException as exc:
-            if exc.cause_response_code != _CONDITION_FAILED:
+            if _response_code(exc) != _CONDITION_FAILED:
                 with _translated("create_batch"):
                     raise
             existing = self.get_batch(batch.run_id, batch.task_attempt, batch.position)
@@ -708,7 +708,7 @@ class DynamoDBRunStore:
         try:
             claim.delete(condition=idem_model.run_id == run_id)
         except PynamoDBException as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
+            if _response_code(exc) == _CONDITION_FAILED:
                 return 0  # gone already, or a later run's claim on the same key
             raise
         self._wrote()
@@ -733,12 +733,24 @@ def _translated(operation: str, *, caller_input: bool = False) -> Iterator[None]
     except DurableError:
         raise
     except (PynamoDBException, BotoCoreError, ClientError) as exc:
-        code = getattr(exc, "cause_response_code", None)
+        code = _response_code(exc)
         if code == "ValidationException":
             if caller_input:
                 raise InputError(f"DynamoDB rejected {operation}") from exc
             raise DurableError(f"DynamoDB rejected {operation}: {exc}") from exc
         raise InfrastructureError(f"DynamoDB {operation} failed: {exc}") from exc
+
+
+def _response_code(exc: Exception) -> str | None:
+    """DynamoDB's error code behind a PynamoDB or botocore error; None when there was no
+    answer (a timeout, a dropped connection: PynamoDB's own `cause_response_code` then
+    raises AttributeError)."""
+    cause = getattr(exc, "cause", None) or exc
+    response = getattr(cause, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code is not None else None
 
 
 def _cancellation_codes(exc: TransactWriteError) -> list[str | None]:
