@@ -236,8 +236,10 @@ class Client:
             return RunHandle(run_id=existing.run_id, status=existing.status, created=False)
         if not created and idempotency_key is not None:
             self._same_payload(stored, task_id, idempotency_key, value)
-            if stored.status is RunStatus.QUEUED and stored.wake_at is not None and (
-                stored.wake_at <= now and stored.started_at is None
+            if (
+                stored.status is RunStatus.QUEUED
+                and stored.wake_at is not None
+                and (stored.wake_at <= now and stored.started_at is None)
             ):
                 # A retried trigger whose first try died between storing the run and
                 # sending its wake-up: send it now rather than wait for the sweeper.

@@ -175,9 +175,7 @@ class DynamoDBRunStore:
                     # with its expired run since: try again, the key may be free now.
                     if attempt < _TRANSACTION_ATTEMPTS:
                         continue
-                    raise InfrastructureError(
-                        f"run {run.run_id} was not created: {exc}"
-                    ) from exc
+                    raise InfrastructureError(f"run {run.run_id} was not created: {exc}") from exc
                 self._wrote()
                 return run, True
         raise AssertionError("unreachable")  # pragma: no cover
