@@ -38,7 +38,7 @@ from durable.records import (
     WakeReason,
     WakeUp,
 )
-from durable.serialization import dumps, loads
+from durable.serialization import check_depth, dumps, loads
 from durable.storage.base import RunStore, token_key
 from durable.task import TaskRegistry, default_registry
 from durable.values import ValueCodec
@@ -205,6 +205,7 @@ class Client:
         if started_at is not None and started_at.tzinfo is None:
             raise ValueError("started_at must be timezone-aware")
         value = definition.validate_payload(payload)
+        check_depth(value, "the payload")
         now = self.clock.now()
         run_id = run_id or new_run_id(now)
         stored_payload = self.codec.encode(value, f"{run_id}/payload")
@@ -266,6 +267,7 @@ class Client:
         call finishes the delivery (a retry may store the event a second time).
         """
         event_name(name)
+        check_depth(data, "the event's data")
         run = self._require(run_id)
         if run.status.is_terminal:
             raise RunFinishedError(run_id, run.status)
@@ -299,6 +301,7 @@ class Client:
         """
         now = self.clock.now()
         outcome = {"error": error} if error is not None else {"data": data}
+        check_depth(outcome, "the callback's data")
         key = token_key(token)
         stored = self.codec.encode(outcome, f"callbacks/{key[:24]}")
         retry = False

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
-from durable.errors import DurableError
+from durable.errors import DurableError, InputError
 
 
 class SerializationError(DurableError):
@@ -40,6 +40,29 @@ def dumps(value: Any) -> str:
         raise SerializationError(
             f"value of type {type(value).__name__} is not JSON-serializable: {exc}"
         ) from exc
+
+
+# Values from callers may nest arrays and objects this deep: deeper ones could be stored,
+# but not read back through every layer (pydantic's serializers stop near 255 levels).
+MAX_DEPTH = 128
+
+
+def check_depth(value: Any, what: str) -> None:
+    """Raise `InputError` if `value` nests arrays and objects over `MAX_DEPTH` levels.
+
+    Iterative, so that the check itself cannot run out of stack.
+    """
+    if not isinstance(value, dict | list | tuple):
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InputError(f"{what} nests arrays and objects over {MAX_DEPTH} levels deep")
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
 
 
 def loads(text: str) -> Any:

@@ -20,6 +20,7 @@ from durable.errors import (
     ConflictError,
     IdempotencyConflictError,
     InfrastructureError,
+    InputError,
     InvalidNameError,
 )
 from durable.records import WakeReason, WakeUp
@@ -414,6 +415,27 @@ def test_a_retried_trigger_sends_the_wake_up_its_first_try_could_not(
 
     assert again.created is False
     assert info.status is RunStatus.COMPLETED
+
+
+def test_values_too_deep_to_read_back_are_refused_where_they_enter(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    @task(id="anything", registry=registry)
+    def anything(ctx: Context, payload: Any) -> Any:
+        return ctx.wait_for_event("more")
+
+    deep: Any = "bottom"
+    for _ in range(200):
+        deep = [deep]
+
+    with pytest.raises(InputError, match="over 128 levels"):
+        env.trigger("anything", deep)
+    assert env.list().runs == []
+    run = env.trigger("anything", [[["fine"]]])
+    env.run_until_idle()
+    with pytest.raises(InputError):
+        env.send_event(run.run_id, "more", deep)
+    assert env.store.list_inbox(run.run_id) == []
 
 
 def _pinned_run(env: TestEnvironment, n: int) -> Any:
