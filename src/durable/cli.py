@@ -362,7 +362,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_send_event(args: argparse.Namespace) -> int:
     data = parse_json(args.data, "--data")
     path = f"/runs/{_segment(args.run_id)}/events/{_segment(args.name)}"
-    print_json(call(make_transport(args), "POST", path, {"data": data}))
+    body: dict[str, Any] = {"data": data}
+    if args.event_id:
+        body["event_id"] = args.event_id
+    print_json(call(make_transport(args), "POST", path, body))
     return 0
 
 
@@ -564,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("run_id", metavar="RUN_ID")
     send.add_argument("name", metavar="NAME")
     send.add_argument("--data", default="null", help="JSON data, @file.json, or - (null)")
+    send.add_argument(
+        "--event-id", default=None, help="unique per event: sending it again stores it once"
+    )
     send.set_defaults(handler=cmd_send_event)
 
     cancel = verbs.add_parser("cancel", parents=[remote], help="cancel a run")

@@ -21,6 +21,7 @@ from durable.errors import (
     CallbackAlreadyCompletedError,
     ConflictError,
     IdempotencyConflictError,
+    InputError,
     RunFinishedError,
     RunNotFoundError,
     TaskFailedError,
@@ -259,24 +260,38 @@ class Client:
         if self.codec.decode(run.payload) != loads(dumps(value)):
             raise IdempotencyConflictError(task_id, key, run.run_id)
 
-    def send_event(self, run_id: str, name: str, data: Any = None) -> None:
+    def send_event(
+        self, run_id: str, name: str, data: Any = None, event_id: str | None = None
+    ) -> None:
         """Deliver event `name` to a run; a `wait_for_event(name)` consumes it (now or later).
 
         The event is stored, then the run is marked due if it waits for it, then woken: if
         this call fails half-way (an `InfrastructureError`), the sweeper or a retry of the
-        call finishes the delivery (a retry may store the event a second time).
+        call finishes the delivery. Give an `event_id` (unique per event, as Inngest's or a
+        webhook's delivery id) to make retries safe: the same id is stored once.
         """
         event_name(name)
         check_depth(data, "the event's data")
+        if event_id is not None and not 1 <= len(event_id) <= 256:
+            raise InputError("event_id must be 1 to 256 characters")
         run = self._require(run_id)
         if run.status.is_terminal:
             raise RunFinishedError(run_id, run.status)
         now = self.clock.now()
         inbox_id = new_inbox_id(now)
+        if event_id is not None:
+            inbox_id = self.store.claim_event_id(run_id, event_id, inbox_id)
         stored = self.codec.encode(data, f"{run_id}/inbox/{inbox_id}")
-        self.store.put_inbox(
-            InboxEvent(run_id=run_id, inbox_id=inbox_id, name=name, data=stored, received_at=now)
-        )
+        try:
+            self.store.put_inbox(
+                InboxEvent(
+                    run_id=run_id, inbox_id=inbox_id, name=name, data=stored, received_at=now
+                )
+            )
+        except ConflictError:
+            if event_id is None:
+                raise
+            # Stored by an earlier try of this send, which may have died before waking.
         self._wake_waiting(run_id, name, now)
 
     def _wake_waiting(self, run_id: str, waiting_for: str, now: datetime) -> None:

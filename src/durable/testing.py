@@ -55,6 +55,7 @@ _STORE_OPERATIONS = {
     "load_history",
     "put_inbox",
     "list_inbox",
+    "claim_event_id",
     "list_runs",
     "due_runs",
     "expired_runs",
@@ -270,8 +271,10 @@ class TestEnvironment:
         with self._reading():
             return self.client.history(run_id)
 
-    def send_event(self, run_id: str, name: str, data: Any = None) -> None:
-        self.client.send_event(run_id, name, data)
+    def send_event(
+        self, run_id: str, name: str, data: Any = None, event_id: str | None = None
+    ) -> None:
+        self.client.send_event(run_id, name, data, event_id=event_id)
 
     def cancel(self, run_id: str) -> RunInfoView:
         return self.client.cancel(run_id)

@@ -349,6 +349,26 @@ def test_put_inbox_on_unknown_run(store: RunStore) -> None:
         store.put_inbox(InboxEvent("run_missing", "000000000001-aa", "approval", "null", T0))
 
 
+def test_an_event_id_is_claimed_once_and_deleted_with_its_run(store: RunStore) -> None:
+    store.create_run(make_run(1, status=RunStatus.COMPLETED))
+    store.create_run(make_run(2))
+
+    first = store.claim_event_id("run_000001", "delivery-7", "000000000001-aa")
+    again = store.claim_event_id("run_000001", "delivery-7", "000000000009-zz")
+    other_run = store.claim_event_id("run_000002", "delivery-7", "000000000002-bb")
+    other_id = store.claim_event_id("run_000001", "delivery-8", "000000000003-cc")
+
+    assert (first, again) == ("000000000001-aa", "000000000001-aa")
+    assert (other_run, other_id) == ("000000000002-bb", "000000000003-cc")
+    with pytest.raises(RunNotFoundError):
+        store.claim_event_id("run_missing", "delivery-7", "000000000001-aa")
+    assert store.delete_run("run_000001") == 3  # the run and its two claims
+    store.create_run(make_run(1))
+    assert store.claim_event_id("run_000001", "delivery-7", "00000000000f-ff") == (
+        "00000000000f-ff"
+    )
+
+
 # -- listings ----------------------------------------------------------------------------
 
 

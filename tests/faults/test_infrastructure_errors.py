@@ -438,6 +438,36 @@ def test_values_too_deep_to_read_back_are_refused_where_they_enter(
     assert env.store.list_inbox(run.run_id) == []
 
 
+def test_a_retried_event_with_an_id_is_delivered_once(registry: TaskRegistry) -> None:
+    @task(id="counts", registry=registry)
+    def counts(ctx: Context, payload: None) -> list[Any]:
+        return [ctx.wait_for_event("tick"), ctx.wait_for_event("tick", timeout=timedelta(0))]
+
+    # The API's process dies right after the event is stored: the caller sends it again.
+    with TestEnvironment(registry=registry) as env:
+        run = env.trigger("counts")
+        env.run_until_idle()
+        faults_at = {"put_inbox"}
+        put_inbox = env.store.put_inbox
+
+        def dying_put(event: Any) -> None:
+            put_inbox(event)
+            if faults_at:
+                faults_at.clear()
+                raise SimulatedCrash("died after storing the event")
+
+        env.store.put_inbox = dying_put  # type: ignore[method-assign]
+        with pytest.raises(SimulatedCrash):
+            env.send_event(run.run_id, "tick", 1, event_id="delivery-1")
+        env.send_event(run.run_id, "tick", 1, event_id="delivery-1")  # the retry
+        info = env.run_until_complete(run.run_id)
+
+    # one event: the second wait, with no second event, times out
+    assert info.status is RunStatus.FAILED
+    assert info.error is not None and info.error.type == "WaitTimeout"
+    assert [event.name for event in env.store.list_inbox(run.run_id)] == ["tick"]
+
+
 def _pinned_run(env: TestEnvironment, n: int) -> Any:
     from durable.records import RunRecord
 

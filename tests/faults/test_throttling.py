@@ -61,7 +61,9 @@ def play_many(backend: Backend, faults: Faults | None) -> dict[str, Any]:
                 run_id = handle.run_id
                 if info.waiting_for == "approval" and (run_id, "approval") not in sent:
                     production.call(
-                        lambda run_id=run_id: env.send_event(run_id, "approval", {"by": "ada"})
+                        lambda run_id=run_id: env.send_event(
+                            run_id, "approval", {"by": "ada"}, event_id="approval-1"
+                        )
                     )
                     sent.add((run_id, "approval"))
             for run_id, step, _ in list(effects.log):

@@ -144,7 +144,10 @@ def outside_world(effects: Effects, run_id: str) -> Callable[[Production], None]
         if info.status is not RunStatus.WAITING:
             return
         if info.waiting_for == "approval" and "approval" not in sent:
-            production.call(lambda: env.send_event(run_id, "approval", {"by": "ada"}))
+            # with an event id: a send retried after a failure is stored once
+            production.call(
+                lambda: env.send_event(run_id, "approval", {"by": "ada"}, event_id="approval-1")
+            )
             sent.add("approval")
         tokens = [
             step.split(":", 1)[1] for rid, step, _ in effects.log if rid == run_id and ":" in step

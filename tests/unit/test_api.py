@@ -622,6 +622,21 @@ def test_an_event_resumes_a_waiting_run(api: Api, env: TestEnvironment) -> None:
     assert info.result == {"ok": True}
 
 
+def test_an_event_sent_twice_with_one_event_id_is_stored_once(
+    api: Api, env: TestEnvironment
+) -> None:
+    run_id = trigger(api, "approval")
+    env.run_until_idle()
+    body = {"data": {"ok": True}, "event_id": "webhook-delivery-1"}
+
+    replies = [api.post(f"/runs/{run_id}/events/{quote('needs approval')}", body) for _ in "ab"]
+    empty = api.post(f"/runs/{run_id}/events/x", {"data": 1, "event_id": ""})
+
+    assert [reply.status for reply in replies] == [202, 202]
+    assert [event.data for event in env.store.list_inbox(run_id)] == ['{"ok":true}']
+    assert (empty.status, empty.error_code) == (400, "invalid_request")
+
+
 def test_an_event_without_a_body_carries_null(api: Api, env: TestEnvironment) -> None:
     run_id = trigger(api, "approval")
     env.run_until_idle()

@@ -199,7 +199,8 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
             event_name(name)
         except InvalidNameError as exc:
             raise RequestError("invalid_event_name", str(exc)) from None
-        client.send_event(run_id, name, (body or EventRequest()).data)
+        request = body or EventRequest()
+        client.send_event(run_id, name, request.data, event_id=request.event_id)
         return EventResponse(run_id=run_id, event=name)
 
     @app.post("/runs/<run_id>/events", include_in_schema=False)

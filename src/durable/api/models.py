@@ -43,6 +43,12 @@ class EventRequest(_Request):
     """Body of `POST /runs/{run_id}/events/{name}`."""
 
     data: Any = Field(default=None, description="what `ctx.wait_for_event(name)` returns")
+    event_id: StrictStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="unique per event: a retried request with the same id is stored once",
+    )
 
 
 class CallbackError(_Request):

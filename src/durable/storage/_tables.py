@@ -6,6 +6,7 @@ Layout (single table, `pk` hash key, `sk` range key):
     RUN#<run_id>             RUN                 the run record (head item)
     RUN#<run_id>             CP#<seq:010d>       one checkpoint, the log slot `seq`
     RUN#<run_id>             INBOX#<inbox_id>    one event waiting to be consumed
+    RUN#<run_id>             EVENTID#<sha256>    the inbox id of an event sent with an event id
     IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
 
 Global secondary indexes, all projecting every attribute and all sparse (only run items carry
@@ -58,6 +59,7 @@ RUN_SK = "RUN"
 IDEM_SK = "IDEM"
 CHECKPOINT_PREFIX = "CP#"
 INBOX_PREFIX = "INBOX#"
+EVENT_ID_PREFIX = "EVENTID#"
 LIST_PK = "RUN"
 WAKE_SHARD = "WAKE"
 
@@ -79,6 +81,10 @@ def checkpoint_sk(seq: int) -> str:
 
 def inbox_sk(inbox_id: str) -> str:
     return f"{INBOX_PREFIX}{inbox_id}"
+
+
+def event_id_sk(event_id_hash: str) -> str:
+    return f"{EVENT_ID_PREFIX}{event_id_hash}"
 
 
 def idempotency_pk(task_id: str, key: str) -> str:
@@ -228,6 +234,15 @@ class IdempotencyItem(Model):
     run_id = UnicodeAttribute()
 
 
+class EventIdItem(Model):
+    """The inbox id an event sent with an `event_id` was given (a retried send reuses it)."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    inbox_id = UnicodeAttribute()
+
+
 class CallbackItem(Model):
     """A callback, keyed by the hash of its token.
 
@@ -304,6 +319,7 @@ class TableModels:
     checkpoint: type[CheckpointItem]
     inbox: type[InboxItem]
     idempotency: type[IdempotencyItem]
+    event_id: type[EventIdItem]
     callback: type[CallbackItem]
     batch: type[BatchItem]
     batch_result: type[BatchResultItem]
@@ -349,6 +365,9 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundIdempotencyItem(IdempotencyItem):
         Meta = _meta(table_name, region, endpoint_url)
 
+    class BoundEventIdItem(EventIdItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
     class BoundCallbackItem(CallbackItem):
         Meta = _meta(table_name, region, endpoint_url)
 
@@ -366,6 +385,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         BoundCheckpointItem,
         BoundInboxItem,
         BoundIdempotencyItem,
+        BoundEventIdItem,
         BoundCallbackItem,
         BoundBatchItem,
         BoundBatchResultItem,
@@ -379,6 +399,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         checkpoint=BoundCheckpointItem,
         inbox=BoundInboxItem,
         idempotency=BoundIdempotencyItem,
+        event_id=BoundEventIdItem,
         callback=BoundCallbackItem,
         batch=BoundBatchItem,
         batch_result=BoundBatchResultItem,

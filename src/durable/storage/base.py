@@ -21,6 +21,10 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   previous page). A finished run carries a `wake_at` only while the follow-ups of its end
   are pending (see `durable.endings`), so it is listed until they are done.
 - Inbox events are kept in arrival order; `put_inbox` never overwrites.
+- `claim_event_id(run_id, event_id, inbox_id)` records that the event sent to the run with
+  `event_id` has `inbox_id`, unless one was recorded before, and returns the inbox id on
+  record: a retried send reuses it, so the event is stored once. One conditional write;
+  `delete_run` deletes these with the run.
 - Callbacks are kept by a hash of their token, never the token itself: `put_callback`
   registers one; `claim_callback` marks it completed once, keeping the encoded `outcome`
   (so `callback_outcome` can tell a retried completion from a second one), and returns its
@@ -99,6 +103,8 @@ class RunStore(Protocol):
     def put_inbox(self, event: InboxEvent) -> None: ...
 
     def list_inbox(self, run_id: str) -> list[InboxEvent]: ...
+
+    def claim_event_id(self, run_id: str, event_id: str, inbox_id: str) -> str: ...
 
     def list_runs(
         self,

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import threading
 import time
@@ -362,6 +363,20 @@ class DynamoDBRunStore:
             with _translated("put_inbox"):
                 item.delete()
                 raise RunNotFoundError(event.run_id)
+
+    def claim_event_id(self, run_id: str, event_id: str, inbox_id: str) -> str:
+        """One conditional put beside the run's inbox; on a repeat, the id on record."""
+        self._require(run_id)
+        m = self._models.event_id
+        digest = hashlib.sha256(event_id.encode("utf-8")).hexdigest()
+        item = m(_tables.run_pk(run_id), _tables.event_id_sk(digest), inbox_id=inbox_id)
+        try:
+            self._save_new(item, m.sk.does_not_exist(), "claim_event_id", "claimed")
+        except ConflictError:
+            with _translated("claim_event_id"):
+                stored = m.get(item.pk, item.sk, consistent_read=True)
+            return str(stored.inbox_id)
+        return inbox_id
 
     def list_inbox(self, run_id: str) -> list[InboxEvent]:
         inbox_model = self._models.inbox

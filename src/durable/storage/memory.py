@@ -36,6 +36,7 @@ class MemoryRunStore:
         self._runs: dict[str, RunRecord] = {}
         self._logs: dict[str, dict[int, Checkpoint]] = {}
         self._inbox: dict[str, list[InboxEvent]] = {}
+        self._event_ids: dict[tuple[str, str], str] = {}
         self._idempotency: dict[tuple[str, str], str] = {}
         self._callbacks: dict[str, tuple[str, str, datetime | None, bool]] = {}
         self._callback_outcomes: dict[str, str] = {}
@@ -136,6 +137,14 @@ class MemoryRunStore:
             inbox.append(event)
             self.writes += 1
 
+    def claim_event_id(self, run_id: str, event_id: str, inbox_id: str) -> str:
+        with self._lock:
+            self._require(run_id)
+            claimed = self._event_ids.setdefault((run_id, event_id), inbox_id)
+            if claimed == inbox_id:
+                self.writes += 1
+            return claimed
+
     def list_inbox(self, run_id: str) -> list[InboxEvent]:
         return sorted(self._inbox.get(run_id, []), key=lambda event: event.inbox_id)
 
@@ -190,6 +199,9 @@ class MemoryRunStore:
             if not run.status.is_terminal:
                 raise ConflictError(f"run {run_id} is {run.status}: only finished runs are deleted")
             deleted = 1 + len(self._logs.pop(run_id, {})) + len(self._inbox.pop(run_id, []))
+            for key in [key for key in self._event_ids if key[0] == run_id]:
+                del self._event_ids[key]
+                deleted += 1
             if run.idempotency_key is not None:
                 key = (run.task_id, run.idempotency_key)
                 if self._idempotency.get(key) == run_id:
