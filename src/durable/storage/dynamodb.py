@@ -535,7 +535,9 @@ class DynamoDBRunStore:
             if _response_code(exc) != _CONDITION_FAILED:
                 with _translated("claim_callback"):
                     raise
-            if m.count(item.pk, m.sk == _tables.CALLBACK_SK, consistent_read=True) == 0:
+            with _translated("claim_callback"):
+                found = m.count(item.pk, m.sk == _tables.CALLBACK_SK, consistent_read=True)
+            if found == 0:
                 raise CallbackNotFoundError("no callback has this token") from None
             raise CallbackAlreadyCompletedError(
                 "this callback was completed already, or it expired"
