@@ -84,6 +84,8 @@ from durable.task import TaskRegistry
 from durable.values import ValueCodec
 
 ACTIVE = (RunStatus.RUNNING,)
+# Pauses after each failed try to give a lease back (see `Worker._give_back`), in seconds.
+GIVE_BACK_PAUSES = (0.01, 0.05, 0.2)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -339,20 +341,29 @@ class Worker:
         SQS delivers again finds the run free instead of busy until the lease runs out.
         The invocation did not die: it does not count toward the run's crash streak.
 
-        Best effort: if this write fails too, the lease expires and the sweeper goes on.
+        A few tries, a moment apart (botocore has retried each already): a release that is
+        lost leaves the lease to expire and counts as a crash, and five in a row would end
+        the run as a crash loop. If every try fails, the sweeper goes on after the lease.
         """
-        with contextlib.suppress(Exception):
-            self.store.update_run(
-                run.run_id,
-                {
-                    "lease_owner": None,
-                    "lease_expires": None,
-                    "wake_at": self.clock.now(),
-                    "crash_streak": max(run.crash_streak - 1, 0),
-                },
-                expect_owner=owner,
-                expect_status=ACTIVE,
-            )
+        for pause in GIVE_BACK_PAUSES:
+            try:
+                self.store.update_run(
+                    run.run_id,
+                    {
+                        "lease_owner": None,
+                        "lease_expires": None,
+                        "wake_at": self.clock.now(),
+                        "crash_streak": max(run.crash_streak - 1, 0),
+                    },
+                    expect_owner=owner,
+                    expect_status=ACTIVE,
+                )
+            except (ConflictError, RunNotFoundError):
+                return  # persisted meanwhile, or taken over: nothing to give back
+            except Exception:  # best effort, whatever the store raised
+                time.sleep(pause)
+                continue
+            return
 
     def _wait_is_over(self, run: RunRecord) -> bool:
         """Whether what a WAITING run waits for has happened (a message that would be

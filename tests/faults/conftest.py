@@ -34,7 +34,7 @@ class Production:
         self.sweeps = 0
         self._next_sweep = env.now()
 
-    def call(self, operation: Callable[[], T], attempts: int = 50) -> T:
+    def call(self, operation: Callable[[], T], attempts: int = 200) -> T:
         """An API caller: a call that fails (an error answer, or the API's process dying
         mid-call) is made again, as clients of an HTTP API retry a 5xx or a dropped line."""
         for _ in range(attempts):

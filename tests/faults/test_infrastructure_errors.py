@@ -82,6 +82,24 @@ def test_a_write_that_timed_out_but_happened_is_not_done_twice(
     assert [entry.kind for entry in history] == ["step_completed"]
 
 
+def test_a_run_through_a_long_outage_never_ends_as_a_crash_loop(registry: TaskRegistry) -> None:
+    @task(id="once", registry=registry, retry=NO_RETRY)
+    def once(ctx: Context, payload: None) -> str:
+        return ctx.step("charge", lambda: "ch_1")
+
+    # Ten invocations in a row fail on their checkpoint, and most attempts to give the
+    # lease back fail too: none of them died, so none may count toward a crash loop.
+    faults = Faults(seed=4).throttle("dynamodb", 1.0, {"append_checkpoint"}, times=10)
+    faults.throttle("dynamodb", 0.6, {"update_run"})
+    with TestEnvironment(registry=registry, faults=faults) as env:
+        run = env.trigger("once", idempotency_key="k")
+        Production(env).run(lambda: [run.run_id], max_time=timedelta(days=1))
+        info = env.get(run.run_id)
+
+    assert faults.injected["dynamodb:throttle"] > 10
+    assert info.status is RunStatus.COMPLETED, info.error
+
+
 def test_task_code_cannot_catch_an_infrastructure_error(registry: TaskRegistry) -> None:
     caught: list[BaseException] = []
 
