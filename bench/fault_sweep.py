@@ -63,8 +63,8 @@ def throttling(backends: list[str], rates: list[tuple[float, float]]) -> list[di
             unexplained = extra - stormy["lost_effects"]
             rows.append(
                 {
-                    "part": f"{dynamodb:.0%} DynamoDB throttled, {sqs:.0%} SQS/S3 500s, "
-                    f"{test_throttling.RUNS} runs",
+                    "part": f"{dynamodb * 100:g} % DynamoDB throttled, {sqs * 100:g} % "
+                    f"SQS/S3 500s, {test_throttling.RUNS} runs",
                     "backend": backend,
                     "tried": test_throttling.RUNS,
                     "completed": test_throttling.RUNS - stormy["lost"] - len(stormy["unexpected"]),
