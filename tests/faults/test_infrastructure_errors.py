@@ -172,10 +172,9 @@ def test_an_infrastructure_error_after_a_child_starts_starts_no_second_child(
     assert len(children) == 1
 
 
-@pytest.mark.parametrize("fault", ["crash", "sqs error"])
-def test_a_parent_is_woken_even_when_its_childs_notification_is_lost(
-    registry: TaskRegistry, fault: str
-) -> None:
+def parent_and_child(registry: TaskRegistry) -> None:
+    """`parent` invokes `child`, which returns "done"."""
+
     @task(id="child", registry=registry)
     def child(ctx: Context, payload: None) -> str:
         return "done"
@@ -184,6 +183,12 @@ def test_a_parent_is_woken_even_when_its_childs_notification_is_lost(
     def parent(ctx: Context, payload: None) -> str:
         return str(ctx.invoke("child", None))
 
+
+@pytest.mark.parametrize("fault", ["crash", "sqs error"])
+def test_a_parent_is_woken_even_when_its_childs_notification_is_lost(
+    registry: TaskRegistry, fault: str
+) -> None:
+    parent_and_child(registry)
     with TestEnvironment(registry=registry) as env:
         lost: list[WakeUp] = []
         send = env.queue.send
@@ -210,14 +215,7 @@ def test_a_parent_is_woken_even_when_its_childs_notification_is_lost(
 def test_a_parent_whose_child_ended_unnoticed_is_found_by_the_sweeper(
     registry: TaskRegistry,
 ) -> None:
-    @task(id="child", registry=registry)
-    def child(ctx: Context, payload: None) -> str:
-        return "done"
-
-    @task(id="parent", registry=registry)
-    def parent(ctx: Context, payload: None) -> str:
-        return str(ctx.invoke("child", None))
-
+    parent_and_child(registry)
     with TestEnvironment(registry=registry) as env:
         send = env.queue.send
 
