@@ -96,7 +96,9 @@ class DevServer:
             pytest.fail(f"durable dev did not stop within {timeout}s:\n{self.output[-4000:]}")
 
 
-def start_dev_server(*extra: str, timeout: float = 90) -> DevServer:
+def start_dev_server(
+    *extra: str, timeout: float = 90, tasks: str = TASKS, cwd: Path = ROOT
+) -> DevServer:
     """Start `durable dev` on a free port and wait until it says it is ready."""
     command = [
         sys.executable,
@@ -106,14 +108,14 @@ def start_dev_server(*extra: str, timeout: float = 90) -> DevServer:
         "--port",
         str(free_port()),
         "--tasks",
-        TASKS,
+        tasks,
         "--invocation-timeout",
         str(INVOCATION_TIMEOUT),
         *extra,
     ]
     process = subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

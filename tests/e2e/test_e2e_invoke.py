@@ -11,11 +11,12 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.devserver import ROOT, DevServer, clean_env
+from tests.e2e.devserver import ROOT, DevServer, clean_env, start_dev_server
 
 from durable.records import RunRecord, RunStatus
 from durable.storage.dynamodb import DynamoDBRunStore
@@ -138,3 +139,32 @@ def test_invoke_refuses_bad_input_with_exit_code_2(dev_server: DevServer, tmp_pa
     unreachable = invoke(dev_server, "api", "--event", event, url="http://127.0.0.1:9")
     assert unreachable.returncode == 2
     assert "make dev" in unreachable.stderr
+
+
+def test_invoke_imports_the_task_modules_a_dev_stack_serves_from_its_directory(
+    tmp_path: Path,
+) -> None:
+    # given: a user's module beside which `durable dev --tasks tasks,my_tasks` was started
+    (tmp_path / "my_tasks.py").write_text(
+        "from durable import Context, task\n\n\n"
+        '@task(id="e2e-user-hello")\n'
+        "def hello(ctx: Context, payload: dict) -> dict:\n"
+        '    return {"hello": payload["name"]}\n'
+    )
+    event = json.loads((ROOT / "events" / "api-trigger-process-order.json").read_text())
+    event["rawPath"] = "/tasks/e2e-user-hello/runs"
+    event["requestContext"]["http"]["path"] = "/tasks/e2e-user-hello/runs"
+    event["body"] = json.dumps({"payload": {"name": "Ada"}})
+    event_file = tmp_path / "trigger-hello.json"
+    event_file.write_text(json.dumps(event))
+    server = start_dev_server(tasks="tasks,my_tasks", cwd=tmp_path)
+    try:
+        # when: the API handler is invoked from another directory (the project's)
+        result = invoke(server, "api", "--event", str(event_file))
+    finally:
+        server.stop()
+
+    # then: it imported my_tasks, as the stack did, and started the run
+    assert result.returncode == 0, result.stderr[-2000:]
+    response = json.loads(result.stdout)
+    assert response["statusCode"] == 202, response

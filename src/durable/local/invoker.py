@@ -112,6 +112,7 @@ def environment_from_dev(url: str) -> dict[str, str]:
         "DURABLE_QUEUE_URL": info["queue_url"],
         "DURABLE_BUCKET_NAME": info["bucket_name"],
         "DURABLE_TASK_MODULES": info["task_modules"],
+        "DURABLE_TASK_PATH": str(info.get("task_path", "")),
         "DURABLE_LEASE_SECONDS": info["lease_seconds"],
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
@@ -146,8 +147,16 @@ def invoke(
     spec, function_id = resolve_handler(handler_name)
     event = read_json_file(event_path, "event")
     aws_environment = bool(os.environ.get("AWS_REGION") and os.environ.get("DURABLE_TABLE_NAME"))
+    # Like a Lambda's /var/task, or `durable dev`: the user's task modules are found from the
+    # working directory (and from the directory the dev stack serves them from).
+    task_paths = [os.getcwd()]
     if not (use_aws or (url is None and aws_environment)):
-        os.environ.update(environment_from_dev(url or "http://127.0.0.1:8000"))
+        dev_environment = environment_from_dev(url or "http://127.0.0.1:8000")
+        task_paths.append(dev_environment.pop("DURABLE_TASK_PATH", ""))
+        os.environ.update(dev_environment)
+    for path in task_paths:
+        if path and path not in sys.path:
+            sys.path.insert(0, path)
     if env_vars_path is not None:
         os.environ.update(environment_from_file(env_vars_path, function_id))
     # As with `sam local invoke`, stdout carries only the response: the handler's prints and

@@ -286,6 +286,9 @@ class DevStack:
             "queue_url": self.queue_url,
             "bucket_name": settings.bucket_name,
             "task_modules": ",".join(settings.task_module_list),
+            # Where the stack found the task modules (its working directory): `durable
+            # invoke`, run from anywhere, imports them from there too.
+            "task_path": os.getcwd(),
             "lease_seconds": str(self.options.lease_seconds),
         }
 
