@@ -10,13 +10,19 @@ SAM_CLI_VERSION := 1.170.0
 
 .PHONY: dev test lint typecheck unit bench faults-sweep clean sam-validate browser
 
+# Progress lines, so a first `make dev` is not two silent minutes.
 $(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip"
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "==> installing durable and its dependencies (about two minutes the first time)"
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "==> $(VENV) is ready"
 	touch $(STAMP)
 
 $(SAM_STAMP):
+	@echo "==> installing the SAM CLI $(SAM_CLI_VERSION) into $(SAM_VENV) (for the template checks)"
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
