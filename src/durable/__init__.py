@@ -4,6 +4,7 @@ from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
 from durable.context import Context, RunInfo
 from durable.engine.retry import RetryPolicy
 from durable.errors import (
+    AnnotationError,
     ConflictError,
     DurableError,
     IdempotencyConflictError,
@@ -20,12 +21,14 @@ from durable.errors import (
     StepFailedError,
     TaskFailedError,
     UnknownTaskError,
+    UnresolvedAnnotationError,
     WaitTimeout,
 )
 from durable.records import RunStatus
 from durable.task import TaskDefinition, TaskRegistry, default_registry, step, task
 
 __all__ = [
+    "AnnotationError",
     "Client",
     "ConflictError",
     "Context",
@@ -53,6 +56,7 @@ __all__ = [
     "TaskFailedError",
     "TaskRegistry",
     "UnknownTaskError",
+    "UnresolvedAnnotationError",
     "WaitTimeout",
     "default_registry",
     "step",

@@ -13,6 +13,8 @@ DurableError                      base of everything raised by the library
 ├── CallbackNotFoundError         no pending callback has this token
 ├── CallbackAlreadyCompletedError the callback was completed (or expired) already
 ├── TaskFailedError               Client.wait / RunHandle.result on a run that did not complete
+├── AnnotationError               a task's or step's annotation cannot validate or decode values
+│   └── UnresolvedAnnotationError an annotation names something not defined where the function is
 ├── InputError                    bad input from a caller; nothing was stored
 │   ├── UnknownTaskError          no task registered under that id
 │   ├── PayloadValidationError    the payload does not fit the task's annotation
@@ -158,6 +160,40 @@ class TaskFailedError(DurableError):
         self.status = status
         self.error = error
         super().__init__(f"run {run_id} ended {status}: {error}")
+
+
+class AnnotationError(DurableError, TypeError):
+    """A task's or step's type annotation cannot be used to validate or decode values."""
+
+    def __init__(self, owner: str, what: str, annotation: object, reason: str) -> None:
+        self.owner = owner
+        self.what = what
+        self.annotation = annotation
+        super().__init__(f"{owner}: its {what} {_shown(annotation)} {reason}")
+
+
+class UnresolvedAnnotationError(AnnotationError, NameError):
+    """An annotation names something that is not defined where the function is."""
+
+    def __init__(self, owner: str, what: str, annotation: object, name: str) -> None:
+        subject = "is" if annotation == name else f"names {name!r}, which is"
+        super().__init__(
+            owner,
+            what,
+            annotation,
+            f"{subject} not defined where the function is (define or import it before "
+            "the function is declared; an import under `if TYPE_CHECKING:` does not exist "
+            "at run time)",
+        )
+        self.name = name
+
+
+def _shown(annotation: object) -> str:
+    if isinstance(annotation, str):
+        return repr(annotation)
+    if isinstance(annotation, type):
+        return annotation.__qualname__
+    return repr(annotation)
 
 
 class InputError(DurableError):

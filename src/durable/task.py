@@ -48,7 +48,12 @@ from typing import (
 from pydantic import ValidationError
 
 from durable.engine.retry import DEFAULT_TASK_RETRY, RetryPolicy
-from durable.errors import DurableError, PayloadValidationError, UnknownTaskError
+from durable.errors import (
+    AnnotationError,
+    PayloadValidationError,
+    UnknownTaskError,
+    UnresolvedAnnotationError,
+)
 from durable.schedules import CronSchedule
 from durable.serialization import is_unchecked_annotation, type_adapter
 
@@ -59,32 +64,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 StepSemantics = Literal["at_least_once", "at_most_once"]
-
-
-class AnnotationError(DurableError, TypeError):
-    """A task's or step's type annotation cannot be used to validate or decode values."""
-
-    def __init__(self, owner: str, what: str, annotation: object, reason: str) -> None:
-        self.owner = owner
-        self.what = what
-        self.annotation = annotation
-        super().__init__(f"{owner}: its {what} {_shown(annotation)} {reason}")
-
-
-class UnresolvedAnnotationError(AnnotationError, NameError):
-    """An annotation names something that is not defined where the function is."""
-
-    def __init__(self, owner: str, what: str, annotation: object, name: str) -> None:
-        subject = "is" if annotation == name else f"names {name!r}, which is"
-        super().__init__(
-            owner,
-            what,
-            annotation,
-            f"{subject} not defined where the function is (define or import it before "
-            "the function is declared; an import under `if TYPE_CHECKING:` does not exist "
-            "at run time)",
-        )
-        self.name = name
 
 
 # The context of the task running in this thread/coroutine; None inside a step's body.
@@ -291,14 +270,6 @@ def _qualified_name(fn: Callable[..., Any]) -> str:
     module = getattr(target, "__module__", None)
     name = getattr(target, "__qualname__", None) or type(target).__qualname__
     return f"{module}.{name}" if module else name
-
-
-def _shown(annotation: object) -> str:
-    if isinstance(annotation, str):
-        return repr(annotation)
-    if isinstance(annotation, type):
-        return annotation.__qualname__
-    return repr(annotation)
 
 
 def task(

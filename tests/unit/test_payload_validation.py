@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from durable import Context, PayloadValidationError, RunStatus, TaskRegistry, task
 from durable.api import handle
-from durable.task import AnnotationError, UnresolvedAnnotationError
+from durable.errors import AnnotationError, UnresolvedAnnotationError
 from durable.testing import TestEnvironment
 
 

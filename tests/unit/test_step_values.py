@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from durable import Context, RunStatus, TaskRegistry, task
 from durable.context import AsyncContext
-from durable.task import AnnotationError, UnresolvedAnnotationError
+from durable.errors import AnnotationError, UnresolvedAnnotationError
 from durable.testing import TestEnvironment
 
 WHEN = datetime(2024, 5, 17, 9, 30, tzinfo=UTC)

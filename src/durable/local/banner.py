@@ -12,7 +12,7 @@ import shlex
 from typing import Any
 
 from durable.errors import InputError
-from durable.serialization import is_plain_annotation, type_adapter
+from durable.serialization import is_unchecked_annotation, type_adapter
 from durable.task import TaskDefinition, TaskRegistry
 
 # How many tasks get a curl example of their own.
@@ -21,7 +21,7 @@ MAX_EXAMPLES = 6
 
 def example_payload(definition: TaskDefinition) -> Any:
     """A payload `definition` accepts, or None when none could be made up."""
-    if is_plain_annotation(definition.payload_annotation):
+    if is_unchecked_annotation(definition.payload_annotation):
         candidate: Any = {}
     else:
         try:
