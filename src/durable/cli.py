@@ -278,6 +278,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         invocation_timeout=args.invocation_timeout,
         access_log=not args.quiet,
+        state_dir=args.state_dir,
+        ephemeral=args.ephemeral,
     )
     try:
         return run_dev(options)
@@ -530,6 +532,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="kill an invocation after this long, like a Lambda timeout (8)",
     )
     dev.add_argument("--quiet", action="store_true", help="no log line per API write or error")
+    dev.add_argument(
+        "--state-dir",
+        default=".durable",
+        metavar="DIR",
+        help="where the stack keeps its state across restarts (.durable)",
+    )
+    dev.add_argument(
+        "--ephemeral", action="store_true", help="keep nothing: state is gone when the stack stops"
+    )
     dev.set_defaults(handler=cmd_dev)
 
     trigger = verbs.add_parser("trigger", parents=[remote], help="start a run of a task")

@@ -22,12 +22,15 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +66,8 @@ class DevOptions:
     sweep_interval: float = 2.0
     sweep_grace: float = 3.0
     access_log: bool = True
+    state_dir: str = ".durable"  # relative to the working directory
+    ephemeral: bool = False  # keep nothing: a temporary directory, removed at stop
 
     @property
     def lease_seconds(self) -> float:
@@ -94,6 +99,7 @@ class DevStack:
         self.runtime: Runtime | None = None
         self.moto_url = ""
         self.queue_url = ""
+        self.state_path = self._state_directory()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -157,6 +163,8 @@ class DevStack:
             self._quietly(lambda: poller.join_invocations(5))
         if self._moto is not None:
             self._quietly(self._moto.stop)
+        if self.options.ephemeral:
+            shutil.rmtree(self.state_path, ignore_errors=True)
 
     def serve_until_stopped(self, stop: threading.Event) -> None:
         """Block until `stop` is set (by a signal handler, usually)."""
@@ -182,6 +190,13 @@ class DevStack:
         )
 
     # -- the parts ----------------------------------------------------------------------
+
+    def _state_directory(self) -> Path:
+        """Where this stack keeps what outlives a process: its state, the fakes' files, and
+        `env.json`. With --ephemeral, a temporary directory removed at stop."""
+        if self.options.ephemeral:
+            return Path(tempfile.mkdtemp(prefix="durable-dev-"))
+        return Path(self.options.state_dir).resolve()
 
     def _bind_gateway(self) -> LocalGateway:
         """Bind the API's port first: a port in use is the likeliest failure, so fail fast."""
