@@ -97,16 +97,27 @@ class DevServer:
 
 
 def start_dev_server(
-    *extra: str, timeout: float = 90, tasks: str = TASKS, cwd: Path = ROOT
+    *extra: str,
+    timeout: float = 90,
+    tasks: str = TASKS,
+    cwd: Path = ROOT,
+    port: int | None = None,
+    own_group: bool = False,
 ) -> DevServer:
-    """Start `durable dev` on a free port and wait until it says it is ready."""
+    """Start `durable dev` on a free port and wait until it says it is ready.
+
+    It keeps no state (`--ephemeral`) unless `extra` names a `--state-dir`; with
+    `own_group`, it and every process it starts form a process group (to kill at once).
+    """
+    if "--state-dir" not in extra:
+        extra = ("--ephemeral", *extra)
     command = [
         sys.executable,
         "-m",
         "durable.cli",
         "dev",
         "--port",
-        str(free_port()),
+        str(port or free_port()),
         "--tasks",
         tasks,
         "--invocation-timeout",
@@ -121,6 +132,7 @@ def start_dev_server(
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
+        start_new_session=own_group,
     )
     server = DevServer(process)
     ready = threading.Event()

@@ -125,6 +125,34 @@ def wait_event(ctx: Context, payload: Wait) -> dict[str, Any]:
     return {"received": data}
 
 
+class Chain(BaseModel):
+    dir: str
+    name: str
+    nap_seconds: float = Field(default=1.0, ge=0)
+    step_seconds: float = Field(default=0.2, ge=0)
+
+
+def _timed_step(directory: str, name: str, seconds: float) -> float:
+    """Record when the step started (a line in `<name>.times`), then take `seconds`."""
+    started = time.time()
+    with (Path(directory) / f"{name}.times").open("a", encoding="utf-8") as handle:
+        handle.write(f"{started}\n")
+    time.sleep(seconds)
+    return started
+
+
+@task(id="e2e-chain")
+def chain(ctx: Context, payload: Chain) -> dict[str, Any]:
+    """Step, sleep, step, wait for "go", step: each step's starts are on disk."""
+    where, name, seconds = payload.dir, payload.name, payload.step_seconds
+    ctx.step("first", _timed_step, where, f"{name}.first", seconds)
+    ctx.sleep("nap", timedelta(seconds=payload.nap_seconds))
+    ctx.step("second", _timed_step, where, f"{name}.second", seconds)
+    go = ctx.wait_for_event("go", timeout=timedelta(minutes=10))
+    ctx.step("third", _timed_step, where, f"{name}.third", seconds)
+    return {"go": go}
+
+
 @task(id="e2e-fail")
 def fail(ctx: Context, payload: Any) -> None:
     ctx.step("refuse", _refuse)

@@ -19,11 +19,12 @@ moto keeps its state in memory: everything is gone when the server stops.
 
 from __future__ import annotations
 
-import logging
+import json
 import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,15 +33,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from durable.local import samlocal
 from durable.local.containers import ContainerPool
 from durable.local.gateway import LocalGateway
 from durable.local.invoke import load_handler
 
 if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
-
     from durable.bootstrap import Runtime
     from durable.local.poller import QueuePoller
 
@@ -90,7 +90,7 @@ class DevStack:
         self._print_lock = threading.Lock()
         self._log = log or self._print
         self._stopped = threading.Event()
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: subprocess.Popen[str] | None = None
         self._gateway: LocalGateway | None = None
         self._pool: ContainerPool | None = None
         self._poller: QueuePoller | None = None
@@ -99,6 +99,7 @@ class DevStack:
         self.runtime: Runtime | None = None
         self.moto_url = ""
         self.queue_url = ""
+        self.env_json_path: Path | None = None  # for `sam local --env-vars`
         self.state_path = self._state_directory()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -131,9 +132,14 @@ class DevStack:
             sys.path.insert(0, os.getcwd())
         self._gateway = self._bind_gateway()
         self._start_moto()
+        # Bound to 0.0.0.0 (for containers), moto is reached here at 127.0.0.1.
+        self.moto_url = samlocal.with_host(
+            self.moto_url, samlocal.local_address(self.options.host)
+        )
         self._configure_environment()
         self._create_resources()
         self.runtime = self._load_runtime()
+        self.env_json_path = self._write_env_json()
         self._gateway.dev_info = self._dev_info()
         self._start_workers()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
@@ -162,7 +168,7 @@ class DevStack:
         if poller is not None:
             self._quietly(lambda: poller.join_invocations(5))
         if self._moto is not None:
-            self._quietly(self._moto.stop)
+            self._quietly(self._stop_moto)
         if self.options.ephemeral:
             shutil.rmtree(self.state_path, ignore_errors=True)
 
@@ -187,6 +193,8 @@ class DevStack:
             concurrency=self.options.concurrency,
             time_limit=self.options.invocation_timeout,
             visibility_timeout=self.options.visibility_timeout,
+            env_json=self.env_json_path,
+            containers_reach=not samlocal.is_loopback(self.options.host),
         )
 
     # -- the parts ----------------------------------------------------------------------
@@ -215,23 +223,46 @@ class DevStack:
             ) from exc
 
     def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
-
-        # Werkzeug would log every AWS call moto serves.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        moto = ThreadedMotoServer(
-            ip_address=self.options.host, port=self.options.moto_port, verbose=False
+        """moto in its own process (`durable.local.moto_server`), keeping its state in the
+        state directory unless --ephemeral; it exits when this process does."""
+        command = [
+            sys.executable,
+            "-m",
+            "durable.local.moto_server",
+            "--host",
+            self.options.host,
+            "--port",
+            str(self.options.moto_port),
+            "--watch-stdin",
+        ]
+        if not self.options.ephemeral:
+            command += ["--state-dir", str(self.state_path)]
+            self._log(f"{_stamp()} state   restoring from {self.state_path}")
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
         )
+        self._moto = process
+        assert process.stdout is not None
+        line = process.stdout.readline()  # one JSON line once it serves (or why it cannot)
         try:
-            moto.start()
-        except OSError as exc:
+            ready = json.loads(line)
+        except ValueError:
+            ready = {}
+        if "port" not in ready:
+            process.wait(10)
             raise DevError(
-                f"cannot start moto on port {self.options.moto_port} ({exc.strerror}); "
-                "pick another with --moto-port, or leave it out for any free port"
-            ) from exc
-        self._moto = moto
-        host, port = moto.get_host_and_port()
-        self.moto_url = f"http://{host}:{port}"
+                ready.get("error")
+                or f"moto did not start (exit code {process.returncode}); see the log above"
+            )
+        threading.Thread(
+            target=_drain, args=(process.stdout,), name="moto-output", daemon=True
+        ).start()
+        self.moto_url = f"http://{self.options.host}:{ready['port']}"
+        if not self.options.ephemeral:
+            self._log(
+                f"{_stamp()} state   {ready['restored_records']} record(s) restored "
+                f"in {ready['restore_seconds']:.1f}s"
+            )
 
     def _configure_environment(self) -> None:
         """The environment of this process and of every worker process it starts."""
@@ -305,7 +336,33 @@ class DevStack:
             # invoke`, run from anywhere, imports them from there too.
             "task_path": os.getcwd(),
             "lease_seconds": str(self.options.lease_seconds),
+            # The code version runs started here are pinned to: a `sam local` function
+            # must run the same one (env.json sets it) or its runs wait for another.
+            "code_version": settings.code_version,
+            "env_json": str(self.env_json_path or ""),
+            "container_moto_url": self._container_moto_url(),
         }
+
+    def _container_moto_url(self) -> str:
+        return samlocal.with_host(
+            self.moto_url, samlocal.container_address(self.options.host)
+        )
+
+    def _write_env_json(self) -> Path:
+        """`env.json` for `sam local invoke/start-api --env-vars`: this stack's resources,
+        reached from a container (see durable.local.samlocal)."""
+        assert self.runtime is not None
+        settings = self.runtime.settings
+        variables = samlocal.env_variables(
+            endpoint_url=self._container_moto_url(),
+            region=REGION,
+            table_name=settings.table_name,
+            queue_url=self.queue_url.replace(self.moto_url, self._container_moto_url()),
+            bucket_name=settings.bucket_name,
+            code_version=settings.code_version,
+            task_modules=",".join(settings.task_module_list),
+        )
+        return samlocal.write_env_json(self.state_path, variables)
 
     def _start_workers(self) -> None:
         from durable.aws import boto3_client
@@ -343,6 +400,19 @@ class DevStack:
             if sent:
                 self._log(f"{_stamp()} sweeper re-enqueued {sent} overdue run(s)")
 
+    def _stop_moto(self) -> None:
+        moto = self._moto
+        assert moto is not None
+        if moto.poll() is None:
+            moto.terminate()
+            try:
+                moto.wait(10)
+            except subprocess.TimeoutExpired:
+                moto.kill()
+                moto.wait()
+        if moto.stdin is not None:
+            moto.stdin.close()
+
     # -- output -------------------------------------------------------------------------
 
     def _print(self, line: str) -> None:
@@ -357,6 +427,12 @@ class DevStack:
             action()
         except Exception as exc:
             self._log(f"while stopping: {exc}")
+
+
+def _drain(stream: IO[str]) -> None:
+    """Pass on what moto's process prints (warnings), so its pipe never fills."""
+    for line in stream:
+        print(line, end="", flush=True)
 
 
 def _stamp() -> str:

@@ -1,0 +1,828 @@
+"""moto as `durable dev`'s AWS: its own process, its state kept on disk across restarts.
+
+    python -m durable.local.moto_server --state-dir .durable [--host H] [--port P]
+
+moto keeps everything in memory. This server puts a journal in front of it:
+
+    request ─► one lock ─► moto ─► ok and a write? ─► append to the journal ─► fsync ─► reply
+
+- Every request that changes state and succeeded is appended to `journal-N.log` and the file
+  is synced before the reply leaves: a write the caller saw acknowledged is on disk. A write
+  that failed (a condition that did not hold) changed nothing and is not recorded.
+- Requests go through moto one at a time, so the journal's order is the order moto applied
+  them in (replaying it rebuilds the same state), and moto's conditional writes, which are
+  not atomic across threads, become so. SQS long polls wait outside the lock.
+- SQS messages are journaled by what they are (sent, deleted, purged) rather than as raw
+  requests: receipt handles and visibility are not replayable. On restart every message that
+  was not deleted is queued again, with what is left of its delay; one that was in flight is
+  visible at once (whoever held it is gone). Receive counts start again from one.
+- At start the state is rebuilt from `snapshot-N` and `journal-N`, then written out as
+  `snapshot-N+1` (each table's items, each bucket's objects, each queue and its messages,
+  through moto's own API) with an empty `journal-N+1`, and the old pair is deleted. The
+  journal is compacted the same way while running once it passes `COMPACT_BYTES`.
+- A record cut short by a kill is ignored: it was never acknowledged.
+
+The process exits when its standard input closes, so it never outlives the `durable dev` that
+started it, even one killed with SIGKILL. A lock file keeps two servers off one directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import io
+import json
+import logging
+import os
+import pickle
+import re
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, urlsplit
+
+# The journal is compacted while running once it grows past this.
+COMPACT_BYTES = 256 * 1024 * 1024
+# A long poll looks at the queue again at least this often (sends wake it at once).
+POLL_STEP_SECONDS = 0.2
+ACCOUNT_AND_REGION_HEADERS = {
+    "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20200101/{region}/{service}/"
+    "aws4_request, SignedHeaders=host, Signature=0",
+}
+DYNAMODB_READS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "DescribeTable",
+        "ListTables",
+        "DescribeTimeToLive",
+        "DescribeContinuousBackups",
+        "ListTagsOfResource",
+        "DescribeEndpoints",
+        "DescribeLimits",
+    }
+)
+SQS_UNRECORDED = frozenset(
+    {
+        "ReceiveMessage",
+        "ChangeMessageVisibility",
+        "ChangeMessageVisibilityBatch",
+        "GetQueueAttributes",
+        "GetQueueUrl",
+        "ListQueues",
+        "ListQueueTags",
+        "ListDeadLetterSourceQueues",
+    }
+)
+_SERVICE = re.compile(r"Credential=[^/]*/[^/]*/([^/]*)/([^/]*)/")
+_RECORD_HEADER = struct.Struct(">II")  # length, crc32
+
+log = logging.getLogger("durable.moto")
+
+
+class StateDirectoryBusy(Exception):
+    """Another server keeps its state in this directory."""
+
+
+# -- the journal ------------------------------------------------------------------------
+
+
+class Journal:
+    """An append-only file of records, each synced to disk before `append` returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 (kept open while serving)
+        self._lock = threading.Lock()
+        self.size = self._file.tell()
+
+    def append(self, record: dict[str, Any]) -> None:
+        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            self._file.write(_RECORD_HEADER.pack(len(data), zlib.crc32(data)) + data)
+            self._file.flush()
+            os.fdatasync(self._file.fileno())
+            self.size += _RECORD_HEADER.size + len(data)
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a journal or snapshot file, up to the first one cut short."""
+    if not path.exists():
+        return
+    with open(path, "rb") as file:
+        while True:
+            header = file.read(_RECORD_HEADER.size)
+            if len(header) < _RECORD_HEADER.size:
+                return
+            length, checksum = _RECORD_HEADER.unpack(header)
+            data = file.read(length)
+            if len(data) < length or zlib.crc32(data) != checksum:
+                return  # cut short by a kill: never acknowledged
+            yield pickle.loads(data)
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write a snapshot atomically (a temporary file renamed into place); returns the count."""
+    temporary = path.with_suffix(".tmp")
+    count = 0
+    with open(temporary, "wb") as file:
+        for record in records:
+            data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+            file.write(_RECORD_HEADER.pack(len(data), zlib.crc32(data)) + data)
+            count += 1
+        end = pickle.dumps({"kind": "end"})
+        file.write(_RECORD_HEADER.pack(len(end), zlib.crc32(end)) + end)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    _sync_directory(path.parent)
+    return count
+
+
+def _sync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# -- requests ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Request:
+    """One HTTP request, as much of its WSGI environ as replaying it needs."""
+
+    environ: dict[str, Any]
+    body: bytes
+
+    @property
+    def service(self) -> str:
+        found = _SERVICE.search(self.environ.get("HTTP_AUTHORIZATION", ""))
+        if found:
+            return found.group(2)
+        query = self.environ.get("QUERY_STRING", "")
+        credential = parse_qs(query).get("X-Amz-Credential", [""])[0]
+        parts = credential.split("/")
+        return parts[3] if len(parts) > 3 else "s3"
+
+    @property
+    def region(self) -> str:
+        found = _SERVICE.search(self.environ.get("HTTP_AUTHORIZATION", ""))
+        return found.group(1) if found else "us-east-1"
+
+    @property
+    def target(self) -> str:
+        """The action of a JSON-protocol request (`PutItem`, `SendMessage`), or ""."""
+        return str(self.environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+
+    def json(self) -> dict[str, Any]:
+        loaded = json.loads(self.body or b"{}")
+        return loaded if isinstance(loaded, dict) else {}
+
+    def to_record(self) -> dict[str, Any]:
+        return {"kind": "raw", "environ": self.environ, "body": self.body}
+
+
+def _replayable_environ(environ: dict[str, Any]) -> dict[str, Any]:
+    kept = {
+        name: value
+        for name, value in environ.items()
+        if name.startswith("HTTP_")
+        or name
+        in (
+            "REQUEST_METHOD",
+            "PATH_INFO",
+            "QUERY_STRING",
+            "CONTENT_TYPE",
+            "SERVER_NAME",
+            "SERVER_PORT",
+            "SERVER_PROTOCOL",
+            "SCRIPT_NAME",
+        )
+    }
+    kept.setdefault("SCRIPT_NAME", "")
+    return kept
+
+
+def synthetic_request(
+    service: str,
+    *,
+    method: str = "POST",
+    path: str = "/",
+    target: str | None = None,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    region: str = "us-east-1",
+) -> Request:
+    """A request this server makes to moto itself (to restore or dump state)."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "5000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SCRIPT_NAME": "",
+        "HTTP_HOST": "localhost:5000",
+        "HTTP_AUTHORIZATION": ACCOUNT_AND_REGION_HEADERS["HTTP_AUTHORIZATION"].format(
+            region=region, service=service
+        ),
+    }
+    if target is not None:
+        environ["HTTP_X_AMZ_TARGET"] = target
+        environ["CONTENT_TYPE"] = "application/x-amz-json-1.0"
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        environ[key if key in ("CONTENT_TYPE",) else f"HTTP_{key}"] = value
+    return Request(environ, body)
+
+
+@dataclass(slots=True)
+class Response:
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.status.startswith("2")
+
+    def json(self) -> dict[str, Any]:
+        loaded = json.loads(self.body or b"{}")
+        return loaded if isinstance(loaded, dict) else {}
+
+
+@dataclass(slots=True)
+class QueuedMessage:
+    """A message sent and not yet deleted, as much as sending it again needs."""
+
+    queue: str
+    body: str
+    attributes: dict[str, Any]
+    visible_at: float  # wall-clock seconds
+    system_attributes: dict[str, Any] = field(default_factory=dict)
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+class DurableMoto:
+    """A WSGI application: moto, one request at a time, with its writes journaled."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        from moto.server import (  # type: ignore[attr-defined]
+            DomainDispatcherApplication,
+            create_backend_app,
+        )
+
+        try:  # the dev stack's fixes to moto, where there are any
+            from durable.local import moto_patches  # type: ignore[attr-defined,unused-ignore]
+
+            moto_patches.apply()
+        except ImportError:
+            pass
+        self._app: Callable[..., Iterable[bytes]] = DomainDispatcherApplication(create_backend_app)
+        self._lock = threading.RLock()
+        self._arrivals = threading.Condition(threading.Lock())
+        self._state_dir = state_dir
+        self._journal: Journal | None = None
+        self._generation = 0
+        # Messages sent and not deleted, by (queue name, message id), and receipt handles.
+        self._messages: dict[tuple[str, str], QueuedMessage] = {}
+        self._receipts: dict[str, tuple[str, str]] = {}
+        self._compacting = False
+        self.requests = 0
+        self.restored_records = 0
+
+    # -- state on disk ------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Rebuild the state from the newest snapshot and its journal, then compact."""
+        assert self._state_dir is not None
+        generations = sorted(
+            int(path.stem.split("-")[1]) for path in self._state_dir.glob("snapshot-*.bin")
+        )
+        if generations:
+            self._generation = generations[-1]
+            snapshot = self._snapshot_path(self._generation)
+            records = list(read_records(snapshot))
+            if not records or records[-1].get("kind") != "end":
+                raise RuntimeError(f"{snapshot} is incomplete; move it away to start afresh")
+            for record in records[:-1]:
+                self._replay(record)
+                self.restored_records += 1
+        for record in read_records(self._journal_path(self._generation)):
+            self._replay(record)
+            self.restored_records += 1
+        self._requeue_messages()
+        self._compact()
+
+    def _snapshot_path(self, generation: int) -> Path:
+        assert self._state_dir is not None
+        return self._state_dir / f"snapshot-{generation}.bin"
+
+    def _journal_path(self, generation: int) -> Path:
+        assert self._state_dir is not None
+        return self._state_dir / f"journal-{generation}.log"
+
+    def _compact(self) -> None:
+        """Write the whole state as the next snapshot, start its empty journal, drop the old."""
+        assert self._state_dir is not None
+        with self._lock:
+            old = self._generation
+            if self._journal is not None:
+                self._journal.close()
+            new = old + 1
+            write_records(self._snapshot_path(new), self._dump())
+            self._journal = Journal(self._journal_path(new))
+            _sync_directory(self._state_dir)
+            self._generation = new
+            for stale in (self._snapshot_path(old), self._journal_path(old)):
+                stale.unlink(missing_ok=True)
+
+    def _replay(self, record: dict[str, Any]) -> None:
+        kind = record["kind"]
+        if kind == "raw":
+            response = self._call(Request(dict(record["environ"]), record["body"]))
+            if not response.ok:
+                log.warning("replaying a journaled request failed: %s", response.body[:300])
+        elif kind == "sqs_send":
+            key = (record["queue"], record["id"])
+            self._messages[key] = QueuedMessage(
+                record["queue"], record["body"], record["attributes"], record["visible_at"]
+            )
+        elif kind == "sqs_delete":
+            self._messages.pop((record["queue"], record["id"]), None)
+        elif kind == "sqs_purge":
+            for key in [key for key in self._messages if key[0] == record["queue"]]:
+                del self._messages[key]
+
+    def _requeue_messages(self) -> None:
+        """Queue every message that was not deleted again (they get new ids)."""
+        pending = sorted(self._messages.values(), key=lambda message: message.visible_at)
+        self._messages.clear()
+        now = time.time()
+        for message in pending:
+            body: dict[str, Any] = {
+                "QueueUrl": f"http://localhost:5000/123456789012/{message.queue}",
+                "MessageBody": message.body,
+                "DelaySeconds": max(0, min(900, int(message.visible_at - now + 0.999))),
+            }
+            if message.attributes:
+                body["MessageAttributes"] = message.attributes
+            request = synthetic_request(
+                "sqs", target="AmazonSQS.SendMessage", body=json.dumps(body).encode()
+            )
+            response = self._call(request)
+            if response.ok:
+                sent = response.json()
+                self._messages[(message.queue, sent["MessageId"])] = message
+
+    def _dump(self) -> Iterator[dict[str, Any]]:
+        """The whole state, as records that rebuild it."""
+        yield from self._dump_dynamodb()
+        yield from self._dump_s3()
+        yield from self._dump_sqs()
+
+    # -- serving ------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        request = Request(_replayable_environ(environ), body)
+        self.requests += 1
+        if request.service == "sqs" and request.target == "ReceiveMessage":
+            response = self._long_poll(request)
+        else:
+            with self._lock:
+                response = self._call(request)
+                if response.ok:
+                    self._record(request, response)
+            if request.service == "sqs" and request.target in (
+                "SendMessage",
+                "SendMessageBatch",
+                "ChangeMessageVisibility",
+                "ChangeMessageVisibilityBatch",
+            ):
+                with self._arrivals:
+                    self._arrivals.notify_all()
+        start_response(response.status, response.headers)
+        return [response.body]
+
+    def _call(self, request: Request) -> Response:
+        """Hand one request to moto and collect its whole reply."""
+        environ = dict(request.environ)
+        environ["wsgi.input"] = io.BytesIO(request.body)
+        environ["CONTENT_LENGTH"] = str(len(request.body))
+        environ.setdefault("wsgi.url_scheme", "http")
+        environ.setdefault("wsgi.errors", sys.stderr)
+        environ.setdefault("wsgi.multithread", True)
+        environ.setdefault("wsgi.multiprocess", False)
+        environ.setdefault("wsgi.run_once", False)
+        environ.setdefault("wsgi.version", (1, 0))
+        started: dict[str, Any] = {}
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            started["status"] = status
+            started["headers"] = headers
+            return lambda data: None
+
+        chunks = self._app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        headers = [
+            (name, value) for name, value in started["headers"] if name.lower() != "content-length"
+        ]
+        headers.append(("Content-Length", str(len(body))))
+        return Response(started["status"], headers, body)
+
+    def _long_poll(self, request: Request) -> Response:
+        """ReceiveMessage, waiting outside the lock (moto's own wait would hold it)."""
+        parameters = request.json()
+        wait = float(parameters.get("WaitTimeSeconds") or 0)
+        parameters["WaitTimeSeconds"] = 0
+        immediate = Request(request.environ, json.dumps(parameters).encode())
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                response = self._call(immediate)
+                messages = response.json().get("Messages", []) if response.ok else []
+                queue = _queue_name(parameters.get("QueueUrl", ""))
+                for message in messages:
+                    self._receipts[message["ReceiptHandle"]] = (queue, message["MessageId"])
+            left = deadline - time.monotonic()
+            if messages or not response.ok or left <= 0:
+                return response
+            with self._arrivals:
+                self._arrivals.wait(min(left, POLL_STEP_SECONDS))
+
+    def _record(self, request: Request, response: Response) -> None:
+        """Journal a request that succeeded, if it changed anything (lock held)."""
+        if self._journal is None:
+            return  # memory only
+        journal = self._journal
+        service = request.service
+        if service == "dynamodb":
+            if request.target not in DYNAMODB_READS:
+                journal.append(request.to_record())
+        elif service == "sqs":
+            if request.target == "":
+                log.warning("an SQS request in the query protocol is not kept across restarts")
+            elif request.target not in SQS_UNRECORDED:
+                self._track_messages(request, response, journal.append)
+        elif request.environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "OPTIONS"):
+            journal.append(request.to_record())
+        if journal.size > COMPACT_BYTES and not self._compacting:
+            self._compacting = True
+            try:
+                self._compact()
+            finally:
+                self._compacting = False
+
+    def _track_messages(
+        self, request: Request, response: Response, append: Callable[[dict[str, Any]], None]
+    ) -> None:
+        target = request.target
+        parameters = request.json()
+        queue = _queue_name(parameters.get("QueueUrl", ""))
+        if target == "SendMessage":
+            sent = [(parameters, response.json().get("MessageId"))]
+        elif target == "SendMessageBatch":
+            ids = {item["Id"]: item["MessageId"] for item in response.json().get("Successful", [])}
+            sent = [(entry, ids.get(entry["Id"])) for entry in parameters.get("Entries", [])]
+        elif target == "DeleteMessage":
+            self._forget(queue, [parameters.get("ReceiptHandle", "")], append)
+            return
+        elif target == "DeleteMessageBatch":
+            deleted = {item["Id"] for item in response.json().get("Successful", [])}
+            handles = [
+                entry["ReceiptHandle"]
+                for entry in parameters.get("Entries", [])
+                if entry["Id"] in deleted
+            ]
+            self._forget(queue, handles, append)
+            return
+        elif target == "PurgeQueue":
+            append({"kind": "sqs_purge", "queue": queue})
+            for key in [key for key in self._messages if key[0] == queue]:
+                del self._messages[key]
+            return
+        else:  # CreateQueue, SetQueueAttributes, DeleteQueue, tags: replayed as they came
+            append(request.to_record())
+            return
+        now = time.time()
+        for entry, message_id in sent:
+            if message_id is None:
+                continue
+            message = QueuedMessage(
+                queue=queue,
+                body=entry["MessageBody"],
+                attributes=entry.get("MessageAttributes") or {},
+                visible_at=now + float(entry.get("DelaySeconds") or 0),
+            )
+            self._messages[(queue, message_id)] = message
+            append(
+                {
+                    "kind": "sqs_send",
+                    "queue": queue,
+                    "id": message_id,
+                    "body": message.body,
+                    "attributes": message.attributes,
+                    "visible_at": message.visible_at,
+                }
+            )
+
+    def _forget(
+        self, queue: str, handles: list[str], append: Callable[[dict[str, Any]], None]
+    ) -> None:
+        for handle in handles:
+            known = self._receipts.pop(handle, None)
+            if known is None:
+                continue
+            if self._messages.pop(known, None) is not None:
+                append({"kind": "sqs_delete", "queue": known[0], "id": known[1]})
+            for other in [h for h, key in self._receipts.items() if key == known]:
+                del self._receipts[other]
+
+    # -- dumping state as records -------------------------------------------------------
+
+    def _dynamodb(self, action: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        request = synthetic_request(
+            "dynamodb",
+            target=f"DynamoDB_20120810.{action}",
+            body=json.dumps(parameters).encode(),
+        )
+        response = self._call(request)
+        if not response.ok:
+            raise RuntimeError(f"moto {action} failed: {response.body[:300]!r}")
+        return response.json()
+
+    def _dump_dynamodb(self) -> Iterator[dict[str, Any]]:
+        for name in self._dynamodb("ListTables", {}).get("TableNames", []):
+            table = self._dynamodb("DescribeTable", {"TableName": name})["Table"]
+            yield self._dynamodb_record("CreateTable", _create_table_input(table))
+            ttl = self._dynamodb("DescribeTimeToLive", {"TableName": name})
+            description = ttl.get("TimeToLiveDescription", {})
+            if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+                yield self._dynamodb_record(
+                    "UpdateTimeToLive",
+                    {
+                        "TableName": name,
+                        "TimeToLiveSpecification": {
+                            "Enabled": True,
+                            "AttributeName": description["AttributeName"],
+                        },
+                    },
+                )
+            start: dict[str, Any] | None = None
+            while True:
+                page = self._dynamodb(
+                    "Scan", {"TableName": name, **({"ExclusiveStartKey": start} if start else {})}
+                )
+                items = page.get("Items", [])
+                for offset in range(0, len(items), 25):
+                    chunk = items[offset : offset + 25]
+                    yield self._dynamodb_record(
+                        "BatchWriteItem",
+                        {"RequestItems": {name: [{"PutRequest": {"Item": i}} for i in chunk]}},
+                    )
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+
+    def _dynamodb_record(self, action: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        return synthetic_request(
+            "dynamodb",
+            target=f"DynamoDB_20120810.{action}",
+            body=json.dumps(parameters).encode(),
+        ).to_record()
+
+    def _dump_s3(self) -> Iterator[dict[str, Any]]:
+        listing = self._call(synthetic_request("s3", method="GET", path="/"))
+        for bucket in re.findall(rb"<Name>([^<]+)</Name>", listing.body):
+            name = bucket.decode()
+            yield synthetic_request("s3", method="PUT", path=f"/{name}").to_record()
+            marker = ""
+            while True:
+                request = synthetic_request("s3", method="GET", path=f"/{name}")
+                request.environ["QUERY_STRING"] = f"list-type=2&max-keys=1000{marker}"
+                page = self._call(request).body
+                for key in re.findall(rb"<Key>([^<]+)</Key>", page):
+                    path = f"/{name}/{_unescape_xml(key.decode())}"
+                    got = self._call(synthetic_request("s3", method="GET", path=path))
+                    content_type = dict(got.headers).get("Content-Type", "binary/octet-stream")
+                    yield synthetic_request(
+                        "s3",
+                        method="PUT",
+                        path=path,
+                        body=got.body,
+                        headers={"Content-Type": content_type},
+                    ).to_record()
+                token = re.search(rb"<NextContinuationToken>([^<]+)<", page)
+                if token is None:
+                    break
+                marker = f"&continuation-token={token.group(1).decode()}"
+
+    def _dump_sqs(self) -> Iterator[dict[str, Any]]:
+        def sqs(action: str, parameters: dict[str, Any]) -> dict[str, Any]:
+            response = self._call(
+                synthetic_request(
+                    "sqs", target=f"AmazonSQS.{action}", body=json.dumps(parameters).encode()
+                )
+            )
+            return response.json() if response.ok else {}
+
+        queues = []
+        for url in sqs("ListQueues", {}).get("QueueUrls", []):
+            attributes = sqs("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})
+            queues.append((_queue_name(url), attributes.get("Attributes", {})))
+        # Dead-letter queues first: a redrive policy names a queue that must exist.
+        queues.sort(key=lambda queue: "RedrivePolicy" in queue[1])
+        for name, attributes in queues:
+            settable = {
+                key: value for key, value in attributes.items() if key in _SETTABLE_QUEUE_ATTRIBUTES
+            }
+            yield synthetic_request(
+                "sqs",
+                target="AmazonSQS.CreateQueue",
+                body=json.dumps({"QueueName": name, "Attributes": settable}).encode(),
+            ).to_record()
+        for (queue, message_id), message in self._messages.items():
+            yield {
+                "kind": "sqs_send",
+                "queue": queue,
+                "id": message_id,
+                "body": message.body,
+                "attributes": message.attributes,
+                "visible_at": message.visible_at,
+            }
+
+
+_SETTABLE_QUEUE_ATTRIBUTES = frozenset(
+    {
+        "DelaySeconds",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "VisibilityTimeout",
+        "RedrivePolicy",
+        "RedriveAllowPolicy",
+        "FifoQueue",
+        "ContentBasedDeduplication",
+        "KmsMasterKeyId",
+        "KmsDataKeyReusePeriodSeconds",
+        "SqsManagedSseEnabled",
+    }
+)
+
+
+def _queue_name(url: str) -> str:
+    return urlsplit(url).path.rstrip("/").rpartition("/")[2]
+
+
+def _unescape_xml(text: str) -> str:
+    return (
+        text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+    )
+
+
+def _create_table_input(table: dict[str, Any]) -> dict[str, Any]:
+    """CreateTable's parameters for a table as DescribeTable shows it."""
+    created: dict[str, Any] = {
+        "TableName": table["TableName"],
+        "KeySchema": table["KeySchema"],
+        "AttributeDefinitions": table["AttributeDefinitions"],
+    }
+    billing = table.get("BillingModeSummary", {}).get("BillingMode", "PAY_PER_REQUEST")
+    created["BillingMode"] = billing
+    if billing == "PROVISIONED":
+        throughput = table.get("ProvisionedThroughput", {})
+        created["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": throughput.get("ReadCapacityUnits", 5),
+            "WriteCapacityUnits": throughput.get("WriteCapacityUnits", 5),
+        }
+    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+        indexes = []
+        for index in table.get(kind, []):
+            copied: dict[str, Any] = {
+                "IndexName": index["IndexName"],
+                "KeySchema": index["KeySchema"],
+                "Projection": index["Projection"],
+            }
+            if kind == "GlobalSecondaryIndexes" and billing == "PROVISIONED":
+                throughput = index.get("ProvisionedThroughput", {})
+                copied["ProvisionedThroughput"] = {
+                    "ReadCapacityUnits": throughput.get("ReadCapacityUnits", 5),
+                    "WriteCapacityUnits": throughput.get("WriteCapacityUnits", 5),
+                }
+            indexes.append(copied)
+        if indexes:
+            created[kind] = indexes
+    if "StreamSpecification" in table:
+        created["StreamSpecification"] = table["StreamSpecification"]
+    return created
+
+
+# -- the process ------------------------------------------------------------------------
+
+
+def lock_state_directory(state_dir: Path) -> BinaryIO:
+    """Hold the directory's lock file for as long as this process lives."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    holder: BinaryIO = open(state_dir / "moto.lock", "a+b")  # noqa: SIM115 (held until exit)
+    try:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder.seek(0)
+        owner = holder.read().decode(errors="replace").strip() or "another process"
+        holder.close()
+        raise StateDirectoryBusy(
+            f"{state_dir} is in use by {owner}: is another `durable dev` running there? "
+            "Stop it, or give this one another --state-dir"
+        ) from None
+    holder.truncate(0)
+    holder.write(f"durable dev (moto pid {os.getpid()})".encode())
+    holder.flush()
+    return holder
+
+
+def _exit_when_parent_goes() -> None:
+    """Standard input is a pipe from the parent: its end (the parent died) ends us too."""
+
+    def watch() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        finally:
+            os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    parser = argparse.ArgumentParser(prog="python -m durable.local.moto_server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--state-dir", type=Path, help="keep the state here (none: memory only)")
+    parser.add_argument("--watch-stdin", action="store_true", help="exit when stdin closes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="moto    %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if args.watch_stdin:
+        _exit_when_parent_goes()
+    state_dir: Path | None = args.state_dir
+    if state_dir is not None:
+        try:
+            lock_state_directory(state_dir)
+        except StateDirectoryBusy as exc:
+            print(json.dumps({"error": str(exc)}), flush=True)
+            return 2
+    application = DurableMoto(state_dir)
+    started = time.monotonic()
+    if state_dir is not None:
+        application.restore()
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive for the SDK's pooled clients
+    server = make_server(args.host, args.port, application, threaded=True)
+    host, port = server.server_address[:2]
+    print(
+        json.dumps(
+            {
+                "port": port,
+                "host": host,
+                "restored_records": application.restored_records,
+                "restore_seconds": round(time.monotonic() - started, 3),
+            }
+        ),
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
