@@ -51,7 +51,24 @@ browser:
 sam-validate: $(SAM_STAMP)
 	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint
 
-test: lint typecheck browser $(STAMP) $(SAM_STAMP)
+.PHONY: sam-local sam-local-setup
+
+# `sam local` for real: the API, worker and sweeper functions in containers (on a stand-in
+# for the Lambda image, built once from Debian and PyPI) against a running
+# `durable dev --host 172.17.0.1` (README, "sam local").
+sam-local: $(STAMP) $(SAM_STAMP)
+	scripts/sam-local.sh
+
+# For `make test`: a Docker daemon (installed and started as root) and the stand-in image,
+# before pytest, so that no test's timeout pays for them. It never fails the build: where it
+# cannot be done, tests/sam/test_sam_local.py skips (not root, no daemon) or says why.
+sam-local-setup:
+	@if [ "$$(id -u)" = 0 ] || docker info >/dev/null 2>&1; then \
+	  { scripts/docker-daemon.sh && scripts/lambda-standin-image.sh; } || \
+	    echo "==> sam local setup failed: tests/sam/test_sam_local.py will say why"; \
+	else echo "==> no Docker daemon and not root: the sam local tests will be skipped"; fi
+
+test: lint typecheck browser sam-local-setup $(STAMP) $(SAM_STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -67,12 +67,13 @@ def region_name(settings: Settings | None) -> str:
     `Settings.region` has a default, so an unset `DURABLE_REGION` must not hide the
     `AWS_REGION` that Lambda sets in every function's environment.
     """
-    if settings is not None and "region" in settings.model_fields_set:
+    # An empty DURABLE_REGION (template.yaml's default) counts as unset.
+    if settings is not None and "region" in settings.model_fields_set and settings.region:
         return settings.region
     from_env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if from_env:
         return from_env
-    return settings.region if settings is not None else "us-east-1"
+    return (settings.region if settings is not None else "") or "us-east-1"
 
 
 @overload

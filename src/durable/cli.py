@@ -273,6 +273,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     options = DevOptions(
         port=args.port,
+        host=args.host,
         tasks=args.tasks,
         moto_port=args.moto_port,
         concurrency=args.concurrency,
@@ -499,6 +500,16 @@ def _status(value: str) -> str:
     return upper
 
 
+def _host_address(value: str) -> str:
+    """`--host`: an IPv4 address of this machine, 0.0.0.0, or a host name (exit 2 if not)."""
+    from durable.local.samlocal import check_host
+
+    try:
+        return check_host(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="durable", description="Durable execution for AWS Lambda: local stack and client."
@@ -517,6 +528,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = verbs.add_parser("dev", help="run the whole stack on this machine (moto, API, worker)")
     dev.add_argument("--port", type=int, default=8000, help="port of the HTTP API (8000)")
+    dev.add_argument(
+        "--host",
+        type=_host_address,
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the API and moto listen on (127.0.0.1); for `sam local`, Docker's "
+        "bridge (172.17.0.1) or 0.0.0.0, so that containers reach them",
+    )
     dev.add_argument(
         "--tasks", help="comma-separated task modules to import (default: the example tasks)"
     )

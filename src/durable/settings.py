@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         ge=0,
         description="days a finished run (its log, inbox and idempotency key) is kept; 0 = forever",
     )
+
+    @field_validator("endpoint_url", mode="before")
+    @classmethod
+    def _empty_endpoint_is_aws(cls, value: object) -> object:
+        """An empty DURABLE_ENDPOINT_URL (template.yaml's default) means AWS's own endpoint."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def retention(self) -> timedelta | None:

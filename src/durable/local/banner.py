@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 from durable.errors import InputError
@@ -86,6 +87,8 @@ def render(
     concurrency: int,
     time_limit: float,
     visibility_timeout: int,
+    env_json: Path | None = None,
+    containers_reach: bool = False,
 ) -> str:
     """The text printed at startup."""
     ids = registry.ids()
@@ -98,6 +101,7 @@ def render(
         f"  worker           {concurrency} processes; an invocation is killed after "
         f"{time_limit:g}s, and SQS redelivers a crashed one after {visibility_timeout}s",
         f"  tasks            {', '.join(ids) or '(none registered)'}   from {', '.join(tasks)}",
+        *_sam_local_lines(env_json, containers_reach),
         "",
         "Try:",
     ]
@@ -133,3 +137,21 @@ def render(
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+def _sam_local_lines(env_json: Path | None, containers_reach: bool) -> list[str]:
+    """Where `sam local` finds this stack: the env.json to pass it, and how to run it."""
+    if env_json is None:
+        return []
+    lines = [f"  sam local        --env-vars {env_json}"]
+    if containers_reach:
+        lines.append(
+            "                   with fake credentials: AWS_ACCESS_KEY_ID=testing "
+            "AWS_SECRET_ACCESS_KEY=testing sam local invoke ... --skip-pull-image"
+        )
+    else:
+        lines.append(
+            "                   containers cannot reach 127.0.0.1: start with --host 172.17.0.1 "
+            "(Docker's bridge) or --host 0.0.0.0"
+        )
+    return lines

@@ -65,7 +65,10 @@ class LocalGateway(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
+        """Where this machine reaches the gateway (127.0.0.1 when it listens on 0.0.0.0)."""
         host, port = self.server_address[:2]
+        if str(host) == "0.0.0.0":
+            host = "127.0.0.1"
         return f"http://{host!s}:{port}"
 
     def serve_in_thread(self) -> threading.Thread:

@@ -133,9 +133,7 @@ class DevStack:
         self._gateway = self._bind_gateway()
         self._start_moto()
         # Bound to 0.0.0.0 (for containers), moto is reached here at 127.0.0.1.
-        self.moto_url = samlocal.with_host(
-            self.moto_url, samlocal.local_address(self.options.host)
-        )
+        self.moto_url = samlocal.with_host(self.moto_url, samlocal.local_address(self.options.host))
         self._configure_environment()
         self._create_resources()
         self.runtime = self._load_runtime()
@@ -344,9 +342,7 @@ class DevStack:
         }
 
     def _container_moto_url(self) -> str:
-        return samlocal.with_host(
-            self.moto_url, samlocal.container_address(self.options.host)
-        )
+        return samlocal.with_host(self.moto_url, samlocal.container_address(self.options.host))
 
     def _write_env_json(self) -> Path:
         """`env.json` for `sam local invoke/start-api --env-vars`: this stack's resources,
