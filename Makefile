@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: dev test lint typecheck unit bench faults-sweep clean sam-validate browser
+.PHONY: dev test lint typecheck unit bench bench-dev faults-sweep clean sam-validate browser
 
 # Progress lines, so a first `make dev` is not two silent minutes.
 $(STAMP): pyproject.toml
@@ -73,6 +73,11 @@ test: lint typecheck browser sam-local-setup $(STAMP) $(SAM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+
+# `durable dev` under load: 600 three-step runs from 16 HTTP clients (a few minutes at most).
+bench-dev: $(STAMP)
+	$(BIN)/python bench/dev_throughput.py --runs 600 --clients 16 --keys
+	$(BIN)/python bench/dev_throughput.py --runs 600 --clients 16 --no-keys
 
 # The larger fault sweep (every crash point on memory and moto, throttling at 1/10/30 %,
 # delivery storms over ten seeds): minutes, so not part of `make test`.

@@ -1,0 +1,330 @@
+"""Targeted patches of moto for the `durable dev` stack's moto server: `apply()` once, early.
+
+Checked against moto 5.2.5 (`moto/dynamodb/models/__init__.py`, `models/table.py`,
+`responses.py`, `moto_server/werkzeug_app.py`). Each patch keeps moto's observable
+behaviour for the calls the project makes and removes a cost that grows with the table, so
+a trigger costs the same on an empty table and on a full one. `apply()` refuses (and patches
+nothing) when the moto installed is not the version they were checked against: a new
+moto must be re-read first. `revert()` undoes them (tests).
+
+1. One DynamoDB request at a time (`DynamoHandler.call_action` under a lock). The server
+   is threaded; without it, a transaction's writes interleave with other requests, which
+   then see half a transaction, and moto's own rollback (below) would put back a copy of
+   the table taken before the transaction, erasing every write other threads made in the
+   meantime. moto's work is pure Python under the GIL, so the lock costs no parallelism.
+   With it, a transaction is all-or-nothing *and* isolated, as DynamoDB's are.
+
+2. `TransactWriteItems` without the whole-table copies. moto deep-copies every table a
+   transaction names before it starts, to restore on failure: O(table) per transaction,
+   and the run store's `create_run` with an idempotency key is a transaction. Here the
+   backup is per item: before each action, a deep copy of the one item it targets (or
+   "absent"); on failure those items, and only those, are put back. The conditions, the
+   order of checks, the errors (`TransactionCanceledException` with one reason per action,
+   validation errors re-raised) are moto's, copied from its method. Not restored: stream
+   records of the rolled-back writes (moto's rollback dropped those too, by restoring the
+   whole table object; the dev stack's table has no stream).
+
+3. A base-table `Query` reads one partition. moto collects and sorts every item of the
+   table (`Table.all_items`) and then keeps those with the queried hash key: O(table log
+   table) for every history load and inbox read. While a base-table query with a hash key
+   runs, `Table.all_items` answers with that partition's items only, sorted as before;
+   moto then filters them exactly as it did.
+
+4. No Nagle delay on the server's sockets (`WSGIRequestHandler.disable_nagle_algorithm`).
+   werkzeug writes a response's headers and its body in two writes; with Nagle's algorithm
+   the body waits for the client's ACK of the headers, which a keep-alive client delays by
+   up to 40 ms: every request the SDK sends would take 40 ms, whatever moto's work.
+
+5. A request counter for benchmarks: every request the server answers is counted by
+   service and operation, and `GET /moto-api/durable/requests` returns the counts as JSON
+   (`bench/dev_throughput.py` reads it for its AWS requests per run).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+CHECKED_MOTO_VERSION = "5.2.5"
+COUNTER_PATH = "/moto-api/durable/requests"
+
+_lock = threading.Lock()
+_originals: dict[tuple[Any, str], Any] = {}
+_dynamodb_lock = threading.RLock()
+_partition = threading.local()
+_requests: Counter[str] = Counter()
+_requests_lock = threading.Lock()
+_INHERITED = object()  # an attribute the patched class did not define itself
+
+
+class MotoVersionError(RuntimeError):
+    """The installed moto is not the version these patches were checked against."""
+
+
+def apply() -> None:
+    """Install every patch (idempotent). Call it in the process that serves moto."""
+    import moto
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from werkzeug.serving import WSGIRequestHandler
+
+    if moto.__version__ != CHECKED_MOTO_VERSION:
+        raise MotoVersionError(
+            f"durable.local.moto_patches was checked against moto {CHECKED_MOTO_VERSION}, "
+            f"not {moto.__version__}: re-read moto's DynamoDB backend and update the patches"
+        )
+    with _lock:
+        if _originals:
+            return
+        _patch(DynamoHandler, "call_action", _serialized_call_action)
+        _patch(DynamoDBBackend, "transact_write_items", _transact_write_items)
+        _patch(Table, "query", _partition_query)
+        _patch(Table, "all_items", _all_items)
+        _patch(DomainDispatcherApplication, "__call__", _counting_call)
+        _patch_attribute(WSGIRequestHandler, "disable_nagle_algorithm", True)
+
+
+def revert() -> None:
+    """Undo `apply()` (for tests that want moto as it ships)."""
+    with _lock:
+        for (owner, name), original in _originals.items():
+            if original is _INHERITED:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        _originals.clear()
+
+
+def applied() -> bool:
+    return bool(_originals)
+
+
+def request_counts() -> dict[str, int]:
+    """Requests answered so far, by "service operation" (the counter of patch 5)."""
+    with _requests_lock:
+        return dict(_requests)
+
+
+def _patch(owner: Any, name: str, replacement: Callable[..., Any]) -> None:
+    _originals[(owner, name)] = owner.__dict__[name]
+    setattr(owner, name, replacement)
+
+
+def _patch_attribute(owner: Any, name: str, value: Any) -> None:
+    """Set a class attribute that may be inherited (reverted by deleting it if so)."""
+    _originals[(owner, name)] = owner.__dict__.get(name, _INHERITED)
+    setattr(owner, name, value)
+
+
+def _original(owner: Any, name: str) -> Any:
+    return _originals[(owner, name)]
+
+
+# -- 1. one DynamoDB request at a time ---------------------------------------------------
+
+
+def _serialized_call_action(self: Any) -> Any:
+    from moto.dynamodb.responses import DynamoHandler
+
+    with _dynamodb_lock:
+        return _original(DynamoHandler, "call_action")(self)
+
+
+# -- 2. transactions with a per-item backup ----------------------------------------------
+
+
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """moto 5.2.5's `DynamoDBBackend.transact_write_items`, backing up items, not tables."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    # (table, hash key, range key, the item before the transaction or None)
+    backup: list[tuple[Any, Any, Any, Any]] = []
+    target_items: set[tuple[str, str]] = set()
+
+    def check_unicity(table_name: str, key: dict[str, Any]) -> None:
+        item = (str(table_name), str(dict(sorted(key.items()))))
+        if item in target_items:
+            raise MultipleTransactionsException()
+        target_items.add(item)
+
+    def back_up(table_name: str, key: dict[str, Any]) -> None:
+        table = self.get_table(table_name)
+        hash_key, range_key = self.get_keys_value(table, key)
+        before = table.get_item(hash_key, range_key)
+        backup.append((table, hash_key, range_key, copy.deepcopy(before)))
+
+    def roll_back() -> None:
+        for table, hash_key, range_key, before in reversed(backup):
+            _restore(table, hash_key, range_key, before)
+
+    errors: list[tuple[str, str, dict[str, Any]] | tuple[None, None, None]] = []
+    for item in transact_items:
+        original_item: dict[str, Any] | None = None
+        if len(list(item.keys())) > 1:
+            raise TransactWriteSingleOpException
+        try:
+            op_type, op = next(iter(item.items()))
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            condition_expression = op.get("ConditionExpression")
+            expression_attribute_names = op.get("ExpressionAttributeNames")
+            expression_attribute_values = op.get("ExpressionAttributeValues")
+            return_values_on_condition_check_failure = op.get("ReturnValuesOnConditionCheckFailure")
+            if op_type == "Put":
+                attrs = op["Item"]
+                table = self.get_table(table_name)
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            else:
+                key = op["Key"]
+            check_unicity(table_name, key)
+            current = self.get_item(table_name, key)
+            if op_type != "ConditionCheck":
+                back_up(table_name, key)
+            if condition_expression is not None:
+                condition_op = get_filter_expression(
+                    condition_expression, expression_attribute_names, expression_attribute_values
+                )
+                if not condition_op.expr(current):
+                    if return_values_on_condition_check_failure == "ALL_OLD" and current:
+                        original_item = current.to_json()["Attributes"]
+                    raise ConditionalCheckFailed(item=original_item)
+            if op_type == "Put":
+                self.put_item(
+                    table_name,
+                    op["Item"],
+                    condition_expression=condition_expression,
+                    expression_attribute_names=expression_attribute_names,
+                    expression_attribute_values=expression_attribute_values,
+                )
+            elif op_type == "Delete":
+                self.delete_item(
+                    table_name,
+                    key,
+                    condition_expression=condition_expression,
+                    expression_attribute_names=expression_attribute_names,
+                    expression_attribute_values=expression_attribute_values,
+                )
+            elif op_type == "Update":
+                self.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    condition_expression=condition_expression,
+                    expression_attribute_names=expression_attribute_names,
+                    expression_attribute_values=expression_attribute_values,
+                )
+            errors.append((None, None, None))
+        except (MultipleTransactionsException, MockValidationException):
+            roll_back()
+            raise
+        except ConditionalCheckFailed as e:
+            errors.append(("ConditionalCheckFailed", str(e.message), original_item))  # type: ignore[arg-type]
+        except Exception as e:
+            errors.append((type(e).__name__, str(e), original_item))  # type: ignore[arg-type]
+
+    if any(code is not None for code, _, _ in errors):
+        roll_back()
+        raise TransactionCanceledException(errors)
+
+
+def _restore(table: Any, hash_key: Any, range_key: Any, before: Any) -> None:
+    """Put one item back as it was (`before`), or remove it if it did not exist."""
+    if range_key is not None:
+        partition = table.items[hash_key]
+        if before is None:
+            partition.pop(range_key, None)
+        else:
+            partition[range_key] = before
+    elif before is None:
+        table.items.pop(hash_key, None)
+    else:
+        table.items[hash_key] = before
+
+
+# -- 3. base-table queries read one partition ---------------------------------------------
+
+
+def _partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    from moto.dynamodb.models.table import Table
+
+    query = _original(Table, "query")
+    index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+    if index_name or hash_key is None:
+        return query(self, hash_key, *args, **kwargs)
+    _partition.hint = (self, hash_key)
+    try:
+        return query(self, hash_key, *args, **kwargs)
+    finally:
+        _partition.hint = None
+
+
+def _all_items(self: Any) -> list[Any]:
+    from moto.dynamodb.models.table import Table
+
+    hint = getattr(_partition, "hint", None)
+    if hint is None or hint[0] is not self:
+        return _original(Table, "all_items")(self)  # type: ignore[no-any-return]
+    _partition.hint = None  # once: the query's own call
+    partition = self.items.get(hint[1])
+    if partition is None:
+        return []
+    if not self.range_key_attr:
+        return [partition]
+    return sorted(partition.values(), key=lambda item: item.range_key)
+
+
+# -- 5. the request counter ---------------------------------------------------------------
+
+
+def _counting_call(self: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if environ.get("PATH_INFO") == COUNTER_PATH:
+        body = json.dumps(request_counts(), sort_keys=True).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+    name = _operation(environ)
+    with _requests_lock:
+        _requests[name] += 1
+    return _original(DomainDispatcherApplication, "__call__")(  # type: ignore[no-any-return]
+        self, environ, start_response
+    )
+
+
+def _operation(environ: dict[str, Any]) -> str:
+    """ "dynamodb PutItem", "sqs ReceiveMessage", "s3 PUT": what one request asks for."""
+    auth = str(environ.get("HTTP_AUTHORIZATION", ""))
+    service = "?"
+    if "Credential=" in auth:
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+        if len(scope) >= 4:
+            service = scope[3]
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return f"{service} {str(target).rsplit('.', 1)[-1]}"
+    action = parse_qs(str(environ.get("QUERY_STRING", ""))).get("Action")
+    if action:
+        return f"{service} {action[0]}"
+    return f"{service} {environ.get('REQUEST_METHOD', '?')}"

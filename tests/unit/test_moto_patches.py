@@ -1,0 +1,305 @@
+"""`durable.local.moto_patches`: moto without its whole-table costs, and still right.
+
+Runs against moto in-process (`mock_aws`), with the patches applied for each test and
+reverted after it. A patched transaction must stay all-or-nothing and keep its conditions;
+a base-table query must answer exactly what moto answered before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import moto
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from durable.local import moto_patches
+from durable.storage._tables import create_table
+from durable.storage.dynamodb import DynamoDBRunStore
+
+TABLE = "patched"
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    moto_patches.apply()
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name=REGION)
+            client.create_table(
+                TableName=TABLE,
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            yield client
+    finally:
+        moto_patches.revert()
+
+
+def key(pk: str, sk: str = "x") -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def put(client: Any, pk: str, sk: str = "x", n: int = 0) -> None:
+    client.put_item(TableName=TABLE, Item={**key(pk, sk), "n": {"N": str(n)}})
+
+
+def get(client: Any, pk: str, sk: str = "x") -> dict[str, Any] | None:
+    item: dict[str, Any] | None = client.get_item(TableName=TABLE, Key=key(pk, sk)).get("Item")
+    return item
+
+
+def put_new(pk: str, n: int = 1) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": TABLE,
+            "Item": {**key(pk), "n": {"N": str(n)}},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def cancellation_codes(error: ClientError) -> list[str]:
+    reasons = error.response.get("CancellationReasons") or []
+    return [str(reason.get("Code")) for reason in reasons]
+
+
+def test_the_patches_are_installed_and_reverted() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+    moto_patches.apply()
+    moto_patches.apply()  # idempotent
+    try:
+        assert moto_patches.applied()
+        assert DynamoDBBackend.transact_write_items is not original
+    finally:
+        moto_patches.revert()
+    assert not moto_patches.applied()
+    assert DynamoDBBackend.transact_write_items is original
+
+
+def test_another_moto_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(moto, "__version__", "0.0.1")
+    with pytest.raises(moto_patches.MotoVersionError, match=r"0\.0\.1"):
+        moto_patches.apply()
+    assert not moto_patches.applied()
+
+
+def test_a_transaction_whose_conditions_hold_writes_every_item(dynamodb: Any) -> None:
+    put(dynamodb, "upd", n=1)
+    dynamodb.transact_write_items(
+        TransactItems=[
+            put_new("a"),
+            put_new("b"),
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": key("upd"),
+                    "UpdateExpression": "SET n = n + :one",
+                    "ConditionExpression": "n = :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ]
+    )
+    assert get(dynamodb, "a") is not None
+    assert get(dynamodb, "b") is not None
+    assert get(dynamodb, "upd") == {**key("upd"), "n": {"N": "2"}}
+
+
+def test_a_failed_condition_cancels_every_write_of_the_transaction(dynamodb: Any) -> None:
+    # given: an item to update, one to delete, and one that makes the last put fail
+    put(dynamodb, "upd", n=1)
+    put(dynamodb, "del", n=5)
+    put(dynamodb, "taken", n=7)
+    put(dynamodb, "bystander", n=9)
+    # when
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                put_new("fresh"),
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": key("upd"),
+                        "UpdateExpression": "SET n = n + :one, added = :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {"Delete": {"TableName": TABLE, "Key": key("del")}},
+                put_new("taken", n=100),
+            ]
+        )
+    # then: cancelled, with the reason on the failing action only, and nothing written
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert cancellation_codes(raised.value) == ["None", "None", "None", "ConditionalCheckFailed"]
+    assert get(dynamodb, "fresh") is None
+    assert get(dynamodb, "upd") == {**key("upd"), "n": {"N": "1"}}
+    assert get(dynamodb, "del") == {**key("del"), "n": {"N": "5"}}
+    assert get(dynamodb, "taken") == {**key("taken"), "n": {"N": "7"}}
+    assert get(dynamodb, "bystander") == {**key("bystander"), "n": {"N": "9"}}
+
+
+def test_a_failed_condition_check_cancels_the_transaction(dynamodb: Any) -> None:
+    put(dynamodb, "guard", n=0)
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                put_new("a"),
+                {
+                    "ConditionCheck": {
+                        "TableName": TABLE,
+                        "Key": key("guard"),
+                        "ConditionExpression": "n = :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+            ]
+        )
+    assert cancellation_codes(raised.value) == ["None", "ConditionalCheckFailed"]
+    assert get(dynamodb, "a") is None
+    assert get(dynamodb, "guard") == {**key("guard"), "n": {"N": "0"}}
+
+
+def test_two_actions_on_one_item_are_refused_and_write_nothing(dynamodb: Any) -> None:
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(TransactItems=[put_new("b"), put_new("a"), put_new("a", n=2)])
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+    assert get(dynamodb, "a") is None
+    assert get(dynamodb, "b") is None
+
+
+def test_a_failed_transaction_keeps_what_other_clients_wrote_meanwhile(dynamodb: Any) -> None:
+    # moto's own rollback restored a copy of the whole table taken before the transaction,
+    # erasing writes other threads of the server made while it ran.
+    put(dynamodb, "taken")
+    stop = threading.Event()
+
+    def fail_transactions() -> None:
+        while not stop.is_set():
+            with pytest.raises(ClientError):
+                dynamodb.transact_write_items(TransactItems=[put_new("never"), put_new("taken")])
+
+    failing = threading.Thread(target=fail_transactions)
+    failing.start()
+    try:
+        for n in range(60):
+            put(dynamodb, "writer", sk=f"{n:03d}", n=n)
+    finally:
+        stop.set()
+        failing.join()
+    items = dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "writer"}},
+    )["Items"]
+    assert len(items) == 60
+    assert get(dynamodb, "never") is None
+
+
+def test_a_query_reads_its_partition_in_order_and_pages(dynamodb: Any) -> None:
+    for pk in ("p1", "p2", "p3"):
+        for n in (3, 1, 2, 5, 4):
+            put(dynamodb, pk, sk=f"s{n}", n=n)
+
+    def query(**extra: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = dynamodb.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":pk": {"S": "p2"}, ":s": {"S": "s"}},
+            **extra,
+        )
+        return answer
+
+    everything = query()
+    assert [item["sk"]["S"] for item in everything["Items"]] == ["s1", "s2", "s3", "s4", "s5"]
+    assert {item["pk"]["S"] for item in everything["Items"]} == {"p2"}
+    backwards = query(ScanIndexForward=False, Limit=2)
+    assert [item["sk"]["S"] for item in backwards["Items"]] == ["s5", "s4"]
+    rest = query(ScanIndexForward=False, ExclusiveStartKey=backwards["LastEvaluatedKey"])
+    assert [item["sk"]["S"] for item in rest["Items"]] == ["s3", "s2", "s1"]
+    missing = dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "nobody"}},
+    )
+    assert missing["Items"] == []
+    # a scan still sees every partition
+    assert dynamodb.scan(TableName=TABLE)["Count"] == 15
+
+
+def test_the_run_store_keeps_one_run_per_idempotency_key(dynamodb: Any) -> None:
+    from datetime import UTC, datetime
+
+    from durable.records import RunRecord, RunStatus
+
+    create_table("runs", REGION)
+    store = DynamoDBRunStore("runs", region=REGION)
+    now = datetime.now(UTC)
+
+    def run(run_id: str) -> RunRecord:
+        return RunRecord(
+            run_id=run_id,
+            task_id="t",
+            status=RunStatus.QUEUED,
+            payload="{}",
+            created_at=now,
+            updated_at=now,
+            idempotency_key="k",
+            task_version="1",
+            code_version="dev",
+        )
+
+    first, created = store.create_run(run("run_a"))
+    again, created_again = store.create_run(run("run_b"))
+    assert created and not created_again
+    assert first.run_id == again.run_id == "run_a"
+    assert store.get_run("run_b") is None
+    history = store.load_history("run_a")
+    assert history == []
+
+
+def test_the_request_counter_names_service_and_operation() -> None:
+    signed = "AWS4-HMAC-SHA256 Credential=testing/20300101/us-east-1/{}/aws4_request, X=y"
+    assert (
+        moto_patches._operation(
+            {
+                "HTTP_AUTHORIZATION": signed.format("dynamodb"),
+                "HTTP_X_AMZ_TARGET": "DynamoDB_20120810.PutItem",
+            }
+        )
+        == "dynamodb PutItem"
+    )
+    assert (
+        moto_patches._operation(
+            {"HTTP_AUTHORIZATION": signed.format("sqs"), "QUERY_STRING": "Action=SendMessage"}
+        )
+        == "sqs SendMessage"
+    )
+    assert (
+        moto_patches._operation(
+            {"HTTP_AUTHORIZATION": signed.format("s3"), "REQUEST_METHOD": "PUT"}
+        )
+        == "s3 PUT"
+    )
