@@ -92,8 +92,9 @@ rm -rf "$ROOT"/var/cache/apt/* "$ROOT"/var/lib/apt/lists/* "$ROOT"/usr/share/doc
 
 # 5. Import it with the configuration AWS's image has: the code in /var/task (the working
 #    directory, first on the path), the runtime's own packages in /var/runtime, layers in
-#    /opt/python. No ENTRYPOINT is needed: SAM sets /var/rapid/aws-lambda-rie itself, but
-#    one is given so that `docker run` of the stand-in alone behaves like AWS's image.
+#    /opt/python. SAM replaces the ENTRYPOINT with its emulator (/var/rapid/aws-lambda-rie),
+#    which starts /var/runtime/bootstrap; the one given here is that bootstrap, which only
+#    works under an emulator (it needs AWS_LAMBDA_RUNTIME_API).
 echo "==> docker import as $TAG"
 tar -C "$ROOT" -c . | docker import \
   --change 'ENV LANG=C.UTF-8' \
@@ -107,3 +108,6 @@ tar -C "$ROOT" -c . | docker import \
   --message "durable: stand-in for the Lambda python3.11 image (Debian $SUITE, awslambdaric $AWSLAMBDARIC_VERSION)" \
   - "$TAG" >/dev/null
 docker image inspect --format '==> built {{.RepoTags}} ({{.Size}} bytes)' "$TAG"
+# SAM builds its rapid image (the emulator on top) once per base: drop any made on an older
+# stand-in, so that the next `sam local` builds it on this one.
+docker image rm "${TAG%-x86_64}-rapid-x86_64" >/dev/null 2>&1 || true

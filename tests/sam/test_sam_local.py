@@ -171,7 +171,9 @@ def dev_stack(docker_ready: None) -> Iterator[DevServer]:
     try:
         yield server
     finally:
+        stopping = time.monotonic()
         server.stop()
+        print(f"durable dev stopped in {time.monotonic() - stopping:.1f}s")
 
 
 @pytest.fixture(scope="module")
@@ -463,6 +465,7 @@ def start_api(sam_bin: Path, sam_build_dir: Path, dev_info: dict[str, str]) -> I
         yield url
     finally:
         # SIGTERM: SAM stops and removes its warm containers itself.
+        stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(60)
@@ -470,6 +473,7 @@ def start_api(sam_bin: Path, sam_build_dir: Path, dev_info: dict[str, str]) -> I
             process.kill()
             process.wait()
         log.close()
+        print(f"sam local start-api stopped in {time.monotonic() - stopping:.1f}s")
 
 
 @pytest.mark.sam_local
