@@ -303,3 +303,43 @@ def test_the_request_counter_names_service_and_operation() -> None:
         )
         == "s3 PUT"
     )
+
+
+def test_an_index_query_answers_in_index_order_and_pages(dynamodb: Any) -> None:
+    create_table("runs", REGION)
+    store = DynamoDBRunStore("runs", region=REGION, page_size=2)
+    from datetime import UTC, datetime, timedelta
+
+    from durable.records import RunRecord, RunStatus
+
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    # created in one order, due in the reverse one
+    for n in range(5):
+        at = start + timedelta(seconds=n)
+        store.create_run(
+            RunRecord(
+                run_id=f"run_{n}",
+                task_id="t",
+                status=RunStatus.QUEUED,
+                payload="{}",
+                created_at=at,
+                updated_at=at,
+                idempotency_key=None,
+                task_version="1",
+                code_version="dev",
+                wake_at=start + timedelta(minutes=10 - n),
+            )
+        )
+    due = store.due_runs(start + timedelta(hours=1), limit=10)
+    assert [run.run_id for run in due] == ["run_4", "run_3", "run_2", "run_1", "run_0"]
+    listed = store.list_runs(limit=10)
+    assert [run.run_id for run in listed.runs] == ["run_4", "run_3", "run_2", "run_1", "run_0"]
+
+
+def test_sqs_still_delivers_and_retains(dynamodb: Any) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="q")["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(message["Body"] for message in received) == ["0", "1", "2"]

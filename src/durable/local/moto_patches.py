@@ -28,14 +28,22 @@ moto must be re-read first. `revert()` undoes them (tests).
    table (`Table.all_items`) and then keeps those with the queried hash key: O(table log
    table) for every history load and inbox read. While a base-table query with a hash key
    runs, `Table.all_items` answers with that partition's items only, sorted as before;
-   moto then filters them exactly as it did.
+   moto then filters them exactly as it did. An index query still looks at every item (a
+   GSI has no partitions in moto), but without the first sort: moto sorts the matching
+   items again by the index's keys and the primary key, which leaves no ties, so the
+   order of its input cannot show.
 
 4. No Nagle delay on the server's sockets (`WSGIRequestHandler.disable_nagle_algorithm`).
    werkzeug writes a response's headers and its body in two writes; with Nagle's algorithm
    the body waits for the client's ACK of the headers, which a keep-alive client delays by
    up to 40 ms: every request the SDK sends would take 40 ms, whatever moto's work.
 
-5. A request counter for benchmarks: every request the server answers is counted by
+5. Per-request constants computed once: the names of a response class's methods (moto
+   calls `inspect.getmembers` on every request), and an SQS queue's retention period,
+   which moto reads per received message through `get_queue_attributes`, computing every
+   attribute of the queue, `ApproximateNumberOfMessages` included (a pass over the queue).
+
+6. A request counter for benchmarks: every request the server answers is counted by
    service and operation, and `GET /moto-api/durable/requests` returns the counts as JSON
    (`bench/dev_throughput.py` reads it for its AWS requests per run).
 """
@@ -43,6 +51,7 @@ moto must be re-read first. `revert()` undoes them (tests).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import threading
 from collections import Counter
@@ -69,10 +78,12 @@ class MotoVersionError(RuntimeError):
 def apply() -> None:
     """Install every patch (idempotent). Call it in the process that serves moto."""
     import moto
+    from moto.core import responses as moto_responses
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.sqs.models import SQSBackend
     from werkzeug.serving import WSGIRequestHandler
 
     if moto.__version__ != CHECKED_MOTO_VERSION:
@@ -89,6 +100,8 @@ def apply() -> None:
         _patch(Table, "all_items", _all_items)
         _patch(DomainDispatcherApplication, "__call__", _counting_call)
         _patch_attribute(WSGIRequestHandler, "disable_nagle_algorithm", True)
+        _patch(moto_responses, "method_names_from_class", _method_names)
+        _patch(SQSBackend, "is_message_valid_based_on_retention_period", _retained)
 
 
 def revert() -> None:
@@ -107,7 +120,7 @@ def applied() -> bool:
 
 
 def request_counts() -> dict[str, int]:
-    """Requests answered so far, by "service operation" (the counter of patch 5)."""
+    """Requests answered so far, by "service operation" (the counter of patch 6)."""
     with _requests_lock:
         return dict(_requests)
 
@@ -264,14 +277,17 @@ def _restore(table: Any, hash_key: Any, range_key: Any, before: Any) -> None:
 # -- 3. base-table queries read one partition ---------------------------------------------
 
 
+_UNSORTED = object()  # the hint of an index query: every item, in no particular order
+
+
 def _partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     from moto.dynamodb.models.table import Table
 
     query = _original(Table, "query")
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-    if index_name or hash_key is None:
+    if not index_name and hash_key is None:
         return query(self, hash_key, *args, **kwargs)
-    _partition.hint = (self, hash_key)
+    _partition.hint = (self, _UNSORTED if index_name else hash_key)
     try:
         return query(self, hash_key, *args, **kwargs)
     finally:
@@ -285,6 +301,10 @@ def _all_items(self: Any) -> list[Any]:
     if hint is None or hint[0] is not self:
         return _original(Table, "all_items")(self)  # type: ignore[no-any-return]
     _partition.hint = None  # once: the query's own call
+    if hint[1] is _UNSORTED:
+        if not self.range_key_attr:
+            return list(self.items.values())
+        return [item for partition in self.items.values() for item in partition.values()]
     partition = self.items.get(hint[1])
     if partition is None:
         return []
@@ -293,7 +313,27 @@ def _all_items(self: Any) -> list[Any]:
     return sorted(partition.values(), key=lambda item: item.range_key)
 
 
-# -- 5. the request counter ---------------------------------------------------------------
+# -- 5. per-request constants computed once -----------------------------------------------
+
+
+@functools.cache
+def _method_names(clazz: object) -> list[str]:
+    from moto.core import responses as moto_responses
+
+    names: list[str] = _original(moto_responses, "method_names_from_class")(clazz)
+    return names
+
+
+def _retained(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's retention check, reading the one attribute it needs."""
+    from moto.core.utils import unix_time
+
+    queue = self.get_queue(queue_name)
+    retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
+    return bool(retain_until > unix_time())
+
+
+# -- 6. the request counter ---------------------------------------------------------------
 
 
 def _counting_call(self: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
