@@ -371,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"revision: {git_revision()}")
 
+    # A SIGTERM (`timeout`, Ctrl-C's cousin) unwinds through the `finally` below, so the
+    # dev server and its worker processes are stopped, never left behind.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="durable-bench-fakes-") as fakes:
         dev = start_dev(args.concurrency, ["--quiet", *args.dev_arg], fakes)
         try:
