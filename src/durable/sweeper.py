@@ -5,6 +5,13 @@ Runs on a schedule (EventBridge in AWS, a loop in `durable dev`). A run is overd
 than `grace` in the past. Sending a SWEEP message is always safe: the worker drops it when
 the run is busy, finished or not due.
 
+A run that waits for its message (queued, waiting or retrying, no invocation holding it)
+may be overdue only because its message waits in a backlog: re-sending it then doubles the
+work exactly when the workers are behind. So such a run is re-sent only when the queue
+holds no message waiting for a consumer (its own cannot be among them: it was lost, a crash
+between the write and the send), or once it is `BACKLOG_PATIENCE` overdue. A run whose
+invocation died (an expired lease) and a finished run with follow-ups are re-sent at once.
+
 Retention: a run that ends gets `expires_at` (finish time + retention, none when runs are
 kept forever). `purge_expired` deletes each run past it with everything stored for it (see
 `RunStore.delete_run`): a native DynamoDB TTL on the run item alone would orphan the log.
@@ -22,15 +29,18 @@ Large values in S3 are not deleted here: the bucket's lifecycle rule expires the
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from durable.clock import Clock
-from durable.queues.base import WakeQueue, send_many
-from durable.records import WakeReason, WakeUp
+from durable.queues.base import WakeQueue, send_many, waiting_messages
+from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.storage.base import RunStore
 
 # The least time between a run's end and its purge (see above).
 SETTLE = timedelta(hours=1)
+# How late a waiting run may be before it is re-sent even while the queue has a backlog.
+BACKLOG_PATIENCE = timedelta(hours=1)
+WAITS_FOR_ITS_MESSAGE = (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
 
 
 def sweep(
@@ -46,22 +56,35 @@ def sweep(
 
     Pages through the due index, oldest first, until it is exhausted, `limit` runs were
     sent or `budget` has gone by: runs that stay due (held for a code version, poisoned)
-    never hide the ones behind them. Wake-ups go out ten to a request.
+    never hide the ones behind them. Wake-ups go out ten to a request. A run that waits for
+    its message is left alone while the queue has a backlog (see above).
     """
     started = clock.now()
     before = started - grace
+    backlog = waiting_messages(queue)
     sent = 0
     after = None
     while sent < limit:
         due = store.due_runs(before, limit=min(page_size, limit - sent), after=after)
         if not due:
             break
-        send_many(queue, [WakeUp(run.run_id, WakeReason.SWEEP) for run in due])
-        sent += len(due)
+        lost = [run for run in due if not _maybe_queued(run, backlog, started)]
+        send_many(queue, [WakeUp(run.run_id, WakeReason.SWEEP) for run in lost])
+        sent += len(lost)
         after = due[-1]
         if budget is not None and clock.now() - started >= budget:
             break
     return sent
+
+
+def _maybe_queued(run: RunRecord, backlog: int | None, now: datetime) -> bool:
+    """Whether the run's message may still wait in the queue's backlog."""
+    if run.status not in WAITS_FOR_ITS_MESSAGE or run.lease_owner is not None:
+        return False
+    if backlog is None or backlog == 0:
+        return False
+    assert run.wake_at is not None
+    return now - run.wake_at < BACKLOG_PATIENCE
 
 
 def purge_expired(

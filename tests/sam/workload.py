@@ -179,6 +179,10 @@ class MirroredQueue(MemoryWakeQueue):
         for message in messages:
             super().send(message, delay)
 
+    def waiting(self) -> int:
+        self._sqs.waiting()  # asked of SQS, as deployed (nothing consumes it there)
+        return super().waiting()
+
 
 def http_event(method: str, path: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event."""
@@ -376,7 +380,10 @@ def run_workload(stack: Stack) -> None:
         pass  # the wake-up is lost
     hour = stack.clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     stack.clock.set(hour)
-    assert stack.sweep() >= 1
+    stack.work()
+    stack.sweep()  # fires the cron task; its message waits, so the lost run waits too...
+    stack.work()
+    assert stack.sweep() >= 1  # ...until no message waits: then it is sent again
     stack.sweep()
     stack.work(timedelta(minutes=1))
     assert stack.status(lost_id) == "COMPLETED"

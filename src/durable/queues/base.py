@@ -32,6 +32,19 @@ class BatchingWakeQueue(WakeQueue, Protocol):
     def send_many(self, messages: Sequence[WakeUp], delay: timedelta = timedelta(0)) -> None: ...
 
 
+@runtime_checkable
+class CountingWakeQueue(WakeQueue, Protocol):
+    """A queue that tells how many messages wait, visible, for a consumer (SQS:
+    `ApproximateNumberOfMessages`; delayed and in-flight messages are not counted)."""
+
+    def waiting(self) -> int: ...
+
+
+def waiting_messages(queue: WakeQueue) -> int | None:
+    """How many messages wait for a consumer; None when the queue cannot tell."""
+    return queue.waiting() if isinstance(queue, CountingWakeQueue) else None
+
+
 def send_many(queue: WakeQueue, messages: Sequence[WakeUp]) -> None:
     """Send every message, in batches where the queue takes batches."""
     if isinstance(queue, BatchingWakeQueue):

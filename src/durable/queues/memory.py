@@ -38,6 +38,12 @@ class MemoryWakeQueue:
             heapq.heappush(self._heap, (due, next(self._order), message))
             self.sent += 1
 
+    def waiting(self) -> int:
+        """Messages due now and not yet taken (the backlog)."""
+        now = self._clock.now()
+        with self._lock:
+            return sum(1 for due, _, _ in self._heap if due <= now)
+
     def pop_due(self, now: datetime) -> WakeUp | None:
         """The earliest message due at `now`, removed from the queue; None if none is due."""
         with self._lock:

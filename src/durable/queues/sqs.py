@@ -102,6 +102,16 @@ class SQSWakeQueue:
         if failed:
             raise InfrastructureError(f"SQS did not accept the wake-ups of runs {failed}")
 
+    def waiting(self) -> int:
+        """Messages visible and waiting for a consumer (approximate: SQS counts lag a little)."""
+        try:
+            response = self._client.get_queue_attributes(
+                QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise InfrastructureError(f"SQS did not say how many messages wait: {exc}") from exc
+        return int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", "0"))
+
     def redeliver_after(self, receipt_handle: str, delay: timedelta) -> None:
         """Make a received message visible again after `delay` (a failed record's backoff)."""
         try:
