@@ -41,9 +41,12 @@ import pytest
 
 from durable.aws import endpoint_url, ensure_resources, region_name
 from durable.local import samlocal
+from durable.local.banner import render
+from durable.local.gateway import LocalGateway
 from durable.records import RunRecord, RunStatus
 from durable.settings import Settings
 from durable.storage.dynamodb import DynamoDBRunStore
+from durable.task import TaskRegistry
 from tests.e2e.devserver import DevServer, start_dev_server
 from tests.sam.conftest import ROOT, SAM_ENV
 
@@ -129,6 +132,50 @@ def test_dev_refuses_a_host_it_cannot_listen_on(argument: str, message: str) -> 
     assert result.returncode == 2
     assert "argument --host" in result.stderr
     assert message in result.stderr
+
+
+def test_on_every_interface_this_machine_and_containers_get_their_own_address() -> None:
+    assert samlocal.local_address("0.0.0.0") == "127.0.0.1"
+    assert samlocal.container_address("0.0.0.0") == samlocal.bridge_address()
+    assert samlocal.local_address("172.17.0.1") == "172.17.0.1"
+    assert samlocal.container_address("172.17.0.1") == "172.17.0.1"
+    assert samlocal.is_loopback("127.0.0.1") and samlocal.is_loopback("localhost")
+    assert not samlocal.is_loopback("0.0.0.0") and not samlocal.is_loopback("172.17.0.1")
+    assert (
+        samlocal.with_host("http://0.0.0.0:4566/123456789012/q", "172.17.0.1")
+        == "http://172.17.0.1:4566/123456789012/q"
+    )
+    gateway = LocalGateway(("0.0.0.0", 0), lambda event, context: {"statusCode": 200})
+    try:
+        assert gateway.url == f"http://127.0.0.1:{gateway.server_address[1]}"
+    finally:
+        gateway.server_close()
+
+
+def test_the_banner_says_where_env_json_is_and_whether_containers_reach_the_stack(
+    tmp_path: Path,
+) -> None:
+    common: dict[str, Any] = {
+        "url": "http://127.0.0.1:8000",
+        "moto_url": "http://127.0.0.1:4566",
+        "registry": TaskRegistry(),
+        "tasks": ["tasks"],
+        "table": "t",
+        "queue": "q",
+        "bucket": "b",
+        "concurrency": 1,
+        "time_limit": 8.0,
+        "visibility_timeout": 10,
+    }
+    env_json = tmp_path / "env.json"
+
+    loopback = render(**common, env_json=env_json, containers_reach=False)
+    bridge = render(**common, env_json=env_json, containers_reach=True)
+
+    assert f"--env-vars {env_json}" in loopback and f"--env-vars {env_json}" in bridge
+    assert "start with --host 172.17.0.1" in loopback
+    assert "--host 172.17.0.1" not in bridge and "AWS_ACCESS_KEY_ID=testing" in bridge
+    assert "sam local" not in render(**common)
 
 
 # -- Docker, the stand-in image, durable dev for containers -----------------------------
@@ -296,7 +343,13 @@ def test_dev_tells_containers_where_it_is(dev_stack: DevServer, dev_info: dict[s
         assert variables["DURABLE_CODE_VERSION"] == dev_info["code_version"]
         assert variables["DURABLE_TABLE_NAME"] == dev_info["table_name"]
         assert variables["DURABLE_TASK_MODULES"] == "tasks"
-    # and a container does reach moto there
+    # and a container does reach moto and the API there
+    assert _reach_from_a_container(dev_info["container_moto_url"]) == "reached"
+    assert _reach_from_a_container(f"{dev_stack.url}/openapi.json") == "reached"
+
+
+def _reach_from_a_container(url: str) -> str:
+    """What a container of the stand-in image gets at `url`: "reached" or an error."""
     probe = subprocess.run(
         [
             "docker",
@@ -310,13 +363,36 @@ def test_dev_tells_containers_where_it_is(dev_stack: DevServer, dev_info: dict[s
             "try:\n    urllib.request.urlopen(sys.argv[1], timeout=10)\n"
             "except urllib.error.HTTPError:\n    pass\n"
             "print('reached')",
-            dev_info["container_moto_url"],
+            url,
         ],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert probe.stdout.strip() == "reached", probe.stderr
+    return probe.stdout.strip() or probe.stderr.strip()
+
+
+@pytest.mark.sam_local
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+def test_dev_on_every_interface_is_reached_here_on_loopback_and_from_containers(
+    docker_ready: None,
+) -> None:
+    server = start_dev_server("--host", "0.0.0.0", tasks="tasks")
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        assert server.url == f"http://127.0.0.1:{port}"
+        info = httpx.get(f"{server.url}/.well-known/durable-dev", timeout=10).json()
+        assert info["moto_url"].startswith("http://127.0.0.1:")
+        bridge = samlocal.bridge_address()
+        assert info["container_moto_url"].startswith(f"http://{bridge}:")
+        env = json.loads(Path(info["env_json"]).read_text())["WorkerFunction"]
+        assert env["DURABLE_ENDPOINT_URL"] == info["container_moto_url"]
+
+        assert _reach_from_a_container(f"http://{bridge}:{port}/openapi.json") == "reached"
+        assert _reach_from_a_container(info["container_moto_url"]) == "reached"
+    finally:
+        server.stop()
 
 
 @pytest.mark.sam_local
