@@ -1,7 +1,10 @@
 """Local fakes of the outside services the example tasks call. None of them is a real service.
 
 Each fake is deterministic and in-process, and keeps its state in a JSON file, one per fake,
-under the directory named by `DURABLE_FAKES_DIR` (default: `<tmp>/durable-fakes`). They use
+under the directory named by `DURABLE_FAKES_DIR` (default: `.durable/fakes` in the working
+directory, inside the state directory of a `durable dev` started there; `durable dev` sets
+it to `<its state directory>/fakes` for its workers). The records of the busiest fakes
+(payments, orders) are a file each, so a call costs the same with a million orders. They use
 files rather than memory because `durable dev` runs each invocation in its own process. A
 count such as "charged once" has to carry over from one invocation to the next, and an
 end-to-end test can read it from its own process by pointing `DURABLE_FAKES_DIR` at the
@@ -34,9 +37,10 @@ them too:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
-import tempfile
+import shutil
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,9 +59,9 @@ class ServiceUnavailable(Exception):
 
 
 def fakes_dir() -> Path:
-    """Where the fakes keep their state: `$DURABLE_FAKES_DIR`, else `<tmp>/durable-fakes`."""
+    """Where the fakes keep their state: `$DURABLE_FAKES_DIR`, else `.durable/fakes`."""
     configured = os.environ.get("DURABLE_FAKES_DIR")
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / "durable-fakes"
+    return Path(configured) if configured else Path(".durable") / "fakes"
 
 
 class _StateFile:
@@ -94,15 +98,60 @@ class _StateFile:
             return self._load(path)
 
     @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the fake's lock (to read its records consistently)."""
+        with self._locked():
+            yield
+
+    @contextmanager
     def edit(self) -> Iterator[dict[str, Any]]:
         """The state to change in place; saved when the block ends without an exception."""
         with self._locked() as path:
             state = self._load(path)
             yield state
             # Write-then-rename: a reader never sees a half-written file.
-            temporary = path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(state, indent=1, sort_keys=True))
-            os.replace(temporary, path)
+            _write_json(path, state)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    """Write-then-rename: a reader never sees a half-written file."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(value, separators=(",", ":")))
+    os.replace(temporary, path)
+
+
+class _Records:
+    """A fake's records, a file each (`<fakes dir>/<fake>/<hash of key>.json`), so reading
+    or writing one never costs more as the others pile up. Used under the fake's lock."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def directory(self) -> Path:
+        return fakes_dir() / self.name
+
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            record: dict[str, Any] = json.loads(self._path(key).read_text())
+        except FileNotFoundError:
+            return None
+        return record
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_json(self._path(key), record)
+
+    def all(self) -> list[dict[str, Any]]:
+        if not self.directory.is_dir():
+            return []
+        return [json.loads(path.read_text()) for path in self.directory.glob("*.json")]
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _take_one(state: dict[str, Any], knob: str) -> bool:
@@ -133,6 +182,15 @@ class FakePaymentProvider(_Fake):
 
     name = "payments"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._keys = _Records("payments-by-key")  # per key: attempts and the charge made
+
+    def reset(self) -> None:
+        with self._state.edit() as state:
+            state.clear()
+            self._keys.clear()
+
     def charge(
         self, *, amount_cents: int, currency: str, source: str, idempotency_key: str
     ) -> dict[str, Any]:
@@ -141,22 +199,23 @@ class FakePaymentProvider(_Fake):
         crash = False
         with self._state.edit() as state:
             state["calls"] = state.get("calls", 0) + 1
-            attempts: dict[str, int] = state.setdefault("attempts", {})
-            attempts[idempotency_key] = attempts.get(idempotency_key, 0) + 1
-            flaky = source == FLAKY_CARD and attempts[idempotency_key] == 1
+            record = self._keys.get(idempotency_key) or {"attempts": 0, "charge": None}
+            record["attempts"] += 1
+            flaky = source == FLAKY_CARD and record["attempts"] == 1
             if not (_take_one(state, "fail_next") or flaky):
-                charges: dict[str, dict[str, Any]] = state.setdefault("charges", {})
-                charge = charges.get(idempotency_key)
+                charge = record["charge"]
                 if charge is None:
+                    state["charged"] = state.get("charged", 0) + 1
                     charge = {
-                        "id": f"ch_{len(charges) + 1:06d}",
+                        "id": f"ch_{state['charged']:06d}",
                         "amount_cents": amount_cents,
                         "currency": currency,
                         "source": source,
                         "idempotency_key": idempotency_key,
                     }
-                    charges[idempotency_key] = charge
+                    record["charge"] = charge
                 crash = _take_one(state, "crash_after_charge")
+            self._keys.put(idempotency_key, record)
         if charge is None:
             raise ServiceUnavailable("payment provider is unavailable (simulated outage)")
         if crash:
@@ -182,14 +241,24 @@ class FakePaymentProvider(_Fake):
     @property
     def charges(self) -> list[dict[str, Any]]:
         """Distinct charges made (money actually moved), in order."""
-        charges: dict[str, dict[str, Any]] = self._state.read().get("charges", {})
-        return sorted(charges.values(), key=lambda charge: str(charge["id"]))
+        with self._state.locked():
+            charges = [record["charge"] for record in self._keys.all() if record["charge"]]
+        return sorted(charges, key=lambda charge: str(charge["id"]))
 
 
 class FakeOrderDatabase(_Fake):
     """An orders table. Any order id exists: unknown ids get a deterministic pending order."""
 
     name = "orders"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._orders = _Records("orders-by-id")
+
+    def reset(self) -> None:
+        with self._state.edit() as state:
+            state.clear()
+            self._orders.clear()
 
     @staticmethod
     def _new_order(order_id: str) -> dict[str, Any]:
@@ -206,8 +275,10 @@ class FakeOrderDatabase(_Fake):
         """The order (created pending on first sight); counts the read."""
         with self._state.edit() as state:
             state["reads"] = state.get("reads", 0) + 1
-            orders: dict[str, dict[str, Any]] = state.setdefault("orders", {})
-            order = orders.setdefault(order_id, self._new_order(order_id))
+            order = self._orders.get(order_id)
+            if order is None:
+                order = self._new_order(order_id)
+                self._orders.put(order_id, order)
             return dict(order)
 
     def mark_paid(self, order_id: str, payment_id: str) -> dict[str, Any]:
@@ -225,9 +296,9 @@ class FakeOrderDatabase(_Fake):
             else:
                 crashed = False
                 state["updates"] = state.get("updates", 0) + 1
-                orders: dict[str, dict[str, Any]] = state.setdefault("orders", {})
-                order = orders.setdefault(order_id, self._new_order(order_id))
+                order = self._orders.get(order_id) or self._new_order(order_id)
                 order.update(changes)
+                self._orders.put(order_id, order)
         if crashed:
             # The knob's countdown is saved; the order is not touched.
             raise SimulatedCrash("simulated crash before the order update")
@@ -240,8 +311,8 @@ class FakeOrderDatabase(_Fake):
 
     def order(self, order_id: str) -> dict[str, Any] | None:
         """The stored order, without counting a read."""
-        order: dict[str, Any] | None = self._state.read().get("orders", {}).get(order_id)
-        return order
+        with self._state.locked():
+            return self._orders.get(order_id)
 
     @property
     def reads(self) -> int:

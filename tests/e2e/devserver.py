@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TASKS = "tasks,tests.e2e.e2e_tasks"
 INVOCATION_TIMEOUT = 4.0  # seconds; SQS redelivers a dead invocation's message 2 s later
 READY_PREFIX = "durable dev is running at "
+# Where every dev server of this test session keeps the example fakes' files, so that a
+# test reads them from its own process (`fakes_of_the_dev_server`).
+FAKES_DIR = Path(tempfile.gettempdir()) / f"durable-e2e-fakes-{os.getpid()}"
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
@@ -29,6 +33,7 @@ def clean_env() -> dict[str, str]:
         if not name.startswith(("AWS_", "DURABLE_"))
     }
     env["PYTHONUNBUFFERED"] = "1"
+    env["DURABLE_FAKES_DIR"] = str(FAKES_DIR)
     return env
 
 

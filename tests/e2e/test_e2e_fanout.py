@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from tests.e2e.devserver import FAKES_DIR
 
 from tasks.fakes import pricing
 
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(autouse=True)
 def server_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use the fakes' files where `durable dev` writes them (their default directory)."""
-    monkeypatch.delenv("DURABLE_FAKES_DIR", raising=False)
+    """Use the fakes' files where the session's dev servers keep them."""
+    monkeypatch.setenv("DURABLE_FAKES_DIR", str(FAKES_DIR))
 
 
 def unique(prefix: str) -> str:

@@ -3,9 +3,9 @@ processes), one test each: child runs (invoke, trigger), async fan-out, callback
 compensation, `ctx.patched`, heartbeats across a crashed invocation, at-most-once steps.
 
 The example tasks call the fakes of `tasks.fakes`, which keep their state in files. The dev
-server runs without any `DURABLE_*` variable (`devserver.clean_env`), so its fakes use the
-default directory; the `server_fakes` fixture points this process's fakes there too, and
-each test uses ids of its own, because that directory outlives a test session.
+servers of a session keep them in `devserver.FAKES_DIR` (`devserver.clean_env`); the
+`server_fakes` fixture points this process's fakes there too, and each test uses ids of its
+own, because several servers share that directory.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from tests.e2e.devserver import FAKES_DIR
 from tests.e2e.e2e_tasks import executions
 
 from durable.storage.base import token_key
@@ -31,8 +32,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(autouse=True)
 def server_fakes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Read the fakes' files where `durable dev` writes them (their default directory)."""
-    monkeypatch.delenv("DURABLE_FAKES_DIR", raising=False)
+    """Read the fakes' files where the session's dev servers keep them."""
+    monkeypatch.setenv("DURABLE_FAKES_DIR", str(FAKES_DIR))
 
 
 def unique(prefix: str) -> str:

@@ -7,6 +7,7 @@ fakes' state (the outside world) and the run's checkpoint log (what the engine r
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -61,6 +62,28 @@ def test_fakes_keep_their_state_in_the_configured_directory(fakes_dir: Path) -> 
     assert payments.calls == 1
     payments.reset()
     assert payments.calls == 0
+
+
+def test_orders_and_charges_are_a_file_each_so_a_call_costs_the_same_with_many(
+    fakes_dir: Path,
+) -> None:
+    # given many orders charged and paid
+    for n in range(50):
+        charge = payments.charge(
+            amount_cents=5, currency="usd", source="tok_visa", idempotency_key=f"k{n}"
+        )
+        orders.mark_paid(f"o-{n}", charge["id"])
+
+    # then each lives in its own file, and the fakes' own files keep only counts and knobs
+    assert len(list((fakes_dir / "orders-by-id").glob("*.json"))) == 50
+    assert len(list((fakes_dir / "payments-by-key").glob("*.json"))) == 50
+    assert json.loads((fakes_dir / "payments.json").read_text()) == {"calls": 50, "charged": 50}
+    assert json.loads((fakes_dir / "orders.json").read_text()) == {"updates": 50}
+    assert [charge["id"] for charge in payments.charges][-1] == "ch_000050"
+    paid = orders.order("o-7")
+    assert paid is not None and (paid["status"], paid["payment_id"]) == ("paid", "ch_000008")
+    payments.reset()
+    assert payments.charges == []
 
 
 # -- process-order ---------------------------------------------------------------------

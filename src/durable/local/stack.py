@@ -294,6 +294,8 @@ class DevStack:
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "durable")
+        # The example tasks' fakes keep their files with the rest of this stack's state.
+        os.environ.setdefault("DURABLE_FAKES_DIR", str(self.state_path / "fakes"))
 
     def _create_resources(self) -> None:
         from datetime import timedelta
