@@ -202,6 +202,7 @@ def test_state_survives_a_clean_restart_and_ephemeral_keeps_none(tmp_path: Path)
     work.mkdir()
     port = free_port()
     server = start(state, port)
+    assert f"state            {state}" in server.output  # the banner says where it lives
     payload = {"dir": str(work), "name": "one", "nap_seconds": 0.1, "step_seconds": 0}
     with httpx.Client(base_url=server.url, timeout=10) as api:
         run_id = api.post("/tasks/e2e-chain/runs", json={"payload": payload}).json()["run_id"]
@@ -222,6 +223,7 @@ def test_state_survives_a_clean_restart_and_ephemeral_keeps_none(tmp_path: Path)
 
     # and an ephemeral stack starts empty
     ephemeral = start_dev_server(port=port)
+    assert "--ephemeral: the state is gone when this server stops" in ephemeral.output
     try:
         with httpx.Client(base_url=ephemeral.url, timeout=10) as api:
             assert api.get(f"/runs/{run_id}").status_code == 404

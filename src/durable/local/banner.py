@@ -89,6 +89,7 @@ def render(
     visibility_timeout: int,
     env_json: Path | None = None,
     containers_reach: bool = False,
+    state_dir: Path | None = None,
 ) -> str:
     """The text printed at startup."""
     ids = registry.ids()
@@ -97,7 +98,7 @@ def render(
         "",
         f"  API + dashboard  {url}/   (OpenAPI: {url}/openapi.json)",
         f"  moto             {moto_url}   table {table}, queue {queue}, bucket {bucket}",
-        "                   state lives in memory only: it is gone when this server stops",
+        _state_line(state_dir),
         f"  worker           {concurrency} processes; an invocation is killed after "
         f"{time_limit:g}s, and SQS redelivers a crashed one after {visibility_timeout}s",
         f"  tasks            {', '.join(ids) or '(none registered)'}   from {', '.join(tasks)}",
@@ -137,6 +138,16 @@ def render(
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+def _state_line(state_dir: Path | None) -> str:
+    """Where the stack's state lives, and whether it outlives the stack."""
+    if state_dir is None:
+        return "                   --ephemeral: the state is gone when this server stops"
+    return (
+        f"  state            {state_dir}   (runs, queue, values: kept across restarts; "
+        "--ephemeral keeps nothing)"
+    )
 
 
 def _sam_local_lines(env_json: Path | None, containers_reach: bool) -> list[str]:

@@ -193,6 +193,7 @@ class DevStack:
             visibility_timeout=self.options.visibility_timeout,
             env_json=self.env_json_path,
             containers_reach=not samlocal.is_loopback(self.options.host),
+            state_dir=None if self.options.ephemeral else self.state_path,
         )
 
     # -- the parts ----------------------------------------------------------------------
