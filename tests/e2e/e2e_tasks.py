@@ -153,6 +153,17 @@ def chain(ctx: Context, payload: Chain) -> dict[str, Any]:
     return {"go": go}
 
 
+def _hand_over_token(directory: str, token: str) -> None:
+    (Path(directory) / "callback.token").write_text(token)
+
+
+@task(id="e2e-callback")
+def callback(ctx: Context, payload: InDirectory) -> dict[str, Any]:
+    """Wait for a callback whose token it writes to `<dir>/callback.token`."""
+    data = ctx.wait_for_callback("done", lambda token: _hand_over_token(payload.dir, token))
+    return {"received": data}
+
+
 @task(id="e2e-fail")
 def fail(ctx: Context, payload: Any) -> None:
     ctx.step("refuse", _refuse)

@@ -197,7 +197,7 @@ def test_kill_9_loses_no_acknowledged_run_and_reruns_no_checkpointed_step(
 
 
 def test_state_survives_a_clean_restart_and_ephemeral_keeps_none(tmp_path: Path) -> None:
-    # given a run waiting for its event in a stack that keeps its state
+    # given a run waiting for its event and one for its callback, in a stack that keeps state
     state, work = tmp_path / "state", tmp_path / "work"
     work.mkdir()
     port = free_port()
@@ -206,18 +206,27 @@ def test_state_survives_a_clean_restart_and_ephemeral_keeps_none(tmp_path: Path)
     payload = {"dir": str(work), "name": "one", "nap_seconds": 0.1, "step_seconds": 0}
     with httpx.Client(base_url=server.url, timeout=10) as api:
         run_id = api.post("/tasks/e2e-chain/runs", json={"payload": payload}).json()["run_id"]
+        called_id = api.post(
+            "/tasks/e2e-callback/runs", json={"payload": {"dir": str(work)}}
+        ).json()["run_id"]
         wait_until(
-            lambda: api.get(f"/runs/{run_id}").json().get("waiting_for") == "go",
+            lambda: (
+                api.get(f"/runs/{run_id}").json().get("waiting_for") == "go"
+                and api.get(f"/runs/{called_id}").json()["status"] == "WAITING"
+            ),
             60,
-            "the run to wait",
+            "the runs to wait",
         )
     assert server.stop() == 0
 
-    # when the stack starts again: the run is there, and takes its event
+    # when the stack starts again: the runs are there, and take their event and callback
     again = start(state, port)
     try:
         with httpx.Client(base_url=again.url, timeout=10) as api:
-            finish(api, [run_id])
+            token = (work / "callback.token").read_text()
+            assert api.post(f"/callbacks/{token}", json={"data": 42}).status_code == 202
+            finish(api, [run_id, called_id])
+            assert api.get(f"/runs/{called_id}").json()["result"] == {"received": 42}
     finally:
         again.stop()
 
