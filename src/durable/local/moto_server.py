@@ -315,6 +315,7 @@ class DurableMoto:
     def restore(self) -> None:
         """Rebuild the state from the newest snapshot and its journal, then compact."""
         assert self._state_dir is not None
+        self._state_dir.mkdir(parents=True, exist_ok=True)
         generations = sorted(
             int(path.stem.split("-")[1]) for path in self._state_dir.glob("snapshot-*.bin")
         )
