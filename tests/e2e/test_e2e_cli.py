@@ -138,7 +138,16 @@ def test_with_the_aws_environment_set_the_cli_talks_to_aws_directly(
     ],
 )
 def test_dev_refuses_bad_options_with_exit_2(args: tuple[str, ...], message: str) -> None:
-    command = [sys.executable, "-m", "durable.cli", "dev", "--port", str(free_port()), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "durable.cli",
+        "dev",
+        "--ephemeral",
+        "--port",
+        str(free_port()),
+        *args,
+    ]
     done = subprocess.run(
         command, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60
     )
@@ -149,7 +158,7 @@ def test_dev_refuses_bad_options_with_exit_2(args: tuple[str, ...], message: str
 
 def test_dev_on_a_port_in_use_exits_2(dev_server: DevServer) -> None:
     port = str(urlsplit(dev_server.url).port)
-    command = [sys.executable, "-m", "durable.cli", "dev", "--port", port]
+    command = [sys.executable, "-m", "durable.cli", "dev", "--ephemeral", "--port", port]
     done = subprocess.run(
         command, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60
     )

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
@@ -22,7 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.devserver import DevServer, alive, free_port, start_dev_server
+from tests.e2e.devserver import (
+    ROOT,
+    DevServer,
+    alive,
+    clean_env,
+    free_port,
+    start_dev_server,
+)
 
 STEPS = ("first", "second", "third")
 
@@ -238,3 +247,27 @@ def test_state_survives_a_clean_restart_and_ephemeral_keeps_none(tmp_path: Path)
             assert api.get(f"/runs/{run_id}").status_code == 404
     finally:
         ephemeral.stop()
+
+
+def test_a_second_stack_on_the_same_state_directory_exits_2(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    server = start(state, free_port())
+    try:
+        command = [
+            sys.executable,
+            "-m",
+            "durable.cli",
+            "dev",
+            "--port",
+            str(free_port()),
+            "--state-dir",
+            str(state),
+        ]
+        done = subprocess.run(
+            command, cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60
+        )
+    finally:
+        server.stop()
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is in use by durable dev" in done.stderr

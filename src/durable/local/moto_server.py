@@ -796,9 +796,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.watch_stdin:
         _exit_when_parent_goes()
     state_dir: Path | None = args.state_dir
+    lock: BinaryIO | None = None  # held (open) for as long as this process serves
     if state_dir is not None:
         try:
-            lock_state_directory(state_dir)
+            lock = lock_state_directory(state_dir)
         except StateDirectoryBusy as exc:
             print(json.dumps({"error": str(exc)}), flush=True)
             return 2
@@ -822,6 +823,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    if lock is not None:
+        lock.close()
     return 0
 
 
