@@ -281,6 +281,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
         access_log=not args.quiet,
         state_dir=args.state_dir,
         ephemeral=args.ephemeral,
+        log_format=args.log_format,
+        verbose=args.verbose,
     )
     try:
         return run_dev(options)
@@ -559,6 +561,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument(
         "--ephemeral", action="store_true", help="keep nothing: state is gone when the stack stops"
+    )
+    dev.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="the console: one readable line per invocation and log record (text), or one "
+        "JSON object per line with every key, for piping into tools (json)",
+    )
+    dev.add_argument(
+        "--verbose",
+        action="store_true",
+        help="text console: whole tracebacks, and where each record was logged",
     )
     dev.set_defaults(handler=cmd_dev)
 

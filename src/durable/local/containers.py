@@ -9,6 +9,11 @@ Each container is a `python -m durable.local.invoke` process (see there). As in 
 container survives a handler that raises, and is thrown away when its process dies or
 overruns the time limit; the pool then starts a fresh one in its place, so one crash never
 takes down other invocations and the pool never shrinks.
+
+A container's stdout and stderr go into one pipe that a thread reads to its end, feeding each
+line to the dev console (`durable.local.console`): nothing a worker prints reaches the
+terminal unformatted, a full pipe never blocks a worker, and a crashed or killed worker's
+last lines are read before the line that says it crashed (the process runs unbuffered, `-u`).
 """
 
 from __future__ import annotations
@@ -24,12 +29,20 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
+from durable.local.console import Entry, OutputReader, entry, traceback_location
 from durable.local.invoke import receive, send
 
 InvocationStatus = Literal["ok", "error", "crashed", "timed_out"]
 
 # How long a container may take to import the handler and the tasks (Lambda's init limit).
 START_TIMEOUT = 60.0
+# How long an invocation's end waits for the output it printed to be read (and shown first).
+OUTPUT_SETTLE_SECONDS = 0.2
+# How long a dead container's output may take to reach its EOF.
+OUTPUT_DRAIN_SECONDS = 2.0
+
+# Where a container's output lines go: (source tag, line).
+OutputFeed = Callable[[str, str], None]
 
 
 class ContainerError(Exception):
@@ -49,13 +62,20 @@ class InvocationResult:
 class Container:
     """One warm invocation process."""
 
-    def __init__(self, handler: str, *, function_name: str) -> None:
+    def __init__(
+        self, handler: str, *, function_name: str, output: OutputFeed | None = None
+    ) -> None:
+        """`output` receives each line the process prints; None: it inherits our stdout."""
         child_read, parent_write = os.pipe()
         parent_read, child_write = os.pipe()
+        output_read, output_write = -1, None
+        if output is not None:
+            output_read, output_write = os.pipe()
         try:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
+                    "-u",
                     "-m",
                     "durable.local.invoke",
                     handler,
@@ -68,15 +88,20 @@ class Container:
                 ],
                 pass_fds=(child_read, child_write),
                 stdin=subprocess.DEVNULL,
+                stdout=output_write,
+                stderr=subprocess.STDOUT if output_write is not None else None,
             )
         except BaseException:
-            for fd in (parent_read, parent_write):
-                os.close(fd)
+            for fd in (parent_read, parent_write, output_read):
+                if fd >= 0:
+                    os.close(fd)
             raise
         finally:
             # Only the child keeps its ends: its death then reads as EOF on ours.
-            os.close(child_read)
-            os.close(child_write)
+            for end in (child_read, child_write, output_write):
+                if end is not None:
+                    os.close(end)
+        self._output = OutputReader(output_read, "worker", output) if output is not None else None
         self._replies = Connection(parent_read, writable=False)
         self._jobs = Connection(parent_write, readable=False)
 
@@ -118,6 +143,7 @@ class Container:
             return self._crashed(started)
         if not answered:
             self.kill()
+            self._drain_output()
             return InvocationResult(
                 "timed_out",
                 time.monotonic() - started,
@@ -128,6 +154,8 @@ class Container:
         except (EOFError, OSError):
             return self._crashed(started)
         duration = time.monotonic() - started
+        if self._output is not None:
+            self._output.settle(OUTPUT_SETTLE_SECONDS)
         if reply.get("kind") == "ok":
             return InvocationResult("ok", duration, response=reply.get("response"))
         return InvocationResult("error", duration, detail=str(reply.get("error", "")))
@@ -139,6 +167,7 @@ class Container:
             self.kill()
             code = self.process.returncode
         self._close_pipes()
+        self._drain_output()
         return InvocationResult(
             "crashed", time.monotonic() - started, detail=f"the process exited with code {code}"
         )
@@ -153,6 +182,11 @@ class Container:
             self.process.kill()
         self.process.wait()
         self._close_pipes()
+
+    def _drain_output(self) -> None:
+        """A dead process's last lines, read to the EOF before its death is reported."""
+        if self._output is not None:
+            self._output.join(OUTPUT_DRAIN_SECONDS)
 
     def _close_pipes(self) -> None:
         for connection in (self._jobs, self._replies):
@@ -169,7 +203,8 @@ class ContainerPool:
         size: int,
         *,
         function_name: str = "durable-worker",
-        log: Callable[[str], None] = print,
+        log: Callable[[Entry], None] = print,
+        output: OutputFeed | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one container")
@@ -177,6 +212,7 @@ class ContainerPool:
         self._size = size
         self._function_name = function_name
         self._log = log
+        self._output = output
         self._idle: queue.Queue[Container] = queue.Queue()
         self._containers: set[Container] = set()
         self._lock = threading.Lock()
@@ -269,7 +305,9 @@ class ContainerPool:
                 with self._lock:
                     if self._closed.is_set():
                         return
-                    container = Container(self._handler, function_name=self._function_name)
+                    container = Container(
+                        self._handler, function_name=self._function_name, output=self._output
+                    )
                     self._containers.add(container)
                 container.wait_ready()
             except (ContainerError, OSError) as exc:
@@ -277,10 +315,29 @@ class ContainerPool:
                     self._discard(container)
                 if self._closed.is_set():
                     return
-                self._log(f"a worker container failed to start (retrying in {backoff:g}s):\n{exc}")
+                self._log(_start_failure(exc, backoff))
                 if self._closed.wait(backoff):
                     return
                 backoff = min(backoff * 2, 30.0)
                 continue
             self.put_back(container)
             return
+
+
+def _start_failure(exc: BaseException, backoff: float) -> Entry:
+    """The console line of a container that could not start: the error's last line, and
+    the whole traceback (an import error in the tasks, usually) for --verbose and json."""
+    detail = str(exc)
+    traceback = detail if "Traceback (most recent call last)" in detail else ""
+    message = f"a worker container failed to start (retrying in {backoff:g}s)"
+    if not traceback:  # else the line ends with the traceback's last line
+        message += f": {detail.strip().splitlines()[-1] if detail.strip() else type(exc).__name__}"
+    return entry(
+        "worker",
+        message,
+        level="ERROR",
+        exception=traceback,
+        location=traceback_location(traceback),
+        outcome="failed",
+        data={"retry_seconds": backoff},
+    )

@@ -19,9 +19,9 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from durable.local.console import Entry, entry, traceback_location
 from durable.local.containers import Container, ContainerPool, InvocationResult
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class QueuePoller:
         region: str,
         pool: ContainerPool,
         time_limit: float,
-        log: Callable[[str], None] = print,
+        log: Callable[[Entry], None] = print,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -83,7 +83,8 @@ class QueuePoller:
             except Exception as exc:  # moto going away at shutdown, or a real fault
                 self._pool.put_back(container)
                 if not self._stop.is_set():
-                    self._log(f"worker: could not receive from SQS: {exc}")
+                    failure = f"could not receive from SQS: {exc}"
+                    self._log(entry("worker", failure, level="WARNING"))
                     self._stop.wait(1.0)
                 continue
             if not messages:
@@ -151,7 +152,9 @@ class QueuePoller:
         except Exception as exc:
             # Not fatal: the message comes back and the worker drops it as done.
             if not self._stop.is_set():
-                self._log(f"worker: could not delete a handled message: {exc}")
+                self._log(
+                    entry("worker", f"could not delete a handled message: {exc}", level="WARNING")
+                )
 
 
 def sqs_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
@@ -190,25 +193,50 @@ def _failed_ids(response: Any) -> set[str]:
     return {str(item.get("itemIdentifier")) for item in failures if isinstance(item, dict)}
 
 
-def _describe(message: MessageTypeDef, result: InvocationResult, succeeded: bool) -> str:
-    """One log line per invocation: which run, why, and how it ended."""
+def _describe(message: MessageTypeDef, result: InvocationResult, succeeded: bool) -> Entry:
+    """One log line per invocation: which run, why, and how it ended.
+
+    In text, `run_… (start) ok 0.51s`; a handler's traceback shrinks to its last line and
+    where it was raised (json and --verbose keep it whole)."""
+    run_id = ""
     try:
         body = json.loads(message["Body"])
-        what = f"{body.get('run_id', '?')} ({body.get('reason', '?')})"
+        run_id = str(body.get("run_id", "?"))
+        reason = str(body.get("reason", "?"))
+        what = f"({reason})"
     except (ValueError, AttributeError):
+        reason = ""
         what = f"message {message['MessageId']}"
     receives = (message.get("Attributes") or {}).get("ApproximateReceiveCount", "1")
     if receives != "1":
         what += f" delivery #{receives}"
-    stamp = datetime.now().strftime("%H:%M:%S")
     took = f"{result.duration:.2f}s"
+    data: dict[str, Any] = {
+        "reason": reason,
+        "status": result.status if result.status != "ok" or succeeded else "reported_failed",
+        "duration_s": round(result.duration, 3),
+        "delivery": int(receives) if receives.isdigit() else receives,
+        "message_id": message["MessageId"],
+    }
     if succeeded:
-        return f"{stamp} worker  {what} ok {took}"
+        return entry("worker", f"{what} ok {took}", run_id=run_id, data=data, outcome="ok")
+    exception = ""
+    level = "WARNING"
     if result.status == "ok":
         outcome = "reported as failed"
     elif result.status == "error":
-        last = result.detail.strip().splitlines()[-1:] or ["error"]
-        outcome = f"raised {last[0]}"
+        exception = result.detail  # the text form ends with its last line and location
+        outcome = "raised" if exception.strip() else "raised an error"
     else:
+        level = "ERROR"
         outcome = f"{result.status.replace('_', ' ')}: {result.detail}"
-    return f"{stamp} worker  {what} {outcome} after {took}; SQS will deliver it again"
+    return entry(
+        "worker",
+        f"{what} {outcome} after {took}; SQS will deliver it again",
+        level=level,
+        run_id=run_id,
+        data=data,
+        exception=exception,
+        location=traceback_location(exception),
+        outcome="failed",
+    )

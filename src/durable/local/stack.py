@@ -30,12 +30,12 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
 from durable.local import samlocal
+from durable.local.console import Console, Entry, LogFormat, entry, in_process_source
 from durable.local.containers import ContainerPool
 from durable.local.gateway import LocalGateway
 from durable.local.invoke import load_handler
@@ -68,6 +68,8 @@ class DevOptions:
     access_log: bool = True
     state_dir: str = ".durable"  # relative to the working directory
     ephemeral: bool = False  # keep nothing: a temporary directory, removed at stop
+    log_format: LogFormat = "text"  # the console: "text" (readable) or "json" (one per line)
+    verbose: bool = False  # text: whole tracebacks, and each record's location
 
     @property
     def lease_seconds(self) -> float:
@@ -85,10 +87,11 @@ class DevOptions:
 class DevStack:
     """Starts and stops the local stack; `with DevStack(options) as stack: ...`."""
 
-    def __init__(self, options: DevOptions, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, options: DevOptions, log: Callable[[Entry], None] | None = None) -> None:
         self.options = options
-        self._print_lock = threading.Lock()
-        self._log = log or self._print
+        # Every line the stack and its processes print goes through the console.
+        self.console = Console(options.log_format, verbose=options.verbose)
+        self._log = log or self.console.emit
         self._stopped = threading.Event()
         self._moto: subprocess.Popen[str] | None = None
         self._gateway: LocalGateway | None = None
@@ -130,6 +133,7 @@ class DevStack:
         # `python -m` would (the worker processes are started with `-m`, so they do too).
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
+        self._route_logs()
         self._gateway = self._bind_gateway()
         self._start_moto()
         # Bound to 0.0.0.0 (for containers), moto is reached here at 127.0.0.1.
@@ -236,13 +240,21 @@ class DevStack:
         ]
         if not self.options.ephemeral:
             command += ["--state-dir", str(self.state_path)]
-            self._log(f"{_stamp()} state   restoring from {self.state_path}")
+            self._log(entry("state", f"restoring from {self.state_path}"))
         process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
         )
         self._moto = process
         assert process.stdout is not None
         line = process.stdout.readline()  # one JSON line once it serves (or why it cannot)
+        while line and not line.startswith("{"):  # a warning printed before it
+            self.console.feed("moto", line)
+            line = process.stdout.readline()
         try:
             ready = json.loads(line)
         except ValueError:
@@ -254,13 +266,17 @@ class DevStack:
                 or f"moto did not start (exit code {process.returncode}); see the log above"
             )
         threading.Thread(
-            target=_drain, args=(process.stdout,), name="moto-output", daemon=True
+            target=_drain, args=(process.stdout, self.console), name="moto-output", daemon=True
         ).start()
         self.moto_url = f"http://{self.options.host}:{ready['port']}"
         if not self.options.ephemeral:
             self._log(
-                f"{_stamp()} state   {ready['restored_records']} record(s) restored "
-                f"in {ready['restore_seconds']:.1f}s"
+                entry(
+                    "state",
+                    f"{ready['restored_records']} record(s) restored "
+                    f"in {ready['restore_seconds']:.1f}s",
+                    data={"records": ready["restored_records"]},
+                )
             )
 
     def _configure_environment(self) -> None:
@@ -372,7 +388,11 @@ class DevStack:
         sqs = boto3_client("sqs", settings)
         arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
         self._pool = ContainerPool(
-            WORKER_HANDLER, self.options.concurrency, function_name="durable-worker", log=self._log
+            WORKER_HANDLER,
+            self.options.concurrency,
+            function_name="durable-worker",
+            log=self._log,
+            output=self.console.feed,
         )
         self._pool.start()
         self._poller = QueuePoller(
@@ -394,10 +414,12 @@ class DevStack:
                 sent = self.runtime.sweep()
             except Exception as exc:
                 if not self._stopped.is_set():
-                    self._log(f"{_stamp()} sweeper failed: {exc}")
+                    self._log(entry("sweeper", f"failed: {exc}", level="ERROR"))
                 continue
             if sent:
-                self._log(f"{_stamp()} sweeper re-enqueued {sent} overdue run(s)")
+                self._log(
+                    entry("sweeper", f"re-enqueued {sent} overdue run(s)", data={"runs": sent})
+                )
 
     def _stop_moto(self) -> None:
         moto = self._moto
@@ -414,28 +436,36 @@ class DevStack:
 
     # -- output -------------------------------------------------------------------------
 
-    def _print(self, line: str) -> None:
-        with self._print_lock:
-            print(line, flush=True)
+    def _route_logs(self) -> None:
+        """Powertools' records logged in this process (the API handler's, the sweeper's)
+        go through the console too, tagged by the thread that logs them."""
+        import logging
+
+        from durable.logs import library_logger
+
+        handler = library_logger().registered_handler
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(self.console.writer(in_process_source))
 
     def _access(self, line: str) -> None:
-        self._log(f"{_stamp()} api     {line}")
+        """The gateway's `METHOD PATH STATUS 12ms`: an ERROR line for a 5xx, WARN for a 4xx."""
+        parts = line.split(" ")
+        status = int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else 0
+        level = "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+        data = {"method": parts[0], "path": parts[1], "status": status} if status else {}
+        self._log(entry("api", line, level=level, data=data))
 
     def _quietly(self, action: Callable[[], Any]) -> None:
         try:
             action()
         except Exception as exc:
-            self._log(f"while stopping: {exc}")
+            self._log(entry("dev", f"while stopping: {exc}", level="WARNING"))
 
 
-def _drain(stream: IO[str]) -> None:
+def _drain(stream: IO[str], console: Console) -> None:
     """Pass on what moto's process prints (warnings), so its pipe never fills."""
     for line in stream:
-        print(line, end="", flush=True)
-
-
-def _stamp() -> str:
-    return datetime.now().strftime("%H:%M:%S")
+        console.feed("moto", line)
 
 
 def run_dev(options: DevOptions) -> int:
@@ -449,9 +479,11 @@ def run_dev(options: DevOptions) -> int:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), on_signal)
     stack = DevStack(options)
+    # With --log-format json, stdout carries only JSON lines: the rest goes to stderr.
+    say = sys.stderr if options.log_format == "json" else sys.stdout
     with stack:
-        print(stack.banner(), flush=True)
+        print(stack.banner(), file=say, flush=True)
         stack.serve_until_stopped(stop)
-        print("\nstopping durable dev ...", flush=True)
-    print("stopped", flush=True)
+        print("\nstopping durable dev ...", file=say, flush=True)
+    print("stopped", file=say, flush=True)
     return 0
