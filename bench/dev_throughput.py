@@ -386,7 +386,7 @@ def measure(dev: DevProcess, args: argparse.Namespace) -> int:
     prefix = f"bench-{int(time.time())}"
     requests_before = moto_requests(dev.moto_url)
     cpu_before = cpu_snapshot(dev)
-    sweeps_before = dev.total(r"sweeper re-enqueued (\d+)")
+    sweeps_before = dev.total(r"sweeper .*re-enqueued (\d+)")
 
     started = time.time()
     triggers = trigger_all(dev.url, args.runs, args.clients, args.keys, prefix)
@@ -395,7 +395,7 @@ def measure(dev: DevProcess, args: argparse.Namespace) -> int:
     cpu_after = cpu_snapshot(dev)
     requests_after = moto_requests(dev.moto_url)
     time.sleep(0.5)  # the last log lines
-    sweeps = dev.total(r"sweeper re-enqueued (\d+)") - sweeps_before
+    sweeps = dev.total(r"sweeper .*re-enqueued (\d+)") - sweeps_before
     redeliveries = dev.count(r"delivery #\d+")
 
     # -- triggers
