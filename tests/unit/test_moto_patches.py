@@ -343,3 +343,230 @@ def test_sqs_still_delivers_and_retains(dynamodb: Any) -> None:
         sqs.send_message(QueueUrl=url, MessageBody=str(n))
     received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert sorted(message["Body"] for message in received) == ["0", "1", "2"]
+
+
+# -- patches 7 to 10: the same answers as moto's, for less work ------------------------------
+
+EVERY_TYPE = {
+    "s": {"S": "text"},
+    "n": {"N": "12.5"},
+    "b": {"B": b"\x00\x01bytes"},
+    "ss": {"SS": ["a", "b"]},
+    "ns": {"NS": ["1", "2"]},
+    "bs": {"BS": [b"x", b"y"]},
+    "m": {"M": {"inner": {"S": "v"}, "deep": {"L": [{"N": "1"}, {"NULL": True}]}}},
+    "l": {"L": [{"S": "a"}, {"BOOL": False}, {"M": {}}]},
+    "null": {"NULL": True},
+    "bool": {"BOOL": True},
+}
+SET_EXPRESSION = "SET #n = :n, #s = if_not_exists(#s, :s) ADD #c :one REMOVE #gone"
+
+
+def scenario() -> list[Any]:
+    """Calls the run store makes, and a few it does not, with every kind of value: answers."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    answers: list[Any] = []
+
+    def call(operation: str, **parameters: Any) -> None:
+        try:
+            answer = getattr(client, operation)(**parameters)
+        except ClientError as error:
+            answer = {
+                "error": error.response["Error"],
+                "reasons": error.response.get("CancellationReasons"),
+            }
+        answer.pop("ResponseMetadata", None)
+        answers.append((operation, answer))
+
+    call("put_item", TableName=TABLE, Item={**key("p", "1"), **EVERY_TYPE, "gone": {"S": "x"}})
+    call(
+        "put_item", TableName=TABLE, Item={**key("p", "2"), "n": {"N": "1"}}, ReturnValues="ALL_OLD"
+    )
+    call(
+        "put_item", TableName=TABLE, Item={**key("p", "2"), "n": {"N": "2"}}, ReturnValues="ALL_OLD"
+    )
+    # One update expression, two different value maps (and names), on two items.
+    for sk, value, name in (("1", "7", "n"), ("2", "-3", "other")):
+        call(
+            "update_item",
+            TableName=TABLE,
+            Key=key("p", sk),
+            UpdateExpression=SET_EXPRESSION,
+            ExpressionAttributeNames={"#n": name, "#s": "s", "#c": "count", "#gone": "gone"},
+            ExpressionAttributeValues={
+                ":n": {"N": value},
+                ":s": {"S": f"s{sk}"},
+                ":one": {"N": "1"},
+            },
+            ReturnValues="ALL_NEW",
+        )
+    for returns in ("ALL_OLD", "UPDATED_OLD", "UPDATED_NEW", "NONE"):
+        call(
+            "update_item",
+            TableName=TABLE,
+            Key=key("p", "1"),
+            UpdateExpression=SET_EXPRESSION,
+            ConditionExpression="attribute_exists(pk) AND #n <> :n",
+            ExpressionAttributeNames={"#n": "n", "#s": "s", "#c": "count", "#gone": "gone"},
+            ExpressionAttributeValues={":n": {"N": "100"}, ":s": {"S": "z"}, ":one": {"N": "1"}},
+            ReturnValues=returns,
+        )
+    # A condition that fails, with the old item returned; an expression that cannot parse.
+    call(
+        "update_item",
+        TableName=TABLE,
+        Key=key("p", "1"),
+        UpdateExpression="SET #n = :n",
+        ConditionExpression="attribute_not_exists(pk)",
+        ExpressionAttributeNames={"#n": "n"},
+        ExpressionAttributeValues={":n": {"N": "1"}},
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
+    for _ in range(2):
+        call(
+            "update_item",
+            TableName=TABLE,
+            Key=key("p", "1"),
+            UpdateExpression="SET #n = = :n",
+            ExpressionAttributeNames={"#n": "n"},
+            ExpressionAttributeValues={":n": {"N": "1"}},
+        )
+    call("get_item", TableName=TABLE, Key=key("p", "1"), ConsistentRead=True)
+    call("get_item", TableName=TABLE, Key=key("p", "missing"))
+    call(
+        "query",
+        TableName=TABLE,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p"}},
+        Limit=1,
+        ReturnConsumedCapacity="TOTAL",
+    )
+    call(
+        "query",
+        TableName=TABLE,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p"}},
+    )
+    call("scan", TableName=TABLE)
+    call("batch_get_item", RequestItems={TABLE: {"Keys": [key("p", "1"), key("p", "2")]}})
+    call(
+        "batch_write_item",
+        RequestItems={TABLE: [{"PutRequest": {"Item": {**key("q", "1"), **EVERY_TYPE}}}]},
+    )
+    call(
+        "transact_write_items",
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": {**key("t", "1"), **EVERY_TYPE}}},
+            {
+                "Update": {
+                    "TableName": TABLE,
+                    "Key": key("p", "2"),
+                    "UpdateExpression": SET_EXPRESSION,
+                    "ExpressionAttributeNames": {
+                        "#n": "n",
+                        "#s": "s",
+                        "#c": "count",
+                        "#gone": "gone",
+                    },
+                    "ExpressionAttributeValues": {
+                        ":n": {"N": "9"},
+                        ":s": {"S": "t"},
+                        ":one": {"N": "1"},
+                    },
+                }
+            },
+        ],
+    )
+    call(
+        "transact_write_items",
+        TransactItems=[
+            {
+                "Put": {
+                    "TableName": TABLE,
+                    "Item": key("t", "1"),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ],
+    )
+    call("transact_get_items", TransactItems=[{"Get": {"TableName": TABLE, "Key": key("t", "1")}}])
+    call("delete_item", TableName=TABLE, Key=key("q", "1"), ReturnValues="ALL_OLD")
+    call("describe_table", TableName=TABLE)
+    return answers
+
+
+def run_scenario(patched: bool) -> list[Any]:
+    if patched:
+        moto_patches.apply()
+    try:
+        with mock_aws():
+            return scenario()
+    finally:
+        moto_patches.revert()
+
+
+def test_patched_moto_answers_as_moto_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+    stock = run_scenario(patched=False)
+    patched = run_scenario(patched=True)
+    for before, after in zip(stock, patched, strict=True):
+        if before[0] == "describe_table":  # creation times differ
+            for answer in (before[1], after[1]):
+                answer["Table"].pop("CreationDateTime")
+        assert after == before
+    # the two updates with one expression and two value maps wrote what each asked for
+    updated = [answer for operation, answer in patched if operation == "update_item"]
+    assert updated[0]["Attributes"]["n"] == {"N": "7"}
+    assert updated[0]["Attributes"]["s"] == {"S": "text"}  # if_not_exists kept it
+    assert updated[1]["Attributes"]["other"] == {"N": "-3"}
+    assert updated[1]["Attributes"]["s"] == {"S": "s2"}
+    assert "gone" not in updated[0]["Attributes"]
+
+
+def tree(node: Any) -> Any:
+    """A node and everything under it, as plain values."""
+    children = getattr(node, "children", None)
+    if children is None:
+        return (type(node).__name__, repr(node) if not hasattr(node, "type") else None)
+    return (type(node).__name__, [tree(child) for child in children])
+
+
+def test_an_update_expression_is_parsed_once_and_never_changed(dynamodb: Any) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    first = UpdateExpressionParser.make(SET_EXPRESSION)
+    assert UpdateExpressionParser.make(SET_EXPRESSION) is first
+    shape = tree(first)
+    put(dynamodb, "a")
+    for n in range(3):
+        dynamodb.update_item(
+            TableName=TABLE,
+            Key=key("a"),
+            UpdateExpression=SET_EXPRESSION,
+            ExpressionAttributeNames={"#n": "n", "#s": "s", "#c": "count", "#gone": "gone"},
+            ExpressionAttributeValues={":n": {"N": str(n)}, ":s": {"S": "s"}, ":one": {"N": "1"}},
+        )
+    assert UpdateExpressionParser.make(SET_EXPRESSION) is first
+    assert tree(first) == shape  # the values and the item went into copies only
+    assert get(dynamodb, "a") == {**key("a"), "n": {"N": "2"}, "s": {"S": "s"}, "count": {"N": "3"}}
+    with pytest.raises(Exception, match="Syntax error"):
+        UpdateExpressionParser.make("SET a = = b")

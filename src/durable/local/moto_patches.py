@@ -46,16 +46,49 @@ moto must be re-read first. `revert()` undoes them (tests).
 6. A request counter for benchmarks: every request the server answers is counted by
    service and operation, and `GET /moto-api/durable/requests` returns the counts as JSON
    (`bench/dev_throughput.py` reads it for its AWS requests per run).
+
+7. Update expressions parsed once per text. moto parses an `UpdateExpression` twice per
+   `UpdateItem` (the handler, then the backend), and the expressions the run store sends
+   repeat with new values only (`SET #1 = :5, ...`). `UpdateExpressionParser.make` keeps
+   the trees it built, by expression text (a bounded cache; a text that does not parse is
+   not kept, so it raises the same error every time). Sharing a tree is safe: the handler
+   only reads it (`find_clauses`), and the backend's validator works on a deep copy of it
+   (`Validator.__init__`), where the values, the item and the names are put in; the
+   cached tree itself never sees them. So two requests with one expression and different
+   value maps update their items exactly as moto does without the cache.
+
+8. The update validator's tree walks without per-node overhead. Each of its ten passes
+   (`DepthFirstTraverser.traverse`) asked the pass for its node-type table twice per node
+   of the tree, building a new dict each time; here it is built once per pass. The walk
+   itself is moto's: depth first, children before their parent, the same hooks in the
+   same order, a processed node put in its parent's place.
+
+9. The module list behind moto's request routing computed once: `DomainDispatcherApplication`
+   asks `moto.backends.list_of_moto_modules()` twice per request, which lists moto's
+   package directory and stats every entry. The installed package does not change while
+   the server runs.
+
+10. DynamoDB answers serialized without moto's generic serializer. moto writes each
+    answer by walking the operation's output shape and, for every member of every
+    structure (every attribute value of every item), trying half a dozen spellings of its
+    name: about a fifth of a request's time. For the item operations (`GetItem`,
+    `PutItem`, `UpdateItem`, `DeleteItem`, `Query`, `Scan`, the batch and transaction
+    calls), the answer is walked along the same shape here, reading each member by its
+    own name. Whenever the answer holds anything this walk is not sure to write as moto
+    would (a member under another spelling, a blob, a timestamp, a response transformer,
+    an error), moto's serializer writes it, as before. The JSON is the same as moto's
+    (the unit tests compare the two, item types of every kind included).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -78,9 +111,14 @@ class MotoVersionError(RuntimeError):
 def apply() -> None:
     """Install every patch (idempotent). Call it in the process that serves moto."""
     import moto
+    from moto import backends
     from moto.core import responses as moto_responses
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+        UpdateExpressionParser,
+    )
     from moto.dynamodb.responses import DynamoHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.sqs.models import SQSBackend
@@ -102,10 +140,16 @@ def apply() -> None:
         _patch_attribute(WSGIRequestHandler, "disable_nagle_algorithm", True)
         _patch(moto_responses, "method_names_from_class", _method_names)
         _patch(SQSBackend, "is_message_valid_based_on_retention_period", _retained)
+        _patch(UpdateExpressionParser, "make", classmethod(_parsed_update_expression))
+        _patch(DepthFirstTraverser, "traverse", _traverse)
+        _patch(backends, "list_of_moto_modules", _moto_modules)
+        _patch_attribute(DynamoHandler, "serialized", _serialized_dynamodb)
 
 
 def revert() -> None:
     """Undo `apply()` (for tests that want moto as it ships)."""
+    _update_expressions.cache_clear()
+    _moto_modules.cache_clear()
     with _lock:
         for (owner, name), original in _originals.items():
             if original is _INHERITED:
@@ -125,7 +169,7 @@ def request_counts() -> dict[str, int]:
         return dict(_requests)
 
 
-def _patch(owner: Any, name: str, replacement: Callable[..., Any]) -> None:
+def _patch(owner: Any, name: str, replacement: Any) -> None:
     _originals[(owner, name)] = owner.__dict__[name]
     setattr(owner, name, replacement)
 
@@ -331,6 +375,184 @@ def _retained(self: Any, queue_name: str, message: Any) -> bool:
     queue = self.get_queue(queue_name)
     retain_until = int(queue.message_retention_period) + message.sent_timestamp / 1000
     return bool(retain_until > unix_time())
+
+
+# -- 7. update expressions parsed once per text ------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def _update_expressions(expression: str) -> Any:
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+        UpdateExpressionParser,
+    )
+
+    make = _original(UpdateExpressionParser, "make")
+    return make.__func__(UpdateExpressionParser, expression)
+
+
+def _parsed_update_expression(cls: Any, expression: str) -> Any:
+    """`UpdateExpressionParser.make`, kept by text (see patch 7: callers never change it)."""
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+        UpdateExpressionParser,
+    )
+
+    if cls is not UpdateExpressionParser:  # a subclass: as moto does
+        return _original(UpdateExpressionParser, "make").__func__(cls, expression)
+    return _update_expressions(expression)
+
+
+# -- 8. the validator's walks --------------------------------------------------------------
+
+
+def _traverse(self: Any, node: Any) -> Any:
+    """moto's `DepthFirstTraverser.traverse_node_recursively`, its node-type table built once."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    processors = list(self._processing_map().items())
+    handled = tuple(kind for kind, _ in processors)
+    before_child = self.pre_processing_of_child
+
+    def walk(node: Any, child_id: int = -1) -> Any:
+        if isinstance(node, Node):
+            parent_node = node.parent
+            if node.children is not None:
+                for index, child in enumerate(node.children):
+                    before_child(node, index)
+                    walk(child, index)
+            if isinstance(node, handled):
+                for kind, process in processors:  # the first that matches, as `process`
+                    if isinstance(node, kind):
+                        node = process(node)
+                        break
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    return walk(node)
+
+
+# -- 9. moto's module list, once -----------------------------------------------------------
+
+
+@functools.cache
+def _moto_modules() -> tuple[str, ...]:
+    from moto import backends
+
+    return tuple(_original(backends, "list_of_moto_modules")())
+
+
+# -- 10. DynamoDB answers without the generic serializer ----------------------------------
+
+# The operations whose answers are items and counts: what the run store calls all day.
+_FAST_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+
+class _Unsure(Exception):
+    """The answer holds something only moto's serializer is sure to write as moto does."""
+
+
+def _serialized_dynamodb(self: Any, action_result: Any) -> Any:
+    """`BaseResponse.serialized` for DynamoDB: item answers walked here (patch 10)."""
+    from moto.core.responses import BaseResponse
+
+    fallback = BaseResponse.serialized
+    result = action_result.result
+    if (
+        isinstance(result, dict)
+        and not self.RESPONSE_KEY_PATH_TO_TRANSFORMER
+        and type(action_result).execute_result is _dynamodb_execute_result()
+    ):
+        operation = self._get_action()
+        if operation in _FAST_OPERATIONS:
+            shape = _output_shape(operation)
+            try:
+                body = json.dumps(_walk(result, shape))
+            except _Unsure:
+                return fallback(self, action_result)
+            headers = {"Content-Type": "application/x-amz-json-1.0"}
+            headers.update(self.response_headers)
+            return 200, headers, body
+    return fallback(self, action_result)
+
+
+@functools.cache
+def _dynamodb_execute_result() -> Any:
+    from moto.core.responses import ActionResult
+
+    return ActionResult.execute_result
+
+
+@functools.cache
+def _output_shape(operation: str) -> Any:
+    from moto.core.utils import get_service_model
+
+    return get_service_model("dynamodb").operation_model(operation).output_shape
+
+
+def _walk(value: Any, shape: Any) -> Any:
+    """`value` as moto's JSON serializer writes it along `shape`, or `_Unsure`."""
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict) or shape.is_document_type:
+            raise _Unsure
+        members = shape.members
+        out = {}
+        for name, member in value.items():
+            member_shape = members.get(name)
+            if member_shape is None or member_shape.serialization.get("name", name) != name:
+                raise _Unsure  # moto would drop it, or spell it otherwise
+            if member is not None:
+                out[name] = _walk(member, member_shape)
+        return out
+    if kind == "map":
+        if not isinstance(value, dict):
+            raise _Unsure
+        of = shape.value
+        return {key: _walk(item, of) for key, item in value.items()}
+    if kind == "list":
+        if not isinstance(value, list):
+            raise _Unsure
+        of = shape.member
+        return [_list_member(item, of) for item in value]
+    if kind == "string":
+        if not isinstance(value, str):
+            raise _Unsure
+        return value
+    if kind in ("integer", "long"):
+        return int(value)
+    if kind in ("float", "double"):
+        return float(value)
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            raise _Unsure
+        return value
+    if kind == "blob":
+        if isinstance(value, str):
+            value = value.encode("utf-8")
+        if not isinstance(value, bytes):
+            raise _Unsure
+        return base64.b64encode(value).strip().decode("utf-8")
+    raise _Unsure  # timestamps and anything else
+
+
+def _list_member(item: Any, shape: Any) -> Any:
+    if item is None:
+        raise _Unsure
+    return _walk(item, shape)
 
 
 # -- 6. the request counter ---------------------------------------------------------------
