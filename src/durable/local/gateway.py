@@ -15,7 +15,6 @@ import base64
 import json
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from durable.local.lambda_context import ACCOUNT_ID, LocalLambdaContext
+from durable.logs import library_logger
 from durable.values import REQUEST_LIMIT
 
 ApiHandler = Callable[[dict[str, Any], Any], Any]
@@ -84,7 +84,8 @@ class LocalGateway(ThreadingHTTPServer):
         try:
             response = self.api_handler(event, context)
         except Exception:
-            traceback.print_exc()
+            # Through the runtime's logger: the dev console formats it like every record.
+            library_logger().exception("the API handler raised", path=event.get("rawPath"))
             return _json_response(500, {"message": "Internal Server Error"})
         return normalize_response(response)
 
