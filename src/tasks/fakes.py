@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,9 +60,15 @@ class ServiceUnavailable(Exception):
 
 
 def fakes_dir() -> Path:
-    """Where the fakes keep their state: `$DURABLE_FAKES_DIR`, else `.durable/fakes`."""
+    """Where the fakes keep their state: `$DURABLE_FAKES_DIR`, else `.durable/fakes`; in a
+    Lambda function (deployed, or in `sam local`'s container), where only /tmp is writable,
+    `/tmp/durable-fakes`."""
     configured = os.environ.get("DURABLE_FAKES_DIR")
-    return Path(configured) if configured else Path(".durable") / "fakes"
+    if configured:
+        return Path(configured)
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return Path(tempfile.gettempdir()) / "durable-fakes"
+    return Path(".durable") / "fakes"
 
 
 class _StateFile:

@@ -276,6 +276,8 @@ def _invoke(
         timeout=INVOKE_TIMEOUT,
     )
     print(f"sam local invoke {function}: {time.monotonic() - started:.1f}s")
+    if os.environ.get("DURABLE_SAM_LOCAL_VERBOSE"):
+        print(result.stderr)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     lines = result.stdout.strip().splitlines()
     assert lines, f"{function} answered nothing:\n{result.stderr[-4000:]}"
@@ -300,7 +302,8 @@ def _wait_for_end(base_url: str, run_id: str, timeout: float = 60) -> dict[str, 
         if run.get("status") in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"):
             return run
         if time.monotonic() >= deadline:
-            pytest.fail(f"run {run_id} did not end within {timeout}s: {run}")
+            history = httpx.get(f"{base_url}/runs/{run_id}/history", timeout=30).text
+            pytest.fail(f"run {run_id} did not end within {timeout}s: {run}\n{history}")
         time.sleep(0.5)
 
 
