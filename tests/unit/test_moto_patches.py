@@ -343,6 +343,12 @@ def test_sqs_still_delivers_and_retains(dynamodb: Any) -> None:
         sqs.send_message(QueueUrl=url, MessageBody=str(n))
     received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert sorted(message["Body"] for message in received) == ["0", "1", "2"]
+    # patch 11: SQS's clock is the wall clock, as moto's own
+    from moto.core.utils import unix_time
+    from moto.sqs import models
+
+    assert abs(models.unix_time() - unix_time()) < 1
+    assert abs(models.unix_time_millis() - unix_time() * 1000) < 1000
 
 
 # -- patches 7 to 10: the same answers as moto's, for less work ------------------------------

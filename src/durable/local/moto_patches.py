@@ -78,6 +78,12 @@ moto must be re-read first. `revert()` undoes them (tests).
     would (a member under another spelling, a blob, a timestamp, a response transformer,
     an error), moto's serializer writes it, as before. The JSON is the same as moto's
     (the unit tests compare the two, item types of every kind included).
+
+11. SQS reads the clock cheaply. moto's SQS asks `unix_time()` (or `unix_time_millis()`)
+    for every message it looks at, several times per message per receive (is it visible?
+    delayed? retained?), and each call builds two datetimes and subtracts them. Called
+    without an argument it is the wall clock in seconds since the epoch, which
+    `time.time()` reads directly; with one, moto's function still answers.
 """
 
 from __future__ import annotations
@@ -87,6 +93,7 @@ import copy
 import functools
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -121,6 +128,7 @@ def apply() -> None:
     )
     from moto.dynamodb.responses import DynamoHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.sqs import models as sqs_models
     from moto.sqs.models import SQSBackend
     from werkzeug.serving import WSGIRequestHandler
 
@@ -144,6 +152,8 @@ def apply() -> None:
         _patch(DepthFirstTraverser, "traverse", _traverse)
         _patch(backends, "list_of_moto_modules", _moto_modules)
         _patch_attribute(DynamoHandler, "serialized", _serialized_dynamodb)
+        _patch(sqs_models, "unix_time", _unix_time)
+        _patch(sqs_models, "unix_time_millis", _unix_time_millis)
 
 
 def revert() -> None:
@@ -553,6 +563,20 @@ def _list_member(item: Any, shape: Any) -> Any:
     if item is None:
         raise _Unsure
     return _walk(item, shape)
+
+
+# -- 11. SQS's clock ---------------------------------------------------------------------
+
+
+def _unix_time(dt: Any = None) -> float:
+    """moto's `unix_time`: seconds since the epoch, now unless `dt` is given."""
+    from moto.core.utils import unix_time
+
+    return time.time() if dt is None else unix_time(dt)
+
+
+def _unix_time_millis(dt: Any = None) -> float:
+    return _unix_time(dt) * 1000.0
 
 
 # -- 6. the request counter ---------------------------------------------------------------
