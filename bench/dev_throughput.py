@@ -8,6 +8,9 @@ Starts `durable dev --ephemeral` as a subprocess on a free port (as tests/e2e do
 1. `--clients` threads, each with its own keep-alive HTTP connection, trigger `--runs`
    `process-order` runs (fetch, charge, update: three steps), each with an idempotency key
    unless `--no-keys`; every trigger's latency is recorded in the order the triggers went out.
+   By default the clients send as fast as they are answered (a closed loop: with 16 clients
+   a trigger's latency is then 16 / throughput, whatever one trigger costs); `--rate R`
+   offers R triggers a second instead, as users would, so the latency is a trigger's own.
 2. Once every trigger is answered, the runs are polled (oldest first, a few at a time, so the
    polling adds little load) until all have ended.
 3. Prints: trigger throughput, trigger latency p50/p99, the first 100 triggers' p50 against
@@ -239,8 +242,13 @@ class Trigger:
     status: int
 
 
-def trigger_all(url: str, runs: int, clients: int, keys: bool, prefix: str) -> list[Trigger]:
+def trigger_all(
+    url: str, runs: int, clients: int, keys: bool, prefix: str, rate: float = 0.0
+) -> list[Trigger]:
+    """Trigger `runs` runs from `clients` threads: as fast as they answer, or, with `rate`,
+    the i-th at start + i / rate (an offered load, as a stream of users would make)."""
     results: list[Trigger | None] = [None] * runs
+    begin = time.perf_counter()
     counter = iter(range(runs))
     lock = threading.Lock()
     errors: list[str] = []
@@ -253,6 +261,10 @@ def trigger_all(url: str, runs: int, clients: int, keys: bool, prefix: str) -> l
                     index = next(counter, None)
                 if index is None:
                     return
+                if rate > 0:
+                    pause = begin + index / rate - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
                 body: dict[str, Any] = {"payload": {"order_id": f"{prefix}-{index}"}}
                 if keys:
                     body["idempotency_key"] = f"{prefix}-{index}"
@@ -353,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="an idempotency key on every trigger (default: yes)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="offered load: triggers per second in all (default 0: as fast as they answer)",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="dev worker processes (4)")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after (900 s)")
     parser.add_argument(
@@ -362,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     command = (
         f".venv/bin/python bench/dev_throughput.py --runs {args.runs} --clients {args.clients} "
         f"--{'' if args.keys else 'no-'}keys --concurrency {args.concurrency}"
+        + (f" --rate {args.rate:g}" if args.rate else "")
         + "".join(f" --dev-arg={value}" for value in args.dev_arg)
     )
     print(f"command:  {command}")
@@ -389,7 +408,7 @@ def measure(dev: DevProcess, args: argparse.Namespace) -> int:
     sweeps_before = dev.total(r"sweeper .*re-enqueued (\d+)")
 
     started = time.time()
-    triggers = trigger_all(dev.url, args.runs, args.clients, args.keys, prefix)
+    triggers = trigger_all(dev.url, args.runs, args.clients, args.keys, prefix, args.rate)
     triggered = time.time()
     runs = wait_all(dev.url, triggers, args.timeout)
     cpu_after = cpu_snapshot(dev)
@@ -410,7 +429,10 @@ def measure(dev: DevProcess, args: argparse.Namespace) -> int:
     print(
         f"{TASK}: {len(triggers)} runs of {STEPS_PER_RUN} steps, {args.clients} clients, ", end=""
     )
-    print(f"idempotency keys {'on' if args.keys else 'off'}, {args.concurrency} worker processes")
+    print(
+        f"idempotency keys {'on' if args.keys else 'off'}, {args.concurrency} worker processes, "
+        + (f"offered {args.rate:g} triggers/s" if args.rate else "closed loop (no pacing)")
+    )
     print(f"triggers       {trigger_rate:8.1f} /s   ({triggered - started:.1f} s for all)")
     print(
         f"trigger latency p50 {p50:7.1f} ms  p99 {percentile(latencies, 99):7.1f} ms  "
