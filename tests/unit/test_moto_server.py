@@ -19,13 +19,13 @@ from moto.moto_api import _internal
 from werkzeug.serving import make_server
 
 from durable.local import moto_patches, moto_server
-from durable.local.moto_server import (
-    DurableMoto,
+from durable.local.moto_journal import (
     Journal,
     StateDirectoryBusy,
     lock_state_directory,
     read_records,
 )
+from durable.local.moto_server import DurableMoto
 
 
 class Served:

@@ -24,38 +24,48 @@ moto keeps everything in memory. This server puts a journal in front of it:
 
 The process exits when its standard input closes, so it never outlives the `durable dev` that
 started it, even one killed with SIGKILL. A lock file keeps two servers off one directory.
+
+The files are `durable.local.moto_journal`'s, the requests `durable.local.moto_requests`',
+and a snapshot's records come from `durable.local.moto_dump`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import io
 import json
 import logging
 import os
-import pickle
-import re
-import struct
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import parse_qs, urlsplit
+
+from durable.local.moto_dump import dump
+from durable.local.moto_journal import (
+    Journal,
+    StateDirectoryBusy,
+    lock_state_directory,
+    read_records,
+    sync_directory,
+    write_records,
+)
+from durable.local.moto_requests import (
+    QueuedMessage,
+    Request,
+    Response,
+    queue_name,
+    replayable_environ,
+    synthetic_request,
+)
 
 # The journal is compacted while running once it grows past this.
 COMPACT_BYTES = 256 * 1024 * 1024
 # A long poll looks at the queue again at least this often (sends wake it at once).
 POLL_STEP_SECONDS = 0.2
-ACCOUNT_AND_REGION_HEADERS = {
-    "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20200101/{region}/{service}/"
-    "aws4_request, SignedHeaders=host, Signature=0",
-}
 DYNAMODB_READS = frozenset(
     {
         "GetItem",
@@ -84,199 +94,8 @@ SQS_UNRECORDED = frozenset(
         "ListDeadLetterSourceQueues",
     }
 )
-_SERVICE = re.compile(r"Credential=[^/]*/[^/]*/([^/]*)/([^/]*)/")
-_RECORD_HEADER = struct.Struct(">II")  # length, crc32
 
 log = logging.getLogger("durable.moto")
-
-
-class StateDirectoryBusy(Exception):
-    """Another server keeps its state in this directory."""
-
-
-# -- the journal ------------------------------------------------------------------------
-
-
-class Journal:
-    """An append-only file of records, each synced to disk before `append` returns."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: BinaryIO = open(path, "ab")  # noqa: SIM115 (kept open while serving)
-        self._lock = threading.Lock()
-        self.size = self._file.tell()
-
-    def append(self, record: dict[str, Any]) -> None:
-        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-        with self._lock:
-            self._file.write(_RECORD_HEADER.pack(len(data), zlib.crc32(data)) + data)
-            self._file.flush()
-            os.fdatasync(self._file.fileno())
-            self.size += _RECORD_HEADER.size + len(data)
-
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
-
-
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a journal or snapshot file, up to the first one cut short."""
-    if not path.exists():
-        return
-    with open(path, "rb") as file:
-        while True:
-            header = file.read(_RECORD_HEADER.size)
-            if len(header) < _RECORD_HEADER.size:
-                return
-            length, checksum = _RECORD_HEADER.unpack(header)
-            data = file.read(length)
-            if len(data) < length or zlib.crc32(data) != checksum:
-                return  # cut short by a kill: never acknowledged
-            yield pickle.loads(data)
-
-
-def write_records(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write a snapshot atomically (a temporary file renamed into place); returns the count."""
-    temporary = path.with_suffix(".tmp")
-    count = 0
-    with open(temporary, "wb") as file:
-        for record in records:
-            data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-            file.write(_RECORD_HEADER.pack(len(data), zlib.crc32(data)) + data)
-            count += 1
-        end = pickle.dumps({"kind": "end"})
-        file.write(_RECORD_HEADER.pack(len(end), zlib.crc32(end)) + end)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    _sync_directory(path.parent)
-    return count
-
-
-def _sync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-# -- requests ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Request:
-    """One HTTP request, as much of its WSGI environ as replaying it needs."""
-
-    environ: dict[str, Any]
-    body: bytes
-
-    @property
-    def service(self) -> str:
-        found = _SERVICE.search(self.environ.get("HTTP_AUTHORIZATION", ""))
-        if found:
-            return found.group(2)
-        query = self.environ.get("QUERY_STRING", "")
-        credential = parse_qs(query).get("X-Amz-Credential", [""])[0]
-        parts = credential.split("/")
-        return parts[3] if len(parts) > 3 else "s3"
-
-    @property
-    def region(self) -> str:
-        found = _SERVICE.search(self.environ.get("HTTP_AUTHORIZATION", ""))
-        return found.group(1) if found else "us-east-1"
-
-    @property
-    def target(self) -> str:
-        """The action of a JSON-protocol request (`PutItem`, `SendMessage`), or ""."""
-        return str(self.environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
-
-    def json(self) -> dict[str, Any]:
-        loaded = json.loads(self.body or b"{}")
-        return loaded if isinstance(loaded, dict) else {}
-
-    def to_record(self) -> dict[str, Any]:
-        return {"kind": "raw", "environ": self.environ, "body": self.body}
-
-
-def _replayable_environ(environ: dict[str, Any]) -> dict[str, Any]:
-    kept = {
-        name: value
-        for name, value in environ.items()
-        if name.startswith("HTTP_")
-        or name
-        in (
-            "REQUEST_METHOD",
-            "PATH_INFO",
-            "QUERY_STRING",
-            "CONTENT_TYPE",
-            "SERVER_NAME",
-            "SERVER_PORT",
-            "SERVER_PROTOCOL",
-            "SCRIPT_NAME",
-        )
-    }
-    kept.setdefault("SCRIPT_NAME", "")
-    return kept
-
-
-def synthetic_request(
-    service: str,
-    *,
-    method: str = "POST",
-    path: str = "/",
-    target: str | None = None,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-    region: str = "us-east-1",
-) -> Request:
-    """A request this server makes to moto itself (to restore or dump state)."""
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "localhost",
-        "SERVER_PORT": "5000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "SCRIPT_NAME": "",
-        "HTTP_HOST": "localhost:5000",
-        "HTTP_AUTHORIZATION": ACCOUNT_AND_REGION_HEADERS["HTTP_AUTHORIZATION"].format(
-            region=region, service=service
-        ),
-    }
-    if target is not None:
-        environ["HTTP_X_AMZ_TARGET"] = target
-        environ["CONTENT_TYPE"] = "application/x-amz-json-1.0"
-    for name, value in (headers or {}).items():
-        key = name.upper().replace("-", "_")
-        environ[key if key in ("CONTENT_TYPE",) else f"HTTP_{key}"] = value
-    return Request(environ, body)
-
-
-@dataclass(slots=True)
-class Response:
-    status: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    @property
-    def ok(self) -> bool:
-        return self.status.startswith("2")
-
-    def json(self) -> dict[str, Any]:
-        loaded = json.loads(self.body or b"{}")
-        return loaded if isinstance(loaded, dict) else {}
-
-
-@dataclass(slots=True)
-class QueuedMessage:
-    """A message sent and not yet deleted, as much as sending it again needs."""
-
-    queue: str
-    body: str
-    attributes: dict[str, Any]
-    visible_at: float  # wall-clock seconds
-    system_attributes: dict[str, Any] = field(default_factory=dict)
 
 
 # -- the server -------------------------------------------------------------------------
@@ -352,7 +171,7 @@ class DurableMoto:
             new = old + 1
             write_records(self._snapshot_path(new), self._dump())
             self._journal = Journal(self._journal_path(new))
-            _sync_directory(self._state_dir)
+            sync_directory(self._state_dir)
             self._generation = new
             for stale in (self._snapshot_path(old), self._journal_path(old)):
                 stale.unlink(missing_ok=True)
@@ -397,16 +216,14 @@ class DurableMoto:
 
     def _dump(self) -> Iterator[dict[str, Any]]:
         """The whole state, as records that rebuild it."""
-        yield from self._dump_dynamodb()
-        yield from self._dump_s3()
-        yield from self._dump_sqs()
+        return dump(self._call, self._messages)
 
     # -- serving ------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
-        request = Request(_replayable_environ(environ), body)
+        request = Request(replayable_environ(environ), body)
         self.requests += 1
         if request.service == "sqs" and request.target == "ReceiveMessage":
             response = self._long_poll(request)
@@ -470,7 +287,7 @@ class DurableMoto:
             with self._lock:
                 response = self._call(immediate)
                 messages = response.json().get("Messages", []) if response.ok else []
-                queue = _queue_name(parameters.get("QueueUrl", ""))
+                queue = queue_name(parameters.get("QueueUrl", ""))
                 for message in messages:
                     self._receipts[message["ReceiptHandle"]] = (queue, message["MessageId"])
             left = deadline - time.monotonic()
@@ -507,7 +324,7 @@ class DurableMoto:
     ) -> None:
         target = request.target
         parameters = request.json()
-        queue = _queue_name(parameters.get("QueueUrl", ""))
+        queue = queue_name(parameters.get("QueueUrl", ""))
         if target == "SendMessage":
             sent = [(parameters, response.json().get("MessageId"))]
         elif target == "SendMessageBatch":
@@ -567,206 +384,8 @@ class DurableMoto:
             for other in [h for h, key in self._receipts.items() if key == known]:
                 del self._receipts[other]
 
-    # -- dumping state as records -------------------------------------------------------
-
-    def _dynamodb(self, action: str, parameters: dict[str, Any]) -> dict[str, Any]:
-        request = synthetic_request(
-            "dynamodb",
-            target=f"DynamoDB_20120810.{action}",
-            body=json.dumps(parameters).encode(),
-        )
-        response = self._call(request)
-        if not response.ok:
-            raise RuntimeError(f"moto {action} failed: {response.body[:300]!r}")
-        return response.json()
-
-    def _dump_dynamodb(self) -> Iterator[dict[str, Any]]:
-        for name in self._dynamodb("ListTables", {}).get("TableNames", []):
-            table = self._dynamodb("DescribeTable", {"TableName": name})["Table"]
-            yield self._dynamodb_record("CreateTable", _create_table_input(table))
-            ttl = self._dynamodb("DescribeTimeToLive", {"TableName": name})
-            description = ttl.get("TimeToLiveDescription", {})
-            if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
-                yield self._dynamodb_record(
-                    "UpdateTimeToLive",
-                    {
-                        "TableName": name,
-                        "TimeToLiveSpecification": {
-                            "Enabled": True,
-                            "AttributeName": description["AttributeName"],
-                        },
-                    },
-                )
-            start: dict[str, Any] | None = None
-            while True:
-                page = self._dynamodb(
-                    "Scan", {"TableName": name, **({"ExclusiveStartKey": start} if start else {})}
-                )
-                items = page.get("Items", [])
-                for offset in range(0, len(items), 25):
-                    chunk = items[offset : offset + 25]
-                    yield self._dynamodb_record(
-                        "BatchWriteItem",
-                        {"RequestItems": {name: [{"PutRequest": {"Item": i}} for i in chunk]}},
-                    )
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    break
-
-    def _dynamodb_record(self, action: str, parameters: dict[str, Any]) -> dict[str, Any]:
-        return synthetic_request(
-            "dynamodb",
-            target=f"DynamoDB_20120810.{action}",
-            body=json.dumps(parameters).encode(),
-        ).to_record()
-
-    def _dump_s3(self) -> Iterator[dict[str, Any]]:
-        listing = self._call(synthetic_request("s3", method="GET", path="/"))
-        for bucket in re.findall(rb"<Name>([^<]+)</Name>", listing.body):
-            name = bucket.decode()
-            yield synthetic_request("s3", method="PUT", path=f"/{name}").to_record()
-            marker = ""
-            while True:
-                request = synthetic_request("s3", method="GET", path=f"/{name}")
-                request.environ["QUERY_STRING"] = f"list-type=2&max-keys=1000{marker}"
-                page = self._call(request).body
-                for key in re.findall(rb"<Key>([^<]+)</Key>", page):
-                    path = f"/{name}/{_unescape_xml(key.decode())}"
-                    got = self._call(synthetic_request("s3", method="GET", path=path))
-                    content_type = dict(got.headers).get("Content-Type", "binary/octet-stream")
-                    yield synthetic_request(
-                        "s3",
-                        method="PUT",
-                        path=path,
-                        body=got.body,
-                        headers={"Content-Type": content_type},
-                    ).to_record()
-                token = re.search(rb"<NextContinuationToken>([^<]+)<", page)
-                if token is None:
-                    break
-                marker = f"&continuation-token={token.group(1).decode()}"
-
-    def _dump_sqs(self) -> Iterator[dict[str, Any]]:
-        def sqs(action: str, parameters: dict[str, Any]) -> dict[str, Any]:
-            response = self._call(
-                synthetic_request(
-                    "sqs", target=f"AmazonSQS.{action}", body=json.dumps(parameters).encode()
-                )
-            )
-            return response.json() if response.ok else {}
-
-        queues = []
-        for url in sqs("ListQueues", {}).get("QueueUrls", []):
-            attributes = sqs("GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})
-            queues.append((_queue_name(url), attributes.get("Attributes", {})))
-        # Dead-letter queues first: a redrive policy names a queue that must exist.
-        queues.sort(key=lambda queue: "RedrivePolicy" in queue[1])
-        for name, attributes in queues:
-            settable = {
-                key: value for key, value in attributes.items() if key in _SETTABLE_QUEUE_ATTRIBUTES
-            }
-            yield synthetic_request(
-                "sqs",
-                target="AmazonSQS.CreateQueue",
-                body=json.dumps({"QueueName": name, "Attributes": settable}).encode(),
-            ).to_record()
-        for (queue, message_id), message in self._messages.items():
-            yield {
-                "kind": "sqs_send",
-                "queue": queue,
-                "id": message_id,
-                "body": message.body,
-                "attributes": message.attributes,
-                "visible_at": message.visible_at,
-            }
-
-
-_SETTABLE_QUEUE_ATTRIBUTES = frozenset(
-    {
-        "DelaySeconds",
-        "MaximumMessageSize",
-        "MessageRetentionPeriod",
-        "ReceiveMessageWaitTimeSeconds",
-        "VisibilityTimeout",
-        "RedrivePolicy",
-        "RedriveAllowPolicy",
-        "FifoQueue",
-        "ContentBasedDeduplication",
-        "KmsMasterKeyId",
-        "KmsDataKeyReusePeriodSeconds",
-        "SqsManagedSseEnabled",
-    }
-)
-
-
-def _queue_name(url: str) -> str:
-    return urlsplit(url).path.rstrip("/").rpartition("/")[2]
-
-
-def _unescape_xml(text: str) -> str:
-    return (
-        text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
-    )
-
-
-def _create_table_input(table: dict[str, Any]) -> dict[str, Any]:
-    """CreateTable's parameters for a table as DescribeTable shows it."""
-    created: dict[str, Any] = {
-        "TableName": table["TableName"],
-        "KeySchema": table["KeySchema"],
-        "AttributeDefinitions": table["AttributeDefinitions"],
-    }
-    billing = table.get("BillingModeSummary", {}).get("BillingMode", "PAY_PER_REQUEST")
-    created["BillingMode"] = billing
-    if billing == "PROVISIONED":
-        throughput = table.get("ProvisionedThroughput", {})
-        created["ProvisionedThroughput"] = {
-            "ReadCapacityUnits": throughput.get("ReadCapacityUnits", 5),
-            "WriteCapacityUnits": throughput.get("WriteCapacityUnits", 5),
-        }
-    for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-        indexes = []
-        for index in table.get(kind, []):
-            copied: dict[str, Any] = {
-                "IndexName": index["IndexName"],
-                "KeySchema": index["KeySchema"],
-                "Projection": index["Projection"],
-            }
-            if kind == "GlobalSecondaryIndexes" and billing == "PROVISIONED":
-                throughput = index.get("ProvisionedThroughput", {})
-                copied["ProvisionedThroughput"] = {
-                    "ReadCapacityUnits": throughput.get("ReadCapacityUnits", 5),
-                    "WriteCapacityUnits": throughput.get("WriteCapacityUnits", 5),
-                }
-            indexes.append(copied)
-        if indexes:
-            created[kind] = indexes
-    if "StreamSpecification" in table:
-        created["StreamSpecification"] = table["StreamSpecification"]
-    return created
-
 
 # -- the process ------------------------------------------------------------------------
-
-
-def lock_state_directory(state_dir: Path) -> BinaryIO:
-    """Hold the directory's lock file for as long as this process lives."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    holder: BinaryIO = open(state_dir / "moto.lock", "a+b")  # noqa: SIM115 (held until exit)
-    try:
-        fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder.seek(0)
-        owner = holder.read().decode(errors="replace").strip() or "another process"
-        holder.close()
-        raise StateDirectoryBusy(
-            f"{state_dir} is in use by {owner}: is another `durable dev` running there? "
-            "Stop it, or give this one another --state-dir"
-        ) from None
-    holder.truncate(0)
-    holder.write(f"durable dev (moto pid {os.getpid()})".encode())
-    holder.flush()
-    return holder
 
 
 def _exit_when_parent_goes() -> None:
