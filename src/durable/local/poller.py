@@ -2,7 +2,8 @@
 
     receive (≤10, short long-poll, only as many as containers are free)
       └─► one invocation per message, each in its own container, with a time limit
-            ok and not reported failed ─► DeleteMessage
+            ok and not reported failed ─► DeleteMessageBatch (with those ending
+                                            within 20 ms)
             raised / crashed / timed out ─► leave it: SQS delivers it again once the
                                             visibility timeout ends (the dead invocation's
                                             lease has run out by then)
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import json
+import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -26,10 +29,12 @@ from durable.local.containers import Container, ContainerPool, InvocationResult
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
+    from mypy_boto3_sqs.type_defs import DeleteMessageBatchRequestEntryTypeDef, MessageTypeDef
 
 # Seconds a ReceiveMessage call waits for messages: short, so a stop takes effect quickly.
 POLL_WAIT_SECONDS = 1
+# How long a handled message waits for others to be deleted with (DeleteMessageBatch).
+DELETE_LINGER_SECONDS = 0.02
 
 
 class QueuePoller:
@@ -56,6 +61,8 @@ class QueuePoller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
         self._invocations: set[threading.Thread] = set()
+        self._deletions: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._delete_in_batches, name="sqs-deleter", daemon=True).start()
         self._lock = threading.Lock()
         self.invoked = 0
 
@@ -72,6 +79,7 @@ class QueuePoller:
             running = list(self._invocations)
         for thread in running:
             thread.join(timeout)
+        self.flush_deletions()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -145,16 +153,47 @@ class QueuePoller:
                 self._invocations.discard(threading.current_thread())
 
     def _delete(self, message: MessageTypeDef) -> None:
+        self._deletions.put(message["ReceiptHandle"])
+
+    def _delete_in_batches(self) -> None:
+        """Delete handled messages ten to a request: whatever else ended within
+        `DELETE_LINGER_SECONDS` of the first goes in the same `DeleteMessageBatch`."""
+        while True:
+            handles = [self._deletions.get()]
+            deadline = time.monotonic() + DELETE_LINGER_SECONDS
+            while len(handles) < 10:
+                try:
+                    handles.append(self._deletions.get(timeout=deadline - time.monotonic()))
+                except (queue.Empty, ValueError):
+                    break
+            self._delete_batch(handles)
+            for _ in handles:
+                self._deletions.task_done()
+
+    def _delete_batch(self, handles: list[str]) -> None:
+        entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(index), "ReceiptHandle": handle} for index, handle in enumerate(handles)
+        ]
         try:
-            self._sqs.delete_message(
-                QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
+            response = self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=entries)
+            failed = [item.get("Message", "") for item in response.get("Failed", [])]
         except Exception as exc:
+            failed = [str(exc)]
+        if failed and not self._stop.is_set():
             # Not fatal: the message comes back and the worker drops it as done.
-            if not self._stop.is_set():
-                self._log(
-                    entry("worker", f"could not delete a handled message: {exc}", level="WARNING")
+            self._log(
+                entry(
+                    "worker",
+                    f"could not delete {len(failed)} handled message(s): {failed[0]}",
+                    level="WARNING",
                 )
+            )
+
+    def flush_deletions(self, timeout: float = 5.0) -> None:
+        """Wait until every handled message queued for deletion has been deleted."""
+        deadline = time.monotonic() + timeout
+        while self._deletions.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def sqs_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
