@@ -42,6 +42,9 @@ CONNECT_TIMEOUT_SECONDS = 3
 READ_TIMEOUT_SECONDS = 10
 # S3 moves values of up to 6 MB: give a read more time.
 S3_READ_TIMEOUT_SECONDS = 30
+# Connections one client keeps to one endpoint. A Lambda invocation uses one at a time;
+# `durable dev`'s gateway serves every HTTP client from its own thread on one client.
+MAX_POOL_CONNECTIONS = 32
 
 
 def client_config(service: str) -> Config:
@@ -50,6 +53,7 @@ def client_config(service: str) -> Config:
         retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=S3_READ_TIMEOUT_SECONDS if service == "s3" else READ_TIMEOUT_SECONDS,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
     )
 
 

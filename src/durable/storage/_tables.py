@@ -53,7 +53,12 @@ from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from durable.aws import CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS, RETRY_ATTEMPTS
+from durable.aws import (
+    CONNECT_TIMEOUT_SECONDS,
+    MAX_POOL_CONNECTIONS,
+    READ_TIMEOUT_SECONDS,
+    RETRY_ATTEMPTS,
+)
 
 RUN_SK = "RUN"
 IDEM_SK = "IDEM"
@@ -342,6 +347,7 @@ def _meta(table_name: str, region: str, endpoint_url: str | None) -> Any:
             "max_retry_attempts": RETRY_ATTEMPTS - 1,
             "connect_timeout_seconds": CONNECT_TIMEOUT_SECONDS,
             "read_timeout_seconds": READ_TIMEOUT_SECONDS,
+            "max_pool_connections": MAX_POOL_CONNECTIONS,
         },
     )
 
