@@ -16,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 from moto.moto_api import _internal
-from werkzeug.serving import make_server
 
 from durable.local import moto_patches, moto_server
 from durable.local.moto_journal import (
@@ -26,6 +25,7 @@ from durable.local.moto_journal import (
     read_records,
 )
 from durable.local.moto_server import DurableMoto
+from durable.local.wsgi_server import KeepAliveServer
 
 
 class Served:
@@ -34,7 +34,7 @@ class Served:
     def __init__(self, state_dir: Path) -> None:
         self.app = DurableMoto(state_dir)
         self.app.restore()
-        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self._server = KeepAliveServer(("127.0.0.1", 0), self.app)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -402,7 +402,7 @@ def _exit_when_parent_goes() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    from durable.local.wsgi_server import KeepAliveServer
 
     parser = argparse.ArgumentParser(prog="python -m durable.local.moto_server")
     parser.add_argument("--host", default="127.0.0.1")
@@ -426,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     if state_dir is not None:
         application.restore()
-    WSGIRequestHandler.protocol_version = "HTTP/1.1"  # keep-alive for the SDK's pooled clients
-    server = make_server(args.host, args.port, application, threaded=True)
+    # Connections kept alive, one thread each (werkzeug's server closes every one).
+    server = KeepAliveServer((args.host, args.port), application)
     host, port = server.server_address[:2]
     print(
         json.dumps(
