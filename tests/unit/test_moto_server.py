@@ -236,3 +236,59 @@ def test_a_long_poll_ends_as_soon_as_a_message_arrives(serve: Any) -> None:
 
     assert not poller.is_alive()
     assert [message["Body"] for message in received] == ["wake up"]
+
+
+def test_the_api_takes_its_turn_before_waiting_workers_but_never_starves_them() -> None:
+    lock = moto_server.TurnLock()
+    order: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with lock.turn(urgent=True):
+            holding.set()
+            release.wait(5)
+
+    def take(name: str, urgent: bool) -> None:
+        with lock.turn(urgent):
+            order.append(name)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    worker = threading.Thread(target=take, args=("worker", False))
+    worker.start()
+    time.sleep(0.01)  # the worker waits first...
+    api = threading.Thread(target=take, args=("api", True))
+    api.start()
+    time.sleep(0.01)
+    release.set()  # ...and the API goes first
+    for thread in (holder, worker, api):
+        thread.join(5)
+    assert order == ["api", "worker"]
+
+    # a worker that has waited its patience goes, though API calls keep coming
+    order.clear()
+    stop = threading.Event()
+
+    def busy_api() -> None:
+        while not stop.is_set():
+            with lock.turn(urgent=True):
+                time.sleep(0.005)
+
+    callers = [threading.Thread(target=busy_api) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    worker = threading.Thread(target=take, args=("worker", False))
+    worker.start()
+    worker.join(2)
+    through_while_busy = not worker.is_alive()
+    stop.set()
+    for caller in callers:
+        caller.join(5)
+    worker.join(5)
+    assert through_while_busy and order == ["worker"]
+
+    # and the holder may take it again (a compaction inside a request)
+    with lock, lock.turn(urgent=False):
+        pass

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from durable.local.console import Entry, OutputReader, entry, traceback_location
 from durable.local.invoke import receive, send
+from durable.local.moto_requests import BACKGROUND_APP_ID
 
 InvocationStatus = Literal["ok", "error", "crashed", "timed_out"]
 
@@ -87,6 +88,8 @@ class Container:
                     function_name,
                 ],
                 pass_fds=(child_read, child_write),
+                # Marked in their User-Agent: the dev moto serves the API before them.
+                env={**os.environ, "AWS_SDK_UA_APP_ID": BACKGROUND_APP_ID},
                 stdin=subprocess.DEVNULL,
                 stdout=output_write,
                 stderr=subprocess.STDOUT if output_write is not None else None,

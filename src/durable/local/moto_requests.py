@@ -18,6 +18,9 @@ ACCOUNT_AND_REGION_HEADERS = {
     "HTTP_AUTHORIZATION": "AWS4-HMAC-SHA256 Credential=testing/20200101/{region}/{service}/"
     "aws4_request, SignedHeaders=host, Signature=0",
 }
+# The SDK app id (AWS_SDK_UA_APP_ID) of the dev stack's worker processes: moto serves their
+# requests after the stack's own (the API's) when both wait (`moto_server.TurnLock`).
+BACKGROUND_APP_ID = "durable-worker"
 _SERVICE = re.compile(r"Credential=[^/]*/[^/]*/([^/]*)/([^/]*)/")
 
 

@@ -54,6 +54,7 @@ from durable.local.moto_journal import (
     write_records,
 )
 from durable.local.moto_requests import (
+    BACKGROUND_APP_ID,
     QueuedMessage,
     Request,
     Response,
@@ -64,6 +65,8 @@ from durable.local.moto_requests import (
 
 # The journal is compacted while running once it grows past this.
 COMPACT_BYTES = 256 * 1024 * 1024
+# How long a worker's request lets the API's requests go first (see `TurnLock`).
+BACKGROUND_PATIENCE_SECONDS = 0.05
 # A long poll looks at the queue again at least this often (sends wake it at once).
 POLL_STEP_SECONDS = 0.2
 DYNAMODB_READS = frozenset(
@@ -101,6 +104,78 @@ log = logging.getLogger("durable.moto")
 # -- the server -------------------------------------------------------------------------
 
 
+class TurnLock:
+    """One holder at a time, re-entrant; when it frees, a waiting urgent caller goes first.
+
+    moto serves one request at a time, and AWS would never make an API call wait behind the
+    workers' calls: so the stack's own requests (the API, the poller, the sweeper) take
+    their turn before the worker processes' (`BACKGROUND_APP_ID` in their User-Agent),
+    unless a worker's request has waited `BACKGROUND_PATIENCE_SECONDS` already: a burst of
+    API calls delays the workers, never starves them. `with lock:` is an urgent turn.
+    """
+
+    def __init__(self) -> None:
+        self._free = threading.Condition(threading.Lock())
+        self._holder: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+        self._overdue = 0  # background callers past their patience
+
+    @contextlib.contextmanager
+    def turn(self, urgent: bool) -> Iterator[None]:
+        self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    def __enter__(self) -> None:
+        self._acquire(True)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _acquire(self, urgent: bool) -> None:
+        me = threading.get_ident()
+        with self._free:
+            if self._holder == me:
+                self._depth += 1
+                return
+            if urgent:
+                self._urgent_waiting += 1
+                try:
+                    while self._holder is not None or self._overdue:
+                        self._free.wait()
+                finally:
+                    self._urgent_waiting -= 1
+            else:
+                patience = time.monotonic() + BACKGROUND_PATIENCE_SECONDS
+                while self._holder is not None or self._urgent_waiting:
+                    left = patience - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._free.wait(left)
+                self._overdue += 1  # from now on, urgent callers let it go first
+                try:
+                    while self._holder is not None:
+                        self._free.wait()
+                finally:
+                    self._overdue -= 1
+            self._holder, self._depth = me, 1
+
+    def _release(self) -> None:
+        with self._free:
+            self._depth -= 1
+            if self._depth == 0:
+                self._holder = None
+                self._free.notify_all()
+
+
+def _from_background(environ: dict[str, Any]) -> bool:
+    """Whether a request comes from a worker process (see `TurnLock`)."""
+    return f"app/{BACKGROUND_APP_ID}" in environ.get("HTTP_USER_AGENT", "")
+
+
 class DurableMoto:
     """A WSGI application: moto, one request at a time, with its writes journaled."""
 
@@ -117,7 +192,7 @@ class DurableMoto:
         except ImportError:
             pass
         self._app: Callable[..., Iterable[bytes]] = DomainDispatcherApplication(create_backend_app)
-        self._lock = threading.RLock()
+        self._lock = TurnLock()
         self._arrivals = threading.Condition(threading.Lock())
         self._state_dir = state_dir
         self._journal: Journal | None = None
@@ -225,10 +300,11 @@ class DurableMoto:
         body = environ["wsgi.input"].read(length) if length else b""
         request = Request(replayable_environ(environ), body)
         self.requests += 1
+        urgent = not _from_background(environ)
         if request.service == "sqs" and request.target == "ReceiveMessage":
-            response = self._long_poll(request)
+            response = self._long_poll(request, urgent)
         else:
-            with self._lock:
+            with self._lock.turn(urgent):
                 response = self._call(request)
                 if response.ok:
                     self._record(request, response)
@@ -276,7 +352,7 @@ class DurableMoto:
         headers.append(("Content-Length", str(len(body))))
         return Response(started["status"], headers, body)
 
-    def _long_poll(self, request: Request) -> Response:
+    def _long_poll(self, request: Request, urgent: bool) -> Response:
         """ReceiveMessage, waiting outside the lock (moto's own wait would hold it)."""
         parameters = request.json()
         wait = float(parameters.get("WaitTimeSeconds") or 0)
@@ -284,7 +360,7 @@ class DurableMoto:
         immediate = Request(request.environ, json.dumps(parameters).encode())
         deadline = time.monotonic() + wait
         while True:
-            with self._lock:
+            with self._lock.turn(urgent):
                 response = self._call(immediate)
                 messages = response.json().get("Messages", []) if response.ok else []
                 queue = queue_name(parameters.get("QueueUrl", ""))
