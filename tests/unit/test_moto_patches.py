@@ -576,3 +576,73 @@ def test_an_update_expression_is_parsed_once_and_never_changed(dynamodb: Any) ->
     assert get(dynamodb, "a") == {**key("a"), "n": {"N": "2"}, "s": {"S": "s"}, "count": {"N": "3"}}
     with pytest.raises(Exception, match="Syntax error"):
         UpdateExpressionParser.make("SET a = = b")
+
+
+# -- patches 12 and 13 --------------------------------------------------------------------
+
+CONDITION = "attribute_not_exists(#pk) OR #n < :limit"
+
+
+def test_a_condition_is_lexed_once_and_each_write_gets_its_own_values(dynamodb: Any) -> None:
+    def put_if(n: int, limit: int) -> bool:
+        try:
+            dynamodb.put_item(
+                TableName=TABLE,
+                Item={**key("c"), "n": {"N": str(n)}},
+                ConditionExpression=CONDITION,
+                ExpressionAttributeNames={"#pk": "pk", "#n": "n"},
+                ExpressionAttributeValues={":limit": {"N": str(limit)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    assert put_if(5, limit=0)  # absent: written
+    assert not put_if(6, limit=5)  # 5 < 5 does not hold
+    assert put_if(7, limit=6)  # 5 < 6 holds: the new value was used, not the cached one
+    assert not put_if(8, limit=7)
+    assert get(dynamodb, "c") == {**key("c"), "n": {"N": "7"}}
+    assert list(moto_patches._lexed_conditions) == [CONDITION]
+    for _ in range(2):  # a text that does not lex fails the same way each time, and is not kept
+        with pytest.raises(Exception, match="Cannot parse condition"):
+            dynamodb.put_item(
+                TableName=TABLE, Item=key("d"), ConditionExpression="attribute_not_exists(pk) $"
+            )
+    assert list(moto_patches._lexed_conditions) == [CONDITION]
+
+
+def test_a_send_does_not_count_the_queue_and_attributes_stay_whole(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sqs.models import Queue
+
+    counted: list[str] = []
+    count = Queue.approximate_number_of_messages
+    monkeypatch.setattr(
+        Queue,
+        "approximate_number_of_messages",
+        property(lambda queue: counted.append(queue.name) or count.fget(queue)),
+    )
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="standard")["QueueUrl"]
+    for n in range(5):
+        sqs.send_message(QueueUrl=url, MessageBody=str(n))
+    sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": f"b{n}"} for n in range(3)]
+    )
+    assert counted == []  # no send looked at the whole queue
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "8"
+    assert "VisibilityTimeout" in attributes
+    assert counted == ["standard"]
+    # A FIFO queue still reads its ContentBasedDeduplication: the same body twice is one message.
+    fifo = sqs.create_queue(
+        QueueName="ordered.fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    for _ in range(2):
+        sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+    received = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+    assert [message["Body"] for message in received] == ["same"]

@@ -84,6 +84,22 @@ moto must be re-read first. `revert()` undoes them (tests).
     delayed? retained?), and each call builds two datetimes and subtracts them. Called
     without an argument it is the wall clock in seconds since the epoch, which
     `time.time()` reads directly; with one, moto's function still answers.
+
+12. Condition expressions lexed once per text. moto splits a `ConditionExpression` into
+    tokens with a dozen regular expressions per token on every conditional write, and the
+    run store's conditions repeat (`attribute_not_exists (#0) AND ...`) with new values
+    only. The tokens depend on the text alone (names and values are looked up in the next
+    pass, `_parse_paths`), are immutable tuples, and no later pass changes them, so the
+    token list is kept by text (bounded) and each parse gets a fresh deque of it. A text
+    that does not lex raises as before and is not kept.
+
+13. A send to a standard queue does not compute every attribute of the queue. moto's
+    `send_message` reads `queue.attributes["ContentBasedDeduplication"]`, and building
+    `queue.attributes` counts the queue's messages (a pass over every message: a send
+    cost that grows with the backlog). That attribute exists on FIFO queues only; while a
+    standard queue's send runs, its `attributes` answers without it (an empty map), which
+    is what the lookup saw. FIFO queues, and every other reader of `attributes`
+    (`GetQueueAttributes`), get moto's full map.
 """
 
 from __future__ import annotations
@@ -108,6 +124,9 @@ _dynamodb_lock = threading.RLock()
 _partition = threading.local()
 _requests: Counter[str] = Counter()
 _requests_lock = threading.Lock()
+_sending = threading.local()
+_lexed_conditions: dict[str, tuple[Any, ...]] = {}
+LEXED_CONDITIONS_KEPT = 512
 _INHERITED = object()  # an attribute the patched class did not define itself
 
 
@@ -120,6 +139,7 @@ def apply() -> None:
     import moto
     from moto import backends
     from moto.core import responses as moto_responses
+    from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
@@ -129,7 +149,7 @@ def apply() -> None:
     from moto.dynamodb.responses import DynamoHandler
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.sqs import models as sqs_models
-    from moto.sqs.models import SQSBackend
+    from moto.sqs.models import Queue, SQSBackend
     from werkzeug.serving import WSGIRequestHandler
 
     if moto.__version__ != CHECKED_MOTO_VERSION:
@@ -154,11 +174,15 @@ def apply() -> None:
         _patch_attribute(DynamoHandler, "serialized", _serialized_dynamodb)
         _patch(sqs_models, "unix_time", _unix_time)
         _patch(sqs_models, "unix_time_millis", _unix_time_millis)
+        _patch(ConditionExpressionParser, "_lex_condition_expression", _lexed_condition)
+        _patch(SQSBackend, "send_message", _send_message)
+        _patch(Queue, "attributes", property(_queue_attributes))
 
 
 def revert() -> None:
     """Undo `apply()` (for tests that want moto as it ships)."""
     _update_expressions.cache_clear()
+    _lexed_conditions.clear()
     _moto_modules.cache_clear()
     with _lock:
         for (owner, name), original in _originals.items():
@@ -614,3 +638,44 @@ def _operation(environ: dict[str, Any]) -> str:
     if action:
         return f"{service} {action[0]}"
     return f"{service} {environ.get('REQUEST_METHOD', '?')}"
+
+
+# -- 12. condition expressions lexed once per text ---------------------------------------
+
+
+def _lexed_condition(self: Any) -> Any:
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    text = self.condition_expression
+    tokens = _lexed_conditions.get(text)
+    if tokens is None:
+        lex = _original(ConditionExpressionParser, "_lex_condition_expression")
+        tokens = tuple(lex(self))  # raises, and keeps nothing, when the text does not lex
+        if len(_lexed_conditions) >= LEXED_CONDITIONS_KEPT:
+            _lexed_conditions.clear()
+        _lexed_conditions[text] = tokens
+    return deque(tokens)
+
+
+# -- 13. a send to a standard queue without every queue attribute ------------------------
+
+
+def _send_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+    from moto.sqs.models import SQSBackend
+
+    _sending.queue = self.get_queue(queue_name)
+    try:
+        return _original(SQSBackend, "send_message")(self, queue_name, *args, **kwargs)
+    finally:
+        _sending.queue = None
+
+
+def _queue_attributes(self: Any) -> dict[str, Any]:
+    from moto.sqs.models import Queue
+
+    if not self.fifo_queue and getattr(_sending, "queue", None) is self:
+        return {}
+    attributes: dict[str, Any] = _original(Queue, "attributes").fget(self)
+    return attributes
