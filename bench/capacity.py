@@ -36,6 +36,7 @@ from bench.capacity_model import (
     hottest_per_target,
     lambda_concurrency,
     mix,
+    partition_loads,
     shape_load,
     simulate,
     sustainable_rate,
@@ -135,12 +136,14 @@ def print_header(layout_lines: list[str]) -> None:
     print()
 
 
-def print_measured(loads: dict[str, ShapeLoad], measured: dict[str, int], seconds: float) -> None:
-    print(f"(a) measured on moto in process ({seconds:.0f} s), per run (a map's children are runs)")
+def print_measured(
+    loads: dict[str, ShapeLoad], measured: dict[str, int], seconds: dict[str, float]
+) -> None:
+    print("(a) measured on moto in process, per run (a map's children are runs)")
     for name, load in loads.items():
         print(
-            f"  {name}: {measured[name]} top-level runs measured, {load.runs_per_trace:.0f} "
-            f"run(s) each; {load.messages:.2f} worker invocations per run, "
+            f"  {name}: {measured[name]} top-level runs of {load.runs_per_trace:.0f} run(s) "
+            f"measured in {seconds[name]:.0f} s; {load.messages:.2f} worker invocations per run, "
             f"{load.worker_seconds_per_message * 1000:.1f} ms modeled per invocation"
         )
         ops = ", ".join(f"{op} {n:.2f}" for op, n in sorted(load.requests.items()))
@@ -280,6 +283,31 @@ def print_simulation(loads: dict[str, ShapeLoad]) -> None:
     print()
 
 
+def print_summary(loads: dict[str, ShapeLoad]) -> None:
+    print("summary (the issue's closing note quotes these)")
+    print(
+        f"  {'shape':<18} {'index writes':>12} {'index WCU':>10} {'WCU':>7} {'sustainable':>13}"
+        f"  {'hottest key at 10,000 runs/s':<40} {'$/M runs':>9}"
+    )
+    for name, load in loads.items():
+        index_targets = [t for t in load.target_write_units if t != TABLE]
+        hottest = max(partition_loads(load, LOADS[-1]), key=lambda p: p.share, default=None)
+        where = (
+            f"{hottest.target} {hottest.key!r} {hottest.share:.0%} of its limit"
+            if hottest is not None
+            else "none shared"
+        )
+        print(
+            f"  {name:<18} {sum(load.item_writes.get(t, 0.0) for t in index_targets):>12.2f} "
+            f"{sum(load.target_write_units[t] for t in index_targets):>10.2f} "
+            f"{sum(load.target_write_units.values()):>7.2f} "
+            f"{rate(sustainable_rate(load).runs_per_second):>13}  {where:<40} "
+            f"{'$' + format(sum(cost_per_million_runs(load).values()), ',.2f'):>9}"
+        )
+    print("  (index writes, index WCU and WCU are per run; sustainable: the data model's limit)")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -308,6 +336,7 @@ def main() -> None:
     print()
     print_model(loads)
     print_simulation(loads)
+    print_summary(loads)
     print(
         f"notes: delays over {DELAY_CAP:.0f} s inside a run are cut to {DELAY_CAP:.0f} s in the "
         "simulated time line (steady-state rates do not depend on them); per-run partitions "
