@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from bench.capacity_meter import TableLayout, _index_writes
 from bench.capacity_model import (
     TABLE,
     Access,
@@ -95,3 +98,57 @@ def test_keys_that_name_the_run_are_not_simulated() -> None:
 
     assert result.total_throttles == 0
     assert result.served_units == {}
+
+
+def layout(projection: str, included: tuple[str, ...] = ()) -> TableLayout:
+    return TableLayout.from_description(
+        {
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "due",
+                    "KeySchema": [
+                        {"AttributeName": "wake_shard", "KeyType": "HASH"},
+                        {"AttributeName": "wake_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": projection, "NonKeyAttributes": included},
+                }
+            ],
+        }
+    )
+
+
+RUN_ITEM = {
+    "pk": {"S": "RUN#run_1"},
+    "sk": {"S": "RUN"},
+    "wake_shard": {"S": "WAKE#3"},
+    "wake_at": {"S": "2030-01-01T00:00:00"},
+    "lease_owner": {"S": "a"},
+    "status": {"S": "RUNNING"},
+}
+
+
+def index_writes(projection: str, before: Any, after: Any, included: tuple[str, ...] = ()) -> Any:
+    (due,) = layout(projection, included).indexes
+    return list(_index_writes(due, before, after))
+
+
+def test_an_index_is_written_when_a_projected_attribute_changes() -> None:
+    leased = {**RUN_ITEM, "lease_owner": {"S": "b"}}
+
+    assert index_writes("ALL", RUN_ITEM, leased) == [("WAKE#3", 1.0, 1)]
+    assert index_writes("KEYS_ONLY", RUN_ITEM, leased) == []
+    assert index_writes("INCLUDE", RUN_ITEM, leased, ("status",)) == []
+    assert index_writes("INCLUDE", RUN_ITEM, leased, ("lease_owner",)) == [("WAKE#3", 1.0, 1)]
+
+
+def test_a_key_change_is_a_delete_and_a_put_and_leaving_is_a_delete() -> None:
+    moved = {**RUN_ITEM, "wake_at": {"S": "2030-01-01T00:05:00"}}
+    ended = {k: v for k, v in RUN_ITEM.items() if k not in ("wake_shard", "wake_at")}
+
+    assert index_writes("KEYS_ONLY", RUN_ITEM, moved) == [("WAKE#3", 1.0, 1), ("WAKE#3", 1.0, 1)]
+    assert index_writes("KEYS_ONLY", RUN_ITEM, ended) == [("WAKE#3", 1.0, 1)]
+    assert index_writes("KEYS_ONLY", None, ended) == []
