@@ -194,7 +194,10 @@ def print_model(loads: dict[str, ShapeLoad]) -> None:
     for name, load in loads.items():
         bottleneck = sustainable_rate(load)
         print(f"  {name:<18} {rate(bottleneck.runs_per_second):>14}  {bottleneck.what}")
-    print("  with the template's defaults, before any of these:")
+    print(
+        "  the first limit of the template's defaults (a purge that falls behind throttles "
+        "nothing: finished runs past their retention pile up):"
+    )
     for name, load in loads.items():
         first = min(deployment_limits(load), key=lambda b: b.runs_per_second)
         print(f"  {name:<18} {rate(first.runs_per_second):>14}  {first.what}")
