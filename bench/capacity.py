@@ -161,6 +161,11 @@ def print_measured(
             f"{t} {load.item_writes.get(t, 0):.2f} ({writes[t]:.2f} WCU)" for t in index_names
         )
         print(f"      index writes per run: {index_items:.2f} in all: {per_index}")
+        for (target, family), (seen, skew) in sorted(load.shard_families.items()):
+            print(
+                f"      sharded key {target} {family}<k>: {seen} shards seen; the busiest took "
+                f"{skew:.1f}x the mean (chance, over {measured[name]} runs): spread evenly here"
+            )
         shared = sorted(load.write_units.items(), key=lambda kv: kv[1], reverse=True)[:6]
         keys = ", ".join(f"{t} {k!r} {u:.2f}" for (t, k), u in shared)
         print(f"      shared keys, write units per run: {keys}")
@@ -329,6 +334,10 @@ def main() -> None:
         *(f"index {index.describe()}" for index in layout.indexes),
     ]
     print_header(layout_lines)
+    for warning in measurement.warnings:
+        print(f"WARNING: {warning}: the figures below count only what happened")
+    if measurement.warnings:
+        print()
     loads = {name: shape_load(name, traces) for name, traces in measurement.traces.items()}
     loads["mix"] = mix(
         "mix " + " ".join(f"{share:.0%} {shape}" for shape, share in MIX),

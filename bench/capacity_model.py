@@ -1,14 +1,20 @@
 """The capacity model's arithmetic and its simulator: pure Python, no AWS, no moto.
 
-Input: per-run access traces measured on moto (`bench/capacity_trace.py`): every DynamoDB
-request's effect on the partition key values of the table and of each index it touched, in
-request units, at a modeled time since the run started. From these:
+Input: per-run access traces measured on moto (`bench/capacity_runs.py`, with
+`bench/capacity_meter.py`): every DynamoDB request's effect on the partition key values of
+the table and of each index it touched, in request units, at a modeled time since the run
+started. From these:
 
 - `ShapeLoad`: what one run costs on average (per partition key, per target, per service).
   Runs count children: a 100-item `ctx.map` is 101 runs. A key is *shared* when its value
   does not name the run (constant keys such as `RUN` or `WAKE`, sharded ones such as
   `RUN#7`, a task id): only shared keys add up across runs. A run's own partition
   (`RUN#<run_id>`) takes that run's requests only, so it is never hot at any load.
+- Shards: keys of one target that differ only by a short number after their last `#`
+  (`RUN#0` ... `RUN#15`) are one sharded key. A few dozen runs land on their shards
+  unevenly by chance, so the model spreads a family's load evenly over the shards it saw
+  (fewer shards seen than exist only overstates the load of each), and prints how uneven
+  the measurement was.
 - `partition_loads`, `sustainable_rate`: steady-state rates on each shared key at a load,
   against DynamoDB's per-partition limits (1,000 write units and 3,000 read units a second
   per partition key value; an index partition that cannot keep up throttles the table's
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +47,8 @@ BOTOCORE_MAX_BACKOFF = 20.0  # seconds (botocore standard retry mode)
 REDELIVERY_SECONDS = 10.0  # durable.redelivery.FIRST_RETRY
 
 Bucket = tuple[str, str, str]  # (target, partition key value, "write" | "read")
+# A shard of a sharded key: `RUN#7`, `WAKE#12` (a short number after the last `#`).
+SHARD = re.compile(r"^(?P<family>.*#)(?P<shard>\d{1,4})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,8 @@ class ShapeLoad:
     worker_seconds: float
     sweeper_seconds: float
     traces: list[RunTrace]
+    # (target, family such as "RUN#") -> (shards seen, busiest shard's load / the mean)
+    shard_families: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
 
     @property
     def worker_seconds_per_message(self) -> float:
@@ -112,11 +123,13 @@ def shape_load(name: str, traces: Sequence[RunTrace]) -> ShapeLoad:
             if access.shared:
                 write_units[access.target, access.key] += access.write_units / runs
                 read_units[access.target, access.key] += access.read_units / runs
+    families = shard_families([*write_units, *read_units])
+    observed = _family_skew(families, write_units, read_units)
     return ShapeLoad(
         name=name,
         runs_per_trace=runs / len(traces),
-        write_units=dict(write_units),
-        read_units=dict(read_units),
+        write_units=_spread(write_units, families),
+        read_units=_spread(read_units, families),
         target_write_units=dict(target_write),
         target_read_units=dict(target_read),
         item_writes=dict(item_writes),
@@ -125,7 +138,56 @@ def shape_load(name: str, traces: Sequence[RunTrace]) -> ShapeLoad:
         worker_seconds=sum(t.worker_seconds for t in traces) / runs,
         sweeper_seconds=sum(t.sweeper_seconds for t in traces) / runs,
         traces=list(traces),
+        shard_families=observed,
     )
+
+
+Families = dict[tuple[str, str], tuple[tuple[str, str], ...]]
+
+
+def shard_families(keys: Iterable[tuple[str, str]]) -> Families:
+    """Each shared (target, key) that is one shard of a sharded key -> all its shards seen."""
+    groups: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for target, key in keys:
+        match = SHARD.match(key)
+        if match is not None:
+            groups[target, match.group("family")].add(key)
+    families: Families = {}
+    for (target, _), members in groups.items():
+        if len(members) >= 2:
+            shards = tuple((target, member) for member in sorted(members))
+            for shard in shards:
+                families[shard] = shards
+    return families
+
+
+def _spread(
+    units: dict[tuple[str, str], float], families: Families
+) -> dict[tuple[str, str], float]:
+    """The load of every sharded key spread evenly over the shards of its family."""
+    spread = dict(units)
+    for key, shards in families.items():
+        spread[key] = sum(units.get(shard, 0.0) for shard in shards) / len(shards)
+    return spread
+
+
+def _family_skew(
+    families: Families, *loads: dict[tuple[str, str], float]
+) -> dict[tuple[str, str], tuple[int, float]]:
+    skew: dict[tuple[str, str], tuple[int, float]] = {}
+    for (target, key), shards in families.items():
+        match = SHARD.match(key)
+        assert match is not None
+        family = (target, match.group("family"))
+        if family in skew:
+            continue
+        ratios = []
+        for units in loads:
+            values = [units.get(shard, 0.0) for shard in shards]
+            if sum(values) > 0:
+                ratios.append(max(values) / (sum(values) / len(values)))
+        skew[family] = (len(shards), max(ratios, default=1.0))
+    return skew
 
 
 def mix(name: str, parts: Sequence[tuple[ShapeLoad, float]]) -> ShapeLoad:
@@ -280,17 +342,24 @@ def mean_kernel(
     Returns runs per trace too (arrivals are counted in traces).
     """
     traces = list(traces)
+    families = shard_families(
+        {(a.target, a.key) for trace in traces for a in trace.accesses if a.shared}
+    )
     demand: dict[tuple[int, Bucket], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for trace in traces:
         for access in trace.accesses:
             if not access.shared:
                 continue
             offset = int(access.at / tick)
+            # A shard's load spreads over its family's shards (see the module docstring).
+            shards = families.get((access.target, access.key), ((access.target, access.key),))
+            share = 1 / (len(traces) * len(shards))
             for kind, units in (("write", access.write_units), ("read", access.read_units)):
                 if units > 0:
-                    cell = demand[offset, (access.target, access.key, kind)]
-                    cell[0] += units / len(traces)
-                    cell[1] += 1 / len(traces)
+                    for target, key in shards:
+                        cell = demand[offset, (target, key, kind)]
+                        cell[0] += units * share
+                        cell[1] += share
     runs = sum(t.runs for t in traces) / len(traces)
     return runs, {k: (v[0], v[1]) for k, v in demand.items()}
 

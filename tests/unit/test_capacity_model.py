@@ -152,3 +152,29 @@ def test_a_key_change_is_a_delete_and_a_put_and_leaving_is_a_delete() -> None:
     assert index_writes("KEYS_ONLY", RUN_ITEM, moved) == [("WAKE#3", 1.0, 1), ("WAKE#3", 1.0, 1)]
     assert index_writes("KEYS_ONLY", RUN_ITEM, ended) == [("WAKE#3", 1.0, 1)]
     assert index_writes("KEYS_ONLY", None, ended) == []
+
+
+def test_a_sharded_key_is_spread_evenly_over_the_shards_seen() -> None:
+    # given: 10 runs on 8 shards, unevenly (3 on RUN#0), and one constant key
+    shards = [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]
+    load = shape_load(
+        "sharded",
+        [trace(writes_to("all-runs", f"RUN#{k}", 8.0), writes_to("due", "WAKE")) for k in shards],
+    )
+
+    # then: each shard takes an eighth of the 8 units a run; the constant key is untouched
+    assert load.write_units[("all-runs", "RUN#0")] == pytest.approx(1.0)
+    assert load.write_units[("all-runs", "RUN#7")] == pytest.approx(1.0)
+    assert load.write_units[("due", "WAKE")] == pytest.approx(1.0)
+    assert load.shard_families[("all-runs", "RUN#")] == (8, pytest.approx(3.0 / 1.25))
+    assert sustainable_rate(load).runs_per_second == pytest.approx(1_000.0)
+
+
+def test_the_simulator_spreads_shards_too() -> None:
+    uneven = [trace(writes_to("all-runs", f"RUN#{k}", 1.0)) for k in [0, 0, 0, 0, 1, 2, 3, 4]]
+
+    # 5 shards seen: 4,000 writes/s are 800 a shard, under the limit, even though RUN#0
+    # took half of the measured runs
+    result = simulate([(uneven, 1.0)], runs_per_second=4_000, seconds=5.0)
+
+    assert result.total_throttles == 0
