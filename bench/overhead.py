@@ -497,12 +497,13 @@ def main() -> None:
     print()
 
     print("(c) cost per million steps, AWS list prices, us-east-1")
+    gb_second = f"{prices.LAMBDA_GB_SECOND.usd:.10f}".rstrip("0")
     print(
         f"    prices: DynamoDB on-demand {prices.per_million(prices.DYNAMODB_WRITE_REQUEST_UNIT)}"
         f" WRU, {prices.per_million(prices.DYNAMODB_READ_REQUEST_UNIT)} RRU; SQS standard "
         f"{prices.per_million(prices.SQS_STANDARD_REQUEST)} requests; Lambda "
-        f"{prices.per_million(prices.LAMBDA_REQUEST)} requests + "
-        f"${prices.LAMBDA_GB_SECOND.usd}/GB-s (as of, and sources: bench/prices.py)"
+        f"{prices.per_million(prices.LAMBDA_REQUEST)} requests + ${gb_second}/GB-s "
+        "(dates and sources: bench/prices.py)"
     )
     print(
         f"    assumed: Lambda {LAMBDA_MEMORY_GB * 1024:.0f} MB; billed time = "
