@@ -332,7 +332,7 @@ class AwsMeter:
             )
         )
         for index in self.layout.indexes:
-            for index_key, units, writes in _index_writes(index, before, after):
+            for index_key, units, writes in index_entry_writes(index, before, after):
                 trace.accesses.append(
                     Access(
                         index.name,
@@ -385,7 +385,7 @@ class AwsMeter:
         self._read(index.name, key, size, consistent, "Query", at)
 
 
-def _index_writes(
+def index_entry_writes(
     index: IndexLayout, before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> Iterator[tuple[str, float, int]]:
     """(partition key value, write units, items written) for one index and one item write."""

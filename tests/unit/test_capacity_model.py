@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from bench.capacity_meter import TableLayout, _index_writes
+from bench.capacity_meter import TableLayout, index_entry_writes
 from bench.capacity_model import (
     TABLE,
     Access,
@@ -133,7 +133,7 @@ RUN_ITEM = {
 
 def index_writes(projection: str, before: Any, after: Any, included: tuple[str, ...] = ()) -> Any:
     (due,) = layout(projection, included).indexes
-    return list(_index_writes(due, before, after))
+    return list(index_entry_writes(due, before, after))
 
 
 def test_an_index_is_written_when_a_projected_attribute_changes() -> None:
