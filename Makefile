@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: dev test lint typecheck unit bench bench-dev faults-sweep clean sam-validate browser
+.PHONY: dev test lint typecheck unit bench bench-dev bench-capacity faults-sweep clean sam-validate browser
 
 # Progress lines, so a first `make dev` is not two silent minutes.
 $(STAMP): pyproject.toml
@@ -73,6 +73,11 @@ test: lint typecheck browser sam-local-setup $(STAMP) $(SAM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+
+# The capacity model on AWS (bench/capacity.py): a few hundred runs measured on moto in
+# process, then the model and its simulation at 1,000 and 10,000 runs/s (about a minute).
+bench-capacity: $(STAMP)
+	$(BIN)/python -m bench.capacity
 
 # `durable dev` under load: 600 three-step runs from 16 HTTP clients (a few minutes at most).
 bench-dev: $(STAMP)

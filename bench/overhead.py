@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import prices
+
 from durable import Context, RetryPolicy, TaskRegistry, task
 from durable.clock import VirtualClock
 from durable.engine.executor import execute_attempt
@@ -50,12 +52,12 @@ TARGET_FRESH_US = 100.0
 TARGET_REPLAY_US = 20.0
 TARGET_WRITES_PER_STEP = 1.1
 
-# AWS list prices, us-east-1, on-demand.
-PRICE_WRU = 1.25 / 1e6  # DynamoDB, per write request unit
-PRICE_RRU = 0.25 / 1e6  # DynamoDB, per read request unit
-PRICE_SQS = 0.40 / 1e6  # SQS standard, per request
-PRICE_LAMBDA_REQUEST = 0.20 / 1e6
-PRICE_LAMBDA_GB_SECOND = 0.0000166667
+# AWS list prices (us-east-1, on-demand): one table for every benchmark, in bench/prices.py.
+PRICE_WRU = prices.DYNAMODB_WRITE_REQUEST_UNIT.usd
+PRICE_RRU = prices.DYNAMODB_READ_REQUEST_UNIT.usd
+PRICE_SQS = prices.SQS_STANDARD_REQUEST.usd
+PRICE_LAMBDA_REQUEST = prices.LAMBDA_REQUEST.usd
+PRICE_LAMBDA_GB_SECOND = prices.LAMBDA_GB_SECOND.usd
 LAMBDA_MEMORY_GB = 0.5  # 512 MB
 AWS_REQUEST_SECONDS = 0.005  # billed Lambda time per DynamoDB/SQS/S3 round trip, in region
 # Lambda's SQS event source mapping receives and deletes each message: two more requests
@@ -495,9 +497,13 @@ def main() -> None:
     print()
 
     print("(c) cost per million steps, AWS list prices, us-east-1")
+    gb_second = f"{prices.LAMBDA_GB_SECOND.usd:.10f}".rstrip("0")
     print(
-        "    prices: DynamoDB on-demand $1.25/M WRU, $0.25/M RRU; SQS standard $0.40/M "
-        "requests; Lambda $0.20/M requests + $0.0000166667/GB-s"
+        f"    prices: DynamoDB on-demand {prices.per_million(prices.DYNAMODB_WRITE_REQUEST_UNIT)}"
+        f" WRU, {prices.per_million(prices.DYNAMODB_READ_REQUEST_UNIT)} RRU; SQS standard "
+        f"{prices.per_million(prices.SQS_STANDARD_REQUEST)} requests; Lambda "
+        f"{prices.per_million(prices.LAMBDA_REQUEST)} requests + ${gb_second}/GB-s "
+        "(dates and sources: bench/prices.py)"
     )
     print(
         f"    assumed: Lambda {LAMBDA_MEMORY_GB * 1024:.0f} MB; billed time = "
