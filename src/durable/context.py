@@ -39,6 +39,7 @@ from durable.errors import (
     WaitTimeout,
 )
 from durable.ids import new_callback_token, random_fraction, random_uuid
+from durable.inbox import InboxLedger, unnumbered_consumptions
 from durable.logs import RunLogger
 from durable.names import batch_wait, callback_wait, child_wait, event_name
 from durable.records import (
@@ -70,7 +71,7 @@ class AttemptEnvironment(Protocol):
         """Whether the run has been cancelled meanwhile (may be checked lazily)."""
 
     def inbox(self) -> list[InboxEvent]:
-        """The run's inbox in arrival order."""
+        """The run's inbox in arrival order (consumed events may linger: `durable.inbox`)."""
 
     def start_child(
         self, task_id: str, payload: Any, idempotency_key: str, parent_run_id: str
@@ -260,7 +261,7 @@ class Context:
         self._invocation_start = clock.now()
         # token -> its timeout, for every callback this execution created or replayed
         self._callback_expiries: dict[str, datetime | None] = {}
-        self._consumed: dict[str, int] | None = None
+        self._ledger: InboxLedger | None = None
         self.executed_steps = 0
         self.divergence: NonDeterminismError | None = None
         self.cancellation: RunCancelled | None = None
@@ -326,6 +327,7 @@ class Context:
         value: str | None = None,
         error: ErrorInfo | None = None,
         wake_at: datetime | None = None,
+        inbox_id: str | None = None,
     ) -> Checkpoint:
         checkpoint = Checkpoint(
             seq=self._next_seq,
@@ -338,6 +340,7 @@ class Context:
             value=value,
             error=error,
             wake_at=wake_at,
+            inbox_id=inbox_id,
         )
         self.append_raw(checkpoint)
         return checkpoint
@@ -686,8 +689,14 @@ class Context:
             if self._environment.cancelled():
                 self.cancellation = RunCancelled(f"run {self.run.id} was cancelled")
                 raise self.cancellation
-            self._record(CheckpointKind.EVENT_RECEIVED, position, name, value=event.data)
-            self._consume(name)
+            self._record(
+                CheckpointKind.EVENT_RECEIVED,
+                position,
+                name,
+                value=event.data,
+                inbox_id=event.inbox_id,
+            )
+            self._inbox_ledger().consume(event)
             return self._codec.decode(event.data)
         if timeout_at is not None and self._clock.now() >= timeout_at:
             self._record(CheckpointKind.WAIT_TIMED_OUT, position, name)
@@ -696,28 +705,20 @@ class Context:
             self._record(CheckpointKind.WAIT_STARTED, position, name, wake_at=timeout_at)
         raise self._suspend_until(RunStatus.WAITING, timeout_at, waiting_for=name)
 
-    def _consumed_counts(self) -> dict[str, int]:
-        if self._consumed is None:
-            counts: dict[str, int] = {}
-            for position in range(self._view.length):
-                for entry in self._view.entries(position):
-                    if entry.kind is CheckpointKind.EVENT_RECEIVED:
-                        counts[entry.name] = counts.get(entry.name, 0) + 1
-            self._consumed = counts
-        return self._consumed
+    def _inbox_ledger(self) -> InboxLedger:
+        if self._ledger is None:
+            visible = (
+                entry
+                for position in range(self._view.length)
+                for entry in self._view.entries(position)
+            )
+            self._ledger = InboxLedger(
+                self._view.consumed_inbox_ids, unnumbered_consumptions(visible)
+            )
+        return self._ledger
 
     def _next_unconsumed_event(self, name: str) -> InboxEvent | None:
-        skip = self._consumed_counts().get(name, 0)
-        for event in self._environment.inbox():
-            if event.name == name:
-                if skip == 0:
-                    return event
-                skip -= 1
-        return None
-
-    def _consume(self, name: str) -> None:
-        counts = self._consumed_counts()
-        counts[name] = counts.get(name, 0) + 1
+        return self._inbox_ledger().next_event(name, self._environment.inbox())
 
     # -- versioning -----------------------------------------------------------------------
 
@@ -984,7 +985,6 @@ class Context:
         event = self._next_unconsumed_event(inbox_name)
         if event is not None:
             outcome = self._codec.decode(event.data)
-            self._consume(inbox_name)
             if isinstance(outcome, dict) and "error" in outcome:
                 message = dumps(outcome["error"])
                 self._record(
@@ -992,10 +992,19 @@ class Context:
                     position,
                     name,
                     error=ErrorInfo(type="CallbackFailedError", message=message),
+                    inbox_id=event.inbox_id,
                 )
+                self._inbox_ledger().consume(event)
                 raise CallbackFailedError(name, message)
             data = outcome.get("data") if isinstance(outcome, dict) else None
-            self._record(CheckpointKind.CALLBACK_COMPLETED, position, name, value=dumps(data))
+            self._record(
+                CheckpointKind.CALLBACK_COMPLETED,
+                position,
+                name,
+                value=dumps(data),
+                inbox_id=event.inbox_id,
+            )
+            self._inbox_ledger().consume(event)
             return data
         if expires_at is not None and self._clock.now() >= expires_at:
             self._record(CheckpointKind.CALLBACK_TIMED_OUT, position, name)

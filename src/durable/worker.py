@@ -66,6 +66,7 @@ from durable.errors import (
     UnknownTaskError,
 )
 from durable.ids import new_owner_id
+from durable.inbox import consumed_inbox_ids
 from durable.logs import library_logger
 from durable.queues.base import WakeQueue
 from durable.records import (
@@ -191,11 +192,20 @@ class _RunEnvironment:
         self._inbox: list[InboxEvent] | None = None
         self.appended = 0
         self.logged = 0  # checkpoints in the log when the invocation loaded it
+        # Inbox events the log has consumed: as loaded, then as this invocation appends.
+        self.consumed: set[str] = set()
 
     @_interrupting
     def append(self, checkpoint: Checkpoint) -> None:
         self._store.append_checkpoint(self._run_id, checkpoint)
         self.appended += 1
+        if checkpoint.inbox_id is not None:
+            self.consumed.add(checkpoint.inbox_id)
+
+    def consumed_in_inbox(self) -> list[str]:
+        """The events of the inbox read by this invocation that the log has consumed (by
+        this invocation, or by one that died before deleting them): to delete."""
+        return [event.inbox_id for event in self._inbox or [] if event.inbox_id in self.consumed]
 
     @_interrupting
     def cancelled(self) -> bool:
@@ -419,6 +429,7 @@ class Worker:
             self.client,
         )
         environment.logged = len(history)
+        environment.consumed = consumed_inbox_ids(history)
         if run.crash_streak > 1 and len(history) > run.checkpoints:
             # The invocations that died made progress: only dead ones with none count.
             run = self.store.update_run(
@@ -540,7 +551,25 @@ class Worker:
                 self._recheck_wait(run.run_id, outcome.waiting_for, environment)
         else:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
+        self._prune_inbox(run.run_id, environment)
         return Handled.EXECUTED
+
+    def _prune_inbox(self, run_id: str, environment: _RunEnvironment) -> None:
+        """Delete the inbox events the log has consumed (see `durable.inbox`).
+
+        Last, and best effort: an event left behind is already marked consumed by the
+        log, so it is never delivered again; the next invocation that reads the inbox
+        deletes it, or the retention purge does with the run.
+        """
+        consumed = environment.consumed_in_inbox()
+        if not consumed:
+            return
+        try:
+            self.store.delete_inbox(run_id, consumed)
+        except InfrastructureError as exc:
+            library_logger().warning(
+                "consumed inbox events not deleted", run_id=run_id, error=str(exc)
+            )
 
     def _send_timer(self, run_id: str, wake_at: datetime, token: str | None) -> None:
         delay = max(wake_at - self.clock.now(), timedelta(0))
@@ -566,7 +595,9 @@ class Worker:
         Waits are told apart by prefix: `batch:ATTEMPT:POSITION`, `child:RUN_ID`,
         `callback:TOKEN_HASH`, `code-version:V` (nothing to look at); an event name never
         holds a colon (see `durable.names`). For an inbox wait, `seen` is the inbox the attempt
-        read: an event that arrived since counts; without it, any event of that name does.
+        read: an event that arrived since counts; without it, any event of that name does
+        (one consumed by a run that died before deleting it too: the run then runs, finds
+        it consumed and waits again, and deletes it).
         """
         kind, _, detail = waiting_for.partition(":")
         if not detail:
@@ -582,7 +613,9 @@ class Worker:
             name = waiting_for
         else:
             return False
-        arrived = sum(1 for event in self.store.list_inbox(run_id) if event.name == name)
-        if seen is None:
-            return arrived > 0
-        return arrived > sum(1 for event in seen if event.name == name)
+        # By id, not by count: the inbox loses the events the invocation consumed.
+        known = {event.inbox_id for event in seen or []}
+        return any(
+            event.name == name and event.inbox_id not in known
+            for event in self.store.list_inbox(run_id)
+        )
