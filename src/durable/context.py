@@ -15,13 +15,20 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 from pydantic import ValidationError
 
+from durable.batch_results import (
+    PAGE_SIZE,
+    BatchReference,
+    BatchResults,
+    recorded_outcome,
+    referenced_outcome,
+)
 from durable.batches import child_run_id
 from durable.clock import Clock, utc
 from durable.engine.outcomes import Abandoned, AnyOutcome, Failed, HandedOver, Suspended
@@ -92,8 +99,10 @@ class AttemptEnvironment(Protocol):
     def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
         """A fan-out's counters."""
 
-    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
-        """How each ended child of a fan-out ended, in index order."""
+    def batch_results(
+        self, run_id: str, task_attempt: int, position: int, start: int, limit: int
+    ) -> list[BatchItemResult]:
+        """How the ended children of a fan-out ended, in index order: a page, from `start`."""
 
     def cancel_runs(self, run_ids: list[str]) -> None:
         """Cancel these runs if they have not ended (children no longer needed)."""
@@ -150,34 +159,6 @@ class _StepPlan:
 class _StepTokens:
     context: Token[Context | None]
     step: Token[StepInfo | None]
-
-
-def _batch_result(
-    name: str, outcomes: list[dict[str, Any]], first_success: bool, kind: CheckpointKind
-) -> Any:
-    """What ctx.map / ctx.parallel return (or raise) for recorded child outcomes."""
-    failures = [
-        (index, str(outcome["type"]), str(outcome["message"]))
-        for index, outcome in enumerate(outcomes)
-        if outcome["state"] == "failed"
-    ]
-    if kind is CheckpointKind.BATCH_FAILED:
-        raise BatchFailedError(name, failures, len(outcomes))
-    if first_success:
-        return next(outcome["value"] for outcome in outcomes if outcome["state"] == "ok")
-    results: list[Any] = []
-    for outcome in outcomes:
-        if outcome["state"] == "ok":
-            results.append(outcome["value"])
-        elif outcome["state"] == "failed":
-            results.append(
-                ChildRunFailedError(
-                    outcome["run_id"], "FAILED", outcome["type"], outcome["message"]
-                )
-            )
-        else:
-            results.append(None)
-    return results
 
 
 async def _awaited(value: Awaitable[Any]) -> Any:
@@ -870,9 +851,7 @@ class Context:
         entries = self._entries(position, "batch", name)
         for entry in entries:
             if entry.kind in (CheckpointKind.BATCH_COMPLETED, CheckpointKind.BATCH_FAILED):
-                assert entry.value is not None
-                outcomes = self._codec.decode(entry.value)
-                return _batch_result(name, outcomes, first_success, entry.kind)
+                return self._batch_end(name, entry, first_success)
         attempt = self.run.attempt
         if not entries:
             self._before_fresh_operation()
@@ -897,38 +876,75 @@ class Context:
             raise self._suspend_until(
                 RunStatus.WAITING, None, waiting_for=batch_wait(attempt, position)
             )
-        ended = {
-            item.index: item
-            for item in self._environment.batch_results(self.run.id, attempt, position)
-        }
-        outcomes = []
-        for index in range(batch.total):
-            item = ended.get(index)
-            if item is None:
-                outcomes.append({"state": "skipped"})
-            elif item.ok:
-                value = self._codec.decode(item.result) if item.result is not None else None
-                outcomes.append({"state": "ok", "value": value, "run_id": item.run_id})
-            else:
-                error = item.error or ErrorInfo(type="Unknown", message="no error recorded")
-                outcomes.append({"state": "failed", "run_id": item.run_id, **error.to_dict()})
+        reference = self._decided_batch(batch)
         failed = batch.failed > batch.tolerated_failures or (first_success and batch.succeeded == 0)
         kind = CheckpointKind.BATCH_FAILED if failed else CheckpointKind.BATCH_COMPLETED
-        self._record(
+        entry = self._record(
             kind,
             position,
             name,
-            value=self._codec.encode(outcomes, f"{self.run.id}/{self._next_seq}"),
+            value=self._codec.encode(reference.to_value(), f"{self.run.id}/{self._next_seq}"),
         )
-        started = min(batch.total, len(ended) + batch.max_concurrency)
-        unfinished = [
-            child_run_id(self.run.id, attempt, position, index)
-            for index in range(started)
-            if index not in ended
-        ]
-        if unfinished:
-            self._environment.cancel_runs(unfinished)  # no longer needed
-        return _batch_result(name, outcomes, first_success, kind)
+        if reference.ended is not None:
+            started = min(batch.total, len(reference.ended) + batch.max_concurrency)
+            unfinished = [
+                child_run_id(self.run.id, attempt, position, index)
+                for index in range(started)
+                if index not in reference.ended
+            ]
+            if unfinished:
+                self._environment.cancel_runs(unfinished)  # no longer needed
+        return self._batch_end(name, entry, first_success)
+
+    def _decided_batch(self, batch: BatchRecord) -> BatchReference:
+        """The reference the batch's end entry keeps: counts, and which children count.
+
+        When every child has ended (the counters move with the result items, in one
+        write) nothing more is read; otherwise the result items' indexes are, so that a
+        child ending after the decision changes nothing on replay.
+        """
+        reference = BatchReference(
+            run_id=batch.run_id,
+            task_attempt=batch.task_attempt,
+            position=batch.position,
+            total=batch.total,
+            succeeded=batch.succeeded,
+            failed=batch.failed,
+        )
+        if batch.succeeded + batch.failed >= batch.total:
+            return reference
+        ended: list[BatchItemResult] = []
+        while True:
+            start = ended[-1].index + 1 if ended else 0
+            page = self._environment.batch_results(
+                batch.run_id, batch.task_attempt, batch.position, start, PAGE_SIZE
+            )
+            ended.extend(page)
+            if len(page) < PAGE_SIZE:
+                break
+        return replace(
+            reference,
+            succeeded=sum(1 for item in ended if item.ok),
+            failed=sum(1 for item in ended if not item.ok),
+            ended=frozenset(item.index for item in ended),
+        )
+
+    def _batch_end(self, name: str, entry: Checkpoint, first_success: bool) -> Any:
+        """The batch's outcome from its end entry: by reference, or (old logs) by copy."""
+        assert entry.value is not None
+        value = self._codec.decode(entry.value)
+        reference = BatchReference.from_value(value)
+        if reference is None:
+            return recorded_outcome(entry.name, value, first_success, entry.kind)
+        environment = self._environment
+
+        def pages(start: int, limit: int) -> list[BatchItemResult]:
+            return environment.batch_results(
+                reference.run_id, reference.task_attempt, reference.position, start, limit
+            )
+
+        results = BatchResults(reference, pages, self._codec.decode)
+        return referenced_outcome(name, results, first_success, entry.kind)
 
     # -- callbacks ----------------------------------------------------------------------
 

@@ -246,8 +246,12 @@ class _RunEnvironment:
         return self._store.get_batch(run_id, task_attempt, position)
 
     @_interrupting
-    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
-        return self._store.list_batch_results(run_id, task_attempt, position)
+    def batch_results(
+        self, run_id: str, task_attempt: int, position: int, start: int, limit: int
+    ) -> list[BatchItemResult]:
+        return self._store.list_batch_results(
+            run_id, task_attempt, position, start=start, limit=limit
+        )
 
     @_interrupting
     def cancel_runs(self, run_ids: list[str]) -> None:
