@@ -113,12 +113,12 @@ class BatchResults(Sequence[Any]):
         reference: BatchReference,
         pages: ResultPages,
         decode: Callable[[str], Any],
-        page_size: int = PAGE_SIZE,
+        page_size: int | None = None,
     ) -> None:
         self.reference = reference
         self._pages = pages
         self._decode = decode
-        self._page_size = page_size
+        self._page_size = page_size or PAGE_SIZE
         self._items: dict[int, BatchItemResult] = {}
         self._loaded: set[int] = set()  # page numbers read
         self._values: dict[int, Any] = {}

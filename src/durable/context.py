@@ -22,8 +22,8 @@ from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 from pydantic import ValidationError
 
+from durable import batch_results
 from durable.batch_results import (
-    PAGE_SIZE,
     BatchReference,
     BatchResults,
     recorded_outcome,
@@ -916,11 +916,12 @@ class Context:
         ended: list[BatchItemResult] = []
         while True:
             start = ended[-1].index + 1 if ended else 0
+            page_size = batch_results.PAGE_SIZE
             page = self._environment.batch_results(
-                batch.run_id, batch.task_attempt, batch.position, start, PAGE_SIZE
+                batch.run_id, batch.task_attempt, batch.position, start, page_size
             )
             ended.extend(page)
-            if len(page) < PAGE_SIZE:
+            if len(page) < page_size:
                 break
         return replace(
             reference,

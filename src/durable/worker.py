@@ -202,10 +202,15 @@ class _RunEnvironment:
         if checkpoint.inbox_id is not None:
             self.consumed.add(checkpoint.inbox_id)
 
-    def consumed_in_inbox(self) -> list[str]:
-        """The events of the inbox read by this invocation that the log has consumed (by
-        this invocation, or by one that died before deleting them): to delete."""
-        return [event.inbox_id for event in self._inbox or [] if event.inbox_id in self.consumed]
+    def consumed_in_inbox(self, run_ended: bool) -> list[str]:
+        """The events of the inbox that the log has consumed (by this invocation, or by one
+        that died before deleting them): to delete. The inbox as this invocation read it;
+        read now if it did not and the run has ended having consumed events, so that a
+        run never ends with a consumed event left behind by a crash."""
+        if self._inbox is None and not (run_ended and self.consumed):
+            return []
+        inbox = self._inbox if self._inbox is not None else self._store.list_inbox(self._run_id)
+        return [event.inbox_id for event in inbox if event.inbox_id in self.consumed]
 
     @_interrupting
     def cancelled(self) -> bool:
@@ -497,6 +502,11 @@ class Worker:
         }
         if isinstance(outcome, Abandoned):
             return Handled.ABANDONED
+        ends = isinstance(outcome, Completed | Failed)
+        if ends:
+            # Before the end is written: an invocation that dies here is run again, and
+            # prunes again, so no run ends with a consumed event left in its inbox.
+            self._prune_inbox(run.run_id, environment, ended=True)
         try:
             if isinstance(outcome, Completed | Failed):
                 status = outcome.status if isinstance(outcome, Failed) else RunStatus.COMPLETED
@@ -555,21 +565,21 @@ class Worker:
                 self._recheck_wait(run.run_id, outcome.waiting_for, environment)
         else:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
-        self._prune_inbox(run.run_id, environment)
+        if not ends:
+            self._prune_inbox(run.run_id, environment, ended=False)
         return Handled.EXECUTED
 
-    def _prune_inbox(self, run_id: str, environment: _RunEnvironment) -> None:
+    def _prune_inbox(self, run_id: str, environment: _RunEnvironment, ended: bool) -> None:
         """Delete the inbox events the log has consumed (see `durable.inbox`).
 
-        Last, and best effort: an event left behind is already marked consumed by the
-        log, so it is never delivered again; the next invocation that reads the inbox
-        deletes it, or the retention purge does with the run.
+        Best effort, after the run is persisted (before, when it ends): an event left
+        behind is already marked consumed by the log, so it is never delivered again; the
+        next invocation that reads the inbox deletes it, or the one that ends the run.
         """
-        consumed = environment.consumed_in_inbox()
-        if not consumed:
-            return
         try:
-            self.store.delete_inbox(run_id, consumed)
+            consumed = environment.consumed_in_inbox(run_ended=ended)
+            if consumed:
+                self.store.delete_inbox(run_id, consumed)
         except InfrastructureError as exc:
             library_logger().warning(
                 "consumed inbox events not deleted", run_id=run_id, error=str(exc)
