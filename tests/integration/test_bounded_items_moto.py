@@ -67,7 +67,11 @@ def test_a_batch_end_entry_is_as_small_for_120_children_as_for_3() -> None:
         # what the code before wrote: every child's outcome, copied into the entry
         copied = dumps(
             [
-                {"state": "ok", "value": env.codec.decode(item.result or "null"), "run_id": item.run_id}
+                {
+                    "state": "ok",
+                    "value": env.codec.decode(item.result or "null"),
+                    "run_id": item.run_id,
+                }
                 for item in env.store.list_batch_results(big.run_id, 1, 0)
             ]
         )
