@@ -17,6 +17,7 @@ from durable import Context, TaskRegistry, task
 from durable.batch_results import PAGE_SIZE, BatchResults
 from durable.errors import BatchFailedError, CallbackAlreadyCompletedError, NonRetryableError
 from durable.records import BatchItemResult, Checkpoint, CheckpointKind, InboxEvent
+from durable.replayer import ReplayStatus, replay_run
 from durable.serialization import dumps
 from durable.testing import TestEnvironment
 
@@ -394,3 +395,30 @@ def test_map_results_are_a_read_only_sequence_that_equals_its_list(
         results[3]
     with pytest.raises(TypeError):
         results[0] = 0  # type: ignore[index]
+
+
+def test_durable_replay_checks_a_map_up_to_where_the_code_reads_its_results(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    """A history does not carry the batch's result items: the replay of a recorded run
+    ends, as at the end of its history, where the code first reads them."""
+
+    @task(id="square", registry=registry)
+    def square(ctx: Context, payload: int) -> int:
+        return payload * payload
+
+    @task(id="map-then-steps", registry=registry)
+    def map_then_steps(ctx: Context, payload: None) -> int:
+        results = ctx.map("square", [1, 2])
+        ctx.step("before-reading", lambda: None)
+        total = sum(results)
+        return int(ctx.step("after-reading", lambda: total))
+
+    run = env.trigger("map-then-steps")
+    assert env.run_until_complete(run.run_id).result == 5
+    stored = env.store.get_run(run.run_id)
+    assert stored is not None
+
+    report = replay_run(stored, env.store.load_history(run.run_id), env.codec, registry)
+
+    assert (report.status, report.positions_replayed) == (ReplayStatus.OK, 2)
