@@ -114,6 +114,7 @@ class BatchResults(Sequence[Any]):
         pages: ResultPages,
         decode: Callable[[str], Any],
         page_size: int | None = None,
+        known: list[BatchItemResult] | None = None,
     ) -> None:
         self.reference = reference
         self._pages = pages
@@ -122,6 +123,11 @@ class BatchResults(Sequence[Any]):
         self._items: dict[int, BatchItemResult] = {}
         self._loaded: set[int] = set()  # page numbers read
         self._values: dict[int, Any] = {}
+        # Every result item, when the caller has read them all already: nothing to read.
+        self._complete = known is not None
+        for item in known or []:
+            if reference.counts(item.index):
+                self._items.setdefault(item.index, item)
 
     def __len__(self) -> int:
         return self.reference.total
@@ -159,7 +165,7 @@ class BatchResults(Sequence[Any]):
     def item(self, index: int) -> BatchItemResult | None:
         """How child `index` ended, as recorded (None: it had not ended at the decision)."""
         page = index // self._page_size
-        if page not in self._loaded:
+        if not self._complete and page not in self._loaded:
             start = page * self._page_size
             for item in self._pages(start, self._page_size):
                 if self.reference.counts(item.index):

@@ -876,7 +876,7 @@ class Context:
             raise self._suspend_until(
                 RunStatus.WAITING, None, waiting_for=batch_wait(attempt, position)
             )
-        reference = self._decided_batch(batch)
+        reference, listed = self._decided_batch(batch)
         failed = batch.failed > batch.tolerated_failures or (first_success and batch.succeeded == 0)
         kind = CheckpointKind.BATCH_FAILED if failed else CheckpointKind.BATCH_COMPLETED
         entry = self._record(
@@ -894,14 +894,17 @@ class Context:
             ]
             if unfinished:
                 self._environment.cancel_runs(unfinished)  # no longer needed
-        return self._batch_end(name, entry, first_success)
+        return self._batch_end(name, entry, first_success, listed)
 
-    def _decided_batch(self, batch: BatchRecord) -> BatchReference:
-        """The reference the batch's end entry keeps: counts, and which children count.
+    def _decided_batch(
+        self, batch: BatchRecord
+    ) -> tuple[BatchReference, list[BatchItemResult] | None]:
+        """The reference the batch's end entry keeps (counts, and which children count),
+        and the result items if it read them.
 
         When every child has ended (the counters move with the result items, in one
-        write) nothing more is read; otherwise the result items' indexes are, so that a
-        child ending after the decision changes nothing on replay.
+        write) nothing more is read; otherwise the result items are, so that a child
+        ending after the decision changes nothing on replay.
         """
         reference = BatchReference(
             run_id=batch.run_id,
@@ -912,7 +915,7 @@ class Context:
             failed=batch.failed,
         )
         if batch.succeeded + batch.failed >= batch.total:
-            return reference
+            return reference, None
         ended: list[BatchItemResult] = []
         while True:
             start = ended[-1].index + 1 if ended else 0
@@ -923,14 +926,21 @@ class Context:
             ended.extend(page)
             if len(page) < page_size:
                 break
-        return replace(
+        decided = replace(
             reference,
             succeeded=sum(1 for item in ended if item.ok),
             failed=sum(1 for item in ended if not item.ok),
             ended=frozenset(item.index for item in ended),
         )
+        return decided, ended
 
-    def _batch_end(self, name: str, entry: Checkpoint, first_success: bool) -> Any:
+    def _batch_end(
+        self,
+        name: str,
+        entry: Checkpoint,
+        first_success: bool,
+        known: list[BatchItemResult] | None = None,
+    ) -> Any:
         """The batch's outcome from its end entry: by reference, or (old logs) by copy."""
         assert entry.value is not None
         value = self._codec.decode(entry.value)
@@ -944,7 +954,7 @@ class Context:
                 reference.run_id, reference.task_attempt, reference.position, start, limit
             )
 
-        results = BatchResults(reference, pages, self._codec.decode)
+        results = BatchResults(reference, pages, self._codec.decode, known=known)
         return referenced_outcome(name, results, first_success, entry.kind)
 
     # -- callbacks ----------------------------------------------------------------------

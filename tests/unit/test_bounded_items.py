@@ -312,8 +312,10 @@ def test_a_batch_decided_early_replays_the_same_outcome_after_late_children_end(
         ctx.sleep("later", timedelta(hours=1))
         return "done"
 
+    reads = _count_batch_reads(env)
     run = env.trigger("picky-parent")
     info = env.run_until_complete(run.run_id)
+    reads_by_the_run = list(reads)
 
     assert info.result == "done"
     # the children still running were cancelled after the decision and reported then...
@@ -321,6 +323,8 @@ def test_a_batch_decided_early_replays_the_same_outcome_after_late_children_end(
     assert [(item.index, item.ok) for item in late] == [(0, False), (1, False), (2, False)]
     # ...but the batch's outcome is what it was at the decision, on every replay
     assert len(seen) >= 2 and all(failures == [1] for failures in seen)
+    # one read each time: what the decision read is not read again for its outcome
+    assert reads_by_the_run == [(0, PAGE_SIZE)] * len(seen)
     (end,) = _entries(env, run.run_id, CheckpointKind.BATCH_FAILED)
     assert end.value is not None and '"ended"' in end.value
 
