@@ -426,3 +426,26 @@ def test_durable_replay_checks_a_map_up_to_where_the_code_reads_its_results(
     report = replay_run(stored, env.store.load_history(run.run_id), env.codec, registry)
 
     assert (report.status, report.positions_replayed) == (ReplayStatus.OK, 2)
+
+
+def test_large_child_results_stay_in_the_blob_store_and_are_read_when_looked_at(
+    registry: TaskRegistry,
+) -> None:
+    @task(id="big-text", registry=registry)
+    def big_text(ctx: Context, payload: int) -> str:
+        return str(payload) * 3000  # over the inline limit below: stored in the blob store
+
+    @task(id="big-texts", registry=registry)
+    def big_texts(ctx: Context, payload: None) -> list[int]:
+        results = ctx.map("big-text", [1, 2, 3])
+        return [len(text) + int(text[0]) for text in results]
+
+    with TestEnvironment(registry=registry, inline_limit=1024) as env:
+        run = env.trigger("big-texts")
+        info = env.run_until_complete(run.run_id)
+        items = env.store.list_batch_results(run.run_id, 1, 0)
+        (end,) = _entries(env, run.run_id, CheckpointKind.BATCH_COMPLETED)
+
+    assert info.result == [3001, 3002, 3003]
+    assert all(item.result is not None and item.result.startswith("@blob:") for item in items)
+    assert end.value is not None and not end.value.startswith("@blob:") and len(end.value) < 200
