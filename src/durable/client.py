@@ -27,6 +27,7 @@ from durable.errors import (
     TaskFailedError,
 )
 from durable.ids import new_inbox_id, new_run_id
+from durable.inbox import consumed_inbox_ids
 from durable.names import callback_wait, event_name
 from durable.queues.base import WakeQueue
 from durable.records import (
@@ -278,9 +279,10 @@ class Client:
         if run.status.is_terminal:
             raise RunFinishedError(run_id, run.status)
         now = self.clock.now()
-        inbox_id = new_inbox_id(now)
+        fresh_id = new_inbox_id(now)
+        inbox_id = fresh_id
         if event_id is not None:
-            inbox_id = self.store.claim_event_id(run_id, event_id, inbox_id)
+            inbox_id = self.store.claim_event_id(run_id, event_id, fresh_id)
         stored = self.codec.encode(data, f"{run_id}/inbox/{inbox_id}")
         try:
             self.store.put_inbox(
@@ -292,7 +294,19 @@ class Client:
             if event_id is None:
                 raise
             # Stored by an earlier try of this send, which may have died before waking.
+        else:
+            if inbox_id != fresh_id and self._taken_back(run_id, inbox_id):
+                return  # an earlier try delivered it, and the run consumed it already
         self._wake_waiting(run_id, name, now)
+
+    def _taken_back(self, run_id: str, inbox_id: str) -> bool:
+        """After a retried delivery stored its event again: if the run's log has consumed
+        it (and its inbox item was deleted, see `durable.inbox`), delete the copy; whether
+        it had. Only retries of a delivery that got through come here."""
+        if inbox_id not in consumed_inbox_ids(self.store.load_history(run_id)):
+            return False
+        self.store.delete_inbox(run_id, [inbox_id])
+        return True
 
     def _wake_waiting(self, run_id: str, waiting_for: str, now: datetime) -> None:
         """Mark the run due if it waits for `waiting_for`, then send it a wake-up.
@@ -343,6 +357,9 @@ class Client:
                 # Delivered by an earlier try, which may have died before waking the run.
                 self._wake_waiting(run_id, event.name, now)
                 raise CallbackAlreadyCompletedError("this callback was completed already") from None
+        else:
+            if retry and self._taken_back(run_id, event.inbox_id):
+                raise CallbackAlreadyCompletedError("this callback was completed already")
         self._wake_waiting(run_id, event.name, now)
 
     def cancel(self, run_id: str) -> RunInfoView:

@@ -15,13 +15,20 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NoReturn, Protocol, TypeVar, cast
 
 from pydantic import ValidationError
 
+from durable import batch_results
+from durable.batch_results import (
+    BatchReference,
+    BatchResults,
+    recorded_outcome,
+    referenced_outcome,
+)
 from durable.batches import child_run_id
 from durable.clock import Clock, utc
 from durable.engine.outcomes import Abandoned, AnyOutcome, Failed, HandedOver, Suspended
@@ -39,6 +46,7 @@ from durable.errors import (
     WaitTimeout,
 )
 from durable.ids import new_callback_token, random_fraction, random_uuid
+from durable.inbox import InboxLedger, unnumbered_consumptions
 from durable.logs import RunLogger
 from durable.names import batch_wait, callback_wait, child_wait, event_name
 from durable.records import (
@@ -70,7 +78,7 @@ class AttemptEnvironment(Protocol):
         """Whether the run has been cancelled meanwhile (may be checked lazily)."""
 
     def inbox(self) -> list[InboxEvent]:
-        """The run's inbox in arrival order."""
+        """The run's inbox in arrival order (consumed events may linger: `durable.inbox`)."""
 
     def start_child(
         self, task_id: str, payload: Any, idempotency_key: str, parent_run_id: str
@@ -91,8 +99,10 @@ class AttemptEnvironment(Protocol):
     def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
         """A fan-out's counters."""
 
-    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
-        """How each ended child of a fan-out ended, in index order."""
+    def batch_results(
+        self, run_id: str, task_attempt: int, position: int, start: int, limit: int
+    ) -> list[BatchItemResult]:
+        """How the ended children of a fan-out ended, in index order: a page, from `start`."""
 
     def cancel_runs(self, run_ids: list[str]) -> None:
         """Cancel these runs if they have not ended (children no longer needed)."""
@@ -149,34 +159,6 @@ class _StepPlan:
 class _StepTokens:
     context: Token[Context | None]
     step: Token[StepInfo | None]
-
-
-def _batch_result(
-    name: str, outcomes: list[dict[str, Any]], first_success: bool, kind: CheckpointKind
-) -> Any:
-    """What ctx.map / ctx.parallel return (or raise) for recorded child outcomes."""
-    failures = [
-        (index, str(outcome["type"]), str(outcome["message"]))
-        for index, outcome in enumerate(outcomes)
-        if outcome["state"] == "failed"
-    ]
-    if kind is CheckpointKind.BATCH_FAILED:
-        raise BatchFailedError(name, failures, len(outcomes))
-    if first_success:
-        return next(outcome["value"] for outcome in outcomes if outcome["state"] == "ok")
-    results: list[Any] = []
-    for outcome in outcomes:
-        if outcome["state"] == "ok":
-            results.append(outcome["value"])
-        elif outcome["state"] == "failed":
-            results.append(
-                ChildRunFailedError(
-                    outcome["run_id"], "FAILED", outcome["type"], outcome["message"]
-                )
-            )
-        else:
-            results.append(None)
-    return results
 
 
 async def _awaited(value: Awaitable[Any]) -> Any:
@@ -260,7 +242,7 @@ class Context:
         self._invocation_start = clock.now()
         # token -> its timeout, for every callback this execution created or replayed
         self._callback_expiries: dict[str, datetime | None] = {}
-        self._consumed: dict[str, int] | None = None
+        self._ledger: InboxLedger | None = None
         self.executed_steps = 0
         self.divergence: NonDeterminismError | None = None
         self.cancellation: RunCancelled | None = None
@@ -326,6 +308,7 @@ class Context:
         value: str | None = None,
         error: ErrorInfo | None = None,
         wake_at: datetime | None = None,
+        inbox_id: str | None = None,
     ) -> Checkpoint:
         checkpoint = Checkpoint(
             seq=self._next_seq,
@@ -338,6 +321,7 @@ class Context:
             value=value,
             error=error,
             wake_at=wake_at,
+            inbox_id=inbox_id,
         )
         self.append_raw(checkpoint)
         return checkpoint
@@ -686,8 +670,14 @@ class Context:
             if self._environment.cancelled():
                 self.cancellation = RunCancelled(f"run {self.run.id} was cancelled")
                 raise self.cancellation
-            self._record(CheckpointKind.EVENT_RECEIVED, position, name, value=event.data)
-            self._consume(name)
+            self._record(
+                CheckpointKind.EVENT_RECEIVED,
+                position,
+                name,
+                value=event.data,
+                inbox_id=event.inbox_id,
+            )
+            self._inbox_ledger().consume(event)
             return self._codec.decode(event.data)
         if timeout_at is not None and self._clock.now() >= timeout_at:
             self._record(CheckpointKind.WAIT_TIMED_OUT, position, name)
@@ -696,28 +686,20 @@ class Context:
             self._record(CheckpointKind.WAIT_STARTED, position, name, wake_at=timeout_at)
         raise self._suspend_until(RunStatus.WAITING, timeout_at, waiting_for=name)
 
-    def _consumed_counts(self) -> dict[str, int]:
-        if self._consumed is None:
-            counts: dict[str, int] = {}
-            for position in range(self._view.length):
-                for entry in self._view.entries(position):
-                    if entry.kind is CheckpointKind.EVENT_RECEIVED:
-                        counts[entry.name] = counts.get(entry.name, 0) + 1
-            self._consumed = counts
-        return self._consumed
+    def _inbox_ledger(self) -> InboxLedger:
+        if self._ledger is None:
+            visible = (
+                entry
+                for position in range(self._view.length)
+                for entry in self._view.entries(position)
+            )
+            self._ledger = InboxLedger(
+                self._view.consumed_inbox_ids, unnumbered_consumptions(visible)
+            )
+        return self._ledger
 
     def _next_unconsumed_event(self, name: str) -> InboxEvent | None:
-        skip = self._consumed_counts().get(name, 0)
-        for event in self._environment.inbox():
-            if event.name == name:
-                if skip == 0:
-                    return event
-                skip -= 1
-        return None
-
-    def _consume(self, name: str) -> None:
-        counts = self._consumed_counts()
-        counts[name] = counts.get(name, 0) + 1
+        return self._inbox_ledger().next_event(name, self._environment.inbox())
 
     # -- versioning -----------------------------------------------------------------------
 
@@ -869,9 +851,7 @@ class Context:
         entries = self._entries(position, "batch", name)
         for entry in entries:
             if entry.kind in (CheckpointKind.BATCH_COMPLETED, CheckpointKind.BATCH_FAILED):
-                assert entry.value is not None
-                outcomes = self._codec.decode(entry.value)
-                return _batch_result(name, outcomes, first_success, entry.kind)
+                return self._batch_end(name, entry, first_success)
         attempt = self.run.attempt
         if not entries:
             self._before_fresh_operation()
@@ -896,38 +876,86 @@ class Context:
             raise self._suspend_until(
                 RunStatus.WAITING, None, waiting_for=batch_wait(attempt, position)
             )
-        ended = {
-            item.index: item
-            for item in self._environment.batch_results(self.run.id, attempt, position)
-        }
-        outcomes = []
-        for index in range(batch.total):
-            item = ended.get(index)
-            if item is None:
-                outcomes.append({"state": "skipped"})
-            elif item.ok:
-                value = self._codec.decode(item.result) if item.result is not None else None
-                outcomes.append({"state": "ok", "value": value, "run_id": item.run_id})
-            else:
-                error = item.error or ErrorInfo(type="Unknown", message="no error recorded")
-                outcomes.append({"state": "failed", "run_id": item.run_id, **error.to_dict()})
+        reference, listed = self._decided_batch(batch)
         failed = batch.failed > batch.tolerated_failures or (first_success and batch.succeeded == 0)
         kind = CheckpointKind.BATCH_FAILED if failed else CheckpointKind.BATCH_COMPLETED
-        self._record(
+        entry = self._record(
             kind,
             position,
             name,
-            value=self._codec.encode(outcomes, f"{self.run.id}/{self._next_seq}"),
+            value=self._codec.encode(reference.to_value(), f"{self.run.id}/{self._next_seq}"),
         )
-        started = min(batch.total, len(ended) + batch.max_concurrency)
-        unfinished = [
-            child_run_id(self.run.id, attempt, position, index)
-            for index in range(started)
-            if index not in ended
-        ]
-        if unfinished:
-            self._environment.cancel_runs(unfinished)  # no longer needed
-        return _batch_result(name, outcomes, first_success, kind)
+        if reference.ended is not None:
+            started = min(batch.total, len(reference.ended) + batch.max_concurrency)
+            unfinished = [
+                child_run_id(self.run.id, attempt, position, index)
+                for index in range(started)
+                if index not in reference.ended
+            ]
+            if unfinished:
+                self._environment.cancel_runs(unfinished)  # no longer needed
+        return self._batch_end(name, entry, first_success, listed)
+
+    def _decided_batch(
+        self, batch: BatchRecord
+    ) -> tuple[BatchReference, list[BatchItemResult] | None]:
+        """The reference the batch's end entry keeps (counts, and which children count),
+        and the result items if it read them.
+
+        When every child has ended (the counters move with the result items, in one
+        write) nothing more is read; otherwise the result items are, so that a child
+        ending after the decision changes nothing on replay.
+        """
+        reference = BatchReference(
+            run_id=batch.run_id,
+            task_attempt=batch.task_attempt,
+            position=batch.position,
+            total=batch.total,
+            succeeded=batch.succeeded,
+            failed=batch.failed,
+        )
+        if batch.succeeded + batch.failed >= batch.total:
+            return reference, None
+        ended: list[BatchItemResult] = []
+        while True:
+            start = ended[-1].index + 1 if ended else 0
+            page_size = batch_results.PAGE_SIZE
+            page = self._environment.batch_results(
+                batch.run_id, batch.task_attempt, batch.position, start, page_size
+            )
+            ended.extend(page)
+            if len(page) < page_size:
+                break
+        decided = replace(
+            reference,
+            succeeded=sum(1 for item in ended if item.ok),
+            failed=sum(1 for item in ended if not item.ok),
+            ended=frozenset(item.index for item in ended),
+        )
+        return decided, ended
+
+    def _batch_end(
+        self,
+        name: str,
+        entry: Checkpoint,
+        first_success: bool,
+        known: list[BatchItemResult] | None = None,
+    ) -> Any:
+        """The batch's outcome from its end entry: by reference, or (old logs) by copy."""
+        assert entry.value is not None
+        value = self._codec.decode(entry.value)
+        reference = BatchReference.from_value(value)
+        if reference is None:
+            return recorded_outcome(entry.name, value, first_success, entry.kind)
+        environment = self._environment
+
+        def pages(start: int, limit: int) -> list[BatchItemResult]:
+            return environment.batch_results(
+                reference.run_id, reference.task_attempt, reference.position, start, limit
+            )
+
+        results = BatchResults(reference, pages, self._codec.decode, known=known)
+        return referenced_outcome(name, results, first_success, entry.kind)
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -984,7 +1012,6 @@ class Context:
         event = self._next_unconsumed_event(inbox_name)
         if event is not None:
             outcome = self._codec.decode(event.data)
-            self._consume(inbox_name)
             if isinstance(outcome, dict) and "error" in outcome:
                 message = dumps(outcome["error"])
                 self._record(
@@ -992,10 +1019,19 @@ class Context:
                     position,
                     name,
                     error=ErrorInfo(type="CallbackFailedError", message=message),
+                    inbox_id=event.inbox_id,
                 )
+                self._inbox_ledger().consume(event)
                 raise CallbackFailedError(name, message)
             data = outcome.get("data") if isinstance(outcome, dict) else None
-            self._record(CheckpointKind.CALLBACK_COMPLETED, position, name, value=dumps(data))
+            self._record(
+                CheckpointKind.CALLBACK_COMPLETED,
+                position,
+                name,
+                value=dumps(data),
+                inbox_id=event.inbox_id,
+            )
+            self._inbox_ledger().consume(event)
             return data
         if expires_at is not None and self._clock.now() >= expires_at:
             self._record(CheckpointKind.CALLBACK_TIMED_OUT, position, name)

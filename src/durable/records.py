@@ -59,7 +59,9 @@ class CheckpointKind(StrEnum):
     CALLBACK_FAILED = "callback_failed"  # error is what the outside system reported
     CALLBACK_TIMED_OUT = "callback_timed_out"
     BATCH_STARTED = "batch_started"  # ctx.map / ctx.parallel started its children
-    BATCH_COMPLETED = "batch_completed"  # value is every child's outcome, in input order
+    # The batch's end: value refers to its per-child result items (`durable.batch_results`);
+    # logs written before hold every child's outcome in the value, in input order.
+    BATCH_COMPLETED = "batch_completed"
     BATCH_FAILED = "batch_failed"  # too many children failed; value as for BATCH_COMPLETED
     ATTEMPT_FAILED = "attempt_failed"  # the task attempt failed; wake_at is the retry time
 
@@ -139,7 +141,10 @@ class Checkpoint:
 
     `seq` (1-based) is the entry's slot in the log and the fence: two invocations can never
     both write the same slot. `op` is the position of the operation in the task's code
-    (the n-th durable call), -1 for attempt-level entries.
+    (the n-th durable call), -1 for attempt-level entries. `inbox_id` names the inbox event
+    an entry consumed (EVENT_RECEIVED, CALLBACK_COMPLETED, CALLBACK_FAILED): that event is
+    never delivered again, and its inbox item is deleted once the entry is written. Entries
+    written before ids were recorded have none (see `durable.inbox`).
     """
 
     seq: int
@@ -152,6 +157,7 @@ class Checkpoint:
     value: str | None = None
     error: ErrorInfo | None = None
     wake_at: datetime | None = None
+    inbox_id: str | None = None
 
     @property
     def operation_kind(self) -> str:

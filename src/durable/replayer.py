@@ -237,8 +237,12 @@ class _ReadOnlyEnvironment:
     def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
         return None  # as recorded: a started batch is still running
 
-    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
-        return []
+    def batch_results(
+        self, run_id: str, task_attempt: int, position: int, start: int, limit: int
+    ) -> list[BatchItemResult]:
+        # A batch's end holds a reference to its children's results, which a history does
+        # not carry: the replay ends where the code first looks at them.
+        raise _EndOfHistory(_fresh(CheckpointKind.BATCH_COMPLETED, "batch results"))
 
     def cancel_runs(self, run_ids: list[str]) -> None:
         raise _EndOfHistory(_fresh(CheckpointKind.BATCH_COMPLETED, "cancel"))

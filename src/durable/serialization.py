@@ -14,6 +14,7 @@ give that same form both times, never the raw value the first time.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -34,12 +35,20 @@ def dumps(value: Any) -> str:
     except (TypeError, ValueError):
         pass
     try:
-        plain = to_jsonable_python(value)
+        plain = to_jsonable_python(value, fallback=as_json_list)
         return json.dumps(plain, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except Exception as exc:
         raise SerializationError(
             f"value of type {type(value).__name__} is not JSON-serializable: {exc}"
         ) from exc
+
+
+def as_json_list(value: Any) -> list[Any]:
+    """A sequence JSON does not know (what `ctx.map` returns, say) as a list; TypeError for
+    anything else."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 # Values from callers may nest arrays and objects this deep: deeper ones could be stored,

@@ -55,6 +55,7 @@ _STORE_OPERATIONS = {
     "load_history",
     "put_inbox",
     "list_inbox",
+    "delete_inbox",
     "claim_event_id",
     "list_runs",
     "due_runs",

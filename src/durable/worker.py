@@ -66,6 +66,7 @@ from durable.errors import (
     UnknownTaskError,
 )
 from durable.ids import new_owner_id
+from durable.inbox import consumed_inbox_ids
 from durable.logs import library_logger
 from durable.queues.base import WakeQueue
 from durable.records import (
@@ -191,11 +192,25 @@ class _RunEnvironment:
         self._inbox: list[InboxEvent] | None = None
         self.appended = 0
         self.logged = 0  # checkpoints in the log when the invocation loaded it
+        # Inbox events the log has consumed: as loaded, then as this invocation appends.
+        self.consumed: set[str] = set()
 
     @_interrupting
     def append(self, checkpoint: Checkpoint) -> None:
         self._store.append_checkpoint(self._run_id, checkpoint)
         self.appended += 1
+        if checkpoint.inbox_id is not None:
+            self.consumed.add(checkpoint.inbox_id)
+
+    def consumed_in_inbox(self, run_ended: bool) -> list[str]:
+        """The events of the inbox that the log has consumed (by this invocation, or by one
+        that died before deleting them): to delete. The inbox as this invocation read it;
+        read now if it did not and the run has ended having consumed events, so that a
+        run never ends with a consumed event left behind by a crash."""
+        if self._inbox is None and not (run_ended and self.consumed):
+            return []
+        inbox = self._inbox if self._inbox is not None else self._store.list_inbox(self._run_id)
+        return [event.inbox_id for event in inbox if event.inbox_id in self.consumed]
 
     @_interrupting
     def cancelled(self) -> bool:
@@ -236,8 +251,12 @@ class _RunEnvironment:
         return self._store.get_batch(run_id, task_attempt, position)
 
     @_interrupting
-    def batch_results(self, run_id: str, task_attempt: int, position: int) -> list[BatchItemResult]:
-        return self._store.list_batch_results(run_id, task_attempt, position)
+    def batch_results(
+        self, run_id: str, task_attempt: int, position: int, start: int, limit: int
+    ) -> list[BatchItemResult]:
+        return self._store.list_batch_results(
+            run_id, task_attempt, position, start=start, limit=limit
+        )
 
     @_interrupting
     def cancel_runs(self, run_ids: list[str]) -> None:
@@ -419,6 +438,7 @@ class Worker:
             self.client,
         )
         environment.logged = len(history)
+        environment.consumed = consumed_inbox_ids(history)
         if run.crash_streak > 1 and len(history) > run.checkpoints:
             # The invocations that died made progress: only dead ones with none count.
             run = self.store.update_run(
@@ -482,6 +502,11 @@ class Worker:
         }
         if isinstance(outcome, Abandoned):
             return Handled.ABANDONED
+        ends = isinstance(outcome, Completed | Failed)
+        if ends:
+            # Before the end is written: an invocation that dies here is run again, and
+            # prunes again, so no run ends with a consumed event left in its inbox.
+            self._prune_inbox(run.run_id, environment, ended=True)
         try:
             if isinstance(outcome, Completed | Failed):
                 status = outcome.status if isinstance(outcome, Failed) else RunStatus.COMPLETED
@@ -540,7 +565,25 @@ class Worker:
                 self._recheck_wait(run.run_id, outcome.waiting_for, environment)
         else:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
+        if not ends:
+            self._prune_inbox(run.run_id, environment, ended=False)
         return Handled.EXECUTED
+
+    def _prune_inbox(self, run_id: str, environment: _RunEnvironment, ended: bool) -> None:
+        """Delete the inbox events the log has consumed (see `durable.inbox`).
+
+        Best effort, after the run is persisted (before, when it ends): an event left
+        behind is already marked consumed by the log, so it is never delivered again; the
+        next invocation that reads the inbox deletes it, or the one that ends the run.
+        """
+        try:
+            consumed = environment.consumed_in_inbox(run_ended=ended)
+            if consumed:
+                self.store.delete_inbox(run_id, consumed)
+        except InfrastructureError as exc:
+            library_logger().warning(
+                "consumed inbox events not deleted", run_id=run_id, error=str(exc)
+            )
 
     def _send_timer(self, run_id: str, wake_at: datetime, token: str | None) -> None:
         delay = max(wake_at - self.clock.now(), timedelta(0))
@@ -566,7 +609,9 @@ class Worker:
         Waits are told apart by prefix: `batch:ATTEMPT:POSITION`, `child:RUN_ID`,
         `callback:TOKEN_HASH`, `code-version:V` (nothing to look at); an event name never
         holds a colon (see `durable.names`). For an inbox wait, `seen` is the inbox the attempt
-        read: an event that arrived since counts; without it, any event of that name does.
+        read: an event that arrived since counts; without it, any event of that name does
+        (one consumed by a run that died before deleting it too: the run then runs, finds
+        it consumed and waits again, and deletes it).
         """
         kind, _, detail = waiting_for.partition(":")
         if not detail:
@@ -582,7 +627,9 @@ class Worker:
             name = waiting_for
         else:
             return False
-        arrived = sum(1 for event in self.store.list_inbox(run_id) if event.name == name)
-        if seen is None:
-            return arrived > 0
-        return arrived > sum(1 for event in seen if event.name == name)
+        # By id, not by count: the inbox loses the events the invocation consumed.
+        known = {event.inbox_id for event in seen or []}
+        return any(
+            event.name == name and event.inbox_id not in known
+            for event in self.store.list_inbox(run_id)
+        )

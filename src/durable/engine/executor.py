@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import traceback
+from collections.abc import Sequence
 from datetime import datetime
 
 from durable.clock import Clock
@@ -20,7 +21,7 @@ from durable.engine.replay import HistoryView
 from durable.engine.retry import is_non_retryable
 from durable.errors import NonDeterminismError, RunCancelled, WaitTimeout
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
-from durable.serialization import dumps, is_plain_annotation, type_adapter
+from durable.serialization import as_json_list, dumps, is_plain_annotation, type_adapter
 from durable.task import TaskDefinition, current_context
 from durable.values import ValueCodec
 
@@ -117,8 +118,10 @@ def _result_json(definition: TaskDefinition, result: object) -> str:
     annotation = definition.result_annotation
     if is_plain_annotation(annotation):
         return dumps(result)
+    if isinstance(result, Sequence) and not isinstance(result, str | bytes | list | tuple):
+        result = as_json_list(result)  # what ctx.map returns, as the list it stands for
     adapter = type_adapter(annotation)
-    return dumps(adapter.dump_python(result, mode="json"))
+    return dumps(adapter.dump_python(result, mode="json", fallback=as_json_list))
 
 
 def _diverged(error: NonDeterminismError) -> Failed:

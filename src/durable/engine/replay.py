@@ -48,6 +48,7 @@ class HistoryView:
         "_by_position",
         "attempt",
         "attempt_failures",
+        "consumed_inbox_ids",
         "furthest",
         "horizon",
         "next_seq",
@@ -59,6 +60,10 @@ class HistoryView:
         self.attempt_failures = [cp for cp in history if cp.kind is CheckpointKind.ATTEMPT_FAILED]
         self.attempt = 1 + len(self.attempt_failures)
         self.next_seq = (history[-1].seq + 1) if history else 1
+        # Every inbox event any entry consumed, whatever attempt wrote it (durable.inbox).
+        self.consumed_inbox_ids = frozenset(
+            cp.inbox_id for cp in history if cp.inbox_id is not None
+        )
         by_position: defaultdict[int, list[Checkpoint]] = defaultdict(list)
         for cp in history:
             if cp.op >= 0:

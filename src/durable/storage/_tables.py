@@ -215,10 +215,11 @@ class CheckpointItem(Model):
     error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
     # Not `wake_at`: a checkpoint must never look like a run to the due index.
     cp_wake_at = UTCDateTimeAttribute(null=True)
+    inbox_id = UnicodeAttribute(null=True)  # the inbox event the entry consumed, if any
 
 
 class InboxItem(Model):
-    """An event delivered to a run and not yet consumed."""
+    """An event delivered to a run, deleted once a log entry has consumed it."""
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
@@ -304,6 +305,10 @@ def batch_sk(task_attempt: int, position: int) -> str:
 
 def batch_result_sk(task_attempt: int, position: int, index: int) -> str:
     return f"{batch_sk(task_attempt, position)}#R#{index:08d}"
+
+
+# Above any child index a batch can have (`batch_result_sk` pads indexes to 8 digits).
+LAST_BATCH_INDEX = 99_999_999
 
 
 def callback_pk(token_hash: str) -> str:

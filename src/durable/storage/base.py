@@ -20,7 +20,10 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of the
   previous page). A finished run carries a `wake_at` only while the follow-ups of its end
   are pending (see `durable.endings`), so it is listed until they are done.
-- Inbox events are kept in arrival order; `put_inbox` never overwrites.
+- Inbox events are kept in arrival order; `put_inbox` never overwrites. `delete_inbox`
+  deletes the named events of a run (the ones its log has consumed); an id that is not
+  there is skipped. Not atomic across ids: a delete cut short leaves some, and deleting
+  them again finishes (the log, not the inbox, says what was consumed).
 - `claim_event_id(run_id, event_id, inbox_id)` records that the event sent to the run with
   `event_id` has `inbox_id`, unless one was recorded before, and returns the inbox id on
   record: a retried send reuses it, so the event is stored once. One conditional write;
@@ -42,7 +45,9 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   `create_batch` stores one unless it exists (then returns the stored one);
   `record_batch_result` stores a child's outcome and moves the counters in one atomic
   write, once per child (a repeat changes nothing and returns `recorded=False`);
-  `list_batch_results` returns the outcomes in index order. `delete_run` deletes them.
+  `list_batch_results` returns the outcomes in index order, those from index `start` on,
+  at most `limit` of them (all when None): a page, whose next one starts one past its last
+  index. `delete_run` deletes them.
 - Adapters translate their backend's errors: nothing but `durable.errors` escapes. A
   failure of the backend itself (throttling, 5xx, a timeout, a transaction conflict left
   after the adapter's retries) is an `InfrastructureError`, never a `ConflictError`:
@@ -104,6 +109,8 @@ class RunStore(Protocol):
 
     def list_inbox(self, run_id: str) -> list[InboxEvent]: ...
 
+    def delete_inbox(self, run_id: str, inbox_ids: Collection[str]) -> None: ...
+
     def claim_event_id(self, run_id: str, event_id: str, inbox_id: str) -> str: ...
 
     def list_runs(
@@ -140,7 +147,13 @@ class RunStore(Protocol):
     ) -> tuple[BatchRecord, bool]: ...
 
     def list_batch_results(
-        self, run_id: str, task_attempt: int, position: int
+        self,
+        run_id: str,
+        task_attempt: int,
+        position: int,
+        *,
+        start: int = 0,
+        limit: int | None = None,
     ) -> list[BatchItemResult]: ...
 
 

@@ -313,6 +313,7 @@ class DynamoDBRunStore:
             value=checkpoint.value,
             error=_error_map(checkpoint.error),
             cp_wake_at=checkpoint.wake_at,
+            inbox_id=checkpoint.inbox_id,
         )
         self._save_new(
             item,
@@ -388,6 +389,12 @@ class DynamoDBRunStore:
                 page_size=self._page_size,
             )
             return [_inbox_event(item) for item in items]
+
+    def delete_inbox(self, run_id: str, inbox_ids: Collection[str]) -> None:
+        """Batch deletes (25 keys a request); a key that is gone already costs nothing more."""
+        pk = _tables.run_pk(run_id)
+        with _translated("delete_inbox"):
+            self._batch_delete((pk, _tables.inbox_sk(inbox_id)) for inbox_id in sorted(inbox_ids))
 
     # -- listings -----------------------------------------------------------------------
 
@@ -663,16 +670,26 @@ class DynamoDBRunStore:
         return batch, True
 
     def list_batch_results(
-        self, run_id: str, task_attempt: int, position: int
+        self,
+        run_id: str,
+        task_attempt: int,
+        position: int,
+        *,
+        start: int = 0,
+        limit: int | None = None,
     ) -> list[BatchItemResult]:
+        """One Query from index `start` (the sort key holds the index), `limit` items."""
         m = self._models.batch_result
-        prefix = _tables.batch_sk(task_attempt, position) + "#R#"
+        first = _tables.batch_result_sk(task_attempt, position, max(start, 0))
+        last = _tables.batch_result_sk(task_attempt, position, _tables.LAST_BATCH_INDEX)
+        page_size = self._page_size if limit is None else min(limit, self._page_size or limit)
         with _translated("list_batch_results"):
             items = m.query(
                 _tables.run_pk(run_id),
-                m.sk.startswith(prefix),
+                m.sk.between(first, last),
                 consistent_read=True,
-                page_size=self._page_size,
+                limit=limit,
+                page_size=page_size,
             )
             return [
                 BatchItemResult(
@@ -905,6 +922,7 @@ def _checkpoint(item: CheckpointItem) -> Checkpoint:
         value=item.value,
         error=_error_info(item.error),
         wake_at=item.cp_wake_at,
+        inbox_id=item.inbox_id,
     )
 
 

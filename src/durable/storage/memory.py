@@ -148,6 +148,15 @@ class MemoryRunStore:
     def list_inbox(self, run_id: str) -> list[InboxEvent]:
         return sorted(self._inbox.get(run_id, []), key=lambda event: event.inbox_id)
 
+    def delete_inbox(self, run_id: str, inbox_ids: Collection[str]) -> None:
+        with self._lock:
+            doomed = set(inbox_ids)
+            inbox = self._inbox.get(run_id, [])
+            kept = [event for event in inbox if event.inbox_id not in doomed]
+            if len(kept) != len(inbox):
+                self._inbox[run_id] = kept
+            self.writes += -(-len(doomed) // 25)  # as DynamoDB's batch writes: 25 a request
+
     def list_runs(
         self,
         *,
@@ -282,7 +291,14 @@ class MemoryRunStore:
             return batch, True
 
     def list_batch_results(
-        self, run_id: str, task_attempt: int, position: int
+        self,
+        run_id: str,
+        task_attempt: int,
+        position: int,
+        *,
+        start: int = 0,
+        limit: int | None = None,
     ) -> list[BatchItemResult]:
         results = self._batch_results.get((run_id, task_attempt, position), {})
-        return [results[index] for index in sorted(results)]
+        indexes = sorted(index for index in results if index >= start)
+        return [results[index] for index in indexes[:limit]]
