@@ -15,7 +15,9 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
 - `update_run` applies `changes` (field name -> new value, names of `RunRecord` fields)
   only if every given condition holds (`expect_owner`: the lease owner equals it;
   `expect_status`: the status is one of them; `expect_waiting_for`: the run waits for
-  exactly that); otherwise `ConflictError`.
+  exactly that; `expect_wake_by`: the run has a `wake_at`, at or before it;
+  `expect_lease_until`: the run has a lease expiring at or after it); otherwise
+  `ConflictError`.
 - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
   `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of the
   previous page). A finished run carries a `wake_at` only while the follow-ups of its end
@@ -94,6 +96,8 @@ class RunStore(Protocol):
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
         expect_waiting_for: str | None = None,
+        expect_wake_by: datetime | None = None,
+        expect_lease_until: datetime | None = None,
     ) -> RunRecord: ...
 
     def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...

@@ -20,30 +20,33 @@ arbitrates between racing invocations:
   to runs it has leased.
 - `acquire_lease` and `update_run` are one conditional `UpdateItem` returning the new item;
   only when the condition fails is the run read again, to tell "no such run" from "conflict".
-- `update_run` keeps the index keys in step: `status` feeds the status index,
-  `wake_shard` is present exactly while `wake_at` is set, and `expire_shard` exactly
-  while `expires_at` is set (see `_tables`).
+- The index hash keys of a run (sharded, see `_tables`) are written when it is created;
+  `update_run` writes `status_pk` with the status and nothing else of the keys, so an
+  update changes only the indexes whose attributes it changes.
 - `delete_run` reads the run (a Query: the sweeper may only query and delete), deletes its
   log and inbox with PynamoDB's batch writer (25 keys a request, unprocessed keys resent), then
   its idempotency claim (conditional on naming this run), and the run item last, so a
   purge cut short leaves the run in the expiry index and the next sweep finishes it. One
   more pass then catches an event put meanwhile (see `put_inbox`).
-- Listings read the global secondary indexes, which are eventually consistent in AWS:
-  a run created a moment ago may be missing from `list_runs`/`due_runs` for a moment.
+- Listings (`list_runs`, `due_runs`, `expired_runs`) query every shard of an index,
+  merge them (`durable.storage._shards`), then read the runs of the page with one
+  consistent `BatchGetItem`, keeping the index's order; a run deleted meanwhile, or no
+  longer matching (another status, no longer due), is left out. The indexes are eventually
+  consistent in AWS: a run created a moment ago may be missing for a moment.
   `get_run`, `load_history` and `list_inbox` read strongly consistent.
+- The shard count is the table's (its config item, read once per store; `DEFAULT_SHARDS`
+  without one). A table of the first layout lacks the indexes: a listing raises
+  `TableLayoutError`, which says to run `durable migrate`.
 
 Nothing but `durable.errors` escapes: PynamoDB and botocore errors are translated here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import threading
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -54,7 +57,6 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
-from pynamodb.pagination import ResultIterator
 from pynamodb.transactions import TransactWrite
 
 from durable.aws import endpoint_url, region_name
@@ -66,6 +68,7 @@ from durable.errors import (
     InfrastructureError,
     InputError,
     RunNotFoundError,
+    TableLayoutError,
 )
 from durable.records import (
     TERMINAL_STATUSES,
@@ -80,7 +83,8 @@ from durable.records import (
 )
 from durable.serialization import loads
 from durable.settings import Settings
-from durable.storage import _tables
+from durable.storage import _shards, _tables
+from durable.storage._shards import ListingCursor, ShardMerge, per_shard_page, sorted_within_ties
 from durable.storage._tables import (
     CheckpointItem,
     ErrorMap,
@@ -93,8 +97,14 @@ from durable.storage.base import RunPage, token_key
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _LIVE_STATUSES = sorted(str(status) for status in RunStatus if status not in TERMINAL_STATUSES)
-_TERMINAL = sorted(str(status) for status in TERMINAL_STATUSES)
 # Fields `update_run` may change: every RunRecord field but the key.
+_INDEXES = (
+    _tables.TASK_INDEX,
+    _tables.STATUS_INDEX,
+    _tables.ALL_RUNS_INDEX,
+    _tables.DUE_INDEX,
+    _tables.EXPIRY_INDEX,
+)
 _UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id"}
 # A transaction cancelled only because it raced another transaction may simply be retried
 # (botocore retries throttling and 5xx, not TransactionConflict): this many tries in all,
@@ -121,6 +131,7 @@ class DynamoDBRunStore:
         self._models: TableModels = make_models(table_name, region, endpoint_url)
         self._page_size = page_size
         self._lock = threading.Lock()
+        self._index_shards: int | None = None
         self.writes = 0  # successful write requests, counted for tests and benchmarks
 
     @classmethod
@@ -134,6 +145,35 @@ class DynamoDBRunStore:
     @property
     def table_name(self) -> str:
         return self._models.table_name
+
+    @property
+    def index_shards(self) -> int:
+        """How many shards each index key has: the table's config item says, read once."""
+        if self._index_shards is None:
+            config_model = self._models.config
+            with _translated("read the table's config"):
+                try:
+                    config = config_model.get(
+                        _tables.CONFIG_PK, _tables.CONFIG_SK, consistent_read=True
+                    )
+                except config_model.DoesNotExist:
+                    config = None
+            if config is None:
+                shards = _tables.DEFAULT_SHARDS
+            elif int(config.layout) != _tables.LAYOUT_VERSION:
+                raise TableLayoutError(
+                    self.table_name,
+                    f"layout {int(config.layout)}, this version of durable reads "
+                    f"{_tables.LAYOUT_VERSION}",
+                )
+            else:
+                shards = int(config.index_shards)
+            self._index_shards = shards
+        return self._index_shards
+
+    def shard_of(self, run_id: str) -> int:
+        """The index shard of a run in this table."""
+        return _shards.shard_of(run_id, self.index_shards)
 
     def _wrote(self) -> None:
         with self._lock:
@@ -211,8 +251,10 @@ class DynamoDBRunStore:
             m.status.set(str(RunStatus.RUNNING)),
             m.lease_owner.set(owner),
             m.lease_expires.set(expires),
+            # The due index keeps the lease's first expiry: heartbeats renew the lease
+            # without touching it, and the sweeper moves it on (`durable.sweeper`).
             m.wake_at.set(expires),
-            m.wake_shard.set(_tables.WAKE_SHARD),
+            m.status_pk.set(_tables.status_pk(RunStatus.RUNNING, self.shard_of(run_id))),
             m.updated_at.set(now),
             m.started_at.set(m.started_at | now),  # if_not_exists: the first start stays
             m.crash_streak.add(1),  # the worker's persist sets it back to 0
@@ -227,6 +269,8 @@ class DynamoDBRunStore:
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
         expect_waiting_for: str | None = None,
+        expect_wake_by: datetime | None = None,
+        expect_lease_until: datetime | None = None,
     ) -> RunRecord:
         unknown = set(changes) - _UPDATABLE
         if unknown:
@@ -243,7 +287,14 @@ class DynamoDBRunStore:
             condition &= m.status.is_in(*sorted(str(status) for status in expect_status))
         if expect_waiting_for is not None:
             condition &= m.waiting_for == expect_waiting_for
-        actions = _update_actions(m, changes) or [m.run_id.set(run_id)]
+        if expect_wake_by is not None:
+            condition &= m.wake_at <= expect_wake_by
+        if expect_lease_until is not None:
+            condition &= m.lease_expires >= expect_lease_until
+        status_key = None
+        if changes.get("status") is not None:
+            status_key = _tables.status_pk(str(RunStatus(changes["status"])), self.shard_of(run_id))
+        actions = _update_actions(m, changes, status_key) or [m.run_id.set(run_id)]
         return self._conditional_update(run_id, actions, condition, "did not match")
 
     def _conditional_update(
@@ -288,12 +339,15 @@ class DynamoDBRunStore:
             value = _attribute_value(name, getattr(run, name))
             if value is not None:
                 setattr(item, name, value)
+        # Every index hash key, from the start: the sparse indexes (due, expiry) take the
+        # run in or out through their range keys alone.
+        shard = self.shard_of(run.run_id)
         item.created_key = run.run_id
-        item.list_pk = _tables.LIST_PK
-        if run.wake_at is not None:
-            item.wake_shard = _tables.WAKE_SHARD
-        if run.expires_at is not None:
-            item.expire_shard = _tables.EXPIRE_SHARD
+        item.all_pk = _tables.all_runs_pk(shard)
+        item.task_pk = _tables.task_pk(run.task_id, shard)
+        item.status_pk = _tables.status_pk(str(RunStatus(run.status)), shard)
+        item.due_pk = _tables.due_pk(shard)
+        item.expiry_pk = _tables.expiry_pk(shard)
         return item
 
     # -- the log ------------------------------------------------------------------------
@@ -402,73 +456,141 @@ class DynamoDBRunStore:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         m = self._models.run
-        start = _decode_cursor(cursor)
-        # One more than asked for, to learn whether another page exists.
-        page_size = limit + 1
-        with _translated("list_runs", caller_input=True):
+        shards = self.index_shards
+        listing = {"task": task_id, "status": str(status) if status else None, "shards": shards}
+        position = ListingCursor.decode(cursor, listing, shards) if cursor else None
+        per_shard = per_shard_page(limit, shards, self._page_size)
+        newer_than_start = m.created_key < position.after if position else None
+
+        def shard_query(shard: int) -> Iterator[RunItem]:
+            if status is not None:
+                # by-status projects task_id, so the task filter needs no second index.
+                return m.status_index.query(
+                    _tables.status_pk(str(status), shard),
+                    newer_than_start,
+                    filter_condition=(m.task_id == task_id) if task_id is not None else None,
+                    scan_index_forward=False,
+                    page_size=per_shard,
+                )
             if task_id is not None:
-                items = m.task_index.query(
-                    task_id,
-                    filter_condition=(m.status == str(status)) if status is not None else None,
+                return m.task_index.query(
+                    _tables.task_pk(task_id, shard),
+                    newer_than_start,
                     scan_index_forward=False,
-                    last_evaluated_key=start,
-                    page_size=page_size,
+                    page_size=per_shard,
                 )
-            elif status is not None:
-                items = m.status_index.query(
-                    str(status),
-                    scan_index_forward=False,
-                    last_evaluated_key=start,
-                    page_size=page_size,
-                )
-            else:
-                items = m.all_runs_index.query(
-                    _tables.LIST_PK,
-                    scan_index_forward=False,
-                    last_evaluated_key=start,
-                    page_size=page_size,
-                )
-            runs, next_key = _take(items, limit)
-        return RunPage(runs=runs, next_cursor=_encode_cursor(next_key))
+            return m.all_runs_index.query(
+                _tables.all_runs_pk(shard),
+                newer_than_start,
+                scan_index_forward=False,
+                page_size=per_shard,
+            )
+
+        done = position.done if position else frozenset()
+        # A filter too long for a key is the caller's fault (caller_input).
+        with _translated("list_runs", caller_input=True), _index_of_this_layout(self.table_name):
+            merge = ShardMerge(
+                {shard: shard_query(shard) for shard in range(shards) if shard not in done},
+                lambda item: item.created_key,
+                descending=True,
+            )
+            runs: list[RunRecord] = []
+            last: str | None = None
+            while len(runs) < limit and merge.more:
+                keys = [str(item.created_key) for item in merge.take(limit - len(runs))]
+                last = keys[-1]
+                for run in self._runs_in_order(keys):
+                    # The item is newer than the index: keep only what still matches.
+                    if (task_id is None or run.task_id == task_id) and (
+                        status is None or run.status is status
+                    ):
+                        runs.append(run)
+        if not merge.more or last is None:
+            return RunPage(runs=runs, next_cursor=None)
+        next_position = ListingCursor(after=last, done=done | frozenset(merge.exhausted))
+        return RunPage(runs=runs, next_cursor=next_position.encode(listing))
 
     def due_runs(
         self, before: datetime, limit: int = 100, after: RunRecord | None = None
     ) -> list[RunRecord]:
         m = self._models.run
-        start = None
-        if after is not None and after.wake_at is not None:
-            start = {
-                "pk": {"S": _tables.run_pk(after.run_id)},
-                "sk": {"S": _tables.RUN_SK},
-                "wake_shard": {"S": _tables.WAKE_SHARD},
-                "wake_at": {"S": m.wake_at.serialize(after.wake_at)},  # type: ignore[no-untyped-call]
-            }
-        with _translated("due_runs"):
+        start = (after.wake_at, after.run_id) if after is not None and after.wake_at else None
+        per_shard = per_shard_page(limit, self.index_shards, self._page_size)
+
+        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
+            due = m.wake_at <= before if start is None else m.wake_at.between(start[0], before)
             items = m.due_index.query(
-                _tables.WAKE_SHARD,
-                m.wake_at <= before,
-                last_evaluated_key=start,
-                scan_index_forward=True,
-                limit=limit,
-                page_size=min(limit, self._page_size or limit),
+                _tables.due_pk(shard), due, scan_index_forward=True, page_size=per_shard
             )
-            return [_run_record(item) for item in items]
+            entries = ((item.wake_at, _run_id_of(item.pk)) for item in items)
+            # Those at `after`'s own instant were on earlier pages up to `after` itself.
+            return (
+                entry
+                for entry in sorted_within_ties(entries, lambda e: e[0], lambda e: e[1])
+                if start is None or entry > start
+            )
+
+        def still_due(run: RunRecord) -> bool:
+            return run.wake_at is not None and run.wake_at <= before
+
+        with _translated("due_runs"), _index_of_this_layout(self.table_name):
+            return self._merged_runs(shard_query, limit, still_due)
 
     # -- retention ----------------------------------------------------------------------
 
     def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
         m = self._models.run
-        with _translated("expired_runs"):
+        per_shard = per_shard_page(limit, self.index_shards, self._page_size)
+
+        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
             items = m.expiry_index.query(
-                _tables.EXPIRE_SHARD,
+                _tables.expiry_pk(shard),
                 m.expires_at <= before,
-                # Only finished runs are ever given an expiry; the filter makes sure of it.
-                filter_condition=m.status.is_in(*_TERMINAL),
                 scan_index_forward=True,
-                limit=limit,
-                page_size=min(limit, self._page_size or limit),
+                page_size=per_shard,
             )
-            return [_run_record(item) for item in items]
+            return ((item.expires_at, _run_id_of(item.pk)) for item in items)
+
+        def expired(run: RunRecord) -> bool:
+            # Only finished runs are ever given an expiry; this makes sure of it.
+            return (
+                run.status.is_terminal and run.expires_at is not None and run.expires_at <= before
+            )
+
+        with _translated("expired_runs"), _index_of_this_layout(self.table_name):
+            return self._merged_runs(shard_query, limit, expired)
+
+    def _merged_runs(
+        self,
+        shard_query: Callable[[int], Iterator[tuple[datetime, str]]],
+        limit: int,
+        keep: Callable[[RunRecord], bool],
+    ) -> list[RunRecord]:
+        """Up to `limit` runs from the (instant, run id) entries of every shard, oldest first,
+        read from the table; those `keep` refuses (changed since the index was read) are
+        left out, and the merge read further for as many others."""
+        merge = ShardMerge(
+            {shard: shard_query(shard) for shard in range(self.index_shards)}, lambda e: e
+        )
+        runs: list[RunRecord] = []
+        while len(runs) < limit and merge.more:
+            run_ids = [run_id for _at, run_id in merge.take(limit - len(runs))]
+            runs.extend(run for run in self._runs_in_order(run_ids) if keep(run))
+        return runs
+
+    def _runs_in_order(self, run_ids: list[str]) -> list[RunRecord]:
+        """The runs `run_ids` name, read consistently in one `BatchGetItem` (PynamoDB sends
+        100 keys a request and resends what DynamoDB leaves unprocessed), in that order;
+        a run deleted since is left out."""
+        m = self._models.run
+        found = {
+            str(item.run_id): _run_record(item)
+            for item in m.batch_get(
+                [(_tables.run_pk(run_id), _tables.RUN_SK) for run_id in run_ids],
+                consistent_read=True,
+            )
+        }
+        return [found[run_id] for run_id in run_ids if run_id in found]
 
     def delete_run(self, run_id: str) -> int:
         pk = _tables.run_pk(run_id)
@@ -710,11 +832,14 @@ class DynamoDBRunStore:
         return deleted
 
     def clear(self) -> int:
-        """Delete every item of the table; how many (tests that share one table)."""
+        """Delete every item of the table but its config; how many (tests that share one
+        table: the table keeps its shard count)."""
         m = self._models.checkpoint
         with _translated("clear"):
             items = m.scan(attributes_to_get=["pk", "sk"])
-            return self._batch_delete((item.pk, item.sk) for item in items)
+            return self._batch_delete(
+                (item.pk, item.sk) for item in items if item.pk != _tables.CONFIG_PK
+            )
 
     def _delete_claim(self, task_id: str, key: str, run_id: str) -> int:
         """Delete the claim on (task_id, key) if it still names `run_id`; 1 if it did."""
@@ -773,36 +898,23 @@ def _cancellation_codes(exc: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in exc.cancellation_reasons or []]
 
 
-def _take(items: ResultIterator[RunItem], limit: int) -> tuple[list[RunRecord], Any]:
-    """Up to `limit` runs and, when more follow, the key to resume after the last one."""
-    runs: list[RunRecord] = []
-    for item in items:
-        runs.append(_run_record(item))
-        if len(runs) == limit:
-            resume_at = items.last_evaluated_key
-            more = next(items, None) is not None
-            return runs, resume_at if more else None
-    return runs, None
+def _run_id_of(pk: str) -> str:
+    """The run id in a run item's key (an index that projects only keys has no `run_id`)."""
+    return pk.removeprefix("RUN#")
 
 
-def _encode_cursor(key: dict[str, Any] | None) -> str | None:
-    if not key:
-        return None
-    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
-        return None
+@contextmanager
+def _index_of_this_layout(table_name: str) -> Iterator[None]:
+    """Turn DynamoDB's answer to a query on an index the table lacks (a table of the first
+    layout) into `TableLayoutError`, which says what to do."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"invalid cursor {cursor[:40]!r}") from exc
-    if not isinstance(key, dict):
-        raise InputError(f"invalid cursor {cursor[:40]!r}")
-    return key
+        yield
+    except (PynamoDBException, ClientError) as exc:
+        message = str(getattr(exc, "cause", None) or exc)
+        names_an_index = any(name in message for name in _INDEXES)
+        if _response_code(exc) == "ValidationException" and names_an_index:
+            raise TableLayoutError(table_name, "an index of this version is missing") from exc
+        raise
 
 
 def _attribute_value(name: str, value: Any) -> Any:
@@ -818,24 +930,21 @@ def _attribute_value(name: str, value: Any) -> Any:
     return value
 
 
-def _update_actions(m: type[RunItem], changes: Mapping[str, Any]) -> list[Action]:
+def _update_actions(
+    m: type[RunItem], changes: Mapping[str, Any], status_key: str | None
+) -> list[Action]:
+    """The update's actions: each change, and the status index's key with a new status.
+
+    No other index key is written: the hash keys never change, and the sparse indexes
+    (due, expiry) follow `wake_at` and `expires_at` themselves, their range keys.
+    """
     actions: list[Action] = []
     for name, value in changes.items():
         attribute = getattr(m, name)
         stored = _attribute_value(name, value)
         actions.append(attribute.remove() if stored is None else attribute.set(stored))
-    if "wake_at" in changes:
-        # The due index holds the runs that have a wake_at: its hash key follows it.
-        if changes["wake_at"] is None:
-            actions.append(m.wake_shard.remove())
-        else:
-            actions.append(m.wake_shard.set(_tables.WAKE_SHARD))
-    if "expires_at" in changes:
-        # The expiry index holds the runs that have an expiry: its hash key follows it.
-        if changes["expires_at"] is None:
-            actions.append(m.expire_shard.remove())
-        else:
-            actions.append(m.expire_shard.set(_tables.EXPIRE_SHARD))
+    if status_key is not None:
+        actions.append(m.status_pk.set(status_key))
     return actions
 
 

@@ -100,6 +100,8 @@ class MemoryRunStore:
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
         expect_waiting_for: str | None = None,
+        expect_wake_by: datetime | None = None,
+        expect_lease_until: datetime | None = None,
     ) -> RunRecord:
         with self._lock:
             run = self._require(run_id)
@@ -109,6 +111,12 @@ class MemoryRunStore:
                 raise ConflictError(f"run {run_id} is {run.status}")
             if expect_waiting_for is not None and run.waiting_for != expect_waiting_for:
                 raise ConflictError(f"run {run_id} is not waiting for {expect_waiting_for}")
+            if expect_wake_by is not None and (run.wake_at is None or run.wake_at > expect_wake_by):
+                raise ConflictError(f"run {run_id} is not due by {expect_wake_by}")
+            if expect_lease_until is not None and (
+                run.lease_expires is None or run.lease_expires < expect_lease_until
+            ):
+                raise ConflictError(f"run {run_id}: no lease lasts until {expect_lease_until}")
             updated = run.with_changes(**changes)
             self._runs[run_id] = updated
             self.writes += 1
