@@ -75,7 +75,8 @@ def sweep(
     sent = 0
     after = None
     while sent < limit:
-        due = store.due_runs(before, limit=min(page_size, limit - sent), after=after)
+        asked = min(page_size, limit - sent)
+        due = store.due_runs(before, limit=asked, after=after)
         if not due:
             break
         alive = [run for run in due if _lease_is_live(run, before)]
@@ -90,6 +91,8 @@ def sweep(
         for run in alive:
             _follow_lease(store, run)
         after = due[-1]
+        if len(due) < asked:
+            break  # the index has no more: asking again would cost a query per shard
         if budget is not None and clock.now() - started >= budget:
             break
     return sent

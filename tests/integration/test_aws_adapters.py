@@ -75,11 +75,11 @@ def test_ensure_resources_creates_everything_once(settings: Settings, queue_url:
     assert policy["deadLetterTargetArn"].endswith(":it-wakeups-dlq")
     assert int(policy["maxReceiveCount"]) == 5
     assert {index["IndexName"] for index in table["Table"]["GlobalSecondaryIndexes"]} == {
-        "by-task",
-        "by-status",
-        "all-runs",
-        "due",
-        "expiry",
+        "by-task-v2",
+        "by-status-v2",
+        "all-runs-v2",
+        "due-v2",
+        "expiry-v2",
     }
     boto3_client("s3", settings).head_bucket(Bucket=settings.bucket_name)
     assert ensure_resources(settings) == queue_url  # idempotent

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 API_HANDLER = "handlers.api:handler"
 WORKER_HANDLER = "handlers.worker:handler"
 REGION = "us-east-1"
+# Index shards of the table `durable dev` creates: one machine has no partitions to spread
+# the load over, and moto reads every item of the table for each index query (see
+# `durable.local.moto_patches`, patch 3), which a listing or a sweep makes once per shard.
+DEV_INDEX_SHARDS = 4
 
 
 class DevError(Exception):
@@ -323,7 +327,9 @@ class DevStack:
 
         reset_runtime()  # also forgets settings read before the environment was set
         visibility = timedelta(seconds=self.options.visibility_timeout)
-        self.queue_url = ensure_resources(Settings(), visibility_timeout=visibility)
+        self.queue_url = ensure_resources(
+            Settings(), visibility_timeout=visibility, index_shards=DEV_INDEX_SHARDS
+        )
         os.environ["DURABLE_QUEUE_URL"] = self.queue_url
         reset_runtime()
 

@@ -912,7 +912,10 @@ def _index_of_this_layout(table_name: str) -> Iterator[None]:
     except (PynamoDBException, ClientError) as exc:
         message = str(getattr(exc, "cause", None) or exc)
         names_an_index = any(name in message for name in _INDEXES)
-        if _response_code(exc) == "ValidationException" and names_an_index:
+        # AWS answers ValidationException ("The table does not have the specified index"),
+        # moto ResourceNotFoundException ("Invalid index").
+        missing = _response_code(exc) in ("ValidationException", "ResourceNotFoundException")
+        if missing and names_an_index:
             raise TableLayoutError(table_name, "an index of this version is missing") from exc
         raise
 
