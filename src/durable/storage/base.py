@@ -9,7 +9,9 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   same run can never both record an entry at one position. Exactly one write.
 - `load_history` returns every checkpoint in `seq` order (adapters page internally).
 - `acquire_lease` sets status RUNNING, the lease owner and expiry, and `wake_at` to the
-  expiry, and adds 1 to `crash_streak` (the worker sets it back to 0 when it persists),
+  expiry unless the run's `wake_at` is already at or before it (either way the sweeper
+  meets the run by the time the lease expires; keeping it spares the due index a write),
+  and adds 1 to `crash_streak` (the worker sets it back to 0 when it persists),
   only if the run is not terminal and its lease is free or expired at `now`;
   otherwise `ConflictError`. It returns the run as stored after the write.
 - `update_run` applies `changes` (field name -> new value, names of `RunRecord` fields)

@@ -251,15 +251,26 @@ class DynamoDBRunStore:
             m.status.set(str(RunStatus.RUNNING)),
             m.lease_owner.set(owner),
             m.lease_expires.set(expires),
-            # The due index keeps the lease's first expiry: heartbeats renew the lease
-            # without touching it, and the sweeper moves it on (`durable.sweeper`).
-            m.wake_at.set(expires),
             m.status_pk.set(_tables.status_pk(RunStatus.RUNNING, self.shard_of(run_id))),
             m.updated_at.set(now),
             m.started_at.set(m.started_at | now),  # if_not_exists: the first start stays
             m.crash_streak.add(1),  # the worker's persist sets it back to 0
         ]
-        return self._conditional_update(run_id, actions, condition, "is leased or finished")
+        # A wake_at at or before the lease's expiry stays: the sweeper meets the run by then
+        # anyway (and follows a live lease, `durable.sweeper`), and the due index is not
+        # written. Only when that does not hold is the run read, then wake_at moved too.
+        leased = self._try_update(run_id, actions, condition & (m.wake_at <= expires))
+        if leased is not None:
+            return leased
+        current = self._require(run_id)
+        lease_taken = current.lease_owner is not None and (
+            current.lease_expires is not None and current.lease_expires > now
+        )
+        if current.status.is_terminal or lease_taken:
+            raise ConflictError(f"run {run_id} ({current.status}, lease {current.lease_owner})")
+        return self._conditional_update(
+            run_id, [*actions, m.wake_at.set(expires)], condition, "is leased or finished"
+        )
 
     def update_run(
         self,
@@ -300,6 +311,20 @@ class DynamoDBRunStore:
     def _conditional_update(
         self, run_id: str, actions: list[Action], condition: Condition, why: str
     ) -> RunRecord:
+        updated = self._try_update(run_id, actions, condition)
+        if updated is None:
+            # Re-read only on conflict: was the run missing, or its state not as expected?
+            current = self._require(run_id)
+            raise ConflictError(
+                f"run {run_id} ({current.status}, lease {current.lease_owner}) {why}"
+            )
+        return updated
+
+    def _try_update(
+        self, run_id: str, actions: list[Action], condition: Condition
+    ) -> RunRecord | None:
+        """One conditional `UpdateItem`: the run as stored after it, None if the condition
+        did not hold."""
         m = self._models.run
         item = m(_tables.run_pk(run_id), _tables.RUN_SK)
         with _translated("update_run"):
@@ -307,11 +332,7 @@ class DynamoDBRunStore:
                 item.update(actions=actions, condition=condition)
             except PynamoDBException as exc:
                 if _response_code(exc) == _CONDITION_FAILED:
-                    # Re-read only on conflict: was the run missing, or its state not as expected?
-                    current = self._require(run_id)
-                    raise ConflictError(
-                        f"run {run_id} ({current.status}, lease {current.lease_owner}) {why}"
-                    ) from exc
+                    return None
                 raise
         self._wrote()
         return _run_record(item)

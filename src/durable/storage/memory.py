@@ -83,7 +83,10 @@ class MemoryRunStore:
                 status=RunStatus.RUNNING,
                 lease_owner=owner,
                 lease_expires=expires,
-                wake_at=expires,
+                # An earlier wake-up stays (see RunStore.acquire_lease).
+                wake_at=run.wake_at
+                if run.wake_at is not None and run.wake_at <= expires
+                else expires,
                 updated_at=now,
                 started_at=run.started_at or now,
                 crash_streak=run.crash_streak + 1,
