@@ -37,15 +37,21 @@ checkpoint count, a result or an error writes no index at all; a status change w
 `due`. Listings and sweeps read the run items of a page with one `BatchGetItem`.
 
 Why `DEFAULT_SHARDS = 64`: a DynamoDB partition takes about 1,000 writes a second, and all
-the items under one GSI key share one partition. The busiest index is `due`: a run's
-`wake_at` is set when it is created, moved when it is leased (a delete and a put) and
-cleared when the invocation ends: 4 writes for a run of one invocation. At 10,000 runs a
-second that is 40,000 writes a second: at least 40 keys at their limit, and 64 shards put
-625 a second (62%) on each, with room for runs that sleep or retry. `by-status` takes 2
-writes per status a run enters and leaves: 20,000 a second on the QUEUED keys, 313 on each
-of 64. `by-task` and `all-runs` take one write when a run is created and one when it is
-purged: 20,000 a second even for a single busy task, 313 per shard. The price is on reads:
-a listing page or a sweep queries all 64 shards (a few read units each).
+the items under one GSI key share one partition. Index writes of a run of one invocation
+(`bench/index_writes.py` counts 9): `all-runs` and `by-task` 1 each (its creation, and 1
+more at its purge); `due` 2 (its first `wake_at` set, then cleared at its end: a lease
+keeps an earlier `wake_at`); `by-status` 5 (a put at creation, then a delete and a put at
+each change). The hottest keys are a status's: every invocation enters RUNNING and leaves
+it (2 writes on `RUNNING#<k>`), and each run enters and leaves QUEUED (2 on `QUEUED#<k>`).
+At 10,000 runs a second of one invocation each, that is 20,000 writes a second on one
+status's keys: 313 on each of 64 shards (31% of a partition). A run that sleeps twice
+has three invocations: 60,000 a second on the RUNNING keys, 940 a second on each of 64,
+at the limit. So 64 carries 10,000 runs a second of up to three invocations each;
+`by-task` holds 20,000 writes a second for one busy task (313 per shard) and `due` 20,000
+(313 per shard, plus 2 for each sweep that meets a run still running after its lease's
+first expiry). Runs with more invocations, or a higher rate, need a table made with more
+shards (`create_table(shards=...)`, `durable migrate --shards`). The price is on reads: a
+listing page or a sweep queries every shard (a few read units each).
 
 The count is fixed per table: `create_table(shards=...)` writes it in the config item, which
 a store reads once per process; a table without one (created from `template.yaml`) uses
