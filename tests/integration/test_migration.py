@@ -18,7 +18,7 @@ from durable.cli import main
 from durable.errors import TableLayoutError
 from durable.records import RunStatus
 from durable.storage.dynamodb import DynamoDBRunStore
-from durable.storage.migration import migrate_table
+from durable.storage.migration import migrate_table, needs_migration
 
 REGION = "us-east-1"
 TABLE = "old-runs"
@@ -148,8 +148,11 @@ def test_a_store_on_a_first_layout_table_says_to_migrate(old_table: Any) -> None
 
 def test_the_migration_builds_the_sharded_layout_and_finds_every_run(old_table: Any) -> None:
     pauses: list[float] = []
+    assert needs_migration(TABLE, REGION)
 
     report = migrate_table(TABLE, REGION, shards=SHARDS, pause=pauses.append)
+
+    assert not needs_migration(TABLE, REGION)
 
     assert sorted(report.created_indexes) == sorted(NEW_INDEXES)
     assert sorted(report.deleted_indexes) == sorted(

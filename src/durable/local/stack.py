@@ -43,6 +43,7 @@ from durable.local.invoke import load_handler
 if TYPE_CHECKING:
     from durable.bootstrap import Runtime
     from durable.local.poller import QueuePoller
+    from durable.settings import Settings
 
 API_HANDLER = "handlers.api:handler"
 WORKER_HANDLER = "handlers.worker:handler"
@@ -327,11 +328,24 @@ class DevStack:
 
         reset_runtime()  # also forgets settings read before the environment was set
         visibility = timedelta(seconds=self.options.visibility_timeout)
+        settings = Settings()
         self.queue_url = ensure_resources(
-            Settings(), visibility_timeout=visibility, index_shards=DEV_INDEX_SHARDS
+            settings, visibility_timeout=visibility, index_shards=DEV_INDEX_SHARDS
         )
+        self._migrate_old_state(settings)
         os.environ["DURABLE_QUEUE_URL"] = self.queue_url
         reset_runtime()
+
+    def _migrate_old_state(self, settings: Settings) -> None:
+        """A state directory kept by an earlier version holds a table of the first layout:
+        it is this stack's alone, so it is migrated here (`durable migrate`)."""
+        from durable.aws import endpoint_url, region_name
+        from durable.storage.migration import migrate_table, needs_migration
+
+        table = (settings.table_name, region_name(settings), endpoint_url(settings, "dynamodb"))
+        if needs_migration(*table):
+            print("migrating the state directory's table to the current layout", file=sys.stderr)
+            migrate_table(*table, shards=DEV_INDEX_SHARDS, poll_seconds=0.1)
 
     def _load_runtime(self) -> Runtime:
         from durable.bootstrap import get_runtime

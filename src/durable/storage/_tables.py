@@ -506,12 +506,15 @@ def create_table(
 ) -> None:
     """Create the table with its indexes (on-demand billing) unless it exists; waits for it.
 
-    Writes the config item with `shards` unless the table has one: the shard count of a
-    table is fixed once its runs are keyed by it.
+    A table created here gets its config item, with `shards`. An existing table is left as
+    it is: the shard count of a table is fixed once its runs are keyed by it (and a table
+    of the first layout is `durable migrate`'s to change).
     """
     if shards < 1:
         raise ValueError("a table needs at least one index shard")
     models = make_models(table_name, region, endpoint_url)
+    if models.run.exists():
+        return
     # The run model carries every index, so its schema is the table's schema.
     models.run.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
     config = models.config(CONFIG_PK, CONFIG_SK, layout=LAYOUT_VERSION, index_shards=shards)

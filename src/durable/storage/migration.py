@@ -58,6 +58,14 @@ class MigrationReport:
     deleted_indexes: list[str] = field(default_factory=list)
 
 
+def needs_migration(table_name: str, region: str, endpoint_url: str | None = None) -> bool:
+    """Whether the table still has an index of the first layout."""
+    client: Any = make_models(table_name, region, endpoint_url).connection.client
+    table = client.describe_table(TableName=table_name)["Table"]
+    names = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    return bool(names & set(FIRST_LAYOUT_INDEXES))
+
+
 def migrate_table(
     table_name: str,
     region: str,
