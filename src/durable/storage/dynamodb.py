@@ -28,11 +28,12 @@ arbitrates between racing invocations:
   its idempotency claim (conditional on naming this run), and the run item last, so a
   purge cut short leaves the run in the expiry index and the next sweep finishes it. One
   more pass then catches an event put meanwhile (see `put_inbox`).
-- Listings (`list_runs`, `due_runs`, `expired_runs`) query every shard of an index,
-  merge them (`durable.storage._shards`), then read the runs of the page with one
-  consistent `BatchGetItem`, keeping the index's order; a run deleted meanwhile, or no
-  longer matching (another status, no longer due), is left out. The indexes are eventually
-  consistent in AWS: a run created a moment ago may be missing for a moment.
+- Listings (`list_runs`, `due_runs`, `expired_runs`, in `durable.storage._listings`)
+  query every shard of an index, merge them (`durable.storage._shards`), then read the
+  runs of the page with one consistent `BatchGetItem`, keeping the index's order; a run
+  deleted meanwhile, or no longer matching (another status, no longer due), is left out.
+  The indexes are eventually consistent in AWS: a run created a moment ago may be missing
+  for a moment.
   `get_run`, `load_history` and `list_inbox` read strongly consistent.
 - The shard count is the table's (its config item, read once per store; `DEFAULT_SHARDS`
   without one). A table of the first layout lacks the indexes: a listing raises
@@ -46,7 +47,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -84,7 +85,7 @@ from durable.records import (
 from durable.serialization import loads
 from durable.settings import Settings
 from durable.storage import _shards, _tables
-from durable.storage._shards import ListingCursor, ShardMerge, per_shard_page, sorted_within_ties
+from durable.storage._listings import IndexReader
 from durable.storage._tables import (
     CheckpointItem,
     ErrorMap,
@@ -464,7 +465,7 @@ class DynamoDBRunStore:
             )
             return [_inbox_event(item) for item in items]
 
-    # -- listings -----------------------------------------------------------------------
+    # -- listings (durable.storage._listings) ------------------------------------------
 
     def list_runs(
         self,
@@ -476,128 +477,26 @@ class DynamoDBRunStore:
     ) -> RunPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        m = self._models.run
-        shards = self.index_shards
-        listing = {"task": task_id, "status": str(status) if status else None, "shards": shards}
-        position = ListingCursor.decode(cursor, listing, shards) if cursor else None
-        per_shard = per_shard_page(limit, shards, self._page_size)
-        newer_than_start = m.created_key < position.after if position else None
-
-        def shard_query(shard: int) -> Iterator[RunItem]:
-            if status is not None:
-                # by-status projects task_id, so the task filter needs no second index.
-                return m.status_index.query(
-                    _tables.status_pk(str(status), shard),
-                    newer_than_start,
-                    filter_condition=(m.task_id == task_id) if task_id is not None else None,
-                    scan_index_forward=False,
-                    page_size=per_shard,
-                )
-            if task_id is not None:
-                return m.task_index.query(
-                    _tables.task_pk(task_id, shard),
-                    newer_than_start,
-                    scan_index_forward=False,
-                    page_size=per_shard,
-                )
-            return m.all_runs_index.query(
-                _tables.all_runs_pk(shard),
-                newer_than_start,
-                scan_index_forward=False,
-                page_size=per_shard,
-            )
-
-        done = position.done if position else frozenset()
         # A filter too long for a key is the caller's fault (caller_input).
         with _translated("list_runs", caller_input=True), _index_of_this_layout(self.table_name):
-            merge = ShardMerge(
-                {shard: shard_query(shard) for shard in range(shards) if shard not in done},
-                lambda item: item.created_key,
-                descending=True,
-            )
-            runs: list[RunRecord] = []
-            last: str | None = None
-            while len(runs) < limit and merge.more:
-                keys = [str(item.created_key) for item in merge.take(limit - len(runs))]
-                last = keys[-1]
-                for run in self._runs_in_order(keys):
-                    # The item is newer than the index: keep only what still matches.
-                    if (task_id is None or run.task_id == task_id) and (
-                        status is None or run.status is status
-                    ):
-                        runs.append(run)
-        if not merge.more or last is None:
-            return RunPage(runs=runs, next_cursor=None)
-        next_position = ListingCursor(after=last, done=done | frozenset(merge.exhausted))
-        return RunPage(runs=runs, next_cursor=next_position.encode(listing))
+            return self._index_reader().list_runs(task_id, status, limit, cursor)
 
     def due_runs(
         self, before: datetime, limit: int = 100, after: RunRecord | None = None
     ) -> list[RunRecord]:
-        m = self._models.run
-        start = (after.wake_at, after.run_id) if after is not None and after.wake_at else None
-        per_shard = per_shard_page(limit, self.index_shards, self._page_size)
-
-        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
-            due = m.wake_at <= before if start is None else m.wake_at.between(start[0], before)
-            items = m.due_index.query(
-                _tables.due_pk(shard), due, scan_index_forward=True, page_size=per_shard
-            )
-            entries = ((item.wake_at, _run_id_of(item.pk)) for item in items)
-            # Those at `after`'s own instant were on earlier pages up to `after` itself.
-            return (
-                entry
-                for entry in sorted_within_ties(entries, lambda e: e[0], lambda e: e[1])
-                if start is None or entry > start
-            )
-
-        def still_due(run: RunRecord) -> bool:
-            return run.wake_at is not None and run.wake_at <= before
-
         with _translated("due_runs"), _index_of_this_layout(self.table_name):
-            return self._merged_runs(shard_query, limit, still_due)
+            return self._index_reader().due_runs(before, limit, after)
 
     # -- retention ----------------------------------------------------------------------
 
     def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
-        m = self._models.run
-        per_shard = per_shard_page(limit, self.index_shards, self._page_size)
-
-        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
-            items = m.expiry_index.query(
-                _tables.expiry_pk(shard),
-                m.expires_at <= before,
-                scan_index_forward=True,
-                page_size=per_shard,
-            )
-            return ((item.expires_at, _run_id_of(item.pk)) for item in items)
-
-        def expired(run: RunRecord) -> bool:
-            # Only finished runs are ever given an expiry; this makes sure of it.
-            return (
-                run.status.is_terminal and run.expires_at is not None and run.expires_at <= before
-            )
-
         with _translated("expired_runs"), _index_of_this_layout(self.table_name):
-            return self._merged_runs(shard_query, limit, expired)
+            return self._index_reader().expired_runs(before, limit)
 
-    def _merged_runs(
-        self,
-        shard_query: Callable[[int], Iterator[tuple[datetime, str]]],
-        limit: int,
-        keep: Callable[[RunRecord], bool],
-    ) -> list[RunRecord]:
-        """Up to `limit` runs from the (instant, run id) entries of every shard, oldest first,
-        read from the table; those `keep` refuses (changed since the index was read) are
-        left out, and the merge read further for as many others."""
-        merge = ShardMerge(
-            {shard: shard_query(shard) for shard in range(self.index_shards)}, lambda e: e
+    def _index_reader(self) -> IndexReader:
+        return IndexReader(
+            self._models.run, self.index_shards, self._page_size, self._runs_in_order
         )
-        runs: list[RunRecord] = []
-        while len(runs) < limit and merge.more:
-            run_ids = [run_id for _at, run_id in merge.take(limit - len(runs))]
-            runs.extend(run for run in self._runs_in_order(run_ids) if keep(run))
-        return runs
 
     def _runs_in_order(self, run_ids: list[str]) -> list[RunRecord]:
         """The runs `run_ids` name, read consistently in one `BatchGetItem` (PynamoDB sends
@@ -917,11 +816,6 @@ def _response_code(exc: Exception) -> str | None:
 def _cancellation_codes(exc: TransactWriteError) -> list[str | None]:
     """Why each action of a cancelled transaction failed; empty when it was not cancelled."""
     return [reason.code if reason else None for reason in exc.cancellation_reasons or []]
-
-
-def _run_id_of(pk: str) -> str:
-    """The run id in a run item's key (an index that projects only keys has no `run_id`)."""
-    return pk.removeprefix("RUN#")
 
 
 @contextmanager
