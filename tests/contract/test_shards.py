@@ -18,6 +18,7 @@ from durable.clock import VirtualClock
 from durable.errors import ConflictError, InputError
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunRecord, RunStatus, WakeUp
+from durable.storage._listings import IndexReader
 from durable.storage._shards import shard_of
 from durable.storage.base import RunStore
 from durable.storage.dynamodb import DynamoDBRunStore
@@ -316,3 +317,34 @@ def test_the_sweeper_moves_a_live_lease_on_instead_of_sending_it(sharded_store: 
     clock.advance(30 * MINUTE)  # the invocation died: the lease ran out 5 minutes ago
     assert sweep(sharded_store, queue, clock) == 1
     assert [message.run_id for message in drain(queue, clock)] == ["run_000001"]
+
+
+# -- runs that change between the index read and the item read (DynamoDB store) -----------
+
+
+@pytest.mark.parametrize("backend", ["moto"])
+def test_runs_gone_since_their_index_entry_are_skipped_and_the_page_filled(
+    moto_store: DynamoDBRunStore,
+) -> None:
+    populate(moto_store)
+    vanished = {f"run_{n:06d}" for n in range(RUNS, 0, -1) if n % 4 == 0}  # deleted meanwhile
+    read_runs = moto_store._runs_in_order
+    reader = IndexReader(
+        moto_store._models.run,
+        SHARDS,
+        None,
+        lambda run_ids: [run for run in read_runs(run_ids) if run.run_id not in vanished],
+    )
+
+    pages: list[list[int]] = []
+    cursor: str | None = None
+    while True:
+        page = reader.list_runs(None, None, 10, cursor)
+        pages.append([number(run) for run in page.runs])
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    expected = [n for n in range(RUNS, 0, -1) if n % 4]
+    assert [n for page in pages for n in page] == expected
+    assert all(len(page) == 10 for page in pages[:-1])
