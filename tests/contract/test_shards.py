@@ -348,3 +348,35 @@ def test_runs_gone_since_their_index_entry_are_skipped_and_the_page_filled(
     expected = [n for n in range(RUNS, 0, -1) if n % 4]
     assert [n for page in pages for n in page] == expected
     assert all(len(page) == 10 for page in pages[:-1])
+
+
+def raw_run_item(run_id: str) -> dict[str, object]:
+    client = boto3.client("dynamodb", region_name=REGION)
+    key = {"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+    return dict(client.get_item(TableName=TABLE, Key=key, ConsistentRead=True)["Item"])
+
+
+def indexed_attributes() -> set[str]:
+    """What any index of the table holds of an item: its keys and projected attributes."""
+    table = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=TABLE)["Table"]
+    held = {key["AttributeName"] for key in table["KeySchema"]}
+    for index in table["GlobalSecondaryIndexes"]:
+        held |= {key["AttributeName"] for key in index["KeySchema"]}
+        held |= set(index["Projection"].get("NonKeyAttributes", []))
+    return held
+
+
+@pytest.mark.parametrize("backend", ["moto"])
+def test_a_lease_renewal_changes_nothing_an_index_holds(moto_store: DynamoDBRunStore) -> None:
+    moto_store.create_run(make_run(1, wake_at=T0))
+    moto_store.acquire_lease("run_000001", "worker-a", T0, T0 + 15 * MINUTE)
+    held = indexed_attributes()
+    before = raw_run_item("run_000001")
+
+    for minutes in (20, 25, 30):
+        renew(moto_store, "run_000001", "worker-a", minutes * MINUTE)
+    after = raw_run_item("run_000001")
+
+    assert {name: before.get(name) for name in held} == {name: after.get(name) for name in held}
+    assert before["lease_expires"] != after["lease_expires"]
+    assert {"updated_at", "lease_owner", "lease_expires", "payload"}.isdisjoint(held)
