@@ -16,7 +16,9 @@ from moto import mock_aws
 
 from durable.cli import main
 from durable.errors import TableLayoutError
+from durable.local.stack import DEV_INDEX_SHARDS, migrate_first_layout
 from durable.records import RunStatus
+from durable.settings import Settings
 from durable.storage.dynamodb import DynamoDBRunStore
 from durable.storage.migration import migrate_table, needs_migration
 
@@ -205,3 +207,13 @@ def test_durable_migrate_on_the_command_line(
     assert printed["runs_backfilled"] == len(RUNS)
     assert main(["migrate", "--table", "no-such-table"]) == 1
     assert "no-such-table" in capsys.readouterr().err
+
+
+def test_durable_dev_migrates_a_first_layout_table_of_its_state_directory(old_table: Any) -> None:
+    settings = Settings(table_name=TABLE, region=REGION, endpoint_url=None)
+
+    assert migrate_first_layout(settings)
+    assert not migrate_first_layout(settings)  # once
+    store = DynamoDBRunStore(TABLE, region=REGION)
+    assert store.index_shards == DEV_INDEX_SHARDS
+    assert numbers(store.list_runs(limit=100).runs) == sorted(RUNS, reverse=True)

@@ -54,6 +54,20 @@ REGION = "us-east-1"
 DEV_INDEX_SHARDS = 4
 
 
+def migrate_first_layout(settings: Settings) -> bool:
+    """Migrate the stack's table if it has the first layout (a state directory kept by an
+    earlier version: the table is this stack's alone, see `durable migrate`); whether it did.
+    """
+    from durable.aws import endpoint_url, region_name
+    from durable.storage.migration import migrate_table, needs_migration
+
+    table = (settings.table_name, region_name(settings), endpoint_url(settings, "dynamodb"))
+    if not needs_migration(*table):
+        return False
+    migrate_table(*table, shards=DEV_INDEX_SHARDS, poll_seconds=0.1)
+    return True
+
+
 class DevError(Exception):
     """`durable dev` cannot start; the message says why and what to do."""
 
@@ -332,20 +346,10 @@ class DevStack:
         self.queue_url = ensure_resources(
             settings, visibility_timeout=visibility, index_shards=DEV_INDEX_SHARDS
         )
-        self._migrate_old_state(settings)
+        if migrate_first_layout(settings):
+            print("migrated the state directory's table to the current layout", file=sys.stderr)
         os.environ["DURABLE_QUEUE_URL"] = self.queue_url
         reset_runtime()
-
-    def _migrate_old_state(self, settings: Settings) -> None:
-        """A state directory kept by an earlier version holds a table of the first layout:
-        it is this stack's alone, so it is migrated here (`durable migrate`)."""
-        from durable.aws import endpoint_url, region_name
-        from durable.storage.migration import migrate_table, needs_migration
-
-        table = (settings.table_name, region_name(settings), endpoint_url(settings, "dynamodb"))
-        if needs_migration(*table):
-            print("migrating the state directory's table to the current layout", file=sys.stderr)
-            migrate_table(*table, shards=DEV_INDEX_SHARDS, poll_seconds=0.1)
 
     def _load_runtime(self) -> Runtime:
         from durable.bootstrap import get_runtime
