@@ -51,7 +51,9 @@ REGION = "us-east-1"
 # Index shards of the table `durable dev` creates: one machine has no partitions to spread
 # the load over, and moto reads every item of the table for each index query (see
 # `durable.local.moto_patches`, patch 3), which a listing or a sweep makes once per shard.
-DEV_INDEX_SHARDS = 4
+# With 4, the sweeps' queries (every 2 s) cost a fifth of the stack's closed-loop
+# throughput (bench/dev_throughput.py, 200 runs: 17-19 runs/s against 21-23 with 1).
+DEV_INDEX_SHARDS = 1
 
 
 def migrate_first_layout(settings: Settings) -> bool:
