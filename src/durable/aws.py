@@ -99,16 +99,27 @@ def boto3_client(service: str, settings: Settings) -> Any:
     )
 
 
-def ensure_resources(settings: Settings, *, visibility_timeout: timedelta | None = None) -> str:
+def ensure_resources(
+    settings: Settings,
+    *,
+    visibility_timeout: timedelta | None = None,
+    index_shards: int | None = None,
+) -> str:
     """Create the table, queue (+ dead-letter queue) and bucket if missing; the queue URL.
 
     `visibility_timeout` sets how long a received message stays hidden before SQS delivers
-    it again (the SQS default of 30 s when None).
+    it again (the SQS default of 30 s when None). `index_shards` is the shard count of the
+    table's indexes if it is created here (`durable.storage._tables.DEFAULT_SHARDS` when None).
     """
     # Imported here: PynamoDB stays off the import path of anything but the store.
-    from durable.storage._tables import create_table
+    from durable.storage._tables import DEFAULT_SHARDS, create_table
 
-    create_table(settings.table_name, region_name(settings), endpoint_url(settings, "dynamodb"))
+    create_table(
+        settings.table_name,
+        region_name(settings),
+        endpoint_url(settings, "dynamodb"),
+        shards=index_shards or DEFAULT_SHARDS,
+    )
     queue_url = _ensure_queue(settings, visibility_timeout)
     _ensure_bucket(settings)
     return queue_url

@@ -23,6 +23,7 @@ DurableError                      base of everything raised by the library
 ├── RunNotFoundError              no run with that id
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
 ├── ConflictError                 a conditional write lost: another invocation owns the run
+├── TableLayoutError              the table has an older layout: run `durable migrate`
 └── InfrastructureError           DynamoDB, SQS or S3 failed (throttled, 5xx, timed out, a
                                   transaction conflict) beyond botocore's own retries
 """
@@ -280,6 +281,18 @@ class RunFinishedError(DurableError):
 
 class ConflictError(DurableError):
     """A conditional write lost: another invocation owns the run or wrote this slot first."""
+
+
+class TableLayoutError(DurableError):
+    """The table was made by an older version of durable (its indexes are not the ones this
+    version queries): `durable migrate` brings it to the current layout."""
+
+    def __init__(self, table_name: str, detail: str) -> None:
+        self.table_name = table_name
+        super().__init__(
+            f"table {table_name!r} has an older layout ({detail}): "
+            f"run `durable migrate --table {table_name}` to bring it to the current one"
+        )
 
 
 class InfrastructureError(DurableError):

@@ -12,6 +12,14 @@ holds no message waiting for a consumer (its own cannot be among them: it was lo
 between the write and the send), or once it is `BACKLOG_PATIENCE` overdue. A run whose
 invocation died (an expired lease) and a finished run with follow-ups are re-sent at once.
 
+A running run's `wake_at` is its lease's first expiry: heartbeats renew `lease_expires`
+alone, so that they write no index (`durable.worker`). When the sweeper meets a run whose
+`wake_at` has passed but whose lease is still live, it moves `wake_at` to the lease's
+expiry (a conditional update on the lease owner) instead of re-sending it: a long step
+costs one index write per sweep that meets it, not one per heartbeat. `wake_at` never
+passes `lease_expires`, so a run whose invocation dies is still re-sent once its lease
+has expired for `grace`, as before.
+
 Retention: a run that ends gets `expires_at` (finish time + retention, none when runs are
 kept forever). `purge_expired` deletes each run past it with everything stored for it (see
 `RunStore.delete_run`): a native DynamoDB TTL on the run item alone would orphan the log.
@@ -29,9 +37,11 @@ Large values in S3 are not deleted here: the bucket's lifecycle rule expires the
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from durable.clock import Clock
+from durable.errors import ConflictError, RunNotFoundError
 from durable.queues.base import WakeQueue, send_many, waiting_messages
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.storage.base import RunStore
@@ -65,16 +75,55 @@ def sweep(
     sent = 0
     after = None
     while sent < limit:
-        due = store.due_runs(before, limit=min(page_size, limit - sent), after=after)
+        asked = min(page_size, limit - sent)
+        due = store.due_runs(before, limit=asked, after=after)
         if not due:
             break
-        lost = [run for run in due if not _maybe_queued(run, backlog, started)]
+        alive = [run for run in due if _lease_is_live(run, before)]
+        alive_ids = {run.run_id for run in alive}
+        lost = [
+            run
+            for run in due
+            if run.run_id not in alive_ids and not _maybe_queued(run, backlog, started)
+        ]
         send_many(queue, [WakeUp(run.run_id, WakeReason.SWEEP) for run in lost])
         sent += len(lost)
+        for run in alive:
+            _follow_lease(store, run)
         after = due[-1]
+        if len(due) < asked:
+            break  # the index has no more: asking again would cost a query per shard
         if budget is not None and clock.now() - started >= budget:
             break
     return sent
+
+
+def _lease_is_live(run: RunRecord, before: datetime) -> bool:
+    """Whether the run's invocation holds a lease that has not expired `grace` ago."""
+    return (
+        run.status is RunStatus.RUNNING
+        and run.lease_owner is not None
+        and run.lease_expires is not None
+        and run.lease_expires > before
+    )
+
+
+def _follow_lease(store: RunStore, run: RunRecord) -> None:
+    """Move a running run's `wake_at` to its lease's expiry as read, if the same invocation
+    still holds a lease that lasts at least that long.
+
+    A run persisted or leased again since it was read has a `wake_at` of its own, and a
+    lease shortened since (a step with a heartbeat timeout) moved `wake_at` itself: the
+    condition then fails and nothing is written.
+    """
+    with contextlib.suppress(ConflictError, RunNotFoundError):
+        store.update_run(
+            run.run_id,
+            {"wake_at": run.lease_expires},
+            expect_owner=run.lease_owner,
+            expect_status=(RunStatus.RUNNING,),
+            expect_lease_until=run.lease_expires,
+        )
 
 
 def _maybe_queued(run: RunRecord, backlog: int | None, now: datetime) -> bool:

@@ -71,6 +71,9 @@ _STORE_OPERATIONS = {
 }
 
 
+MOTO_INDEX_SHARDS = 2
+
+
 class MotoBackend:
     """moto started once, with the runtime's table, queue and bucket, for many environments.
 
@@ -81,12 +84,18 @@ class MotoBackend:
             for crash in points:
                 with TestEnvironment(backend="moto", moto=moto) as env:  # empty table
                     ...
+
+    `index_shards` is the shard count of the table's indexes. Few by default: what a store
+    does does not depend on the count (`tests/contract` runs it on 4 and on the production
+    default), and every listing and every sweep queries each shard once, so a moto test
+    that crashes at every AWS call in turn (`tests/faults`) would try each of those too.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, index_shards: int = MOTO_INDEX_SHARDS) -> None:
         from durable.settings import Settings
 
         self.settings = Settings(endpoint_url=None)
+        self.index_shards = index_shards
         self._mock: Any = None
         self._blobs: BlobStore | None = None
 
@@ -106,7 +115,7 @@ class MotoBackend:
             os.environ.setdefault(name, value)
         self._mock = mock_aws()
         self._mock.start()
-        ensure_resources(self.settings)
+        ensure_resources(self.settings, index_shards=self.index_shards)
         self._blobs = S3BlobStore(self.settings.bucket_name)
         return self
 

@@ -266,13 +266,31 @@ class _RunEnvironment:
 
     @_interrupting
     def extend_lease(self, until: datetime | None) -> None:
+        """Renew (or shorten) the lease to `until`, the invocation's own lease when None.
+
+        The sweeper must see the run by the time its lease expires, so the run's `wake_at`
+        must never be later than `lease_expires`. A renewal that keeps it so writes
+        `lease_expires` alone, which no index holds: a heartbeat costs no index write (the
+        sweeper moves `wake_at` on when it meets a live lease, see `durable.sweeper`). Only
+        a lease shortened below `wake_at` (a step with a heartbeat timeout) moves it too.
+        """
         expires = until or self._lease_expires
-        self._store.update_run(
-            self._run_id,
-            {"lease_expires": expires, "wake_at": expires},
-            expect_owner=self._owner,
-            expect_status=ACTIVE,
-        )
+        try:
+            self._store.update_run(
+                self._run_id,
+                {"lease_expires": expires},
+                expect_owner=self._owner,
+                expect_status=ACTIVE,
+                expect_wake_by=expires,
+            )
+        except ConflictError:
+            # wake_at is later than the new expiry (or the lease is lost: then this fails too).
+            self._store.update_run(
+                self._run_id,
+                {"lease_expires": expires, "wake_at": expires},
+                expect_owner=self._owner,
+                expect_status=ACTIVE,
+            )
 
     @_interrupting
     def inbox(self) -> list[InboxEvent]:

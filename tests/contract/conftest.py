@@ -16,6 +16,8 @@ TABLE = "contract-runs"
 REGION = "us-east-1"
 # Small pages, so that every query of the moto store pages several times.
 PAGE_SIZE = 25
+# The shard count of `sharded_store`'s table: small, so that pages cut across shards.
+SHARDS = 4
 
 
 @pytest.fixture
@@ -46,4 +48,17 @@ def store(backend: str, request: pytest.FixtureRequest) -> Iterator[RunStore]:
     request.getfixturevalue("aws_credentials")
     with mock_aws():
         create_table(TABLE, REGION)
+        yield DynamoDBRunStore(TABLE, region=REGION, page_size=PAGE_SIZE)
+
+
+@pytest.fixture
+def sharded_store(backend: str, request: pytest.FixtureRequest) -> Iterator[RunStore]:
+    """Like `store`, on a table whose indexes have `SHARDS` shards (the memory store has
+    none: it is the reference the sharded listings must match)."""
+    if backend == "memory":
+        yield MemoryRunStore()
+        return
+    request.getfixturevalue("aws_credentials")
+    with mock_aws():
+        create_table(TABLE, REGION, shards=SHARDS)
         yield DynamoDBRunStore(TABLE, region=REGION, page_size=PAGE_SIZE)

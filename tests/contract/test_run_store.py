@@ -202,6 +202,22 @@ def test_acquire_lease_takes_the_run(store: RunStore) -> None:
     assert store.get_run("run_000001") == leased
 
 
+def test_acquire_lease_keeps_an_earlier_wake_up_and_brings_a_later_one_forward(
+    store: RunStore,
+) -> None:
+    store.create_run(make_run(1, wake_at=T0))  # due since it was triggered
+    store.create_run(make_run(2, status=RunStatus.WAITING, wake_at=T0 + timedelta(hours=1)))
+    expires = T0 + timedelta(minutes=15)
+
+    early = store.acquire_lease("run_000001", "worker-a", T0 + MINUTE, expires)
+    late = store.acquire_lease("run_000002", "worker-b", T0 + MINUTE, expires)
+
+    assert (early.wake_at, early.lease_owner) == (T0, "worker-a")
+    assert (late.wake_at, late.lease_owner, late.status) == (expires, "worker-b", RunStatus.RUNNING)
+    with pytest.raises(ConflictError):
+        store.acquire_lease("run_000002", "worker-c", T0 + MINUTE, expires)
+
+
 def test_acquire_lease_conflicts_while_another_lease_is_live(store: RunStore) -> None:
     store.create_run(make_run(1))
     held = store.acquire_lease("run_000001", "worker-a", T0, T0 + timedelta(minutes=15))

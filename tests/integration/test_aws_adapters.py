@@ -75,11 +75,11 @@ def test_ensure_resources_creates_everything_once(settings: Settings, queue_url:
     assert policy["deadLetterTargetArn"].endswith(":it-wakeups-dlq")
     assert int(policy["maxReceiveCount"]) == 5
     assert {index["IndexName"] for index in table["Table"]["GlobalSecondaryIndexes"]} == {
-        "by-task",
-        "by-status",
-        "all-runs",
-        "due",
-        "expiry",
+        "by-task-v2",
+        "by-status-v2",
+        "all-runs-v2",
+        "due-v2",
+        "expiry-v2",
     }
     boto3_client("s3", settings).head_bucket(Bucket=settings.bucket_name)
     assert ensure_resources(settings) == queue_url  # idempotent
@@ -213,15 +213,30 @@ def test_each_state_change_is_one_dynamodb_request(
     settings: Settings, store: DynamoDBRunStore
 ) -> None:
     with dynamodb_requests(settings) as requests:
-        store.create_run(make_run())
+        store.create_run(make_run(wake_at=T0))  # due at once, as a trigger makes it
         for seq in range(1, 6):
             store.append_checkpoint("run_000001", make_checkpoint(seq))
         store.acquire_lease("run_000001", "worker-a", T0, T0 + timedelta(minutes=15))
         store.update_run("run_000001", {"checkpoints": 5}, expect_owner="worker-a")
         store.create_run(make_run("run_000002", idempotency_key="k"))
 
-    assert requests == ["PutItem"] + ["PutItem"] * 5 + ["UpdateItem"] * 2 + ["TransactWriteItems"]
+    # The first request reads the table's config item (its index shards): once per store.
+    assert requests == (
+        ["GetItem"] + ["PutItem"] + ["PutItem"] * 5 + ["UpdateItem"] * 2 + ["TransactWriteItems"]
+    )
     assert store.writes == 9
+
+
+def test_a_lease_on_a_run_due_later_than_it_reads_the_run_and_moves_its_wake_up(
+    settings: Settings, store: DynamoDBRunStore
+) -> None:
+    store.create_run(make_run(wake_at=T0 + timedelta(hours=1)))
+
+    with dynamodb_requests(settings) as requests:
+        leased = store.acquire_lease("run_000001", "worker-a", T0, T0 + timedelta(minutes=15))
+
+    assert requests == ["UpdateItem", "GetItem", "UpdateItem"]
+    assert leased.wake_at == T0 + timedelta(minutes=15)
 
 
 def test_a_lost_append_writes_nothing_and_is_not_counted(

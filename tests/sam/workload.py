@@ -387,6 +387,25 @@ def run_workload(stack: Stack) -> None:
     stack.sweep()
     stack.work(timedelta(minutes=1))
     assert stack.status(lost_id) == "COMPLETED"
+
+    # -- an invocation still running past its run's wake-up: the sweeper moves the wake-up
+    # to the lease's expiry instead of re-sending the run, then re-sends it once the lease
+    # has run out (the invocation died) ---------------------------------------------------
+    running_id = stack.trigger("iam-square", 9)
+    while stack.queue.pop_due(stack.clock.now()) is not None:
+        pass  # taken by the invocation below
+    lease_expires = stack.clock.now() + timedelta(minutes=15)
+    with stack.recorder.acting_as("worker"):
+        stack.store.acquire_lease(running_id, "still-running", stack.clock.now(), lease_expires)
+    stack.clock.advance(timedelta(minutes=5))
+    assert stack.sweep() == 0
+    with stack.recorder.acting_as("worker"):
+        running = stack.store.get_run(running_id)
+    assert running is not None and running.wake_at == lease_expires, running
+    stack.clock.advance(timedelta(minutes=12))
+    assert stack.sweep() == 1
+    stack.work(timedelta(minutes=1))
+    assert stack.status(running_id) == "COMPLETED"
     status, page = stack.api("GET", "/runs", task_id="iam-hourly")
     assert [run["status"] for run in page["runs"]] == ["COMPLETED"], page
     stack.clock.advance(timedelta(days=3, minutes=30))  # no cron instant falls in the lookback

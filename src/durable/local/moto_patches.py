@@ -31,7 +31,9 @@ moto must be re-read first. `revert()` undoes them (tests).
    moto then filters them exactly as it did. An index query still looks at every item (a
    GSI has no partitions in moto), but without the first sort: moto sorts the matching
    items again by the index's keys and the primary key, which leaves no ties, so the
-   order of its input cannot show.
+   order of its input cannot show. The indexes are sharded (`durable.storage._tables`):
+   a listing or a sweep makes one index query per shard, each a pass over the table,
+   which is why `durable dev` creates its table with few shards (`DEV_INDEX_SHARDS`).
 
 4. No Nagle delay on the server's sockets (`WSGIRequestHandler.disable_nagle_algorithm`).
    werkzeug writes a response's headers and its body in two writes; with Nagle's algorithm

@@ -8,20 +8,56 @@ Layout (single table, `pk` hash key, `sk` range key):
     RUN#<run_id>             INBOX#<inbox_id>    one event waiting to be consumed
     RUN#<run_id>             EVENTID#<sha256>    the inbox id of an event sent with an event id
     IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
+    TABLE#CONFIG             CONFIG              the layout version and the index shard count
 
-Global secondary indexes, all projecting every attribute and all sparse (only run items carry
-their keys, so checkpoints, inbox and idempotency items never appear in them):
+Global secondary indexes. Their hash keys are sharded by run: `k = shard_of(run_id, shards)`
+(`durable.storage._shards`), so the runs of the table, of one task or in one status spread
+over `shards` keys of each index, and a listing queries every shard and merges:
 
-    by-task    task_id     + created_key (= run_id, which sorts by creation time)
-    by-status  status      + created_key
-    all-runs   list_pk     + created_key  (list_pk is the constant "RUN")
-    due        wake_shard  + wake_at      (wake_shard is "WAKE" exactly while the run has a
-                                           wake_at: an unfinished run that needs an
-                                           invocation at that time, or a finished one whose
-                                           end's follow-ups are pending)
-    expiry     expire_shard + expires_at  (expire_shard is "EXPIRE" exactly while expires_at
-                                           is set, which happens when a run ends with a
-                                           retention: the index holds the runs to purge)
+    index         hash key                         range key     projection
+    by-task-v2    task_pk   = <escaped task>#<k>   created_key   keys only
+    by-status-v2  status_pk = <status>#<k>         created_key   keys and task_id
+    all-runs-v2   all_pk    = RUN#<k>              created_key   keys only
+    due-v2        due_pk    = WAKE#<k>             wake_at       keys only
+    expiry-v2     expiry_pk = EXPIRE#<k>           expires_at    keys only
+
+`created_key` is the run id, which sorts by creation time; the task id is escaped as in
+`idempotency_pk`. Every run item carries all five hash keys from its creation on, and only
+`status_pk` ever changes (with the status). `due` and `expiry` are sparse through their
+range key: `due` holds exactly the runs with a `wake_at` (an unfinished run that needs an
+invocation at that time, or a finished one whose end's follow-ups are pending), `expiry`
+those with an `expires_at` (set when a run ends with a retention: the runs to purge).
+Checkpoint, inbox and idempotency items carry none of these attributes: they are in no index.
+
+Minimal index writes: DynamoDB writes an index only when a key or a projected attribute of
+the item in it changes. Only keys are projected (and `task_id`, which never changes, for
+the task-and-status listing), so a lease renewal or a heartbeat (`lease_expires`), a
+checkpoint count, a result or an error writes no index at all; a status change writes
+`by-status` (a delete from the old key and a put to the new one), a new `wake_at` writes
+`due`. Listings and sweeps read the run items of a page with one `BatchGetItem`.
+
+Why `DEFAULT_SHARDS = 64`: a DynamoDB partition takes about 1,000 writes a second, and all
+the items under one GSI key share one partition. Index writes of a run of one invocation
+(`bench/index_writes.py` counts 9): `all-runs` and `by-task` 1 each (its creation, and 1
+more at its purge); `due` 2 (its first `wake_at` set, then cleared at its end: a lease
+keeps an earlier `wake_at`); `by-status` 5 (a put at creation, then a delete and a put at
+each change). The hottest keys are a status's: every invocation enters RUNNING and leaves
+it (2 writes on `RUNNING#<k>`), and each run enters and leaves QUEUED (2 on `QUEUED#<k>`).
+At 10,000 runs a second of one invocation each, that is 20,000 writes a second on one
+status's keys: 313 on each of 64 shards (31% of a partition). A run that sleeps twice
+has three invocations: 60,000 a second on the RUNNING keys, 940 a second on each of 64,
+at the limit. So 64 carries 10,000 runs a second of up to three invocations each;
+`by-task` holds 20,000 writes a second for one busy task (313 per shard) and `due` 20,000
+(313 per shard, plus 2 for each sweep that meets a run still running after its lease's
+first expiry). Runs with more invocations, or a higher rate, need a table made with more
+shards (`create_table(shards=...)`, `durable migrate --shards`). The price is on reads: a
+listing page or a sweep queries every shard (a few read units each).
+
+The count is fixed per table: `create_table(shards=...)` writes it in the config item, which
+a store reads once per process; a table without one (created from `template.yaml`) uses
+`DEFAULT_SHARDS`. A table made by the first layout (unsharded indexes, all attributes
+projected) has none of the `-v2` indexes: the store raises `TableLayoutError` on it, and
+`durable migrate` brings it to this layout.
 
 Timestamps are stored as PynamoDB's fixed-width UTC strings
 (`2030-01-01T00:00:00.000000+0000`), which sort as they compare, so range conditions on
@@ -50,7 +86,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.exceptions import PutError
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from durable.aws import (
@@ -65,15 +102,20 @@ IDEM_SK = "IDEM"
 CHECKPOINT_PREFIX = "CP#"
 INBOX_PREFIX = "INBOX#"
 EVENT_ID_PREFIX = "EVENTID#"
-LIST_PK = "RUN"
-WAKE_SHARD = "WAKE"
+CONFIG_PK = "TABLE#CONFIG"
+CONFIG_SK = "CONFIG"
+# The layout this code reads and writes: 2 is the sharded one described above (1, the first,
+# had no config item).
+LAYOUT_VERSION = 2
+DEFAULT_SHARDS = 64
 
-TASK_INDEX = "by-task"
-STATUS_INDEX = "by-status"
-ALL_RUNS_INDEX = "all-runs"
-DUE_INDEX = "due"
-EXPIRY_INDEX = "expiry"
-EXPIRE_SHARD = "EXPIRE"
+TASK_INDEX = "by-task-v2"
+STATUS_INDEX = "by-status-v2"
+ALL_RUNS_INDEX = "all-runs-v2"
+DUE_INDEX = "due-v2"
+EXPIRY_INDEX = "expiry-v2"
+# What each index projects beyond the keys: what a query on it filters on.
+STATUS_INDEX_INCLUDES = ("task_id",)
 
 
 def run_pk(run_id: str) -> str:
@@ -92,10 +134,34 @@ def event_id_sk(event_id_hash: str) -> str:
     return f"{EVENT_ID_PREFIX}{event_id_hash}"
 
 
+def escape_key_part(value: str) -> str:
+    """`value` without '#', so that a key joined with '#' can be split one way only."""
+    return value.replace("%", "%25").replace("#", "%23")
+
+
 def idempotency_pk(task_id: str, key: str) -> str:
     # Escape '#' in the task id so that ("a#b", "c") and ("a", "b#c") never share an item.
-    escaped = task_id.replace("%", "%25").replace("#", "%23")
-    return f"IDEM#{escaped}#{key}"
+    return f"IDEM#{escape_key_part(task_id)}#{key}"
+
+
+def all_runs_pk(shard: int) -> str:
+    return f"RUN#{shard}"
+
+
+def task_pk(task_id: str, shard: int) -> str:
+    return f"{escape_key_part(task_id)}#{shard}"
+
+
+def status_pk(status: str, shard: int) -> str:
+    return f"{status}#{shard}"
+
+
+def due_pk(shard: int) -> str:
+    return f"WAKE#{shard}"
+
+
+def expiry_pk(shard: int) -> str:
+    return f"EXPIRE#{shard}"
 
 
 class ErrorMap(MapAttribute[str, Any]):
@@ -110,45 +176,45 @@ class ErrorMap(MapAttribute[str, Any]):
 class TaskIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = TASK_INDEX
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
-    task_id = UnicodeAttribute(hash_key=True)
+    task_pk = UnicodeAttribute(hash_key=True)
     created_key = UnicodeAttribute(range_key=True)
 
 
 class StatusIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = STATUS_INDEX
-        projection = AllProjection()
+        projection = IncludeProjection(list(STATUS_INDEX_INCLUDES))
 
-    status = UnicodeAttribute(hash_key=True)
+    status_pk = UnicodeAttribute(hash_key=True)
     created_key = UnicodeAttribute(range_key=True)
 
 
 class AllRunsIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = ALL_RUNS_INDEX
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
-    list_pk = UnicodeAttribute(hash_key=True)
+    all_pk = UnicodeAttribute(hash_key=True)
     created_key = UnicodeAttribute(range_key=True)
 
 
 class DueIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = DUE_INDEX
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
-    wake_shard = UnicodeAttribute(hash_key=True)
+    due_pk = UnicodeAttribute(hash_key=True)
     wake_at = UTCDateTimeAttribute(range_key=True)
 
 
 class ExpiryIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = EXPIRY_INDEX
-        projection = AllProjection()
+        projection = KeysOnlyProjection()
 
-    expire_shard = UnicodeAttribute(hash_key=True)
+    expiry_pk = UnicodeAttribute(hash_key=True)
     expires_at = UTCDateTimeAttribute(range_key=True)
 
 
@@ -185,17 +251,29 @@ class RunItem(Model):
     batch_slot = UnicodeAttribute(null=True)
     crash_streak = NumberAttribute(null=True)
 
-    # Index keys, derived from the fields above by the store.
+    # Index keys, derived from the fields above by the store (see the layout above).
     created_key = UnicodeAttribute()
-    list_pk = UnicodeAttribute()
-    wake_shard = UnicodeAttribute(null=True)
-    expire_shard = UnicodeAttribute(null=True)
+    all_pk = UnicodeAttribute()
+    task_pk = UnicodeAttribute()
+    status_pk = UnicodeAttribute()
+    due_pk = UnicodeAttribute()
+    expiry_pk = UnicodeAttribute()
 
     task_index = TaskIndex()
     status_index = StatusIndex()
     all_runs_index = AllRunsIndex()
     due_index = DueIndex()
     expiry_index = ExpiryIndex()
+
+
+class TableConfigItem(Model):
+    """The table's layout version and index shard count (written by `create_table`)."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    layout = NumberAttribute()
+    index_shards = NumberAttribute()
 
 
 class CheckpointItem(Model):
@@ -333,6 +411,7 @@ class TableModels:
     callback: type[CallbackItem]
     batch: type[BatchItem]
     batch_result: type[BatchResultItem]
+    config: type[TableConfigItem]
     connection: Connection  # shared by every model above; transactions use it too
 
 
@@ -388,6 +467,9 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundBatchResultItem(BatchResultItem):
         Meta = _meta(table_name, region, endpoint_url)
 
+    class BoundTableConfigItem(TableConfigItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
     # One connection (one botocore client per thread) for all four models: each client costs
     # tens of milliseconds to build, which a Lambda cold start pays. The run model's schema is
     # the table's (it declares the indexes), so its connection serves every item type.
@@ -400,6 +482,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         BoundCallbackItem,
         BoundBatchItem,
         BoundBatchResultItem,
+        BoundTableConfigItem,
     ):
         model._connection = table_connection
     return TableModels(
@@ -414,12 +497,34 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         callback=BoundCallbackItem,
         batch=BoundBatchItem,
         batch_result=BoundBatchResultItem,
+        config=BoundTableConfigItem,
         connection=table_connection.connection,
     )
 
 
-def create_table(table_name: str, region: str, endpoint_url: str | None = None) -> None:
-    """Create the table with its indexes (on-demand billing) unless it exists; waits for it."""
+def create_table(
+    table_name: str,
+    region: str,
+    endpoint_url: str | None = None,
+    *,
+    shards: int = DEFAULT_SHARDS,
+) -> None:
+    """Create the table with its indexes (on-demand billing) unless it exists; waits for it.
+
+    A table created here gets its config item, with `shards`. An existing table is left as
+    it is: the shard count of a table is fixed once its runs are keyed by it (and a table
+    of the first layout is `durable migrate`'s to change).
+    """
+    if shards < 1:
+        raise ValueError("a table needs at least one index shard")
     models = make_models(table_name, region, endpoint_url)
+    if models.run.exists():
+        return
     # The run model carries every index, so its schema is the table's schema.
     models.run.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+    config = models.config(CONFIG_PK, CONFIG_SK, layout=LAYOUT_VERSION, index_shards=shards)
+    try:
+        config.save(condition=models.config.pk.does_not_exist())
+    except PutError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise

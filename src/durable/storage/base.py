@@ -9,13 +9,17 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   same run can never both record an entry at one position. Exactly one write.
 - `load_history` returns every checkpoint in `seq` order (adapters page internally).
 - `acquire_lease` sets status RUNNING, the lease owner and expiry, and `wake_at` to the
-  expiry, and adds 1 to `crash_streak` (the worker sets it back to 0 when it persists),
+  expiry unless the run's `wake_at` is already at or before it (either way the sweeper
+  meets the run by the time the lease expires; keeping it spares the due index a write),
+  and adds 1 to `crash_streak` (the worker sets it back to 0 when it persists),
   only if the run is not terminal and its lease is free or expired at `now`;
   otherwise `ConflictError`. It returns the run as stored after the write.
 - `update_run` applies `changes` (field name -> new value, names of `RunRecord` fields)
   only if every given condition holds (`expect_owner`: the lease owner equals it;
   `expect_status`: the status is one of them; `expect_waiting_for`: the run waits for
-  exactly that); otherwise `ConflictError`.
+  exactly that; `expect_wake_by`: the run has a `wake_at`, at or before it;
+  `expect_lease_until`: the run has a lease expiring at or after it); otherwise
+  `ConflictError`.
 - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
   `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of the
   previous page). A finished run carries a `wake_at` only while the follow-ups of its end
@@ -99,6 +103,8 @@ class RunStore(Protocol):
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
         expect_waiting_for: str | None = None,
+        expect_wake_by: datetime | None = None,
+        expect_lease_until: datetime | None = None,
     ) -> RunRecord: ...
 
     def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...

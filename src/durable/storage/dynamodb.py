@@ -20,27 +20,31 @@ arbitrates between racing invocations:
   to runs it has leased.
 - `acquire_lease` and `update_run` are one conditional `UpdateItem` returning the new item;
   only when the condition fails is the run read again, to tell "no such run" from "conflict".
-- `update_run` keeps the index keys in step: `status` feeds the status index,
-  `wake_shard` is present exactly while `wake_at` is set, and `expire_shard` exactly
-  while `expires_at` is set (see `_tables`).
+- The index hash keys of a run (sharded, see `_tables`) are written when it is created;
+  `update_run` writes `status_pk` with the status and nothing else of the keys, so an
+  update changes only the indexes whose attributes it changes.
 - `delete_run` reads the run (a Query: the sweeper may only query and delete), deletes its
   log and inbox with PynamoDB's batch writer (25 keys a request, unprocessed keys resent), then
   its idempotency claim (conditional on naming this run), and the run item last, so a
   purge cut short leaves the run in the expiry index and the next sweep finishes it. One
   more pass then catches an event put meanwhile (see `put_inbox`).
-- Listings read the global secondary indexes, which are eventually consistent in AWS:
-  a run created a moment ago may be missing from `list_runs`/`due_runs` for a moment.
+- Listings (`list_runs`, `due_runs`, `expired_runs`, in `durable.storage._listings`)
+  query every shard of an index, merge them (`durable.storage._shards`), then read the
+  runs of the page with one consistent `BatchGetItem`, keeping the index's order; a run
+  deleted meanwhile, or no longer matching (another status, no longer due), is left out.
+  The indexes are eventually consistent in AWS: a run created a moment ago may be missing
+  for a moment.
   `get_run`, `load_history` and `list_inbox` read strongly consistent.
+- The shard count is the table's (its config item, read once per store; `DEFAULT_SHARDS`
+  without one). A table of the first layout lacks the indexes: a listing raises
+  `TableLayoutError`, which says to run `durable migrate`.
 
 Nothing but `durable.errors` escapes: PynamoDB and botocore errors are translated here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
@@ -54,7 +58,6 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
-from pynamodb.pagination import ResultIterator
 from pynamodb.transactions import TransactWrite
 
 from durable.aws import endpoint_url, region_name
@@ -66,6 +69,7 @@ from durable.errors import (
     InfrastructureError,
     InputError,
     RunNotFoundError,
+    TableLayoutError,
 )
 from durable.records import (
     TERMINAL_STATUSES,
@@ -80,7 +84,8 @@ from durable.records import (
 )
 from durable.serialization import loads
 from durable.settings import Settings
-from durable.storage import _tables
+from durable.storage import _shards, _tables
+from durable.storage._listings import IndexReader
 from durable.storage._tables import (
     CheckpointItem,
     ErrorMap,
@@ -93,8 +98,14 @@ from durable.storage.base import RunPage, token_key
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _LIVE_STATUSES = sorted(str(status) for status in RunStatus if status not in TERMINAL_STATUSES)
-_TERMINAL = sorted(str(status) for status in TERMINAL_STATUSES)
 # Fields `update_run` may change: every RunRecord field but the key.
+_INDEXES = (
+    _tables.TASK_INDEX,
+    _tables.STATUS_INDEX,
+    _tables.ALL_RUNS_INDEX,
+    _tables.DUE_INDEX,
+    _tables.EXPIRY_INDEX,
+)
 _UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id"}
 # A transaction cancelled only because it raced another transaction may simply be retried
 # (botocore retries throttling and 5xx, not TransactionConflict): this many tries in all,
@@ -121,6 +132,7 @@ class DynamoDBRunStore:
         self._models: TableModels = make_models(table_name, region, endpoint_url)
         self._page_size = page_size
         self._lock = threading.Lock()
+        self._index_shards: int | None = None
         self.writes = 0  # successful write requests, counted for tests and benchmarks
 
     @classmethod
@@ -134,6 +146,35 @@ class DynamoDBRunStore:
     @property
     def table_name(self) -> str:
         return self._models.table_name
+
+    @property
+    def index_shards(self) -> int:
+        """How many shards each index key has: the table's config item says, read once."""
+        if self._index_shards is None:
+            config_model = self._models.config
+            with _translated("read the table's config"):
+                try:
+                    config = config_model.get(
+                        _tables.CONFIG_PK, _tables.CONFIG_SK, consistent_read=True
+                    )
+                except config_model.DoesNotExist:
+                    config = None
+            if config is None:
+                shards = _tables.DEFAULT_SHARDS
+            elif int(config.layout) != _tables.LAYOUT_VERSION:
+                raise TableLayoutError(
+                    self.table_name,
+                    f"layout {int(config.layout)}, this version of durable reads "
+                    f"{_tables.LAYOUT_VERSION}",
+                )
+            else:
+                shards = int(config.index_shards)
+            self._index_shards = shards
+        return self._index_shards
+
+    def shard_of(self, run_id: str) -> int:
+        """The index shard of a run in this table."""
+        return _shards.shard_of(run_id, self.index_shards)
 
     def _wrote(self) -> None:
         with self._lock:
@@ -211,13 +252,26 @@ class DynamoDBRunStore:
             m.status.set(str(RunStatus.RUNNING)),
             m.lease_owner.set(owner),
             m.lease_expires.set(expires),
-            m.wake_at.set(expires),
-            m.wake_shard.set(_tables.WAKE_SHARD),
+            m.status_pk.set(_tables.status_pk(RunStatus.RUNNING, self.shard_of(run_id))),
             m.updated_at.set(now),
             m.started_at.set(m.started_at | now),  # if_not_exists: the first start stays
             m.crash_streak.add(1),  # the worker's persist sets it back to 0
         ]
-        return self._conditional_update(run_id, actions, condition, "is leased or finished")
+        # A wake_at at or before the lease's expiry stays: the sweeper meets the run by then
+        # anyway (and follows a live lease, `durable.sweeper`), and the due index is not
+        # written. Only when that does not hold is the run read, then wake_at moved too.
+        leased = self._try_update(run_id, actions, condition & (m.wake_at <= expires))
+        if leased is not None:
+            return leased
+        current = self._require(run_id)
+        lease_taken = current.lease_owner is not None and (
+            current.lease_expires is not None and current.lease_expires > now
+        )
+        if current.status.is_terminal or lease_taken:
+            raise ConflictError(f"run {run_id} ({current.status}, lease {current.lease_owner})")
+        return self._conditional_update(
+            run_id, [*actions, m.wake_at.set(expires)], condition, "is leased or finished"
+        )
 
     def update_run(
         self,
@@ -227,6 +281,8 @@ class DynamoDBRunStore:
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
         expect_waiting_for: str | None = None,
+        expect_wake_by: datetime | None = None,
+        expect_lease_until: datetime | None = None,
     ) -> RunRecord:
         unknown = set(changes) - _UPDATABLE
         if unknown:
@@ -243,12 +299,33 @@ class DynamoDBRunStore:
             condition &= m.status.is_in(*sorted(str(status) for status in expect_status))
         if expect_waiting_for is not None:
             condition &= m.waiting_for == expect_waiting_for
-        actions = _update_actions(m, changes) or [m.run_id.set(run_id)]
+        if expect_wake_by is not None:
+            condition &= m.wake_at <= expect_wake_by
+        if expect_lease_until is not None:
+            condition &= m.lease_expires >= expect_lease_until
+        status_key = None
+        if changes.get("status") is not None:
+            status_key = _tables.status_pk(str(RunStatus(changes["status"])), self.shard_of(run_id))
+        actions = _update_actions(m, changes, status_key) or [m.run_id.set(run_id)]
         return self._conditional_update(run_id, actions, condition, "did not match")
 
     def _conditional_update(
         self, run_id: str, actions: list[Action], condition: Condition, why: str
     ) -> RunRecord:
+        updated = self._try_update(run_id, actions, condition)
+        if updated is None:
+            # Re-read only on conflict: was the run missing, or its state not as expected?
+            current = self._require(run_id)
+            raise ConflictError(
+                f"run {run_id} ({current.status}, lease {current.lease_owner}) {why}"
+            )
+        return updated
+
+    def _try_update(
+        self, run_id: str, actions: list[Action], condition: Condition
+    ) -> RunRecord | None:
+        """One conditional `UpdateItem`: the run as stored after it, None if the condition
+        did not hold."""
         m = self._models.run
         item = m(_tables.run_pk(run_id), _tables.RUN_SK)
         with _translated("update_run"):
@@ -256,11 +333,7 @@ class DynamoDBRunStore:
                 item.update(actions=actions, condition=condition)
             except PynamoDBException as exc:
                 if _response_code(exc) == _CONDITION_FAILED:
-                    # Re-read only on conflict: was the run missing, or its state not as expected?
-                    current = self._require(run_id)
-                    raise ConflictError(
-                        f"run {run_id} ({current.status}, lease {current.lease_owner}) {why}"
-                    ) from exc
+                    return None
                 raise
         self._wrote()
         return _run_record(item)
@@ -288,12 +361,15 @@ class DynamoDBRunStore:
             value = _attribute_value(name, getattr(run, name))
             if value is not None:
                 setattr(item, name, value)
+        # Every index hash key, from the start: the sparse indexes (due, expiry) take the
+        # run in or out through their range keys alone.
+        shard = self.shard_of(run.run_id)
         item.created_key = run.run_id
-        item.list_pk = _tables.LIST_PK
-        if run.wake_at is not None:
-            item.wake_shard = _tables.WAKE_SHARD
-        if run.expires_at is not None:
-            item.expire_shard = _tables.EXPIRE_SHARD
+        item.all_pk = _tables.all_runs_pk(shard)
+        item.task_pk = _tables.task_pk(run.task_id, shard)
+        item.status_pk = _tables.status_pk(str(RunStatus(run.status)), shard)
+        item.due_pk = _tables.due_pk(shard)
+        item.expiry_pk = _tables.expiry_pk(shard)
         return item
 
     # -- the log ------------------------------------------------------------------------
@@ -396,7 +472,7 @@ class DynamoDBRunStore:
         with _translated("delete_inbox"):
             self._batch_delete((pk, _tables.inbox_sk(inbox_id)) for inbox_id in sorted(inbox_ids))
 
-    # -- listings -----------------------------------------------------------------------
+    # -- listings (durable.storage._listings) ------------------------------------------
 
     def list_runs(
         self,
@@ -408,74 +484,40 @@ class DynamoDBRunStore:
     ) -> RunPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        m = self._models.run
-        start = _decode_cursor(cursor)
-        # One more than asked for, to learn whether another page exists.
-        page_size = limit + 1
-        with _translated("list_runs", caller_input=True):
-            if task_id is not None:
-                items = m.task_index.query(
-                    task_id,
-                    filter_condition=(m.status == str(status)) if status is not None else None,
-                    scan_index_forward=False,
-                    last_evaluated_key=start,
-                    page_size=page_size,
-                )
-            elif status is not None:
-                items = m.status_index.query(
-                    str(status),
-                    scan_index_forward=False,
-                    last_evaluated_key=start,
-                    page_size=page_size,
-                )
-            else:
-                items = m.all_runs_index.query(
-                    _tables.LIST_PK,
-                    scan_index_forward=False,
-                    last_evaluated_key=start,
-                    page_size=page_size,
-                )
-            runs, next_key = _take(items, limit)
-        return RunPage(runs=runs, next_cursor=_encode_cursor(next_key))
+        # A filter too long for a key is the caller's fault (caller_input).
+        with _translated("list_runs", caller_input=True), _index_of_this_layout(self.table_name):
+            return self._index_reader().list_runs(task_id, status, limit, cursor)
 
     def due_runs(
         self, before: datetime, limit: int = 100, after: RunRecord | None = None
     ) -> list[RunRecord]:
-        m = self._models.run
-        start = None
-        if after is not None and after.wake_at is not None:
-            start = {
-                "pk": {"S": _tables.run_pk(after.run_id)},
-                "sk": {"S": _tables.RUN_SK},
-                "wake_shard": {"S": _tables.WAKE_SHARD},
-                "wake_at": {"S": m.wake_at.serialize(after.wake_at)},  # type: ignore[no-untyped-call]
-            }
-        with _translated("due_runs"):
-            items = m.due_index.query(
-                _tables.WAKE_SHARD,
-                m.wake_at <= before,
-                last_evaluated_key=start,
-                scan_index_forward=True,
-                limit=limit,
-                page_size=min(limit, self._page_size or limit),
-            )
-            return [_run_record(item) for item in items]
+        with _translated("due_runs"), _index_of_this_layout(self.table_name):
+            return self._index_reader().due_runs(before, limit, after)
 
     # -- retention ----------------------------------------------------------------------
 
     def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+        with _translated("expired_runs"), _index_of_this_layout(self.table_name):
+            return self._index_reader().expired_runs(before, limit)
+
+    def _index_reader(self) -> IndexReader:
+        return IndexReader(
+            self._models.run, self.index_shards, self._page_size, self._runs_in_order
+        )
+
+    def _runs_in_order(self, run_ids: list[str]) -> list[RunRecord]:
+        """The runs `run_ids` name, read consistently in one `BatchGetItem` (PynamoDB sends
+        100 keys a request and resends what DynamoDB leaves unprocessed), in that order;
+        a run deleted since is left out."""
         m = self._models.run
-        with _translated("expired_runs"):
-            items = m.expiry_index.query(
-                _tables.EXPIRE_SHARD,
-                m.expires_at <= before,
-                # Only finished runs are ever given an expiry; the filter makes sure of it.
-                filter_condition=m.status.is_in(*_TERMINAL),
-                scan_index_forward=True,
-                limit=limit,
-                page_size=min(limit, self._page_size or limit),
+        found = {
+            str(item.run_id): _run_record(item)
+            for item in m.batch_get(
+                [(_tables.run_pk(run_id), _tables.RUN_SK) for run_id in run_ids],
+                consistent_read=True,
             )
-            return [_run_record(item) for item in items]
+        }
+        return [found[run_id] for run_id in run_ids if run_id in found]
 
     def delete_run(self, run_id: str) -> int:
         pk = _tables.run_pk(run_id)
@@ -727,11 +769,14 @@ class DynamoDBRunStore:
         return deleted
 
     def clear(self) -> int:
-        """Delete every item of the table; how many (tests that share one table)."""
+        """Delete every item of the table but its config; how many (tests that share one
+        table: the table keeps its shard count)."""
         m = self._models.checkpoint
         with _translated("clear"):
             items = m.scan(attributes_to_get=["pk", "sk"])
-            return self._batch_delete((item.pk, item.sk) for item in items)
+            return self._batch_delete(
+                (item.pk, item.sk) for item in items if item.pk != _tables.CONFIG_PK
+            )
 
     def _delete_claim(self, task_id: str, key: str, run_id: str) -> int:
         """Delete the claim on (task_id, key) if it still names `run_id`; 1 if it did."""
@@ -790,36 +835,21 @@ def _cancellation_codes(exc: TransactWriteError) -> list[str | None]:
     return [reason.code if reason else None for reason in exc.cancellation_reasons or []]
 
 
-def _take(items: ResultIterator[RunItem], limit: int) -> tuple[list[RunRecord], Any]:
-    """Up to `limit` runs and, when more follow, the key to resume after the last one."""
-    runs: list[RunRecord] = []
-    for item in items:
-        runs.append(_run_record(item))
-        if len(runs) == limit:
-            resume_at = items.last_evaluated_key
-            more = next(items, None) is not None
-            return runs, resume_at if more else None
-    return runs, None
-
-
-def _encode_cursor(key: dict[str, Any] | None) -> str | None:
-    if not key:
-        return None
-    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if not cursor:
-        return None
+@contextmanager
+def _index_of_this_layout(table_name: str) -> Iterator[None]:
+    """Turn DynamoDB's answer to a query on an index the table lacks (a table of the first
+    layout) into `TableLayoutError`, which says what to do."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise InputError(f"invalid cursor {cursor[:40]!r}") from exc
-    if not isinstance(key, dict):
-        raise InputError(f"invalid cursor {cursor[:40]!r}")
-    return key
+        yield
+    except (PynamoDBException, ClientError) as exc:
+        message = str(getattr(exc, "cause", None) or exc)
+        names_an_index = any(name in message for name in _INDEXES)
+        # AWS answers ValidationException ("The table does not have the specified index"),
+        # moto ResourceNotFoundException ("Invalid index").
+        missing = _response_code(exc) in ("ValidationException", "ResourceNotFoundException")
+        if missing and names_an_index:
+            raise TableLayoutError(table_name, "an index of this version is missing") from exc
+        raise
 
 
 def _attribute_value(name: str, value: Any) -> Any:
@@ -835,24 +865,21 @@ def _attribute_value(name: str, value: Any) -> Any:
     return value
 
 
-def _update_actions(m: type[RunItem], changes: Mapping[str, Any]) -> list[Action]:
+def _update_actions(
+    m: type[RunItem], changes: Mapping[str, Any], status_key: str | None
+) -> list[Action]:
+    """The update's actions: each change, and the status index's key with a new status.
+
+    No other index key is written: the hash keys never change, and the sparse indexes
+    (due, expiry) follow `wake_at` and `expires_at` themselves, their range keys.
+    """
     actions: list[Action] = []
     for name, value in changes.items():
         attribute = getattr(m, name)
         stored = _attribute_value(name, value)
         actions.append(attribute.remove() if stored is None else attribute.set(stored))
-    if "wake_at" in changes:
-        # The due index holds the runs that have a wake_at: its hash key follows it.
-        if changes["wake_at"] is None:
-            actions.append(m.wake_shard.remove())
-        else:
-            actions.append(m.wake_shard.set(_tables.WAKE_SHARD))
-    if "expires_at" in changes:
-        # The expiry index holds the runs that have an expiry: its hash key follows it.
-        if changes["expires_at"] is None:
-            actions.append(m.expire_shard.remove())
-        else:
-            actions.append(m.expire_shard.set(_tables.EXPIRE_SHARD))
+    if status_key is not None:
+        actions.append(m.status_pk.set(status_key))
     return actions
 
 

@@ -83,7 +83,10 @@ class MemoryRunStore:
                 status=RunStatus.RUNNING,
                 lease_owner=owner,
                 lease_expires=expires,
-                wake_at=expires,
+                # An earlier wake-up stays (see RunStore.acquire_lease).
+                wake_at=run.wake_at
+                if run.wake_at is not None and run.wake_at <= expires
+                else expires,
                 updated_at=now,
                 started_at=run.started_at or now,
                 crash_streak=run.crash_streak + 1,
@@ -100,6 +103,8 @@ class MemoryRunStore:
         expect_owner: str | None = None,
         expect_status: Collection[RunStatus] | None = None,
         expect_waiting_for: str | None = None,
+        expect_wake_by: datetime | None = None,
+        expect_lease_until: datetime | None = None,
     ) -> RunRecord:
         with self._lock:
             run = self._require(run_id)
@@ -109,6 +114,12 @@ class MemoryRunStore:
                 raise ConflictError(f"run {run_id} is {run.status}")
             if expect_waiting_for is not None and run.waiting_for != expect_waiting_for:
                 raise ConflictError(f"run {run_id} is not waiting for {expect_waiting_for}")
+            if expect_wake_by is not None and (run.wake_at is None or run.wake_at > expect_wake_by):
+                raise ConflictError(f"run {run_id} is not due by {expect_wake_by}")
+            if expect_lease_until is not None and (
+                run.lease_expires is None or run.lease_expires < expect_lease_until
+            ):
+                raise ConflictError(f"run {run_id}: no lease lasts until {expect_lease_until}")
             updated = run.with_changes(**changes)
             self._runs[run_id] = updated
             self.writes += 1

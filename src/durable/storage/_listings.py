@@ -1,0 +1,163 @@
+"""The read side of the sharded indexes: listings, due runs and expired runs.
+
+Each query is one query per shard of an index (PynamoDB's own query, paged lazily, a few
+entries per shard at a time), merged by `durable.storage._shards.ShardMerge`; the runs of a
+page are then read from the table (`read_runs`: one consistent `BatchGetItem`) in the
+merged order. A run changed since its index entry was read (another status, no longer due,
+deleted) is left out, and the merge read further for as many others. PynamoDB errors pass
+through: `DynamoDBRunStore` translates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from durable.records import RunRecord, RunStatus
+from durable.storage import _tables
+from durable.storage._shards import ListingCursor, ShardMerge, per_shard_page, sorted_within_ties
+from durable.storage._tables import RunItem
+from durable.storage.base import RunPage
+
+ReadRuns = Callable[[list[str]], list[RunRecord]]
+
+
+def run_id_of(pk: str) -> str:
+    """The run id in a run item's key (an index that projects only keys has no `run_id`)."""
+    return pk.removeprefix("RUN#")
+
+
+class IndexReader:
+    """Queries over every shard of the table's indexes (see `durable.storage._tables`)."""
+
+    def __init__(
+        self, run_model: type[RunItem], shards: int, page_size: int | None, read_runs: ReadRuns
+    ) -> None:
+        self._m = run_model
+        self._shards = shards
+        self._page_size = page_size  # a cap on the entries per query request (tests)
+        self._read_runs = read_runs
+
+    def list_runs(
+        self, task_id: str | None, status: RunStatus | None, limit: int, cursor: str | None
+    ) -> RunPage:
+        """Newest first, `limit` a page; the cursor names the listing and where it stopped."""
+        m, shards = self._m, self._shards
+        listing = {"task": task_id, "status": str(status) if status else None, "shards": shards}
+        position = ListingCursor.decode(cursor, listing, shards) if cursor else None
+        per_shard = per_shard_page(limit, shards, self._page_size)
+        older_than_cursor = m.created_key < position.after if position else None
+
+        def shard_query(shard: int) -> Iterator[RunItem]:
+            if status is not None:
+                # by-status projects task_id, so the task filter needs no second index.
+                return m.status_index.query(
+                    _tables.status_pk(str(status), shard),
+                    older_than_cursor,
+                    filter_condition=(m.task_id == task_id) if task_id is not None else None,
+                    scan_index_forward=False,
+                    page_size=per_shard,
+                )
+            if task_id is not None:
+                return m.task_index.query(
+                    _tables.task_pk(task_id, shard),
+                    older_than_cursor,
+                    scan_index_forward=False,
+                    page_size=per_shard,
+                )
+            return m.all_runs_index.query(
+                _tables.all_runs_pk(shard),
+                older_than_cursor,
+                scan_index_forward=False,
+                page_size=per_shard,
+            )
+
+        done = position.done if position else frozenset()
+        merge = ShardMerge(
+            {shard: shard_query(shard) for shard in range(shards) if shard not in done},
+            lambda item: item.created_key,
+            descending=True,
+        )
+        runs: list[RunRecord] = []
+        last: str | None = None
+        while len(runs) < limit and merge.more:
+            keys = [str(item.created_key) for item in merge.take(limit - len(runs))]
+            last = keys[-1]
+            for run in self._read_runs(keys):
+                # The item is newer than the index: keep only what still matches.
+                if (task_id is None or run.task_id == task_id) and (
+                    status is None or run.status is status
+                ):
+                    runs.append(run)
+        if not merge.more or last is None:
+            return RunPage(runs=runs, next_cursor=None)
+        next_position = ListingCursor(after=last, done=done | frozenset(merge.exhausted))
+        return RunPage(runs=runs, next_cursor=next_position.encode(listing))
+
+    def due_runs(self, before: datetime, limit: int, after: RunRecord | None) -> list[RunRecord]:
+        """By (`wake_at`, run id), after `after`'s, up to `before` included.
+
+        `after` is the last run of the previous page as it was read: should its `wake_at`
+        have moved between the index read and the item read, the next page starts from the
+        moved one (a run in between waits for the next sweep; none is lost: it stays due).
+        """
+        m = self._m
+        start = (after.wake_at, after.run_id) if after is not None and after.wake_at else None
+        per_shard = per_shard_page(limit, self._shards, self._page_size)
+
+        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
+            due = m.wake_at <= before if start is None else m.wake_at.between(start[0], before)
+            items = m.due_index.query(
+                _tables.due_pk(shard), due, scan_index_forward=True, page_size=per_shard
+            )
+            entries = ((item.wake_at, run_id_of(item.pk)) for item in items)
+            # Those at `after`'s own instant were on earlier pages up to `after` itself.
+            return (
+                entry
+                for entry in sorted_within_ties(entries, lambda e: e[0], lambda e: e[1])
+                if start is None or entry > start
+            )
+
+        def still_due(run: RunRecord) -> bool:
+            return run.wake_at is not None and run.wake_at <= before
+
+        return self._merged_runs(shard_query, limit, still_due)
+
+    def expired_runs(self, before: datetime, limit: int) -> list[RunRecord]:
+        """Finished runs by (`expires_at`, run id), up to `before` included."""
+        m = self._m
+        per_shard = per_shard_page(limit, self._shards, self._page_size)
+
+        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
+            items = m.expiry_index.query(
+                _tables.expiry_pk(shard),
+                m.expires_at <= before,
+                scan_index_forward=True,
+                page_size=per_shard,
+            )
+            return ((item.expires_at, run_id_of(item.pk)) for item in items)
+
+        def expired(run: RunRecord) -> bool:
+            # Only finished runs are ever given an expiry; this makes sure of it.
+            return (
+                run.status.is_terminal and run.expires_at is not None and run.expires_at <= before
+            )
+
+        return self._merged_runs(shard_query, limit, expired)
+
+    def _merged_runs(
+        self,
+        shard_query: Callable[[int], Iterator[tuple[datetime, str]]],
+        limit: int,
+        keep: Callable[[RunRecord], bool],
+    ) -> list[RunRecord]:
+        """Up to `limit` runs from the (instant, run id) entries of every shard, oldest
+        first, read from the table; those `keep` refuses are left out."""
+        merge = ShardMerge(
+            {shard: shard_query(shard) for shard in range(self._shards)}, lambda e: e
+        )
+        runs: list[RunRecord] = []
+        while len(runs) < limit and merge.more:
+            run_ids = [run_id for _at, run_id in merge.take(limit - len(runs))]
+            runs.extend(run for run in self._read_runs(run_ids) if keep(run))
+        return runs
