@@ -37,6 +37,7 @@ from bench.capacity_model import (
     lambda_concurrency,
     mix,
     partition_loads,
+    quota_rate,
     shape_load,
     simulate,
     sustainable_rate,
@@ -194,11 +195,15 @@ def deployment_limits(load: ShapeLoad) -> list[Bottleneck]:
 
 def print_model(loads: dict[str, ShapeLoad]) -> None:
     print("(b) model: steady state at each load; shares are of the per-partition limit")
-    header = f"  {'shape':<18} {'sustainable':>14}  first bottleneck (data model)"
+    header = f"  {'shape':<18} {'sustainable':>14}  first bottleneck (data model: partition keys)"
     print(header)
     for name, load in loads.items():
         bottleneck = sustainable_rate(load)
         print(f"  {name:<18} {rate(bottleneck.runs_per_second):>14}  {bottleneck.what}")
+    print("  the first account quota (adjustable: ask AWS to raise it before that load):")
+    for name, load in loads.items():
+        quota = quota_rate(load)
+        print(f"  {name:<18} {rate(quota.runs_per_second):>14}  {quota.what}")
     print(
         "  the first limit of the template's defaults (a purge that falls behind throttles "
         "nothing: finished runs past their retention pile up):"
@@ -267,7 +272,9 @@ def print_simulation(loads: dict[str, ShapeLoad]) -> None:
         if not math.isinf(bottleneck.runs_per_second):
             checks.insert(0, round(0.9 * bottleneck.runs_per_second))
         for runs_per_second in checks:
-            result = simulate(streams, runs_per_second, seconds=SIMULATED_SECONDS)
+            result = simulate(
+                streams, runs_per_second, seconds=SIMULATED_SECONDS, table_shards=load.table_shards
+            )
             label = f"{runs_per_second:,} runs/s" + (
                 " (90% of the sustainable rate)" if runs_per_second not in LOADS else ""
             )
@@ -338,7 +345,10 @@ def main() -> None:
         print(f"WARNING: {warning}: the figures below count only what happened")
     if measurement.warnings:
         print()
-    loads = {name: shape_load(name, traces) for name, traces in measurement.traces.items()}
+    loads = {
+        name: shape_load(name, traces, measurement.table_shards)
+        for name, traces in measurement.traces.items()
+    }
     loads["mix"] = mix(
         "mix " + " ".join(f"{share:.0%} {shape}" for shape, share in MIX),
         [(loads[shape], share) for shape, share in MIX],

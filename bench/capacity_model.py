@@ -96,6 +96,9 @@ class ShapeLoad:
     traces: list[RunTrace]
     # (target, family such as "RUN#") -> (shards seen, busiest shard's load / the mean)
     shard_families: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)
+    # The table's own shard count (its config item), when it has one: a sharded key's load
+    # spreads over that many shards, not only over those a few dozen runs happened to visit.
+    table_shards: int = 0
 
     @property
     def worker_seconds_per_message(self) -> float:
@@ -105,7 +108,7 @@ class ShapeLoad:
         return sum(n for name, n in self.requests.items() if name.startswith(service + "."))
 
 
-def shape_load(name: str, traces: Sequence[RunTrace]) -> ShapeLoad:
+def shape_load(name: str, traces: Sequence[RunTrace], table_shards: int = 0) -> ShapeLoad:
     """Average the traces of one shape into the cost of one run."""
     runs = sum(trace.runs for trace in traces)
     write_units: dict[tuple[str, str], float] = defaultdict(float)
@@ -123,8 +126,8 @@ def shape_load(name: str, traces: Sequence[RunTrace]) -> ShapeLoad:
             if access.shared:
                 write_units[access.target, access.key] += access.write_units / runs
                 read_units[access.target, access.key] += access.read_units / runs
-    families = shard_families([*write_units, *read_units])
-    observed = _family_skew(families, write_units, read_units)
+    observed = _family_skew(shard_families([*write_units, *read_units]), write_units, read_units)
+    families = shard_families([*write_units, *read_units], table_shards)
     return ShapeLoad(
         name=name,
         runs_per_trace=runs / len(traces),
@@ -139,19 +142,23 @@ def shape_load(name: str, traces: Sequence[RunTrace]) -> ShapeLoad:
         sweeper_seconds=sum(t.sweeper_seconds for t in traces) / runs,
         traces=list(traces),
         shard_families=observed,
+        table_shards=table_shards,
     )
 
 
 Families = dict[tuple[str, str], tuple[tuple[str, str], ...]]
 
 
-def shard_families(keys: Iterable[tuple[str, str]]) -> Families:
-    """Each shared (target, key) that is one shard of a sharded key -> all its shards seen."""
+def shard_families(keys: Iterable[tuple[str, str]], table_shards: int = 0) -> Families:
+    """Each shared (target, key) that is one shard of a sharded key -> all its shards: those
+    seen, and with `table_shards` (the table's count) every shard `0 .. table_shards - 1`."""
     groups: dict[tuple[str, str], set[str]] = defaultdict(set)
     for target, key in keys:
         match = SHARD.match(key)
         if match is not None:
-            groups[target, match.group("family")].add(key)
+            family = match.group("family")
+            groups[target, family].add(key)
+            groups[target, family].update(f"{family}{k}" for k in range(table_shards))
     families: Families = {}
     for (target, _), members in groups.items():
         if len(members) >= 2:
@@ -213,6 +220,7 @@ def mix(name: str, parts: Sequence[tuple[ShapeLoad, float]]) -> ShapeLoad:
         worker_seconds=sum(load.worker_seconds * share for load, share in parts),
         sweeper_seconds=sum(load.sweeper_seconds * share for load, share in parts),
         traces=[],
+        table_shards=max((load.table_shards for load, _ in parts), default=0),
     )
 
 
@@ -265,7 +273,8 @@ class Bottleneck:
 
 
 def sustainable_rate(load: ShapeLoad) -> Bottleneck:
-    """The highest steady load (runs a second) before a partition or a table quota throttles."""
+    """The highest steady load (runs a second) before a partition key throttles: the data
+    model's limit, which no quota request raises."""
     candidates = [
         Bottleneck(
             partition.limit / (partition.units_per_second or math.inf),
@@ -274,22 +283,26 @@ def sustainable_rate(load: ShapeLoad) -> Bottleneck:
         )
         for partition in partition_loads(load, 1.0)
     ]
-    for target, units in load.target_write_units.items():
-        if units > 0:
-            candidates.append(
-                Bottleneck(
-                    TABLE_QUOTA_UNITS / units,
-                    f"{target}: {TABLE_QUOTA_UNITS:,.0f} write units/s table quota",
+    return min(candidates, key=lambda b: b.runs_per_second, default=Bottleneck(math.inf, "none"))
+
+
+def quota_rate(load: ShapeLoad) -> Bottleneck:
+    """The highest steady load before the table's on-demand throughput quota (per table,
+    adjustable: AWS raises it on request)."""
+    candidates = []
+    for units_by_target, kind in (
+        (load.target_write_units, "write"),
+        (load.target_read_units, "read"),
+    ):
+        for target, units in units_by_target.items():
+            if units > 0:
+                candidates.append(
+                    Bottleneck(
+                        TABLE_QUOTA_UNITS / units,
+                        f"{target}: {TABLE_QUOTA_UNITS:,.0f} {kind} units/s table quota "
+                        f"(at 10,000 runs/s it needs {units * 10_000:,.0f})",
+                    )
                 )
-            )
-    for target, units in load.target_read_units.items():
-        if units > 0:
-            candidates.append(
-                Bottleneck(
-                    TABLE_QUOTA_UNITS / units,
-                    f"{target}: {TABLE_QUOTA_UNITS:,.0f} read units/s table quota",
-                )
-            )
     return min(candidates, key=lambda b: b.runs_per_second, default=Bottleneck(math.inf, "none"))
 
 
@@ -335,7 +348,7 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 
 def mean_kernel(
-    traces: Iterable[RunTrace], tick: float
+    traces: Iterable[RunTrace], tick: float, table_shards: int = 0
 ) -> tuple[float, dict[tuple[int, Bucket], tuple[float, float]]]:
     """The mean shared-key demand of one trace, by (offset tick, bucket): (units, requests).
 
@@ -343,7 +356,7 @@ def mean_kernel(
     """
     traces = list(traces)
     families = shard_families(
-        {(a.target, a.key) for trace in traces for a in trace.accesses if a.shared}
+        {(a.target, a.key) for trace in traces for a in trace.accesses if a.shared}, table_shards
     )
     demand: dict[tuple[int, Bucket], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for trace in traces:
@@ -371,6 +384,7 @@ def simulate(
     tick: float = 0.1,
     warmup: float | None = None,
     seed: int = 9,
+    table_shards: int = 0,
 ) -> SimulationResult:
     """Drive `runs_per_second` (split over `streams`: traces and their share of runs) through
     per-partition token buckets on a virtual clock; count the throttles after the warm-up
@@ -378,7 +392,7 @@ def simulate(
     rng = random.Random(seed)
     kernels = []
     for traces, share in streams:
-        runs_per_trace, kernel = mean_kernel(traces, tick)
+        runs_per_trace, kernel = mean_kernel(traces, tick, table_shards)
         kernels.append((runs_per_second * share / runs_per_trace * tick, kernel))
     longest = max((offset for _, k in kernels for offset, _ in k), default=0) * tick
     warmup = min(longest + 1.0, 30.0) if warmup is None else warmup

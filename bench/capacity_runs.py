@@ -156,6 +156,7 @@ class Measurement:
     traces: dict[str, list[RunTrace]]  # shape name -> one trace per top-level run
     seconds: dict[str, float]  # shape name -> wall time its measurement took
     warnings: list[str]  # what did not go as a run of the shape should
+    table_shards: int = 0  # the table's index shard count (0: it has none)
 
 
 def measure(
@@ -252,7 +253,7 @@ def measure(
             traces[shape.name] = list(shape_traces.values())
             meter.traces.clear()
             seconds[shape.name] = time.perf_counter() - started
-    return Measurement(layout, traces, seconds, warnings)
+    return Measurement(layout, traces, seconds, warnings, getattr(store, "index_shards", 0))
 
 
 def _runs_in(trace: RunTrace) -> int:

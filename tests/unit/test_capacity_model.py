@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from bench.capacity_model import (
     RunTrace,
     mix,
     partition_loads,
+    quota_rate,
     shape_load,
     simulate,
     sustainable_rate,
@@ -64,13 +66,30 @@ def test_children_count_as_runs_and_a_mix_weighs_its_shapes() -> None:
     assert blended.write_units[("due", "WAKE")] == pytest.approx(2.0)
 
 
-def test_the_table_quota_binds_when_no_key_is_shared() -> None:
+def test_the_table_quota_is_reported_apart_from_the_partition_limit() -> None:
     load = shape_load("own", [trace(own_write("r1", 10.0))])
 
-    bottleneck = sustainable_rate(load)
+    quota = quota_rate(load)
 
-    assert bottleneck.runs_per_second == pytest.approx(4_000.0)  # 40,000 WRU/s / 10
-    assert "table quota" in bottleneck.what
+    assert quota.runs_per_second == pytest.approx(4_000.0)  # 40,000 WRU/s / 10
+    assert "table quota" in quota.what
+    assert math.isinf(sustainable_rate(load).runs_per_second)  # no shared key: no data limit
+
+
+def test_the_table_shard_count_spreads_a_key_over_shards_no_run_visited() -> None:
+    # given: 4 runs that happened to land on 4 of the table's 16 shards
+    traces = [trace(writes_to("all-runs", f"RUN#{i}", 4.0)) for i in range(4)]
+
+    seen_only = shape_load("seen", traces)
+    whole_table = shape_load("table", traces, table_shards=16)
+
+    # then: the load spreads over all 16, four times the rate of the 4 seen
+    assert sustainable_rate(seen_only).runs_per_second == pytest.approx(1_000.0)
+    assert sustainable_rate(whole_table).runs_per_second == pytest.approx(4_000.0)
+    result = simulate([(traces, 1.0)], runs_per_second=3_000, seconds=5.0)
+    assert result.total_throttles > 0  # over 4 keys: 3,000 a second each, throttled
+    spread = simulate([(traces, 1.0)], runs_per_second=3_000, seconds=5.0, table_shards=16)
+    assert spread.total_throttles == 0  # over 16: 750 each
 
 
 def test_one_constant_key_at_2000_writes_a_second_throttles() -> None:
