@@ -9,6 +9,7 @@ Layout (single table, `pk` hash key, `sk` range key):
     RUN#<run_id>             EVENTID#<sha256>    the inbox id of an event sent with an event id
     IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
     TABLE#CONFIG             CONFIG              the layout version and the index shard count
+    PURGE#<k>                PURGE               who purges expiry shard k, until when
 
 Global secondary indexes. Their hash keys are sharded by run: `k = shard_of(run_id, shards)`
 (`durable.storage._shards`), so the runs of the table, of one task or in one status spread
@@ -132,6 +133,13 @@ def inbox_sk(inbox_id: str) -> str:
 
 def event_id_sk(event_id_hash: str) -> str:
     return f"{EVENT_ID_PREFIX}{event_id_hash}"
+
+
+PURGE_LEASE_SK = "PURGE"
+
+
+def purge_lease_pk(shard: int) -> str:
+    return f"PURGE#{shard}"
 
 
 def escape_key_part(value: str) -> str:
@@ -276,6 +284,16 @@ class TableConfigItem(Model):
     index_shards = NumberAttribute()
 
 
+class PurgeLeaseItem(Model):
+    """The lease of one expiry shard's purger (`durable.purge`): in no index."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    owner = UnicodeAttribute()
+    lease_until = UTCDateTimeAttribute()
+
+
 class CheckpointItem(Model):
     """One slot of a run's log."""
 
@@ -412,6 +430,7 @@ class TableModels:
     batch: type[BatchItem]
     batch_result: type[BatchResultItem]
     config: type[TableConfigItem]
+    purge_lease: type[PurgeLeaseItem]
     connection: Connection  # shared by every model above; transactions use it too
 
 
@@ -470,6 +489,9 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundTableConfigItem(TableConfigItem):
         Meta = _meta(table_name, region, endpoint_url)
 
+    class BoundPurgeLeaseItem(PurgeLeaseItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
     # One connection (one botocore client per thread) for all four models: each client costs
     # tens of milliseconds to build, which a Lambda cold start pays. The run model's schema is
     # the table's (it declares the indexes), so its connection serves every item type.
@@ -483,6 +505,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         BoundBatchItem,
         BoundBatchResultItem,
         BoundTableConfigItem,
+        BoundPurgeLeaseItem,
     ):
         model._connection = table_connection
     return TableModels(
@@ -498,6 +521,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         batch=BoundBatchItem,
         batch_result=BoundBatchResultItem,
         config=BoundTableConfigItem,
+        purge_lease=BoundPurgeLeaseItem,
         connection=table_connection.connection,
     )
 

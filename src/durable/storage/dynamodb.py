@@ -496,9 +496,42 @@ class DynamoDBRunStore:
 
     # -- retention ----------------------------------------------------------------------
 
-    def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+    def expired_runs(
+        self,
+        before: datetime,
+        limit: int = 100,
+        *,
+        shard: int | None = None,
+        after: RunRecord | None = None,
+    ) -> list[RunRecord]:
         with _translated("expired_runs"), _index_of_this_layout(self.table_name):
-            return self._index_reader().expired_runs(before, limit)
+            return self._index_reader().expired_runs(before, limit, shard, after)
+
+    def claim_purge_lease(self, shard: int, owner: str, now: datetime, until: datetime) -> bool:
+        m = self._models.purge_lease
+        lease = m(_tables.purge_lease_pk(shard), _tables.PURGE_LEASE_SK)
+        free = m.pk.does_not_exist() | (m.lease_until <= now) | (m.owner == owner)
+        with _translated("claim_purge_lease"):
+            try:
+                lease.update(actions=[m.owner.set(owner), m.lease_until.set(until)], condition=free)
+            except PynamoDBException as exc:
+                if _response_code(exc) == _CONDITION_FAILED:
+                    return False
+                raise
+        self._wrote()
+        return True
+
+    def release_purge_lease(self, shard: int, owner: str) -> None:
+        m = self._models.purge_lease
+        lease = m(_tables.purge_lease_pk(shard), _tables.PURGE_LEASE_SK)
+        with _translated("release_purge_lease"):
+            try:
+                lease.delete(condition=m.owner == owner)
+            except PynamoDBException as exc:
+                if _response_code(exc) == _CONDITION_FAILED:
+                    return  # expired and taken by another purger, or released already
+                raise
+        self._wrote()
 
     def _index_reader(self) -> IndexReader:
         return IndexReader(
