@@ -128,20 +128,20 @@ def _drain(
     page_size: int,
 ) -> tuple[int, bool]:
     """Delete the shard's purgeable runs, a page at a time; returns how many runs were
-    deleted and whether the budget ran out before the shard was done."""
+    deleted and whether the budget ran out before the shard was done. The budget is looked
+    at after each page, so every purger makes progress, however little time it was given."""
     purged = 0
     after: RunRecord | None = None
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         while True:
-            if clock.now() - started >= budget:
-                return purged, True
             page = store.expired_runs(started, limit=page_size, shard=shard, after=after)
             run_ids = [run.run_id for run in page if purgeable(run, started, settle)]
-            purged += sum(
-                1 for deleted in pool.map(_delete, [store] * len(run_ids), run_ids) if deleted
-            )
+            deleted = pool.map(_delete, [store] * len(run_ids), run_ids)
+            purged += sum(1 for gone in deleted if gone)
             if len(page) < page_size:
                 return purged, False
+            if clock.now() - started >= budget:
+                return purged, True
             after = page[-1]
 
 
