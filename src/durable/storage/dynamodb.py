@@ -23,10 +23,10 @@ arbitrates between racing invocations:
 - The index hash keys of a run (sharded, see `_tables`) are written when it is created;
   `update_run` writes `status_pk` with the status and nothing else of the keys, so an
   update changes only the indexes whose attributes it changes.
-- `delete_run` reads the run (a Query: the sweeper may only query and delete), deletes its
+- `delete_run` reads the run (a Query, as for the log), deletes its
   log and inbox with PynamoDB's batch writer (25 keys a request, unprocessed keys resent), then
   its idempotency claim (conditional on naming this run), and the run item last, so a
-  purge cut short leaves the run in the expiry index and the next sweep finishes it. One
+  purge cut short leaves the run in the expiry index and the next purge finishes it. One
   more pass then catches an event put meanwhile (see `put_inbox`).
 - Listings (`list_runs`, `due_runs`, `expired_runs`, in `durable.storage._listings`)
   query every shard of an index, merge them (`durable.storage._shards`), then read the
@@ -556,7 +556,7 @@ class DynamoDBRunStore:
         pk = _tables.run_pk(run_id)
         m = self._models.run
         with _translated("delete_run"):
-            # A Query rather than a GetItem: the sweeper's role may only query and delete.
+            # A Query rather than a GetItem: the purge needs no other read permission.
             heads = list(m.query(pk, m.sk == _tables.RUN_SK, consistent_read=True))
             run = _run_record(heads[0]) if heads else None
             if run is not None and not run.status.is_terminal:
