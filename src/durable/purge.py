@@ -29,6 +29,8 @@ acknowledged and dropped. The next sweep sends another: a purger that died leave
 that expires, and the next message takes over. Duplicate and late messages are harmless:
 each claims the lease or is dropped, and a purger that finds nothing left releases it.
 The lease is released before the continuation is sent, so the continuation can claim it.
+The lease spares work; safety never rests on it: should two purgers meet (one past its
+lease), each delete is idempotent and the rules above hold for each.
 A PURGE message is never routed by code version: it belongs to no run.
 """
 
