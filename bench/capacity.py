@@ -44,6 +44,9 @@ from bench.capacity_model import (
 )
 from bench.capacity_runs import DELAY_CAP, LEASE, MAP_ITEMS, RETENTION, SHAPES, measure
 
+from durable.purge import PURGE_THREADS
+from durable.storage._tables import DEFAULT_SHARDS
+
 COMMAND = "make bench-capacity   (or: .venv/bin/python -m bench.capacity)"
 ROOT = Path(__file__).resolve().parents[1]
 LOADS = (1_000, 10_000)  # runs a second (children of a map count as runs)
@@ -57,8 +60,11 @@ ESM_MAX_CONCURRENCY = 1_000  # an SQS event source mapping's most concurrent bat
 ACCOUNT_CONCURRENCY = 1_000  # Lambda's default concurrency quota per region (adjustable)
 # The event source mapping receives a batch and deletes it: two requests per batch.
 ESM_REQUESTS_PER_MESSAGE = 2 / BATCH_SIZE
-PURGE_PER_SWEEP = 1_000  # durable.sweeper.purge_expired's limit; one sweep a minute
-PURGE_BUDGET_SECONDS = 20.0  # durable.bootstrap.PURGE_BUDGET
+# The retention purge runs in the workers (durable.purge): one purger per expiry shard at a
+# time, each with PURGE_THREADS deletes in flight, so at most INDEX_SHARDS purgers (fewer
+# when the workers' concurrency is lower), and a purger's Lambda time is its requests'
+# time over its threads.
+INDEX_SHARDS = DEFAULT_SHARDS
 MONTH_SECONDS = 30 * 24 * 3600
 SIMULATED_SECONDS = 10.0
 
@@ -90,7 +96,7 @@ def cost_per_million_runs(load: ShapeLoad) -> dict[str, float]:
     sqs_requests = load.service_requests("sqs") + load.messages * ESM_REQUESTS_PER_MESSAGE
     s3_puts = sum(n for op, n in load.requests.items() if op in ("s3.PutObject",))
     s3_gets = load.service_requests("s3") - s3_puts
-    gb_seconds = (load.worker_seconds + load.sweeper_seconds) * LAMBDA_MEMORY_GB
+    gb_seconds = worker_seconds_with_purge(load) * LAMBDA_MEMORY_GB
     million = prices.MILLION
     return {
         "DynamoDB": million
@@ -173,22 +179,39 @@ def print_measured(
     print()
 
 
+def worker_seconds_with_purge(load: ShapeLoad) -> float:
+    """Worker Lambda seconds per run, its purge included (a purger overlaps its threads)."""
+    return load.worker_seconds + load.sweeper_seconds / PURGE_THREADS
+
+
+def purge_rate(load: ShapeLoad, concurrency: int) -> float:
+    """Runs a second the workers purge: a purger per shard (as many as `concurrency` lets
+    run at once), `PURGE_THREADS` deletes in flight each, one run's purge taking its
+    requests' time (`sweeper_seconds`: the measured purge's requests x LATENCY)."""
+    purgers = min(INDEX_SHARDS, concurrency)
+    return purgers * PURGE_THREADS / (load.sweeper_seconds or math.inf)
+
+
 def deployment_limits(load: ShapeLoad) -> list[Bottleneck]:
-    seconds = load.worker_seconds or math.inf
+    seconds = worker_seconds_with_purge(load) or math.inf
+    account = min(ESM_MAX_CONCURRENCY, ACCOUNT_CONCURRENCY)
     return [
         Bottleneck(
             TEMPLATE_MAX_CONCURRENCY / seconds,
-            f"WorkerMaxConcurrency {TEMPLATE_MAX_CONCURRENCY} (template default)",
+            f"WorkerMaxConcurrency {TEMPLATE_MAX_CONCURRENCY} (template default; the "
+            "runs' purge included)",
         ),
         Bottleneck(
-            min(ESM_MAX_CONCURRENCY, ACCOUNT_CONCURRENCY) / seconds,
+            account / seconds,
             f"{ACCOUNT_CONCURRENCY:,} concurrent executions (account default quota; "
             f"an SQS mapping's maximum is {ESM_MAX_CONCURRENCY:,} too)",
         ),
         Bottleneck(
-            min(PURGE_PER_SWEEP, PURGE_BUDGET_SECONDS / (load.sweeper_seconds or math.inf)) / 60,
-            f"retention purge: at most {PURGE_PER_SWEEP:,} runs and "
-            f"{PURGE_BUDGET_SECONDS:.0f} s per sweep, one sweep a minute",
+            purge_rate(load, TEMPLATE_MAX_CONCURRENCY),
+            f"retention purge: a purger per expiry shard in the workers, at most "
+            f"{min(INDEX_SHARDS, TEMPLATE_MAX_CONCURRENCY)} at once under WorkerMaxConcurrency "
+            f"(with {INDEX_SHARDS}: {rate(purge_rate(load, account))}), {PURGE_THREADS} deletes "
+            f"in flight each, {load.sweeper_seconds * 1000:.0f} ms of requests per run",
         ),
     ]
 

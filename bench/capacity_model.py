@@ -75,7 +75,7 @@ class RunTrace:
     messages: int = 0  # worker invocations (SQS messages handled)
     worker_seconds: float = 0.0  # modeled: measured compute + assumed latency per request
     compute_seconds: float = 0.0  # measured, moto's own time excluded
-    sweeper_seconds: float = 0.0  # modeled time the sweeper spends purging it
+    sweeper_seconds: float = 0.0  # modeled time of its purge (requests x latency, in a worker)
 
 
 @dataclass

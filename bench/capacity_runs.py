@@ -11,7 +11,9 @@ Shapes (tasks defined here, so that the figures do not move with the example tas
 The worker and client are the ones Lambda runs, on DynamoDB and S3 in moto and the
 template's defaults: a 300 s lease (`WorkerTimeout`) and a 30-day retention
 (`RunRetentionDays`), so every run also pays for its end in the `expiry` index and for its
-purge by the sweeper, which is driven once the runs of a shape have expired.
+purge, which is driven once the runs of a shape have expired: serially here
+(`durable.sweeper.purge_expired`), with the requests per run a worker's purger makes
+(`durable.purge`; its shard lease, two writes per page of 100 runs, is left out).
 
 Wake-ups go to SQS (counted) and to a heap on the virtual clock (delivered from): a one-hour
 sleep takes no time. Each message gets a modeled ready time: the modeled time its sender had
@@ -274,9 +276,10 @@ def _purge(
     after: timedelta,
     purge_expired: Any,
 ) -> int:
-    """Let the runs expire, purge them as the sweeper does, and charge each run its share.
+    """Let the runs expire, purge them (the requests a purger makes for each run, serially),
+    and charge each run its share.
 
-    Returns how many runs the sweeper purged.
+    Returns how many runs were purged.
     """
     clock.set(clock.now() + after + timedelta(minutes=1))
     before = {run_id: len(trace.accesses) for run_id, trace in traces.items()}

@@ -43,10 +43,9 @@ if TYPE_CHECKING:
 
 # What `process_wake_up` reports for a body that is not a wake-up message.
 MALFORMED = "malformed"
-# How long one sweep may spend re-enqueuing overdue runs, then purging expired runs: the
-# two together stay well inside the sweeper's 60-s Lambda timeout.
+# How long one sweep may spend re-enqueuing overdue runs: well inside the sweeper's 60-s
+# Lambda timeout.
 SWEEP_BUDGET = timedelta(seconds=20)
-PURGE_BUDGET = timedelta(seconds=20)
 
 
 class HasRemainingTime(Protocol):
@@ -157,12 +156,13 @@ class Runtime:
         """Re-enqueue every run whose wake-up is overdue; returns how many were sent.
 
         First fire the scheduled tasks' instants that have come (`schedules_fired` metric;
-        see `durable.schedules`). Then purge the finished runs whose retention has passed
-        (`runs_purged` metric), within `PURGE_BUDGET`: a purge never delays a re-enqueue,
-        and what is left waits for the next.
+        see `durable.schedules`). Then send one PURGE message for each expiry shard that
+        holds runs past their retention (`purge_messages_sent` metric): the workers purge
+        them (`durable.purge`), so a purge never delays a re-enqueue.
         """
+        from durable.purge import send_purge_messages
         from durable.schedules import fire_due_schedules
-        from durable.sweeper import purge_expired, sweep
+        from durable.sweeper import sweep
 
         fired = fire_due_schedules(
             self.client, self.registry, self.clock, self.settings.schedule_lookback
@@ -171,10 +171,8 @@ class Runtime:
         grace = timedelta(seconds=self.settings.sweep_grace_seconds)
         sent = sweep(self.store, self.queue, self.clock, grace=grace, budget=SWEEP_BUDGET)
         _count(metrics, "runs_swept", sent)
-        purged = purge_expired(self.store, self.clock, budget=PURGE_BUDGET)
-        if purged:
-            library_logger().info("purged finished runs past retention", runs=purged)
-        _count(metrics, "runs_purged", purged)
+        purges = send_purge_messages(self.store, self.queue, self.clock)
+        _count(metrics, "purge_messages_sent", purges)
         return sent
 
 

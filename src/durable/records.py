@@ -254,31 +254,67 @@ class WakeReason(StrEnum):
     SWEEP = "sweep"  # the sweeper found the run overdue
     CANCEL = "cancel"
     CHILD = "child"  # a child run ended
+    PURGE = "purge"  # not a run's: purge one expiry shard's expired runs (`durable.purge`)
 
 
 @dataclass(frozen=True, slots=True)
 class WakeUp:
-    """The body of a wake-up message on the queue."""
+    """The body of a wake-up message on the queue.
+
+    A PURGE message is no run's wake-up: it names an expiry shard (`shard`) whose expired
+    runs a worker purges (`durable.purge`); its `run_id` is `purge_message_id(shard)`, a
+    name no run id can have, so a worker that did not know the kind would find no run
+    and drop it. Only a PURGE message has a shard.
+    """
 
     run_id: str
     reason: WakeReason
     token: str | None = None
+    shard: int | None = None
+
+    @classmethod
+    def purge(cls, shard: int) -> WakeUp:
+        """The message that asks a worker to purge the expired runs of `shard`."""
+        return cls(purge_message_id(shard), WakeReason.PURGE, shard=shard)
 
     def to_json(self) -> str:
-        return json.dumps({"run_id": self.run_id, "reason": self.reason, "token": self.token})
+        body: dict[str, object] = {
+            "run_id": self.run_id,
+            "reason": self.reason,
+            "token": self.token,
+        }
+        if self.shard is not None:
+            body["shard"] = self.shard
+        return json.dumps(body)
 
     @classmethod
     def from_json(cls, body: str) -> WakeUp:
         """Parse a message body; raises ValueError on anything that is not a wake-up."""
         try:
             data = json.loads(body)
-            return cls(
+            message = cls(
                 run_id=str(data["run_id"]),
                 reason=WakeReason(data.get("reason", WakeReason.SWEEP)),
                 token=data.get("token"),
+                shard=data.get("shard"),
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a wake-up message: {body[:200]!r}") from exc
+        if message.reason is WakeReason.PURGE:
+            shard = message.shard
+            # bool is an int: refuse it too.
+            if not isinstance(shard, int) or isinstance(shard, bool) or shard < 0:
+                raise ValueError(f"a purge message without a valid shard: {body[:200]!r}")
+            if message.run_id != purge_message_id(shard):
+                raise ValueError(f"a purge message names a run: {body[:200]!r}")
+        elif message.shard is not None:
+            raise ValueError(f"a run's wake-up with a shard: {body[:200]!r}")
+        return message
+
+
+def purge_message_id(shard: int) -> str:
+    """What a PURGE message carries as its `run_id` (run ids never contain '#')."""
+    return f"PURGE#{shard}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,12 @@ passes `lease_expires`, so a run whose invocation dies is still re-sent once its
 has expired for `grace`, as before.
 
 Retention: a run that ends gets `expires_at` (finish time + retention, none when runs are
-kept forever). `purge_expired` deletes each run past it with everything stored for it (see
+kept forever). Each run past it is deleted with everything stored for it (see
 `RunStore.delete_run`): a native DynamoDB TTL on the run item alone would orphan the log.
+The scheduled sweeper does not delete runs itself: it sends one PURGE message per expiry
+shard that holds expired runs, and the workers purge the shards (`durable.purge`, which
+applies the rules below to each run). `purge_expired` here is the same purge, serial, in
+one process (the test kit's `purge`, the capacity benchmark's per-run request count).
 Nothing may write into a run once it is gone, or that write would be orphaned:
 
 - only finished runs carry `expires_at`, and a finished run never runs again;
@@ -30,8 +34,8 @@ Nothing may write into a run once it is gone, or that write would be orphaned:
   checkpoint) lands within minutes at most (Lambda stops every invocation within 15), so a
   run is never purged sooner than `SETTLE` after it finished, whatever its retention.
 
-A purge cut short (a timeout, throttling) leaves the run item, which is deleted last, so the
-next sweep finds the run again and finishes it.
+A purge cut short (a timeout, throttling, a crash) leaves the run item, which is deleted
+last, so the next sweep finds the run again and finishes it.
 Large values in S3 are not deleted here: the bucket's lifecycle rule expires them.
 """
 
@@ -42,12 +46,13 @@ from datetime import datetime, timedelta
 
 from durable.clock import Clock
 from durable.errors import ConflictError, RunNotFoundError
+from durable.purge import SETTLE, purgeable
 from durable.queues.base import WakeQueue, send_many, waiting_messages
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.storage.base import RunStore
 
-# The least time between a run's end and its purge (see above).
-SETTLE = timedelta(hours=1)
+__all__ = ["BACKLOG_PATIENCE", "SETTLE", "purge_expired", "sweep"]
+
 # How late a waiting run may be before it is re-sent even while the queue has a backlog.
 BACKLOG_PATIENCE = timedelta(hours=1)
 WAITS_FOR_ITS_MESSAGE = (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
@@ -154,11 +159,8 @@ def purge_expired(
     for run in store.expired_runs(started, limit=limit):
         if budget is not None and clock.now() - started >= budget:
             break
-        if run.finished_at is not None and started - run.finished_at < settle:
-            continue
-        if run.wake_at is not None:
-            continue  # the follow-ups of its end are pending (durable.endings): not yet
-
+        if not purgeable(run, started, settle):
+            continue  # not settled, or the follow-ups of its end are pending: not yet
         if store.delete_run(run.run_id) > 0:
             purged += 1
     return purged

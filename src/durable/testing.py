@@ -32,6 +32,7 @@ from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
 from durable.clock import VirtualClock
 from durable.errors import InfrastructureError
 from durable.faults import Faults, FaultyAdapter, SimulatedCrash, injected_into_botocore
+from durable.purge import PURGE_THREADS
 from durable.queues.base import WakeQueue
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunStatus, WakeReason, WakeUp
@@ -47,6 +48,8 @@ __all__ = ["Backend", "Faults", "MotoBackend", "SimulatedCrash", "TestEnvironmen
 
 # The store's methods that stand for DynamoDB calls (faults on the memory backend).
 _STORE_OPERATIONS = {
+    "claim_purge_lease",
+    "release_purge_lease",
     "create_run",
     "get_run",
     "acquire_lease",
@@ -154,6 +157,8 @@ class TestEnvironment:
         faults: Faults | None = None,
         redelivery: timedelta = timedelta(seconds=30),
         moto: MotoBackend | None = None,
+        index_shards: int | None = None,
+        purge_threads: int = PURGE_THREADS,
     ) -> None:
         if backend not in ("memory", "moto"):
             raise ValueError(f"backend must be 'memory' or 'moto', not {backend!r}")
@@ -172,6 +177,8 @@ class TestEnvironment:
         self._shared_moto = moto
         self.faults = faults
         self._redelivery = redelivery
+        self._index_shards = index_shards  # default: 1 on memory, MotoBackend's on moto
+        self._purge_threads = purge_threads
         self._injection: Any = None
         self.invocations = 0
         self.crashes = 0
@@ -184,7 +191,7 @@ class TestEnvironment:
 
     def __enter__(self) -> TestEnvironment:
         if self.backend == "memory":
-            self.store = MemoryRunStore()
+            self.store = MemoryRunStore(index_shards=self._index_shards or 1)
             self.blobs = MemoryBlobStore()
         else:
             self.store, self.blobs = self._start_moto()
@@ -220,7 +227,10 @@ class TestEnvironment:
             clock=self.clock,
             registry=self.registry,
             config=WorkerConfig(
-                lease=self._lease, retention=self._retention, code_version=self._code_version
+                lease=self._lease,
+                retention=self._retention,
+                code_version=self._code_version,
+                purge_threads=self._purge_threads,
             ),
         )
         return self
@@ -241,7 +251,7 @@ class TestEnvironment:
     def _start_moto(self) -> tuple[RunStore, BlobStore]:
         if self._shared_moto is not None:
             return self._shared_moto.fresh()
-        self._moto = MotoBackend()
+        self._moto = MotoBackend(index_shards=self._index_shards or MOTO_INDEX_SHARDS)
         self._moto.__enter__()
         return self._moto.fresh()
 
@@ -397,19 +407,23 @@ class TestEnvironment:
             self.clock.set(due)
 
     def sweep(self) -> int:
-        """What the scheduled sweeper does: `fire_schedules`, re-enqueue overdue runs, `purge`.
+        """What the scheduled sweeper does: `fire_schedules`, re-enqueue overdue runs, and
+        send a PURGE message for each expiry shard with runs past retention (the workers
+        purge them when the queue is run: `run_until_idle`).
 
         Returns how many runs were re-enqueued.
         """
+        from durable.purge import send_purge_messages
         from durable.sweeper import sweep
 
         self.fire_schedules()
         sent = sweep(self.runtime_store, self.runtime_queue, self.clock, grace=timedelta(0))
-        self.purge()
+        send_purge_messages(self.runtime_store, self.runtime_queue, self.clock)
         return sent
 
     def purge(self) -> int:
-        """Delete the finished runs whose retention has passed; returns how many."""
+        """Delete the finished runs whose retention has passed, in this process, serially
+        (`durable.sweeper.purge_expired`); returns how many."""
         from durable.sweeper import purge_expired
 
         return purge_expired(self.runtime_store, self.clock)

@@ -68,6 +68,7 @@ from durable.errors import (
 from durable.ids import new_owner_id
 from durable.inbox import consumed_inbox_ids
 from durable.logs import library_logger
+from durable.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
 from durable.queues.base import WakeQueue
 from durable.records import (
     BatchItemResult,
@@ -105,6 +106,9 @@ class Handled(StrEnum):
     ROUTED = "routed"  # handed to the code version the run is pinned to
     VERSION_MISMATCH = "version_mismatch"  # pinned to a version nobody here runs: held
     FOLLOWED_UP = "followed_up"  # a finished run's pending follow-ups were carried out
+    PURGED = "purged"  # a PURGE message: its shard's expired runs were purged
+    PURGE_CONTINUED = "purge_continued"  # ... some of them; a continuation was sent
+    PURGE_HELD = "purge_held"  # ... another purger holds the shard: dropped
 
 
 class VersionRouter(Protocol):
@@ -131,6 +135,10 @@ class WorkerConfig:
     # A run held for a code version nobody here runs is looked at again this often (its
     # wake_at moves on, so held runs never crowd the head of the sweeper's due index).
     version_recheck: timedelta = timedelta(minutes=5)
+    # A PURGE message's purger (`durable.purge`): its budget (also bounded by the
+    # invocation's time left) and its deletes in flight.
+    purge_budget: timedelta = PURGE_BUDGET
+    purge_threads: int = PURGE_THREADS
 
     def expires_at(self, finished_at: datetime) -> datetime | None:
         """When a run that finished at `finished_at` is purged; None keeps it forever."""
@@ -338,6 +346,8 @@ class Worker:
         Raises only on infrastructure errors (`InfrastructureError`), after giving back the
         lease: the message should then be delivered again.
         """
+        if message.reason is WakeReason.PURGE:
+            return self._purge(message, time_left)
         run = self.store.get_run(message.run_id)
         if run is None:
             return Handled.UNKNOWN_RUN
@@ -372,6 +382,30 @@ class Worker:
         except Exception:
             self._give_back(run, owner)
             raise
+
+    def _purge(self, message: WakeUp, time_left: Callable[[], timedelta] | None) -> Handled:
+        """Purge the expired runs of the message's shard (`durable.purge`). A PURGE message
+        belongs to no run: it is never held or routed by code version."""
+        assert message.shard is not None  # `WakeUp.from_json` refuses a PURGE without one
+        budget = self.config.purge_budget
+        if time_left is not None:
+            # The last page's deletes, the lease's release and the continuation fit after.
+            budget = min(budget, time_left() - self.config.margin - LEASE_MARGIN)
+        done = purge_shard(
+            self.store,
+            self.queue,
+            self.clock,
+            message.shard,
+            budget=max(budget, timedelta(0)),
+            threads=self.config.purge_threads,
+        )
+        if done.held:
+            return Handled.PURGE_HELD
+        if done.purged:
+            library_logger().info(
+                "purged finished runs past retention", shard=done.shard, runs=done.purged
+            )
+        return Handled.PURGE_CONTINUED if done.continued else Handled.PURGED
 
     def _give_back(self, run: RunRecord, owner: str) -> None:
         """Release the lease of an invocation that ends in an error, so that the message

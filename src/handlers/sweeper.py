@@ -1,4 +1,5 @@
-"""Lambda entry point of the scheduled sweeper (EventBridge): re-enqueue overdue runs."""
+"""Lambda entry point of the scheduled sweeper (EventBridge): re-enqueue overdue runs, and
+send the workers a purge message per expiry shard with runs past retention."""
 
 from typing import Any
 

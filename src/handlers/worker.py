@@ -1,4 +1,5 @@
-"""Lambda entry point of the wake-up queue: each SQS record is one wake-up for the worker."""
+"""Lambda entry point of the wake-up queue: each SQS record is one wake-up for the worker
+(or a purge message for one expiry shard, `durable.purge`)."""
 
 from typing import Any
 

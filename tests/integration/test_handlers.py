@@ -33,10 +33,11 @@ from durable.bootstrap import (
     import_task_modules,
     reset_runtime,
 )
-from durable.clock import VirtualClock
+from durable.clock import SystemClock, VirtualClock
 from durable.faults import Faults, injected_into_botocore
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
+from durable.records import RunRecord, RunStatus
 from durable.redelivery import retry_delay
 from durable.settings import Settings
 from durable.storage.dynamodb import DynamoDBRunStore
@@ -365,6 +366,51 @@ def test_the_sweeper_re_enqueues_a_run_whose_wake_up_was_lost(aws: str) -> None:
     _, run = call_api("GET", f"/runs/{run_id}")
     assert (run["status"], run["result"]) == ("COMPLETED", 10)
     assert sweeper_handler.handler({}, lambda_context()) == {"runs_enqueued": 0}
+
+
+def test_the_sweeper_and_the_workers_purge_expired_runs_through_the_handlers(aws: str) -> None:
+    # given: finished runs past their retention, one not yet, and one still waiting
+    store = DynamoDBRunStore.from_settings(Settings())
+    now = SystemClock().now()
+    expired = []
+    for n in range(12):
+        run_id = f"run_{n:032x}"
+        store.create_run(
+            RunRecord(run_id, "handlers-it-double", RunStatus.QUEUED, "null", now, now)
+        )
+        ends = now - timedelta(days=3) if n else now
+        store.update_run(
+            run_id,
+            {
+                "status": RunStatus.COMPLETED,
+                "finished_at": ends,
+                "expires_at": ends + timedelta(days=1),
+            },
+        )
+        if n:
+            expired.append(run_id)
+    _, body = call_api("POST", "/tasks/handlers-it-approval/runs", {"payload": None})
+    waiting = body["run_id"]
+    assert deliver(aws) == {"batchItemFailures": []}
+
+    # when: the sweeper runs, then the workers take its messages
+    assert sweeper_handler.handler({}, lambda_context()) == {"runs_enqueued": 0}
+    messages = receive(aws)
+    bodies = [json.loads(message["Body"]) for message in messages]
+    assert {body["reason"] for body in bodies} == {"purge"}
+    shards = {store.shard_of(run_id) for run_id in expired}
+    assert sorted(body["shard"] for body in bodies) == sorted(shards)
+    event = {"Records": [sqs_record(m["MessageId"], m["Body"]) for m in messages]}
+    assert worker_handler.handler(event, lambda_context()) == {"batchItemFailures": []}
+
+    # then: the expired runs are gone; the other two are not
+    assert all(store.get_run(run_id) is None for run_id in expired)
+    assert store.get_run("run_" + "0" * 32) is not None
+    assert call_api("GET", f"/runs/{waiting}")[1]["status"] == "WAITING"
+    # a malformed purge message is dropped, never retried
+    bad = json.dumps({"run_id": "PURGE#1", "reason": "purge", "shard": -1})
+    event = {"Records": [sqs_record("bad-purge", bad)]}
+    assert worker_handler.handler(event, lambda_context()) == {"batchItemFailures": []}
 
 
 def test_api_errors_through_the_handler(aws: str) -> None:

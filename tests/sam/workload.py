@@ -7,8 +7,8 @@ handlers call, on DynamoDB, SQS and S3 in moto and one virtual clock:
 - the worker: `Runtime.process_wake_up` with each wake-up as it falls due (what the SQS
   event source mapping hands it), plus a worker of a newer code version routing a pinned
   run to the old one (`lambda:InvokeFunction`);
-- the sweeper: `Runtime.sweep` (fire cron tasks, re-enqueue a lost wake-up, purge runs past
-  retention).
+- the sweeper: `Runtime.sweep` (fire cron tasks, re-enqueue a lost wake-up, send the purge
+  messages of the expiry shards with runs past retention, which the workers purge).
 
 The tasks below use every durable operation, with values over the inline limit so that
 S3 is used both ways. Each wake-up is sent to the real (moto) queue, so the sends are
@@ -362,7 +362,7 @@ def run_workload(stack: Stack) -> None:
     purged: list[int] = []
 
     def purge_late_run() -> None:
-        with stack.recorder.acting_as("sweeper"):
+        with stack.recorder.acting_as("worker"):  # a purger runs in the worker
             purged.append(stack.store.delete_run(late_id))
 
     def puts_an_event(params: dict[str, Any]) -> bool:
@@ -409,6 +409,7 @@ def run_workload(stack: Stack) -> None:
     status, page = stack.api("GET", "/runs", task_id="iam-hourly")
     assert [run["status"] for run in page["runs"]] == ["COMPLETED"], page
     stack.clock.advance(timedelta(days=3, minutes=30))  # no cron instant falls in the lookback
-    stack.sweep()
+    stack.sweep()  # sends the expiry shards' purge messages...
+    stack.work()  # ...and the workers purge them
     assert stack.status(tour_id) == "404"
     assert stack.api("GET", "/runs")[1]["runs"] == []

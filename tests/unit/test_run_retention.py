@@ -1,7 +1,8 @@
 """Retention: a finished run is kept for the retention period after it ends, then purged whole.
 
 `TestEnvironment.sweep()` does what the scheduled sweeper does (re-enqueue overdue runs,
-then purge expired ones); `purge()` only purges and says how many runs went.
+then send a purge message per expiry shard with expired runs, which the workers take when
+the queue is run); `purge()` only purges, serially, and says how many runs went.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from durable.bootstrap import Runtime
 from durable.clock import VirtualClock
 from durable.errors import ConflictError
 from durable.queues.memory import MemoryWakeQueue
+from durable.records import WakeReason
 from durable.settings import Settings
 from durable.storage.memory import MemoryRunStore
 from durable.sweeper import SETTLE
@@ -85,9 +87,11 @@ def test_a_completed_run_is_kept_until_30_days_after_it_finished(
     assert env.get(run.run_id).result == {"n": 1}
     assert [entry.name for entry in env.history(run.run_id)] == ["echo"]
 
-    # at 30 days: the sweep purges it, log and idempotency key included
+    # at 30 days: the sweep sends its shard's purge, and a worker purges it, log and
+    # idempotency key included
     env.advance(SECOND)
     env.sweep()
+    env.run_until_idle()
     with pytest.raises(RunNotFoundError):
         env.get(run.run_id)
     assert env.store.load_history(run.run_id) == []
@@ -172,9 +176,10 @@ def test_a_run_is_purged_no_sooner_than_an_hour_after_it_finished(tasks: TaskReg
 def test_the_runtime_sweep_purges_with_the_configured_retention(tasks: TaskRegistry) -> None:
     clock = VirtualClock()
     store = MemoryRunStore()
+    queue = MemoryWakeQueue(clock)
     runtime = Runtime.from_parts(
         store=store,
-        queue=MemoryWakeQueue(clock),
+        queue=queue,
         blobs=MemoryBlobStore(),
         clock=clock,
         registry=tasks,
@@ -191,9 +196,15 @@ def test_the_runtime_sweep_purges_with_the_configured_retention(tasks: TaskRegis
         assert stored is not None and stored.finished_at is not None
         assert stored.expires_at == stored.finished_at + timedelta(days=7)
 
-    # when: the scheduled sweep runs 7 days later
+    # when: the scheduled sweep runs 7 days later, and a worker takes its purge message
     clock.advance(timedelta(days=7))
     runtime.sweep()
+    queued = list(iter(lambda: queue.pop_due(clock.now()), None))
+    purges = [message for message in queued if message.reason is WakeReason.PURGE]
+    assert [message.shard for message in purges] == [0]
+    purge = purges[0]
+    assert store.get_run(completed.run_id) is not None  # the sweeper itself deletes nothing
+    assert runtime.process_wake_up(purge.to_json()) == "purged"
 
     # then
     assert store.get_run(completed.run_id) is None

@@ -4,7 +4,10 @@
                                                                │
     QueuePoller (the SQS event source mapping) ◄───────────────┘
       └─► ContainerPool: handlers.worker, one invocation per process, killed at the limit
-    sweeper loop (the EventBridge schedule) ─► re-enqueue overdue runs
+    sweeper loop (the EventBridge schedule) ─► re-enqueue overdue runs, and send a purge
+                                               message for the expiry shard (the dev table
+                                               has 1) when runs are past retention: the
+                                               workers purge them, as in AWS
 
 Timing, chosen so that a crash is recovered in seconds and never waits on a live lease:
 

@@ -123,19 +123,29 @@ class IndexReader:
 
         return self._merged_runs(shard_query, limit, still_due)
 
-    def expired_runs(self, before: datetime, limit: int) -> list[RunRecord]:
-        """Finished runs by (`expires_at`, run id), up to `before` included."""
+    def expired_runs(
+        self, before: datetime, limit: int, shard: int | None, after: RunRecord | None
+    ) -> list[RunRecord]:
+        """Finished runs by (`expires_at`, run id), up to `before` included; of one shard
+        when `shard` is given, after `after`'s (as `due_runs`) when it is given."""
         m = self._m
-        per_shard = per_shard_page(limit, self._shards, self._page_size)
+        start = (after.expires_at, after.run_id) if after is not None and after.expires_at else None
+        shards = [shard] if shard is not None else list(range(self._shards))
+        per_shard = per_shard_page(limit, len(shards), self._page_size)
 
         def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
-            items = m.expiry_index.query(
-                _tables.expiry_pk(shard),
-                m.expires_at <= before,
-                scan_index_forward=True,
-                page_size=per_shard,
+            expired = (
+                m.expires_at <= before if start is None else m.expires_at.between(start[0], before)
             )
-            return ((item.expires_at, run_id_of(item.pk)) for item in items)
+            items = m.expiry_index.query(
+                _tables.expiry_pk(shard), expired, scan_index_forward=True, page_size=per_shard
+            )
+            entries = ((item.expires_at, run_id_of(item.pk)) for item in items)
+            return (
+                entry
+                for entry in sorted_within_ties(entries, lambda e: e[0], lambda e: e[1])
+                if start is None or entry > start
+            )
 
         def expired(run: RunRecord) -> bool:
             # Only finished runs are ever given an expiry; this makes sure of it.
@@ -143,18 +153,23 @@ class IndexReader:
                 run.status.is_terminal and run.expires_at is not None and run.expires_at <= before
             )
 
-        return self._merged_runs(shard_query, limit, expired)
+        return self._merged_runs(shard_query, limit, expired, shards)
 
     def _merged_runs(
         self,
         shard_query: Callable[[int], Iterator[tuple[datetime, str]]],
         limit: int,
         keep: Callable[[RunRecord], bool],
+        shards: list[int] | None = None,
     ) -> list[RunRecord]:
         """Up to `limit` runs from the (instant, run id) entries of every shard, oldest
         first, read from the table; those `keep` refuses are left out."""
         merge = ShardMerge(
-            {shard: shard_query(shard) for shard in range(self._shards)}, lambda e: e
+            {
+                shard: shard_query(shard)
+                for shard in (shards if shards is not None else range(self._shards))
+            },
+            lambda e: e,
         )
         runs: list[RunRecord] = []
         while len(runs) < limit and merge.more:

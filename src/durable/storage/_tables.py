@@ -9,6 +9,7 @@ Layout (single table, `pk` hash key, `sk` range key):
     RUN#<run_id>             EVENTID#<sha256>    the inbox id of an event sent with an event id
     IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
     TABLE#CONFIG             CONFIG              the layout version and the index shard count
+    PURGE#<k>                PURGE               who purges expiry shard k, until when
 
 Global secondary indexes. Their hash keys are sharded by run: `k = shard_of(run_id, shards)`
 (`durable.storage._shards`), so the runs of the table, of one task or in one status spread
@@ -64,8 +65,9 @@ Timestamps are stored as PynamoDB's fixed-width UTC strings
 `wake_at`, `lease_expires` and `expires_at` are plain string comparisons.
 
 No native DynamoDB TTL: it would expire the run item alone and orphan the run's log, inbox
-and idempotency claim. The sweeper deletes an expired run's items together
-(`DynamoDBRunStore.delete_run`), finding them through the `expiry` index.
+and idempotency claim. A worker's purger deletes an expired run's items together
+(`DynamoDBRunStore.delete_run`, `durable.purge`), finding them through the `expiry` index,
+one shard at a time under the shard's lease item (`PURGE#<k>`).
 
 PynamoDB keeps the table name on the model class, so `make_models` builds (once, cached) one
 set of subclasses per (table, region, endpoint); the attributes and indexes live on the
@@ -132,6 +134,13 @@ def inbox_sk(inbox_id: str) -> str:
 
 def event_id_sk(event_id_hash: str) -> str:
     return f"{EVENT_ID_PREFIX}{event_id_hash}"
+
+
+PURGE_LEASE_SK = "PURGE"
+
+
+def purge_lease_pk(shard: int) -> str:
+    return f"PURGE#{shard}"
 
 
 def escape_key_part(value: str) -> str:
@@ -276,6 +285,16 @@ class TableConfigItem(Model):
     index_shards = NumberAttribute()
 
 
+class PurgeLeaseItem(Model):
+    """The lease of one expiry shard's purger (`durable.purge`): in no index."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    owner = UnicodeAttribute()
+    lease_until = UTCDateTimeAttribute()
+
+
 class CheckpointItem(Model):
     """One slot of a run's log."""
 
@@ -412,6 +431,7 @@ class TableModels:
     batch: type[BatchItem]
     batch_result: type[BatchResultItem]
     config: type[TableConfigItem]
+    purge_lease: type[PurgeLeaseItem]
     connection: Connection  # shared by every model above; transactions use it too
 
 
@@ -470,6 +490,9 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundTableConfigItem(TableConfigItem):
         Meta = _meta(table_name, region, endpoint_url)
 
+    class BoundPurgeLeaseItem(PurgeLeaseItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
     # One connection (one botocore client per thread) for all four models: each client costs
     # tens of milliseconds to build, which a Lambda cold start pays. The run model's schema is
     # the table's (it declares the indexes), so its connection serves every item type.
@@ -483,6 +506,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         BoundBatchItem,
         BoundBatchResultItem,
         BoundTableConfigItem,
+        BoundPurgeLeaseItem,
     ):
         model._connection = table_connection
     return TableModels(
@@ -498,6 +522,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         batch=BoundBatchItem,
         batch_result=BoundBatchResultItem,
         config=BoundTableConfigItem,
+        purge_lease=BoundPurgeLeaseItem,
         connection=table_connection.connection,
     )
 

@@ -39,12 +39,20 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
   `CallbackNotFoundError` for an unknown token and `CallbackAlreadyCompletedError` for one
   completed before or past its expiry. One conditional write.
 - Retention: `expired_runs` lists finished runs whose `expires_at` is at or before `before`
-  (oldest expiry first). `delete_run` deletes a finished run and everything stored for it:
+  (oldest expiry first, then by run id); with `shard`, only those of that index shard
+  (`index_shards` of them, `durable.storage._shards.shard_of`), and with `after`, only those
+  after that run (the last of the previous page), as `due_runs` pages.
+  `delete_run` deletes a finished run and everything stored for it:
   the run, every checkpoint and inbox event, its idempotency claim (only while the claim
   still names this run, so the key can start a new run afterwards) and its callbacks. It
   returns how many items it deleted; a run that is gone deletes nothing and returns 0. A
   run that has not ended raises `ConflictError` and nothing is deleted. The run itself
   goes last: a delete cut short leaves the run findable, and deleting it again finishes.
+- Purge leases (`durable.purge`): `claim_purge_lease(shard, owner, now, until)` gives the
+  shard's lease to `owner` until `until` and returns True, if nobody holds it at `now`
+  (free, expired, or held by `owner` already); otherwise it returns False and writes
+  nothing. One conditional write. `release_purge_lease(shard, owner)` frees it if `owner`
+  still holds it (otherwise nothing happens).
 - Batches (fan-out) live beside their run, keyed by (run, task attempt, position):
   `create_batch` stores one unless it exists (then returns the stored one);
   `record_batch_result` stores a child's outcome and moves the counters in one atomic
@@ -132,7 +140,21 @@ class RunStore(Protocol):
         self, before: datetime, limit: int = 100, after: RunRecord | None = None
     ) -> list[RunRecord]: ...
 
-    def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]: ...
+    @property
+    def index_shards(self) -> int: ...
+
+    def expired_runs(
+        self,
+        before: datetime,
+        limit: int = 100,
+        *,
+        shard: int | None = None,
+        after: RunRecord | None = None,
+    ) -> list[RunRecord]: ...
+
+    def claim_purge_lease(self, shard: int, owner: str, now: datetime, until: datetime) -> bool: ...
+
+    def release_purge_lease(self, shard: int, owner: str) -> None: ...
 
     def delete_run(self, run_id: str) -> int: ...
 

@@ -23,10 +23,10 @@ arbitrates between racing invocations:
 - The index hash keys of a run (sharded, see `_tables`) are written when it is created;
   `update_run` writes `status_pk` with the status and nothing else of the keys, so an
   update changes only the indexes whose attributes it changes.
-- `delete_run` reads the run (a Query: the sweeper may only query and delete), deletes its
+- `delete_run` reads the run (a Query, as for the log), deletes its
   log and inbox with PynamoDB's batch writer (25 keys a request, unprocessed keys resent), then
   its idempotency claim (conditional on naming this run), and the run item last, so a
-  purge cut short leaves the run in the expiry index and the next sweep finishes it. One
+  purge cut short leaves the run in the expiry index and the next purge finishes it. One
   more pass then catches an event put meanwhile (see `put_inbox`).
 - Listings (`list_runs`, `due_runs`, `expired_runs`, in `durable.storage._listings`)
   query every shard of an index, merge them (`durable.storage._shards`), then read the
@@ -496,9 +496,42 @@ class DynamoDBRunStore:
 
     # -- retention ----------------------------------------------------------------------
 
-    def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
+    def expired_runs(
+        self,
+        before: datetime,
+        limit: int = 100,
+        *,
+        shard: int | None = None,
+        after: RunRecord | None = None,
+    ) -> list[RunRecord]:
         with _translated("expired_runs"), _index_of_this_layout(self.table_name):
-            return self._index_reader().expired_runs(before, limit)
+            return self._index_reader().expired_runs(before, limit, shard, after)
+
+    def claim_purge_lease(self, shard: int, owner: str, now: datetime, until: datetime) -> bool:
+        m = self._models.purge_lease
+        lease = m(_tables.purge_lease_pk(shard), _tables.PURGE_LEASE_SK)
+        free = m.pk.does_not_exist() | (m.lease_until <= now) | (m.owner == owner)
+        with _translated("claim_purge_lease"):
+            try:
+                lease.update(actions=[m.owner.set(owner), m.lease_until.set(until)], condition=free)
+            except PynamoDBException as exc:
+                if _response_code(exc) == _CONDITION_FAILED:
+                    return False
+                raise
+        self._wrote()
+        return True
+
+    def release_purge_lease(self, shard: int, owner: str) -> None:
+        m = self._models.purge_lease
+        lease = m(_tables.purge_lease_pk(shard), _tables.PURGE_LEASE_SK)
+        with _translated("release_purge_lease"):
+            try:
+                lease.delete(condition=m.owner == owner)
+            except PynamoDBException as exc:
+                if _response_code(exc) == _CONDITION_FAILED:
+                    return  # expired and taken by another purger, or released already
+                raise
+        self._wrote()
 
     def _index_reader(self) -> IndexReader:
         return IndexReader(
@@ -523,7 +556,7 @@ class DynamoDBRunStore:
         pk = _tables.run_pk(run_id)
         m = self._models.run
         with _translated("delete_run"):
-            # A Query rather than a GetItem: the sweeper's role may only query and delete.
+            # A Query rather than a GetItem: the purge needs no other read permission.
             heads = list(m.query(pk, m.sk == _tables.RUN_SK, consistent_read=True))
             run = _run_record(heads[0]) if heads else None
             if run is not None and not run.status.is_terminal:

@@ -25,13 +25,17 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
+from durable.storage._shards import shard_of
 from durable.storage.base import RunPage, token_key
 
 
 class MemoryRunStore:
     """Keeps everything in dictionaries; behaves like the DynamoDB adapter."""
 
-    def __init__(self) -> None:
+    def __init__(self, index_shards: int = 1) -> None:
+        if index_shards < 1:
+            raise ValueError("a store needs at least one index shard")
+        self._index_shards = index_shards
         self._lock = threading.RLock()
         self._runs: dict[str, RunRecord] = {}
         self._logs: dict[str, dict[int, Checkpoint]] = {}
@@ -42,6 +46,7 @@ class MemoryRunStore:
         self._callback_outcomes: dict[str, str] = {}
         self._batches: dict[tuple[str, int, int], BatchRecord] = {}
         self._batch_results: dict[tuple[str, int, int], dict[int, BatchItemResult]] = {}
+        self._purge_leases: dict[int, tuple[str, datetime]] = {}
         self.writes = 0  # counted for tests and benchmarks
 
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
@@ -202,14 +207,48 @@ class MemoryRunStore:
         due.sort(key=lambda run: (run.wake_at, run.run_id))
         return due[:limit]
 
-    def expired_runs(self, before: datetime, limit: int = 100) -> list[RunRecord]:
-        expired = [
-            run
-            for run in self._runs.values()
-            if run.status.is_terminal and run.expires_at is not None and run.expires_at <= before
-        ]
+    @property
+    def index_shards(self) -> int:
+        """How many shards the expiry listing is split into (as a DynamoDB table's)."""
+        return self._index_shards
+
+    def expired_runs(
+        self,
+        before: datetime,
+        limit: int = 100,
+        *,
+        shard: int | None = None,
+        after: RunRecord | None = None,
+    ) -> list[RunRecord]:
+        start = (after.expires_at, after.run_id) if after is not None else None
+        with self._lock:
+            expired = [
+                run
+                for run in self._runs.values()
+                if run.status.is_terminal
+                and run.expires_at is not None
+                and run.expires_at <= before
+                and (shard is None or shard_of(run.run_id, self._index_shards) == shard)
+                and (start is None or start[0] is None or (run.expires_at, run.run_id) > start)
+            ]
         expired.sort(key=lambda run: (run.expires_at, run.run_id))
         return expired[:limit]
+
+    def claim_purge_lease(self, shard: int, owner: str, now: datetime, until: datetime) -> bool:
+        with self._lock:
+            held = self._purge_leases.get(shard)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._purge_leases[shard] = (owner, until)
+            self.writes += 1
+            return True
+
+    def release_purge_lease(self, shard: int, owner: str) -> None:
+        with self._lock:
+            held = self._purge_leases.get(shard)
+            if held is not None and held[0] == owner:
+                del self._purge_leases[shard]
+                self.writes += 1
 
     def delete_run(self, run_id: str) -> int:
         with self._lock:
