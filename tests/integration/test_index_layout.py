@@ -117,8 +117,11 @@ def test_no_index_key_holds_more_than_a_small_share(
         for key, count in per_key.items():
             groups[key.rsplit("#", 1)[0]][key] = count
         for value, keys in groups.items():
-            assert len(keys) == SHARDS, (name, value, keys)  # every shard holds some
             if sum(keys.values()) >= GROUP:
+                # Every shard holds some (an empty one among 8 for 100 random runs: one
+                # chance in 80,000; for 40 runs it would be one in 26, so smaller groups
+                # are not held to it).
+                assert len(keys) == SHARDS, (name, value, keys)
                 assert max(keys.values()) <= MAX_SHARE * sum(keys.values()), (name, value, keys)
 
 
