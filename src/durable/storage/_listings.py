@@ -6,20 +6,49 @@ page are then read from the table (`read_runs`: one consistent `BatchGetItem`) i
 merged order. A run changed since its index entry was read (another status, no longer due,
 deleted) is left out, and the merge read further for as many others. PynamoDB errors pass
 through: `DynamoDBRunStore` translates them.
+
+A listing (`list_runs`, a dashboard page) reads the first page of every shard at once on
+the reader's `executor`, so it costs about one round trip however many shards there are;
+the store gives it `shard_query_pool()`, a bounded pool whose threads live as long as the
+process. Due and expired runs (the sweeper, the purge) query their shards one after
+another: those paths are counted and ordered call by call by the fault-injection suite,
+and no one waits on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
+from functools import cache, partial
 
+from durable.aws import MAX_POOL_CONNECTIONS
 from durable.records import RunRecord, RunStatus
 from durable.storage import _tables
-from durable.storage._shards import ListingCursor, ShardMerge, per_shard_page, sorted_within_ties
+from durable.storage._shards import (
+    ListingCursor,
+    ShardMerge,
+    first_reads_at_once,
+    per_shard_page,
+    sorted_within_ties,
+)
 from durable.storage._tables import RunItem
 from durable.storage.base import RunPage
 
 ReadRuns = Callable[[list[str]], list[RunRecord]]
+# The threads that query a listing's shards, shared by every listing of the process. Each
+# holds one of the botocore client's connections while its query is out: no more of them
+# than the client keeps (`MAX_POOL_CONNECTIONS`), or connections would be opened and thrown
+# away. A table of 64 shards is read in two waves.
+SHARD_QUERY_THREADS = MAX_POOL_CONNECTIONS
+
+
+@cache
+def shard_query_pool() -> Executor:
+    """The process's pool for listings' shard queries, made on first use. Its threads stay
+    (idle between invocations in Lambda), so a listing starts none, and they share the
+    store's botocore client (PynamoDB builds one per connection, not one per thread)."""
+    return ThreadPoolExecutor(max_workers=SHARD_QUERY_THREADS, thread_name_prefix="shard-query")
 
 
 def run_id_of(pk: str) -> str:
@@ -28,15 +57,26 @@ def run_id_of(pk: str) -> str:
 
 
 class IndexReader:
-    """Queries over every shard of the table's indexes (see `durable.storage._tables`)."""
+    """Queries over every shard of the table's indexes (see `durable.storage._tables`).
+
+    With an `executor`, a listing's first read of each shard runs on it, all at once;
+    without one, one shard after another (the same pages, only slower).
+    """
 
     def __init__(
-        self, run_model: type[RunItem], shards: int, page_size: int | None, read_runs: ReadRuns
+        self,
+        run_model: type[RunItem],
+        shards: int,
+        page_size: int | None,
+        read_runs: ReadRuns,
+        *,
+        executor: Executor | None = None,
     ) -> None:
         self._m = run_model
         self._shards = shards
         self._page_size = page_size  # a cap on the entries per query request (tests)
         self._read_runs = read_runs
+        self._executor = executor
 
     def list_runs(
         self, task_id: str | None, status: RunStatus | None, limit: int, cursor: str | None
@@ -73,11 +113,11 @@ class IndexReader:
             )
 
         done = position.done if position else frozenset()
-        merge = ShardMerge(
-            {shard: shard_query(shard) for shard in range(shards) if shard not in done},
-            lambda item: item.created_key,
-            descending=True,
+        first_pages = first_reads_at_once(
+            {shard: partial(shard_query, shard) for shard in range(shards) if shard not in done},
+            self._executor,
         )
+        merge = ShardMerge(first_pages, lambda item: item.created_key, descending=True)
         runs: list[RunRecord] = []
         last: str | None = None
         while len(runs) < limit and merge.more:

@@ -18,6 +18,10 @@ therefore carries one position that holds for every shard, the last run id consu
 shards read to their end, which the next page does not query again. It also names the
 listing it belongs to (filters and shard count): a cursor of another listing is an
 `InputError`, as is any cursor that does not decode.
+
+A merge must see the head of every shard before it yields anything, so the first read of
+each shard is one round trip that `first_reads_at_once` makes for all shards concurrently;
+whatever a shard yields after its first page is read lazily by the merge, as it needs it.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import hashlib
 import heapq
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass
-from itertools import groupby
+from itertools import chain, groupby
 from typing import Any, Generic, TypeVar
 
 from durable.errors import InputError
@@ -106,6 +111,35 @@ class ShardMerge(Generic[T]):
             taken.append(entry)
             self._advance(shard)
         return taken
+
+
+def first_reads_at_once(
+    open_streams: Mapping[int, Callable[[], Iterator[T]]], executor: Executor | None
+) -> dict[int, Iterator[T]]:
+    """Each shard's stream (`open_streams[shard]()`) with its first entry read already.
+
+    The first reads run on `executor`, all at once (one after another without one); the
+    rest of each stream is left to be read lazily by whoever iterates it. Should any shard
+    fail, every read is waited for and the error of the lowest such shard is raised: the
+    error a sequential read would have met first.
+    """
+    if executor is None:
+        return {shard: _first_read(open_stream) for shard, open_stream in open_streams.items()}
+    futures = {
+        shard: executor.submit(_first_read, open_stream)
+        for shard, open_stream in open_streams.items()
+    }
+    wait(futures.values())
+    return {shard: future.result() for shard, future in sorted(futures.items())}
+
+
+def _first_read(open_stream: Callable[[], Iterator[T]]) -> Iterator[T]:
+    """The stream `open_stream` opens, its first entry read already (for a query, the
+    request that fetches its first page), then the rest of it."""
+    stream = open_stream()
+    for first in stream:
+        return chain((first,), stream)
+    return iter(())
 
 
 def sorted_within_ties(

@@ -493,8 +493,9 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundPurgeLeaseItem(PurgeLeaseItem):
         Meta = _meta(table_name, region, endpoint_url)
 
-    # One connection (one botocore client per thread) for all four models: each client costs
-    # tens of milliseconds to build, which a Lambda cold start pays. The run model's schema is
+    # One connection (one botocore client, shared by every thread; PynamoDB keeps only the
+    # session per thread) for all the models: each client costs tens of milliseconds to
+    # build, which a Lambda cold start pays. The run model's schema is
     # the table's (it declares the indexes), so its connection serves every item type.
     table_connection = BoundRunItem._get_connection()
     for model in (

@@ -32,6 +32,8 @@ arbitrates between racing invocations:
   query every shard of an index, merge them (`durable.storage._shards`), then read the
   runs of the page with one consistent `BatchGetItem`, keeping the index's order; a run
   deleted meanwhile, or no longer matching (another status, no longer due), is left out.
+  A listing queries its shards concurrently (about one round trip, whatever the count);
+  due and expired runs query them one after another.
   The indexes are eventually consistent in AWS: a run created a moment ago may be missing
   for a moment.
   `get_run`, `load_history` and `list_inbox` read strongly consistent.
@@ -48,6 +50,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime
@@ -85,7 +88,7 @@ from durable.records import (
 from durable.serialization import loads
 from durable.settings import Settings
 from durable.storage import _shards, _tables
-from durable.storage._listings import IndexReader
+from durable.storage._listings import IndexReader, shard_query_pool
 from durable.storage._tables import (
     CheckpointItem,
     ErrorMap,
@@ -486,7 +489,13 @@ class DynamoDBRunStore:
             raise ValueError("limit must be at least 1")
         # A filter too long for a key is the caller's fault (caller_input).
         with _translated("list_runs", caller_input=True), _index_of_this_layout(self.table_name):
-            return self._index_reader().list_runs(task_id, status, limit, cursor)
+            # The shard queries run at once on the process's pool and share one botocore
+            # client, which PynamoDB builds on first use, and building one is not thread
+            # safe: it is built here, before they fan out (reading the shard count built
+            # it already on any store that has read the table).
+            _ = self._models.connection.client
+            reader = self._index_reader(executor=shard_query_pool())
+            return reader.list_runs(task_id, status, limit, cursor)
 
     def due_runs(
         self, before: datetime, limit: int = 100, after: RunRecord | None = None
@@ -533,9 +542,14 @@ class DynamoDBRunStore:
                 raise
         self._wrote()
 
-    def _index_reader(self) -> IndexReader:
+    def _index_reader(self, executor: Executor | None = None) -> IndexReader:
+        """The index queries; with `executor`, a listing's shards are queried at once."""
         return IndexReader(
-            self._models.run, self.index_shards, self._page_size, self._runs_in_order
+            self._models.run,
+            self.index_shards,
+            self._page_size,
+            self._runs_in_order,
+            executor=executor,
         )
 
     def _runs_in_order(self, run_ids: list[str]) -> list[RunRecord]:
