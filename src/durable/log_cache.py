@@ -25,6 +25,7 @@ Why this is correct, and the rules that keep it so:
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,18 +63,23 @@ class LogCache:
         self._max_entries = max_entries
         self._logs: OrderedDict[str, _CachedLog] = OrderedDict()
         self._entries = 0
+        # Held while the dict changes, never across a read of the store: a worker served
+        # by several threads (`durable dev`) keeps whichever contiguous read came last.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._logs)
 
     def held(self, run_id: str) -> tuple[Checkpoint, ...]:
         """The entries held for a run (none if it is not cached)."""
-        cached = self._logs.get(run_id)
+        with self._lock:
+            cached = self._logs.get(run_id)
         return cached.entries if cached is not None else ()
 
     def load(self, run_id: str, created_at: datetime) -> list[Checkpoint]:
         """The run's whole log: the entries held, and the ones after them read from the store."""
-        cached = self._logs.get(run_id)
+        with self._lock:
+            cached = self._logs.get(run_id)
         if cached is not None and cached.created_at == created_at and cached.entries:
             last = cached.entries[-1].seq
             tail = self._store.load_history(run_id, after_seq=last)
@@ -89,16 +95,21 @@ class LogCache:
 
     def forget(self, run_id: str) -> None:
         """Drop a run (it ended, or what was read of it does not fit what is held)."""
+        with self._lock:
+            self._drop(run_id)
+
+    def _drop(self, run_id: str) -> None:
         cached = self._logs.pop(run_id, None)
         if cached is not None:
             self._entries -= len(cached.entries)
 
     def _keep(self, run_id: str, created_at: datetime, history: list[Checkpoint]) -> None:
-        self.forget(run_id)
-        if not history or len(history) > self._max_entries:
-            return
-        self._logs[run_id] = _CachedLog(created_at, tuple(history))
-        self._entries += len(history)
-        while len(self._logs) > self._max_runs or self._entries > self._max_entries:
-            _, evicted = self._logs.popitem(last=False)
-            self._entries -= len(evicted.entries)
+        with self._lock:
+            self._drop(run_id)  # kept again last: the most recently used
+            if not history or len(history) > self._max_entries:
+                return
+            self._logs[run_id] = _CachedLog(created_at, tuple(history))
+            self._entries += len(history)
+            while len(self._logs) > self._max_runs or self._entries > self._max_entries:
+                _, evicted = self._logs.popitem(last=False)
+                self._entries -= len(evicted.entries)
