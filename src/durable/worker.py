@@ -67,6 +67,7 @@ from durable.errors import (
 )
 from durable.ids import new_owner_id
 from durable.inbox import consumed_inbox_ids
+from durable.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
 from durable.logs import library_logger
 from durable.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
 from durable.queues.base import WakeQueue
@@ -139,6 +140,10 @@ class WorkerConfig:
     # invocation's time left) and its deletes in flight.
     purge_budget: timedelta = PURGE_BUDGET
     purge_threads: int = PURGE_THREADS
+    # Logs of runs this worker served kept to read only their tail next time
+    # (`durable.log_cache`): runs at most, entries at most; 0 runs turns it off.
+    log_cache_runs: int = DEFAULT_MAX_RUNS
+    log_cache_entries: int = DEFAULT_MAX_ENTRIES
 
     def expires_at(self, finished_at: datetime) -> datetime | None:
         """When a run that finished at `finished_at` is purged; None keeps it forever."""
@@ -328,6 +333,11 @@ class Worker:
         self.clock = clock
         self.registry = registry
         self.config = config or WorkerConfig()
+        self.log_cache = LogCache(
+            store,
+            max_runs=self.config.log_cache_runs,
+            max_entries=self.config.log_cache_entries,
+        )
         # What attempts decode and encode values with: an S3 failure interrupts the attempt.
         self.attempt_codec = codec.over(_InterruptingBlobs(codec.blobs))
         # Child runs are started the way callers start runs: validated, idempotent.
@@ -353,6 +363,7 @@ class Worker:
             return Handled.UNKNOWN_RUN
         now = self.clock.now()
         if run.status.is_terminal:
+            self.log_cache.forget(run.run_id)
             if run.wake_at is not None and run.wake_at <= now:
                 follow_up_end(self.client, run)  # a crash cut them short: finish them
                 return Handled.FOLLOWED_UP
@@ -480,7 +491,7 @@ class Worker:
     def _execute(
         self, run: RunRecord, owner: str, time_left: Callable[[], timedelta] | None
     ) -> Handled:
-        history = self.store.load_history(run.run_id)
+        history = self.log_cache.load(run.run_id, run.created_at)
         environment = _RunEnvironment(
             self.store,
             run.run_id,
@@ -608,6 +619,7 @@ class Worker:
         # The lease is given back: what follows is safe to repeat, and what is lost if the
         # process dies here is recovered by the sweeper (the run's wake_at is set).
         if isinstance(outcome, Completed | Failed):
+            self.log_cache.forget(run.run_id)
             if ended.wake_at is not None:
                 follow_up_end(self.client, ended)
         elif isinstance(outcome, Suspended):

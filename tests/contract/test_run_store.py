@@ -184,6 +184,37 @@ def test_logs_of_different_runs_are_separate(store: RunStore) -> None:
     assert [cp.value for cp in store.load_history("run_000001")] == ['{"seq": 1}']
 
 
+def test_load_history_after_a_seq_returns_only_the_later_slots(store: RunStore) -> None:
+    # given a log longer than a query page, and the run's other items (inbox, event ids)
+    # under the same partition, which sort after the log's slots
+    store.create_run(make_run(1))
+    for seq in range(1, 31):
+        store.append_checkpoint("run_000001", make_checkpoint(seq))
+    store.put_inbox(
+        InboxEvent(
+            run_id="run_000001", inbox_id="000000000001-aa", name="go", data="null", received_at=T0
+        )
+    )
+    store.claim_event_id("run_000001", "event-1", "000000000001-aa")
+
+    # when / then
+    assert [cp.seq for cp in store.load_history("run_000001", after_seq=12)] == list(range(13, 31))
+    assert store.load_history("run_000001", after_seq=29) == [make_checkpoint(30)]
+    assert store.load_history("run_000001", after_seq=30) == []
+    assert store.load_history("run_000001", after_seq=0) == store.load_history("run_000001")
+    assert store.load_history("run_missing", after_seq=3) == []
+
+
+def test_load_history_after_a_seq_sees_an_append_made_since(store: RunStore) -> None:
+    store.create_run(make_run(1))
+    store.append_checkpoint("run_000001", make_checkpoint(1))
+    assert store.load_history("run_000001", after_seq=1) == []
+
+    store.append_checkpoint("run_000001", make_checkpoint(2))
+
+    assert store.load_history("run_000001", after_seq=1) == [make_checkpoint(2)]
+
+
 # -- leases ------------------------------------------------------------------------------
 
 

@@ -124,6 +124,9 @@ def run_pk(run_id: str) -> str:
     return f"RUN#{run_id}"
 
 
+MAX_SEQ = 9_999_999_999  # the last slot `checkpoint_sk` can write (ten digits)
+
+
 def checkpoint_sk(seq: int) -> str:
     return f"{CHECKPOINT_PREFIX}{seq:010d}"
 

@@ -7,7 +7,12 @@ Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contra
 - `append_checkpoint` writes log slot `checkpoint.seq` only if that slot is empty; otherwise
   it raises `ConflictError` and writes nothing. This is the fence: two invocations of the
   same run can never both record an entry at one position. Exactly one write.
-- `load_history` returns every checkpoint in `seq` order (adapters page internally).
+- `load_history` returns every checkpoint in `seq` order (adapters page internally);
+  with `after_seq`, only those whose `seq` is greater (one strongly consistent read, as
+  the whole log is: a worker that holds the start of a log reads only what follows it).
+  A log entry never changes once written and a log never shrinks while its run exists
+  (only the retention purge deletes checkpoints, and only of finished runs), which is
+  what makes reading the tail alone correct (`durable.log_cache`).
 - `acquire_lease` sets status RUNNING, the lease owner and expiry, and `wake_at` to the
   expiry unless the run's `wake_at` is already at or before it (either way the sweeper
   meets the run by the time the lease expires; keeping it spares the due index a write),
@@ -117,7 +122,7 @@ class RunStore(Protocol):
 
     def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...
 
-    def load_history(self, run_id: str) -> list[Checkpoint]: ...
+    def load_history(self, run_id: str, after_seq: int = 0) -> list[Checkpoint]: ...
 
     def put_inbox(self, event: InboxEvent) -> None: ...
 

@@ -401,12 +401,17 @@ class DynamoDBRunStore:
             f"run {run_id}: log slot {checkpoint.seq} is taken",
         )
 
-    def load_history(self, run_id: str) -> list[Checkpoint]:
+    def load_history(self, run_id: str, after_seq: int = 0) -> list[Checkpoint]:
         cp_model = self._models.checkpoint
+        # The slots after `after_seq`: a range within the CP# prefix (a bare `sk >` would
+        # run on into the run's other items, EVENTID#, INBOX#, ...).
+        slots = cp_model.sk.between(
+            _tables.checkpoint_sk(after_seq + 1), _tables.checkpoint_sk(_tables.MAX_SEQ)
+        )
         with _translated("load_history"):
             items = cp_model.query(
                 _tables.run_pk(run_id),
-                cp_model.sk.startswith(_tables.CHECKPOINT_PREFIX),
+                slots,
                 consistent_read=True,
                 page_size=self._page_size,
             )

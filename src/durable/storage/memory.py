@@ -140,9 +140,9 @@ class MemoryRunStore:
             log[checkpoint.seq] = checkpoint
             self.writes += 1
 
-    def load_history(self, run_id: str) -> list[Checkpoint]:
+    def load_history(self, run_id: str, after_seq: int = 0) -> list[Checkpoint]:
         log = self._logs.get(run_id, {})
-        return [log[seq] for seq in sorted(log)]
+        return [log[seq] for seq in sorted(log) if seq > after_seq]
 
     def put_inbox(self, event: InboxEvent) -> None:
         with self._lock:
