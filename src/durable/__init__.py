@@ -1,12 +1,24 @@
-"""Durable execution for AWS Lambda: checkpointed steps on DynamoDB, wake-ups through SQS."""
+"""Durable execution for AWS Lambda: checkpointed steps on DynamoDB, wake-ups through SQS.
+
+What users write and catch, all from here: `@task` and `@step`, the contexts a task gets,
+`RetryPolicy`, the `Client` that starts and reads runs, and every exception the library
+raises into user code or at a caller (internal ones, such as a lost conditional write,
+stay in `durable.errors`).
+"""
 
 from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
-from durable.context import Context, RunInfo
+from durable.context import AsyncContext, BaseContext, Context
 from durable.engine.retry import RetryPolicy
 from durable.errors import (
     AnnotationError,
-    ConflictError,
+    BatchFailedError,
+    CallbackAlreadyCompletedError,
+    CallbackFailedError,
+    CallbackNotFoundError,
+    ChildRunFailedError,
+    CrashedAfterStartError,
     DurableError,
+    HeartbeatTimeoutError,
     IdempotencyConflictError,
     InfrastructureError,
     InputError,
@@ -16,24 +28,38 @@ from durable.errors import (
     PayloadTooLargeError,
     PayloadValidationError,
     RunCancelled,
+    RunCancelledError,
     RunFinishedError,
     RunNotFoundError,
     StepFailedError,
+    StepTimeoutError,
     TableLayoutError,
     TaskFailedError,
+    TaskTimeoutError,
     UnknownTaskError,
     UnresolvedAnnotationError,
     WaitTimeout,
+    WaitTimeoutError,
 )
+from durable.operations.attempt import RunInfo
+from durable.operations.step_decorator import step
 from durable.records import RunStatus
-from durable.task import TaskDefinition, TaskRegistry, default_registry, step, task
+from durable.task import TaskDefinition, TaskRegistry, default_registry, task
 
 __all__ = [
     "AnnotationError",
+    "AsyncContext",
+    "BaseContext",
+    "BatchFailedError",
+    "CallbackAlreadyCompletedError",
+    "CallbackFailedError",
+    "CallbackNotFoundError",
+    "ChildRunFailedError",
     "Client",
-    "ConflictError",
     "Context",
+    "CrashedAfterStartError",
     "DurableError",
+    "HeartbeatTimeoutError",
     "HistoryEntry",
     "IdempotencyConflictError",
     "InfrastructureError",
@@ -45,6 +71,7 @@ __all__ = [
     "PayloadValidationError",
     "RetryPolicy",
     "RunCancelled",
+    "RunCancelledError",
     "RunFinishedError",
     "RunHandle",
     "RunInfo",
@@ -53,13 +80,16 @@ __all__ = [
     "RunNotFoundError",
     "RunStatus",
     "StepFailedError",
+    "StepTimeoutError",
     "TableLayoutError",
     "TaskDefinition",
     "TaskFailedError",
     "TaskRegistry",
+    "TaskTimeoutError",
     "UnknownTaskError",
     "UnresolvedAnnotationError",
     "WaitTimeout",
+    "WaitTimeoutError",
     "default_registry",
     "step",
     "task",

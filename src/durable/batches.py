@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from durable.errors import ConflictError
+from durable.ids import child_run_id
 from durable.queues.base import WakeQueue
 from durable.records import (
     BatchItemResult,
@@ -32,11 +33,6 @@ from durable.storage.base import RunStore
 if TYPE_CHECKING:
     from durable.client import Client
     from durable.values import ValueCodec
-
-
-def child_run_id(parent_run_id: str, task_attempt: int, position: int, index: int) -> str:
-    """The run id of child `index` of a batch: stable, so starting it twice starts it once."""
-    return f"{parent_run_id}.{task_attempt}.{position}.{index}"
 
 
 def batch_slot(task_attempt: int, position: int, index: int) -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from durable.batches import child_run_id
 from durable.clock import Clock, SystemClock
 from durable.endings import follow_up_end
 from durable.errors import (
@@ -26,7 +25,7 @@ from durable.errors import (
     RunNotFoundError,
     TaskFailedError,
 )
-from durable.ids import new_inbox_id, new_run_id
+from durable.ids import child_run_id, new_inbox_id, new_run_id
 from durable.inbox import consumed_inbox_ids
 from durable.names import callback_wait, event_name
 from durable.queues.base import WakeQueue
@@ -374,7 +373,7 @@ class Client:
                 {
                     "status": RunStatus.CANCELLED,
                     "cancel_requested": True,
-                    "error": ErrorInfo(type="RunCancelled", message="the run was cancelled"),
+                    "error": ErrorInfo(type="RunCancelledError", message="the run was cancelled"),
                     "finished_at": now,
                     "expires_at": now + self.retention if self.retention is not None else None,
                     "updated_at": now,

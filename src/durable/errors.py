@@ -3,10 +3,13 @@
 DurableError                      base of everything raised by the library
 ├── NonRetryableError             raised by user code: fail now, skip the retry budget
 ├── NonDeterminismError           replay asked for another operation than the log holds
-├── WaitTimeout                   wait_for_event ran out of time
-├── RunCancelled                  the run was cancelled while it ran
+├── WaitTimeoutError              wait_for_event / wait_for_callback ran out of time
+├── RunCancelledError             the run was cancelled while it ran
+├── TaskTimeoutError              the run outlived its task timeout (a run's error type only)
 ├── StepFailedError               a step failed for good; carries the original type and message
 ├── StepTimeoutError              a step attempt outlived its start-to-close timeout
+│   └── HeartbeatTimeoutError     a step attempt stopped heartbeating (its invocation died)
+├── CrashedAfterStartError        an at-most-once step's invocation died while it ran
 ├── ChildRunFailedError           ctx.invoke: the child run ended without a result
 ├── BatchFailedError              ctx.map / ctx.parallel: more children failed than tolerated
 ├── CallbackFailedError           the outside system completed a callback with an error
@@ -26,6 +29,13 @@ DurableError                      base of everything raised by the library
 ├── TableLayoutError              the table has an older layout: run `durable migrate`
 └── InfrastructureError           DynamoDB, SQS or S3 failed (throttled, 5xx, timed out, a
                                   transaction conflict) beyond botocore's own retries
+
+The naming rule: every exception ends in `Error`, and the error type a run or step reports
+(`error.type` in the API, the CLI and the dashboard) is the name of the exception that
+ended it. Failures noticed by the engine rather than raised by code (a task timeout, a lost
+step attempt) report the name of the class above that describes them. `WaitTimeout` and
+`RunCancelled` are the old names of `WaitTimeoutError` and `RunCancelledError`, kept as
+aliases so that code written against them still runs.
 """
 
 from __future__ import annotations
@@ -62,16 +72,24 @@ class NonDeterminismError(DurableError):
         )
 
 
-class WaitTimeout(DurableError):
-    """`ctx.wait_for_event` reached its timeout before the event arrived."""
+class WaitTimeoutError(DurableError):
+    """`ctx.wait_for_event` or `ctx.wait_for_callback` reached its timeout first."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"no event {name!r} arrived before the timeout")
 
 
-class RunCancelled(DurableError):
+class RunCancelledError(DurableError):
     """The run was cancelled; raised inside the task at its next durable operation."""
+
+
+class TaskTimeoutError(DurableError):
+    """The run exceeded its task `timeout`; the run ends TIMED_OUT with this error type."""
+
+
+WaitTimeout = WaitTimeoutError  # its old name, kept for code that catches it
+RunCancelled = RunCancelledError  # its old name, kept for code that catches it
 
 
 class StepFailedError(DurableError):
@@ -93,11 +111,23 @@ class StepFailedError(DurableError):
 
 
 class StepTimeoutError(DurableError):
-    """A step attempt ran longer than its `timeout` (start to close); its result is dropped."""
+    """A step attempt ran longer than its `timeout` (start to close); its result is dropped.
+
+    Also the error type of an attempt whose invocation died before it finished."""
 
     def __init__(self, step_name: str, timeout: Any, elapsed: Any) -> None:
         self.step_name = step_name
         super().__init__(f"step {step_name!r} took {elapsed}, longer than its timeout {timeout}")
+
+
+class HeartbeatTimeoutError(StepTimeoutError):
+    """The error type of a step attempt that stopped heartbeating within its
+    `heartbeat_timeout` (its invocation died or hung)."""
+
+
+class CrashedAfterStartError(DurableError):
+    """The error type of an at-most-once step whose invocation died after it started: the
+    side effect may have happened, so it is not run again (final, never retried)."""
 
 
 class ChildRunFailedError(DurableError):

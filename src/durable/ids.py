@@ -42,3 +42,8 @@ def random_fraction() -> float:
 def new_callback_token() -> str:
     """A callback token: 192 random bits, URL-safe, unrelated to any run."""
     return secrets.token_urlsafe(24)
+
+
+def child_run_id(parent_run_id: str, task_attempt: int, position: int, index: int) -> str:
+    """The run id of child `index` of a batch: stable, so starting it twice starts it once."""
+    return f"{parent_run_id}.{task_attempt}.{position}.{index}"

@@ -7,12 +7,22 @@ replay are dropped, so each line appears once per real execution.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-if TYPE_CHECKING:
-    from durable.context import Context
+
+class _RunView(Protocol):
+    """What a run logger reads from its context."""
+
+    @property
+    def run(self) -> Any: ...
+
+    @property
+    def is_replaying(self) -> bool: ...
+
+    @property
+    def current_step(self) -> str | None: ...
 
 
 @lru_cache(maxsize=1)
@@ -24,7 +34,7 @@ def library_logger() -> Logger:
 class RunLogger:
     """Logs with run_id, task_id, attempt and step keys; drops lines during replay."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: _RunView) -> None:
         self._ctx = ctx
 
     def _keys(self) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from typing import Any
 
 from durable.blobs.memory import MemoryBlobStore
 from durable.clock import VirtualClock, utc
-from durable.context import Context
+from durable.context import Context, attempt_of
 from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import AnyOutcome, Completed, Failed
 from durable.engine.replay import HistoryView
@@ -272,7 +272,7 @@ class _AttemptResult:
 
 
 def replay_history(
-    definition: TaskDefinition,
+    definition: TaskDefinition[Any, Any],
     run: RunRecord,
     history: list[Checkpoint],
     codec: ValueCodec,
@@ -344,7 +344,7 @@ def _frozen_at(log: list[Checkpoint], fallback: datetime) -> datetime:
 
 
 def _replay_attempt(
-    definition: TaskDefinition, run: RunRecord, recording: _Recording, codec: ValueCodec
+    definition: TaskDefinition[Any, Any], run: RunRecord, recording: _Recording, codec: ValueCodec
 ) -> _AttemptResult:
     log = recording.log
     recorded_view = HistoryView(run.run_id, log)
@@ -390,10 +390,11 @@ def _replay_attempt(
         outcome, stopped = None, None
         if not contexts:
             raise
-        contexts[0].divergence = contexts[0].divergence or exc
-    ctx = contexts[0] if contexts else None
-    requested = ctx.requested_positions if ctx is not None else 0
-    error = ctx.divergence if ctx is not None else None
+        first = attempt_of(contexts[0])
+        first.divergence = first.divergence or exc
+    attempt = attempt_of(contexts[0]) if contexts else None
+    requested = attempt.requested_positions if attempt is not None else 0
+    error = attempt.divergence if attempt is not None else None
     ended = _how_the_task_ended(outcome, stopped) if error is None else None
     if ended is not None:
         try:

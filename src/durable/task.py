@@ -1,4 +1,4 @@
-"""`@task` and `@step`: decorators that record metadata; a `TaskRegistry` object holds tasks.
+"""`@task`: declares a task and returns its typed handle; a `TaskRegistry` object holds tasks.
 
 `@task` registers into `default_registry` unless given another registry (tests make their
 own). The payload type is read from the annotation of the task function's second parameter
@@ -7,72 +7,46 @@ before anything is stored. Every annotation is validated, plain ones (`int`, `li
 `str | None`) as much as models; only a missing annotation, `Any` or `object` accepts
 anything. `@task(cron=..., timezone=...)` also gives the task a schedule
 (see `durable.schedules`); a bad expression or zone, or a payload type that cannot be
-built from nothing, is refused at decoration time. `@step` is sugar: calling a decorated
-function inside a running task is `ctx.step(fn.__name__, fn, ...)`; outside a task it is a
-plain call.
+built from nothing, is refused at decoration time.
 
 Annotations are resolved when the task is decorated, never silently dropped: a payload or
 result annotation that names something undefined (a model defined after the task, or
 imported only under `if TYPE_CHECKING:`) raises `UnresolvedAnnotationError`, and one that
 pydantic cannot validate raises `AnnotationError`, both naming the task. Only the payload
-and return annotations are resolved, so `ctx: Context` may stay a type-checking-only import.
-A step's return annotation (what its value is decoded into, fresh and replayed) is resolved
-the first time the step is called, so it may name a model defined further down the module;
-one that still cannot be resolved raises the same errors then, before the step runs, rather
-than quietly handing the task a dict where it expects a model.
+and return annotations are resolved (`durable.annotations`), so `ctx: Context` may stay a
+type-checking-only import.
 """
 
 from __future__ import annotations
 
-import collections.abc
-import functools
 import inspect
 import sys
-import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Literal,
-    ParamSpec,
-    TypeVar,
-    cast,
-    get_args,
-    get_origin,
-    get_type_hints,
-)
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import ValidationError
 
+from durable.annotations import check_validatable, qualified_name, resolve_annotations
+from durable.cron import CronSchedule
 from durable.engine.retry import DEFAULT_TASK_RETRY, RetryPolicy
-from durable.errors import (
-    AnnotationError,
-    PayloadValidationError,
-    UnknownTaskError,
-    UnresolvedAnnotationError,
-)
-from durable.schedules import CronSchedule
+from durable.errors import PayloadValidationError, UnknownTaskError
 from durable.serialization import is_unchecked_annotation, type_adapter
 
-if TYPE_CHECKING:
-    from durable.context import Context
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-StepSemantics = Literal["at_least_once", "at_most_once"]
-
-
-# The context of the task running in this thread/coroutine; None inside a step's body.
-current_context: ContextVar[Context | None] = ContextVar("durable_current_context", default=None)
+PayloadT = TypeVar("PayloadT")
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class TaskDefinition:
-    """A registered task: its function and how to run it."""
+class TaskDefinition(Generic[PayloadT, ResultT]):
+    """A registered task: its function and how to run it. What `@task` returns.
+
+    It is typed by the task's payload and result, so that `ctx.invoke(task, payload)` and
+    `Client.trigger(task, payload)` check the payload and know the result's type (as
+    Temporal's `execute_child_workflow(MyWorkflow.run, arg)` does). Calling it runs the
+    function directly, as a plain function call (in a unit test, say).
+    """
 
     id: str
     fn: Callable[..., Any]
@@ -117,7 +91,7 @@ class TaskDefinition:
             return payload
         return type_adapter(self.payload_annotation).validate_python(payload)
 
-    def __call__(self, ctx: Context, payload: Any) -> Any:
+    def __call__(self, ctx: Any, payload: PayloadT) -> Any:
         return self.fn(ctx, payload)
 
 
@@ -125,9 +99,9 @@ class TaskRegistry:
     """Tasks by id. A test can make a fresh one; `@task` uses `default_registry`."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, TaskDefinition] = {}
+        self._tasks: dict[str, TaskDefinition[Any, Any]] = {}
 
-    def register(self, definition: TaskDefinition) -> None:
+    def register(self, definition: TaskDefinition[Any, Any]) -> None:
         existing = self._tasks.get(definition.id)
         if existing is not None and existing.fn is not definition.fn:
             same_place = (
@@ -141,7 +115,7 @@ class TaskRegistry:
                 )
         self._tasks[definition.id] = definition
 
-    def get(self, task_id: str) -> TaskDefinition:
+    def get(self, task_id: str) -> TaskDefinition[Any, Any]:
         try:
             return self._tasks[task_id]
         except KeyError:
@@ -150,7 +124,7 @@ class TaskRegistry:
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._tasks
 
-    def __iter__(self) -> Iterator[TaskDefinition]:
+    def __iter__(self) -> Iterator[TaskDefinition[Any, Any]]:
         return iter(sorted(self._tasks.values(), key=lambda definition: definition.id))
 
     def ids(self) -> list[str]:
@@ -160,116 +134,37 @@ class TaskRegistry:
 default_registry = TaskRegistry()
 
 
-def resolve_annotations(
-    fn: Callable[..., Any],
-    names: Sequence[str],
-    *,
-    owner: str,
-    localns: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The annotations of `fn` listed in `names` ("return" for its result), evaluated.
-
-    Unannotated names are left out. Only these annotations are evaluated, so another
-    parameter's annotation (`ctx: Context` imported under TYPE_CHECKING) cannot get in the
-    way. A name is looked up in `localns` (the scope that defined `fn`, when known), then
-    in `fn`'s closure, then in its module. `Annotated[...]` metadata is kept for pydantic.
-    Raises UnresolvedAnnotationError (naming `owner` and the name) when one names
-    something undefined, AnnotationError when it cannot be evaluated at all.
-    """
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    raw = getattr(target, "__annotations__", None)
-    if not isinstance(raw, Mapping):
-        return {}  # a builtin, a callable object: nothing declared
-    function = inspect.unwrap(target)
-    globalns = getattr(function, "__globals__", None)
-    if not isinstance(globalns, dict):
-        module = sys.modules.get(getattr(function, "__module__", None) or "")
-        globalns = dict(vars(module)) if module is not None else {}
-    namespace = {**_closure_namespace(function), **(localns or {})}
-    resolved: dict[str, Any] = {}
-    for name in names:
-        if name not in raw:
-            continue
-        annotation = raw[name]
-        what = "return annotation" if name == "return" else f"annotation of {name!r}"
-        # One annotation at a time, on a stand-in holding only it: get_type_hints(fn) would
-        # evaluate every parameter's annotation and fail on any of them.
-        holder = types.SimpleNamespace(__annotations__={name: annotation})
-        try:
-            hints = get_type_hints(holder, globalns, namespace, include_extras=True)
-        except NameError as exc:
-            missing = exc.name or str(exc)
-            raise UnresolvedAnnotationError(owner, what, annotation, missing) from exc
-        except Exception as exc:
-            reason = f"cannot be evaluated ({type(exc).__name__}: {exc})"
-            raise AnnotationError(owner, what, annotation, reason) from exc
-        resolved[name] = hints[name]
-    return resolved
-
-
-def step_return_annotation(fn: Callable[..., Any]) -> Any:
-    """What a step's result is decoded into: its resolved return annotation, else Any.
-
-    `Awaitable[X]` and `Coroutine[..., X]` read as `X` (ctx.step awaits them). Raises
-    UnresolvedAnnotationError or AnnotationError (naming the step function) when the
-    annotation names something undefined or pydantic cannot validate it.
-    """
-    owner = f"step function {_qualified_name(fn)}"
-    annotation = resolve_annotations(fn, ["return"], owner=owner).get("return", Any)
-    while get_origin(annotation) in (collections.abc.Awaitable, collections.abc.Coroutine):
-        annotation = get_args(annotation)[-1] if get_args(annotation) else Any
-    _check_validatable(owner, "return annotation", annotation)
-    return annotation
-
-
 def _annotations(
     fn: Callable[..., Any], task_id: str, localns: Mapping[str, Any] | None
 ) -> tuple[Any, Any]:
     """(payload annotation, return annotation) of a task function; Any when missing."""
-    owner = f"task {task_id!r} ({_qualified_name(fn)})"
+    owner = f"task {task_id!r} ({qualified_name(fn)})"
     params = list(inspect.signature(fn).parameters)
     payload_name = params[1] if len(params) > 1 else None
     names = ["return"] if payload_name is None else [payload_name, "return"]
     hints = resolve_annotations(fn, names, owner=owner, localns=localns)
     payload = hints.get(payload_name, Any) if payload_name is not None else Any
     result = hints.get("return", Any)
-    _check_validatable(owner, f"annotation of {payload_name!r}", payload)
-    _check_validatable(owner, "return annotation", result)
+    check_validatable(owner, f"annotation of {payload_name!r}", payload)
+    check_validatable(owner, "return annotation", result)
     return payload, result
 
 
-def _check_validatable(owner: str, what: str, annotation: Any) -> None:
-    """Build (and cache) the TypeAdapter now, so an unsupported type fails here, not later."""
-    if is_unchecked_annotation(annotation):
-        return
-    try:
-        type_adapter(annotation)
-    except Exception as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = f"is not a type pydantic can validate ({first_line})"
-        raise AnnotationError(owner, what, annotation, reason) from exc
+class TaskDecorator(Protocol):
+    """What `@task(...)` returns: it turns `fn(ctx, payload) -> result` into a typed handle.
 
+    An `async def` task's handle carries what its coroutine returns, not the coroutine.
+    """
 
-def _closure_namespace(function: Callable[..., Any]) -> dict[str, Any]:
-    """The variables `function` closes over (a class local to the enclosing function)."""
-    code = getattr(function, "__code__", None)
-    cells = getattr(function, "__closure__", None)
-    if code is None or not cells:
-        return {}
-    namespace: dict[str, Any] = {}
-    for name, cell in zip(code.co_freevars, cells, strict=False):
-        try:
-            namespace[name] = cell.cell_contents
-        except ValueError:  # a cell not assigned yet
-            continue
-    return namespace
+    @overload
+    def __call__(  # an async function matches both overloads: the first one wins
+        self, fn: Callable[[Any, PayloadT], Awaitable[ResultT]]
+    ) -> TaskDefinition[PayloadT, ResultT]: ...
 
-
-def _qualified_name(fn: Callable[..., Any]) -> str:
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    module = getattr(target, "__module__", None)
-    name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    return f"{module}.{name}" if module else name
+    @overload
+    def __call__(
+        self, fn: Callable[[Any, PayloadT], ResultT]
+    ) -> TaskDefinition[PayloadT, ResultT]: ...
 
 
 def task(
@@ -281,7 +176,7 @@ def task(
     registry: TaskRegistry | None = None,
     cron: str | None = None,
     timezone: str = "UTC",
-) -> Callable[[Callable[..., Any]], TaskDefinition]:
+) -> TaskDecorator:
     """Declare a durable task: `fn(ctx, payload) -> result`.
 
     With `cron` (five fields, or six with seconds first), the sweeper also starts a run at
@@ -296,12 +191,12 @@ def task(
     elif timezone != "UTC":
         raise ValueError(f"task {id!r}: timezone applies to a cron schedule; give cron too")
 
-    def decorate(fn: Callable[..., Any]) -> TaskDefinition:
+    def decorate(fn: Callable[..., Any]) -> TaskDefinition[Any, Any]:
         # The scope applying the decorator is the one defining `fn`: its locals resolve an
         # annotation naming a class local to a function (a test's model, say).
         defining_scope = sys._getframe(1).f_locals
         payload_annotation, result_annotation = _annotations(fn, id, defining_scope)
-        definition = TaskDefinition(
+        definition: TaskDefinition[Any, Any] = TaskDefinition(
             id=id,
             fn=fn,
             retry=retry or DEFAULT_TASK_RETRY,
@@ -321,7 +216,7 @@ def task(
     return decorate
 
 
-def _scheduled_payload(definition: TaskDefinition) -> Any:
+def _scheduled_payload(definition: TaskDefinition[Any, Any]) -> Any:
     """What a scheduled run of `definition` is triggered with: null, else `{}`.
 
     `{}` serves a model whose every field has a default (`payload: Report` with
@@ -339,80 +234,3 @@ def _scheduled_payload(definition: TaskDefinition) -> Any:
         f"task {definition.id!r}: a cron task's payload must accept null "
         "(or be a model whose every field has a default)"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class StepOptions:
-    """Options a `@step` decorator attaches to its function."""
-
-    name: str
-    retry: RetryPolicy | None
-    semantics: StepSemantics
-    timeout: timedelta | None = None
-    heartbeat_timeout: timedelta | None = None
-
-
-def step(
-    fn: Callable[P, R] | None = None,
-    *,
-    name: str | None = None,
-    retry: RetryPolicy | None = None,
-    semantics: StepSemantics = "at_least_once",
-    timeout: timedelta | None = None,
-    heartbeat_timeout: timedelta | None = None,
-) -> Any:
-    """Make every call of `fn` inside a running task a checkpointed `ctx.step`."""
-
-    def decorate(inner: Callable[P, R]) -> Callable[P, R]:
-        options = StepOptions(
-            name=name or inner.__name__,
-            retry=retry,
-            semantics=semantics,
-            timeout=timeout,
-            heartbeat_timeout=heartbeat_timeout,
-        )
-
-        if inspect.iscoroutinefunction(inner):
-
-            @functools.wraps(inner)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                ctx: Any = current_context.get()
-                if ctx is None:
-                    return await inner(*args, **kwargs)
-                return await ctx.step(
-                    options.name,
-                    inner,
-                    *args,
-                    retry=options.retry,
-                    semantics=options.semantics,
-                    timeout=options.timeout,
-                    heartbeat_timeout=options.heartbeat_timeout,
-                    **kwargs,
-                )
-
-            async_wrapper.__durable_step__ = options  # type: ignore[attr-defined]
-            return cast(Callable[P, R], async_wrapper)
-
-        @functools.wraps(inner)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            ctx: Any = current_context.get()
-            if ctx is None:
-                return inner(*args, **kwargs)
-            result: R = ctx.step(
-                options.name,
-                inner,
-                *args,
-                retry=options.retry,
-                semantics=options.semantics,
-                timeout=options.timeout,
-                heartbeat_timeout=options.heartbeat_timeout,
-                **kwargs,
-            )
-            return result
-
-        wrapper.__durable_step__ = options  # type: ignore[attr-defined]
-        return wrapper
-
-    if fn is not None:
-        return decorate(fn)
-    return decorate

@@ -7,7 +7,7 @@ The run opens the request, then waits for an `approval` event (sent with
 - approved: the request is marked approved and the run completes.
 - rejected: the rejection is recorded and the run fails with `NonRetryableError` (retrying
   cannot change a human's answer).
-- no answer in 24 hours: `wait_for_event` raises `durable.WaitTimeout`; the task catches it,
+- no answer in 24 hours: `wait_for_event` raises `durable.WaitTimeoutError`; the task catches it,
   marks the request expired and completes with status "expired".
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from durable import Context, NonRetryableError, WaitTimeout, task
+from durable import Context, NonRetryableError, WaitTimeoutError, task
 from tasks.fakes import approvals
 
 APPROVAL_TIMEOUT = timedelta(hours=24)
@@ -50,7 +50,7 @@ def approval_gate(ctx: Context, payload: ApprovalIn) -> ApprovalOut:
     ctx.step("open-request", approvals.open, request_id, payload.description, payload.amount_cents)
     try:
         data: Any = ctx.wait_for_event("approval", timeout=APPROVAL_TIMEOUT)
-    except WaitTimeout:
+    except WaitTimeoutError:
         ctx.step("expire-request", approvals.expire, request_id)
         ctx.logger.warning("approval request expired", request_id=request_id)
         return ApprovalOut(request_id=request_id, status="expired")

@@ -15,7 +15,7 @@
 4. `save-extraction` writes the fields to the documents table.
 
 A rejection marks the document rejected and fails the run (`NonRetryableError`: a retry
-cannot change a person's answer). No answer within 24 hours (`WaitTimeout`), or a review
+cannot change a person's answer). No answer within 24 hours (`WaitTimeoutError`), or a review
 tool that answers with `{"error": ...}` (`CallbackFailedError`), leaves the document for
 manual handling and completes the run with status "needs_manual_handling".
 """
@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from durable import Context, NonRetryableError, RetryPolicy, StepFailedError, WaitTimeout, task
+from durable import Context, NonRetryableError, RetryPolicy, StepFailedError, WaitTimeoutError, task
 from durable.errors import CallbackFailedError
 from tasks.fakes import UnsupportedDocument, documents, extractor, llm, ocr, reviews
 
@@ -115,8 +115,10 @@ def extract_document(ctx: Context, payload: DocumentIn) -> DocumentOut:
                 submit=lambda token: reviews.submit(token, url, found),
                 timeout=REVIEW_TIMEOUT,
             )
-        except (WaitTimeout, CallbackFailedError) as error:
-            reason = "no review within 24 hours" if isinstance(error, WaitTimeout) else str(error)
+        except (WaitTimeoutError, CallbackFailedError) as error:
+            reason = (
+                "no review within 24 hours" if isinstance(error, WaitTimeoutError) else str(error)
+            )
             ctx.step("mark-manual", documents.mark_manual, url, reason)
             return DocumentOut(
                 document_url=url,

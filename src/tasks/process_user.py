@@ -24,7 +24,7 @@ serves runs of both versions with this one function.
 
 The welcome email is `at_most_once`: the mail API cannot deduplicate, and a second welcome
 email is worse than none. If the invocation dies after the step started, the step fails
-with `CrashedAfterStart` instead of sending again, and the run goes on without it. The task
+with `CrashedAfterStartError` instead of sending again, and the run goes on without it. The task
 itself is not retried (`max_attempts=1`): a task retry runs every operation from the first
 one without a result again, and that would include a welcome email that failed this way.
 The other steps retry on their own policies instead.
@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from durable import Context, RetryPolicy, StepFailedError, WaitTimeout, task
+from durable import Context, RetryPolicy, StepFailedError, WaitTimeoutError, task
 from tasks.fakes import mail, users
 
 VERIFY_TIMEOUT = timedelta(days=7)
@@ -77,7 +77,7 @@ def process_user(ctx: Context, payload: UserIn) -> UserOut:
             ctx.logger.warning("no welcome email", error=error.message)
     try:
         ctx.wait_for_event("email-verified", timeout=VERIFY_TIMEOUT)
-    except WaitTimeout:
+    except WaitTimeoutError:
         return UserOut(user_id=payload.user_id, status="unverified", welcome_email=welcome_email)
     ctx.step("mark-processed", users.mark_processed, payload.user_id, retry=STEP_RETRY)
     return UserOut(user_id=payload.user_id, status="active", welcome_email=welcome_email)

@@ -251,7 +251,7 @@ def test_a_step_resumes_from_its_last_heartbeat_after_a_crash(
     assert dev_server.saw(f"{run_id} (start) crashed")
     entries = history(api, run_id)
     failed = [e for e in entries if e["kind"] == "step_failed"]
-    assert [(e["attempt"], e["error"]["type"]) for e in failed] == [(1, "HeartbeatTimeout")]
+    assert [(e["attempt"], e["error"]["type"]) for e in failed] == [(1, "HeartbeatTimeoutError")]
     beats = [e["value"] for e in entries if e["kind"] == "step_heartbeat"]
     assert beats == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     assert time.monotonic() - started < 30
@@ -267,7 +267,7 @@ def test_an_at_most_once_step_that_crashed_is_not_run_again(
 
     # then: the redelivered invocation finds the start marker and fails the step
     assert run["status"] == "FAILED", run
-    assert run["error"]["type"] == "CrashedAfterStart"
+    assert run["error"]["type"] == "CrashedAfterStartError"
     assert executions(tmp_path, "side-effect") == 1
     assert dev_server.saw(f"{run_id} (start) crashed")
     assert [(e["kind"], e["attempt"]) for e in history(api, run_id)] == [

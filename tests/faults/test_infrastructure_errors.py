@@ -318,7 +318,7 @@ def test_an_event_cannot_complete_a_callback(registry: TaskRegistry, env: TestEn
     info = env.get(run.run_id)
     assert info.status is RunStatus.FAILED
     assert info.error is not None
-    assert info.error.type == "WaitTimeout"
+    assert info.error.type == "WaitTimeoutError"
 
 
 def test_the_sweeper_is_not_starved_by_runs_held_for_another_version(
@@ -480,7 +480,7 @@ def test_a_retried_event_with_an_id_is_delivered_once(registry: TaskRegistry) ->
 
     # one event: the second wait, with no second event, times out
     assert info.status is RunStatus.FAILED
-    assert info.error is not None and info.error.type == "WaitTimeout"
+    assert info.error is not None and info.error.type == "WaitTimeoutError"
     received = [e for e in env.store.load_history(run.run_id) if e.kind == "event_received"]
     assert len(received) == 1
     assert env.store.list_inbox(run.run_id) == []  # consumed, so deleted

@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from durable import Context, NonRetryableError, RetryPolicy, TaskRegistry, WaitTimeout, task
+from durable import Context, NonRetryableError, RetryPolicy, TaskRegistry, WaitTimeoutError, task
 from durable.api import handle
 from durable.aws import boto3_client, ensure_resources
 from durable.blobs.s3 import S3BlobStore
@@ -102,7 +102,7 @@ def tour(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     ctx.sleep("nap", timedelta(minutes=1))
     ctx.sleep("night", timedelta(hours=2))  # longer than SQS's delay: re-hops
     approval = ctx.wait_for_event("approval", timeout=timedelta(days=1))
-    with contextlib.suppress(WaitTimeout):
+    with contextlib.suppress(WaitTimeoutError):
         ctx.wait_for_event("never", timeout=timedelta(minutes=1))
     review = ctx.wait_for_callback(
         "review",

@@ -693,7 +693,7 @@ def test_cancel_a_waiting_run(api: Api, env: TestEnvironment) -> None:
 
     assert reply.status == 200
     assert reply.json["status"] == "CANCELLED"
-    assert reply.json["error"]["type"] == "RunCancelled"
+    assert reply.json["error"]["type"] == "RunCancelledError"
     assert env.get(run_id).status == RunStatus.CANCELLED
     again = api.post(f"/runs/{run_id}/cancel")
     assert (again.status, again.error_code) == (409, "run_finished")

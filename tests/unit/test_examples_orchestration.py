@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import tasks
-from durable import Context, RunStatus, TaskRegistry, WaitTimeout, default_registry, task
+from durable import Context, RunStatus, TaskRegistry, WaitTimeoutError, default_registry, task
 from durable.client import HistoryEntry
 from durable.errors import CallbackAlreadyCompletedError
 from durable.replayer import ReplayStatus, replay_run
@@ -258,7 +258,7 @@ def process_user_v1(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     ctx.step("fetch-user", users.get, payload["user_id"])
     try:
         ctx.wait_for_event("email-verified", timeout=VERIFY_TIMEOUT)
-    except WaitTimeout:
+    except WaitTimeoutError:
         return {"user_id": payload["user_id"], "status": "unverified"}
     ctx.step("mark-processed", users.mark_processed, payload["user_id"])
     return {"user_id": payload["user_id"], "status": "active"}
@@ -343,7 +343,7 @@ def test_a_crash_after_the_welcome_email_does_not_send_it_again(env: TestEnviron
     assert len(mail.messages("u-crash@example.com")) == 1
     failed = [e for e in env.history(run.run_id) if e.kind == "step_failed"]
     assert [(e.name, e.error.type if e.error else None) for e in failed] == [
-        ("send-welcome-email", "CrashedAfterStart")
+        ("send-welcome-email", "CrashedAfterStartError")
     ]
 
 
@@ -563,7 +563,7 @@ def test_an_import_cut_off_resumes_from_its_last_heartbeat(env: TestEnvironment)
     assert warehouse.rows_written == 1100  # only the batch in flight was written twice
     failed = [e for e in env.history(run.run_id) if e.kind == "step_failed"]
     assert [(e.attempt, e.error.type if e.error else None) for e in failed] == [
-        (1, "HeartbeatTimeout")
+        (1, "HeartbeatTimeoutError")
     ]
     assert failed[0].at - env.history(run.run_id)[0].at < timedelta(minutes=1)
 

@@ -215,7 +215,7 @@ def test_an_at_most_once_step_that_crashed_is_never_run_again(
 
     assert sent == ["email"]
     assert info.status == RunStatus.FAILED
-    assert info.error is not None and info.error.type == "CrashedAfterStart"
+    assert info.error is not None and info.error.type == "CrashedAfterStartError"
     kinds = [entry.kind for entry in env.history(run.run_id)]
     assert kinds == ["step_started", "step_failed"]
 

@@ -14,7 +14,7 @@ from durable import (
     RunStatus,
     StepFailedError,
     TaskRegistry,
-    WaitTimeout,
+    WaitTimeoutError,
     task,
 )
 from durable.errors import (
@@ -108,7 +108,7 @@ def test_a_step_cut_off_with_its_invocation_consumes_its_retry_budget(
 
     assert info.status == RunStatus.FAILED
     assert len(calls) == 3  # never more than its budget
-    assert info.error is not None and info.error.type == "StepTimeout"
+    assert info.error is not None and info.error.type == "StepTimeoutError"
 
 
 def test_heartbeat_details_reach_the_next_attempt(
@@ -146,7 +146,7 @@ def test_heartbeat_details_reach_the_next_attempt(
     kinds = [entry.kind for entry in env.history(run.run_id)]
     assert "step_heartbeat" in kinds
     failed = [entry for entry in env.history(run.run_id) if entry.kind == "step_failed"]
-    assert failed[0].error is not None and failed[0].error.type == "HeartbeatTimeout"
+    assert failed[0].error is not None and failed[0].error.type == "HeartbeatTimeoutError"
 
 
 # -- compensation ----------------------------------------------------------------------
@@ -319,7 +319,7 @@ def _approval_by_callback(registry: TaskRegistry, outbox: list[str]) -> None:
             return ctx.wait_for_callback(
                 "approval", submit=outbox.append, timeout=timedelta(hours=24)
             )
-        except WaitTimeout:
+        except WaitTimeoutError:
             return "expired"
 
 

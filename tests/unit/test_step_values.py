@@ -256,7 +256,7 @@ def test_a_step_annotated_with_a_local_class_it_uses_resolves(
 
 
 def test_step_return_annotation_errors_are_typed() -> None:
-    from durable.task import step_return_annotation
+    from durable.annotations import step_return_annotation
 
     def undefined() -> Nowhere:  # type: ignore[name-defined]  # noqa: F821
         raise AssertionError

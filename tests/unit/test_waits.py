@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from durable import Context, RunFinishedError, RunStatus, TaskRegistry, WaitTimeout, task
+from durable import Context, RunFinishedError, RunStatus, TaskRegistry, WaitTimeoutError, task
 from durable.testing import TestEnvironment
 
 
@@ -52,7 +52,7 @@ def _approval_task(registry: TaskRegistry) -> None:
     def approval(ctx: Context, payload: None) -> Any:
         try:
             decision = ctx.wait_for_event("approval", timeout=timedelta(hours=24))
-        except WaitTimeout:
+        except WaitTimeoutError:
             return "expired"
         return decision
 
@@ -109,7 +109,7 @@ def test_an_uncaught_wait_timeout_fails_without_retrying(
     env.advance(timedelta(hours=1))
     info = env.get(run.run_id)
     assert info.status == RunStatus.FAILED
-    assert info.error is not None and info.error.type == "WaitTimeout"
+    assert info.error is not None and info.error.type == "WaitTimeoutError"
     assert info.attempts == 1
 
 

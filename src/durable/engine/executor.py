@@ -1,8 +1,9 @@
 """One attempt of a run: history in, outcome out. No I/O of its own.
 
-The executor replays the task function against the loaded log through a `Context`; the
-context writes each new checkpoint through the `AttemptEnvironment` as it happens (so a
-crash loses nothing already done) and the executor returns what the attempt ended in.
+The executor replays the task function against the loaded log through a `Context` (or
+`AsyncContext`) over an `Attempt`; the operations write each new checkpoint through the
+`AttemptEnvironment` as it happens (so a crash loses nothing already done) and the
+executor returns what the attempt ended in.
 The worker persists the outcome and schedules the next wake-up.
 """
 
@@ -13,21 +14,25 @@ import contextvars
 import traceback
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from durable.clock import Clock
-from durable.context import AsyncContext, AttemptEnvironment, Context, RunInfo, Suspend
+from durable.context import AsyncContext, Context
 from durable.engine.outcomes import AnyOutcome, Completed, Failed, Suspended
 from durable.engine.replay import HistoryView
 from durable.engine.retry import is_non_retryable
-from durable.errors import NonDeterminismError, RunCancelled, WaitTimeout
+from durable.errors import NonDeterminismError, RunCancelledError, WaitTimeoutError
+from durable.operations.attempt import Attempt, AttemptEnvironment, RunInfo, Suspend
+from durable.operations.compensation import compensate
+from durable.operations.steps import current_context
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
 from durable.serialization import as_json_list, dumps, is_plain_annotation, type_adapter
-from durable.task import TaskDefinition, current_context
+from durable.task import TaskDefinition
 from durable.values import ValueCodec
 
 
 def execute_attempt(
-    definition: TaskDefinition,
+    definition: TaskDefinition[Any, Any],
     run: RunRecord,
     history: list[Checkpoint],
     *,
@@ -54,7 +59,7 @@ def execute_attempt(
 
 
 def _execute_attempt(
-    definition: TaskDefinition,
+    definition: TaskDefinition[Any, Any],
     run: RunRecord,
     history: list[Checkpoint],
     *,
@@ -69,15 +74,14 @@ def _execute_attempt(
     run_deadline = started_at + definition.timeout if definition.timeout is not None else None
     if run_deadline is not None and now >= run_deadline:
         return Failed(
-            ErrorInfo(type="TaskTimeout", message="the run exceeded its task timeout"),
+            ErrorInfo(type="TaskTimeoutError", message="the run exceeded its task timeout"),
             RunStatus.TIMED_OUT,
         )
     if view.attempt_failures:
         retry_at = view.attempt_failures[-1].wake_at
         if retry_at is not None and now < retry_at:
             return Suspended(RunStatus.RETRYING, retry_at, attempt=view.attempt)
-    context_type = AsyncContext if definition.is_async else Context
-    ctx = context_type(
+    attempt = Attempt(
         run=RunInfo(
             id=run.run_id,
             task_id=run.task_id,
@@ -93,28 +97,29 @@ def _execute_attempt(
         deadline=deadline,
         run_deadline=run_deadline,
     )
+    ctx = AsyncContext(attempt) if definition.is_async else Context(attempt)
     token = current_context.set(ctx)
     try:
         payload = definition.parse_payload(codec.decode(run.payload))
         result = definition.fn(ctx, payload)
         if definition.is_async:
             result = asyncio.run(result)
-        if ctx.divergence is None:
-            view.check_finished(ctx.requested_positions)
+        if attempt.divergence is None:
+            view.check_finished(attempt.requested_positions)
     except Suspend as suspension:
         return suspension.outcome
     except Exception as exc:
-        return _attempt_failed(definition, ctx, view, exc, clock, run_deadline)
+        return _attempt_failed(definition, attempt, view, exc, clock, run_deadline)
     finally:
         current_context.reset(token)
-    if ctx.divergence is not None:
-        return _diverged(ctx.divergence)
-    if ctx.cancellation is not None:
+    if attempt.divergence is not None:
+        return _diverged(attempt.divergence)
+    if attempt.cancellation is not None:
         return _cancelled()
     return Completed(codec.encode_text(_result_json(definition, result), f"{run.run_id}/result"))
 
 
-def _result_json(definition: TaskDefinition, result: object) -> str:
+def _result_json(definition: TaskDefinition[Any, Any], result: object) -> str:
     annotation = definition.result_annotation
     if is_plain_annotation(annotation):
         return dumps(result)
@@ -130,27 +135,29 @@ def _diverged(error: NonDeterminismError) -> Failed:
 
 def _cancelled() -> Failed:
     return Failed(
-        ErrorInfo(type="RunCancelled", message="the run was cancelled"), RunStatus.CANCELLED
+        ErrorInfo(type="RunCancelledError", message="the run was cancelled"), RunStatus.CANCELLED
     )
 
 
 def _attempt_failed(
-    definition: TaskDefinition,
-    ctx: Context,
+    definition: TaskDefinition[Any, Any],
+    attempt: Attempt,
     view: HistoryView,
     exc: Exception,
     clock: Clock,
     run_deadline: datetime | None,
 ) -> AnyOutcome:
     """The task raised: retry the attempt later, or fail the run for good."""
-    if ctx.divergence is not None or isinstance(exc, NonDeterminismError):
-        return _diverged(ctx.divergence or exc)  # type: ignore[arg-type]
-    if ctx.cancellation is not None or isinstance(exc, RunCancelled):
+    if attempt.divergence is not None:
+        return _diverged(attempt.divergence)
+    if isinstance(exc, NonDeterminismError):
+        return _diverged(exc)
+    if attempt.cancellation is not None or isinstance(exc, RunCancelledError):
         return _cancelled()
     policy = definition.retry
     # A timed-out wait replays as a timeout on every attempt: retrying cannot help.
     final = (
-        isinstance(exc, WaitTimeout)
+        isinstance(exc, WaitTimeoutError)
         or is_non_retryable(exc, policy)
         or not policy.allows_retry(view.attempt, exc)
     )
@@ -158,18 +165,18 @@ def _attempt_failed(
     if final:
         # The run fails for good: undo what its completed steps did, newest first.
         try:
-            ctx.compensate()
+            compensate(attempt)
         except Suspend as suspension:
             return suspension.outcome  # a compensation waits for its retry
         except NonDeterminismError as divergence:
             return _diverged(divergence)
-        except RunCancelled:
+        except RunCancelledError:
             return _cancelled()
         return Failed(error)
     now = clock.now()
-    retry_at = now + policy.delay(view.attempt, f"{ctx.run.id}:attempt")
+    retry_at = now + policy.delay(view.attempt, f"{attempt.run.id}:attempt")
     checkpoint = Checkpoint(
-        seq=ctx.next_seq,
+        seq=attempt.next_seq,
         kind=CheckpointKind.ATTEMPT_FAILED,
         op=-1,
         name="attempt",
@@ -179,7 +186,7 @@ def _attempt_failed(
         wake_at=retry_at,
     )
     try:
-        ctx.append_raw(checkpoint)
+        attempt.append_raw(checkpoint)
     except Suspend as suspension:
         return suspension.outcome
     wake_at = retry_at if run_deadline is None else min(retry_at, run_deadline)

@@ -20,7 +20,7 @@ from durable.task import TaskDefinition, TaskRegistry
 MAX_EXAMPLES = 6
 
 
-def example_payload(definition: TaskDefinition) -> Any:
+def example_payload(definition: TaskDefinition[Any, Any]) -> Any:
     """A payload `definition` accepts, or None when none could be made up."""
     if is_unchecked_annotation(definition.payload_annotation):
         candidate: Any = {}
