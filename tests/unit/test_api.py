@@ -19,7 +19,7 @@ from pydantic import BaseModel, field_validator
 from durable import Context, NonRetryableError, RetryPolicy, RunStatus, TaskRegistry, task
 from durable.api import build_app, handle
 from durable.blobs.memory import MemoryBlobStore
-from durable.cli import format_history
+from durable.cli.output import format_history
 from durable.client import Client
 from durable.clock import VirtualClock
 from durable.queues.memory import MemoryWakeQueue
