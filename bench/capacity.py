@@ -28,7 +28,6 @@ from pathlib import Path
 from bench import prices
 from bench.capacity_model import (
     READ_UNITS_PER_PARTITION,
-    TABLE,
     TABLE_QUOTA_UNITS,
     WRITE_UNITS_PER_PARTITION,
     Bottleneck,
@@ -43,6 +42,7 @@ from bench.capacity_model import (
     sustainable_rate,
 )
 from bench.capacity_runs import DELAY_CAP, LEASE, MAP_ITEMS, RETENTION, SHAPES, measure
+from bench.dynamodb_items import TABLE
 
 from durable.purge import PURGE_THREADS
 from durable.storage._tables import DEFAULT_SHARDS

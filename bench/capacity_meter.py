@@ -22,7 +22,6 @@ the time moto takes to answer it.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -30,131 +29,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.capacity_model import TABLE, Access, RunTrace
+from bench.capacity_model import Access, RunTrace
+from bench.dynamodb_items import (
+    TABLE,
+    TableLayout,
+    index_entry_writes,
+    item_size,
+    read_units,
+    scalar,
+    write_units,
+)
 
 RUN_ID = re.compile(r"run_[0-9a-f]{32}")
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}
-
-
-def _attribute_size(value: dict[str, Any]) -> int:
-    """DynamoDB's size of one attribute value (see "Item sizes" in the DynamoDB guide)."""
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        digits = str(inner).lstrip("-").replace(".", "")
-        return (len(digits) + 1) // 2 + 1
-    if kind == "B":
-        return len(inner)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "BS"):
-        return sum(len(s.encode() if isinstance(s, str) else s) for s in inner)
-    if kind == "NS":
-        return sum(_attribute_size({"N": n}) for n in inner)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + _attribute_size(v) + 1 for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(_attribute_size(v) + 1 for v in inner)
-    return len(str(inner))
-
-
-def item_size(item: dict[str, Any] | None) -> int:
-    if not item:
-        return 0
-    return sum(len(name.encode()) + _attribute_size(value) for name, value in item.items())
-
-
-def _scalar(value: dict[str, Any]) -> str:
-    ((_, inner),) = value.items()
-    return str(inner)
-
-
-@dataclass(frozen=True, slots=True)
-class IndexLayout:
-    """The table or one secondary index, as DescribeTable tells it."""
-
-    name: str  # TABLE for the base table
-    hash_key: str
-    range_key: str | None
-    projection: str  # ALL | KEYS_ONLY | INCLUDE (the table: ALL)
-    included: frozenset[str]
-    table_keys: tuple[str, ...]
-
-    def holds(self, image: dict[str, Any] | None) -> bool:
-        if not image or self.hash_key not in image:
-            return False
-        return self.range_key is None or self.range_key in image
-
-    def key(self, image: dict[str, Any]) -> tuple[str, str | None]:
-        return _scalar(image[self.hash_key]), (
-            _scalar(image[self.range_key]) if self.range_key else None
-        )
-
-    def entry(self, image: dict[str, Any]) -> dict[str, Any]:
-        """The index entry of an item it holds: the attributes it projects."""
-        if self.projection == "ALL":
-            return image
-        names = {self.hash_key, *self.table_keys}
-        if self.range_key:
-            names.add(self.range_key)
-        if self.projection == "INCLUDE":
-            names |= self.included
-        return {name: value for name, value in image.items() if name in names}
-
-    def describe(self) -> str:
-        key = self.hash_key + (f" + {self.range_key}" if self.range_key else "")
-        projection = self.projection
-        if projection == "INCLUDE":
-            projection += " " + ",".join(sorted(self.included))
-        return f"{self.name} ({key}; {projection})"
-
-
-@dataclass(frozen=True, slots=True)
-class TableLayout:
-    table: IndexLayout
-    indexes: tuple[IndexLayout, ...]
-
-    @classmethod
-    def from_description(cls, description: dict[str, Any]) -> TableLayout:
-        def keys(schema: list[dict[str, str]]) -> tuple[str, str | None]:
-            hash_key = next(k["AttributeName"] for k in schema if k["KeyType"] == "HASH")
-            ranges = [k["AttributeName"] for k in schema if k["KeyType"] == "RANGE"]
-            return hash_key, ranges[0] if ranges else None
-
-        table_hash, table_range = keys(description["KeySchema"])
-        table_keys = (table_hash,) + ((table_range,) if table_range else ())
-        table = IndexLayout(TABLE, table_hash, table_range, "ALL", frozenset(), table_keys)
-        indexes = []
-        for index in description.get("GlobalSecondaryIndexes", []) + description.get(
-            "LocalSecondaryIndexes", []
-        ):
-            hash_key, range_key = keys(index["KeySchema"])
-            projection = index.get("Projection", {})
-            indexes.append(
-                IndexLayout(
-                    name=index["IndexName"],
-                    hash_key=hash_key,
-                    range_key=range_key,
-                    projection=projection.get("ProjectionType", "ALL"),
-                    included=frozenset(projection.get("NonKeyAttributes", [])),
-                    table_keys=table_keys,
-                )
-            )
-        return cls(table, tuple(indexes))
-
-    def index(self, name: str | None) -> IndexLayout:
-        if name is None:
-            return self.table
-        return next(index for index in self.indexes if index.name == name)
-
-
-def _write_units(size: int) -> float:
-    return float(max(1, math.ceil(size / 1024)))
-
-
-def _read_units(size: int, consistent: bool) -> float:
-    return max(1, math.ceil(size / 4096)) * (1.0 if consistent else 0.5)
 
 
 @dataclass
@@ -286,7 +173,7 @@ class AwsMeter:
             item = (response or {}).get("Item")
             self._read(
                 TABLE,
-                _scalar(params["Key"][self.layout.table.hash_key]),
+                scalar(params["Key"][self.layout.table.hash_key]),
                 item_size(item),
                 bool(params.get("ConsistentRead")),
                 operation,
@@ -315,9 +202,9 @@ class AwsMeter:
         at: float,
     ) -> None:
         table = self.layout.table
-        pk = _scalar(key[table.hash_key])
+        pk = scalar(key[table.hash_key])
         trace = self._trace_for(pk)  # an index write belongs to the run whose item it copies
-        units = _write_units(max(item_size(before), item_size(after)))
+        units = write_units(max(item_size(before), item_size(after)))
         changed = before != after
         trace.accesses.append(
             Access(
@@ -355,7 +242,7 @@ class AwsMeter:
                 target,
                 key,
                 0.0,
-                _read_units(size, consistent),
+                read_units(size, consistent),
                 0,
                 at,
                 operation,
@@ -372,7 +259,7 @@ class AwsMeter:
             r"([#\w]+)\s*=\s*(:\w+)", params.get("KeyConditionExpression", "")
         ):
             if names.get(name, name) == index.hash_key and placeholder in values:
-                key = _scalar(values[placeholder])
+                key = scalar(values[placeholder])
         # Billed on the index entries read (before any filter), not on what is returned.
         size = 0
         for item in response.get("Items", []):
@@ -383,28 +270,6 @@ class AwsMeter:
             size = size * scanned // returned
         consistent = index.name == TABLE and bool(params.get("ConsistentRead"))
         self._read(index.name, key, size, consistent, "Query", at)
-
-
-def index_entry_writes(
-    index: IndexLayout, before: dict[str, Any] | None, after: dict[str, Any] | None
-) -> Iterator[tuple[str, float, int]]:
-    """(partition key value, write units, items written) for one index and one item write."""
-    was, now = index.holds(before), index.holds(after)
-    if was and before is not None:
-        old_key, old_entry = index.key(before), index.entry(before)
-    if now and after is not None:
-        new_key, new_entry = index.key(after), index.entry(after)
-    if was and now:
-        if old_key != new_key:
-            yield old_key[0], _write_units(item_size(old_entry)), 1
-            yield new_key[0], _write_units(item_size(new_entry)), 1
-        elif old_entry != new_entry:
-            size = max(item_size(old_entry), item_size(new_entry))
-            yield new_key[0], _write_units(size), 1
-    elif was:
-        yield old_key[0], _write_units(item_size(old_entry)), 1
-    elif now:
-        yield new_key[0], _write_units(item_size(new_entry)), 1
 
 
 @contextmanager

@@ -38,7 +38,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-TABLE = "table"  # the target name of the base table (indexes go by their index name)
 WRITE_UNITS_PER_PARTITION = 1_000.0  # per partition key value, per second
 READ_UNITS_PER_PARTITION = 3_000.0
 TABLE_QUOTA_UNITS = 40_000.0  # on-demand, per table, read and write each (adjustable quota)
@@ -55,7 +54,7 @@ SHARD = re.compile(r"^(?P<family>.*#)(?P<shard>\d{1,4})$")
 class Access:
     """One request's effect on one partition key value of the table or of an index."""
 
-    target: str  # TABLE or an index name
+    target: str  # TABLE (bench/dynamodb_items.py) or an index name
     key: str  # the partition key value
     write_units: float
     read_units: float

@@ -35,8 +35,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from bench.capacity_meter import AwsMeter, Invocation, TableLayout, metering
-from bench.capacity_model import TABLE, RunTrace
+from bench.capacity_meter import AwsMeter, Invocation, metering
+from bench.capacity_model import RunTrace
+from bench.dynamodb_items import TABLE, TableLayout
 
 from durable import Context, RetryPolicy, TaskRegistry, task
 from durable.clock import VirtualClock

@@ -4,10 +4,11 @@ Run:  .venv/bin/python bench/index_writes.py
 
 Each write to a run item (PutItem, UpdateItem, DeleteItem, and the members of a
 transaction) is bracketed by a consistent GetItem of the item, and the two images are held
-against every global secondary index the table has (read from DescribeTable), as DynamoDB
-charges them: an item entering or leaving an index is one index write, an item whose index
-key changes is two (a delete and a put), an item whose key stays but whose projected
-attributes change is one (with `ALL`, any attribute), anything else none.
+against every secondary index the table has (read from DescribeTable), as DynamoDB charges
+them (`dynamodb_items.index_entry_writes`): an item entering or leaving an index is one
+index write, an item whose index key changes is two (a delete and a put), an item whose
+key stays but whose projected attributes change is one (with `ALL`, any attribute),
+anything else none.
 
 Runs measured, each alone in a fresh table (the test kit's moto backend, virtual clock):
 - `three-steps`: three steps, then done (one invocation);
@@ -24,11 +25,11 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import botocore.client
+from dynamodb_items import IndexLayout, TableLayout, index_entry_writes
 
 from durable import Context, TaskRegistry, task
 from durable.clock import VirtualClock
@@ -37,50 +38,13 @@ from durable.testing import TestEnvironment
 _WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 
 
-@dataclass(frozen=True)
-class Index:
-    name: str
-    keys: tuple[str, ...]
-    projected: frozenset[str] | None  # None: every attribute (ALL)
-
-    def writes(self, before: dict[str, Any] | None, after: dict[str, Any] | None) -> int:
-        """What DynamoDB writes to this index for an item going from `before` to `after`."""
-        was = before is not None and all(key in before for key in self.keys)
-        now = after is not None and all(key in after for key in self.keys)
-        if not was and not now:
-            return 0
-        if was != now:
-            return 1
-        assert before is not None and after is not None
-        if any(before[key] != after[key] for key in self.keys):
-            return 2
-        names = set(before) | set(after) if self.projected is None else self.projected
-        return 1 if any(before.get(name) != after.get(name) for name in names) else 0
-
-
-def table_indexes(client: Any, table_name: str) -> list[Index]:
-    table = client.describe_table(TableName=table_name)["Table"]
-    indexes = []
-    for index in table.get("GlobalSecondaryIndexes", []):
-        projection = index["Projection"]
-        kind = projection["ProjectionType"]
-        projected = (
-            None
-            if kind == "ALL"
-            else frozenset(projection.get("NonKeyAttributes", []) if kind == "INCLUDE" else [])
-        )
-        keys = tuple(key["AttributeName"] for key in index["KeySchema"])
-        indexes.append(Index(index["IndexName"], keys, projected))
-    return indexes
-
-
 class IndexWriteCounter:
     """Index writes per index, from before/after images of every run item written."""
 
     def __init__(self) -> None:
         self.by_index: Counter[str] = Counter()
         self.item_writes = 0
-        self._indexes: list[Index] | None = None
+        self._indexes: tuple[IndexLayout, ...] | None = None
 
     def _members(self, operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """(table, key) of each run item the request writes."""
@@ -117,7 +81,8 @@ class IndexWriteCounter:
             if not members:
                 return original(client, operation, params)
             if counter._indexes is None:
-                counter._indexes = table_indexes(client, members[0][0])
+                description = client.describe_table(TableName=members[0][0])["Table"]
+                counter._indexes = TableLayout.from_description(description).indexes
             before = [get(client, table, key) for table, key in members]
             try:
                 return original(client, operation, params)
@@ -127,7 +92,8 @@ class IndexWriteCounter:
                     if old != new:
                         counter.item_writes += 1
                     for index in counter._indexes:
-                        counter.by_index[index.name] += index.writes(old, new)
+                        writes = index_entry_writes(index, old, new)
+                        counter.by_index[index.name] += sum(count for _, _, count in writes)
 
         botocore.client.BaseClient._make_api_call = counting  # type: ignore[method-assign]
         try:

@@ -20,19 +20,17 @@ Nothing here asserts: the targets are printed with PASS/FAIL beside the measured
 from __future__ import annotations
 
 import gc
-import math
 import os
 import platform
 import statistics
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import prices
+from request_tally import Tally, counting_aws_requests
 
 from durable import Context, RetryPolicy, TaskRegistry, task
 from durable.clock import VirtualClock
@@ -212,104 +210,6 @@ def measure_engine() -> EngineFigures:
 
 
 # -- (b) AWS requests on moto -------------------------------------------------------------
-
-
-def _attribute_size(value: dict[str, Any]) -> int:
-    """DynamoDB's size of one attribute value (see "Item sizes" in the DynamoDB guide)."""
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        digits = str(inner).lstrip("-").replace(".", "")
-        return (len(digits) + 1) // 2 + 1
-    if kind == "B":
-        return len(inner)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(str(s).encode()) for s in inner)
-    if kind == "NS":
-        return sum(_attribute_size({"N": n}) for n in inner)
-    if kind == "BS":
-        return sum(len(b) for b in inner)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + _attribute_size(v) + 1 for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(_attribute_size(v) + 1 for v in inner)
-    return len(str(inner))
-
-
-def item_size(item: dict[str, Any]) -> int:
-    return sum(len(name.encode()) + _attribute_size(value) for name, value in item.items())
-
-
-@dataclass
-class Tally:
-    """AWS requests seen, by "service.Operation", and the request units they cost."""
-
-    calls: Counter[str] = field(default_factory=Counter)
-    wru: float = 0.0
-    rru: float = 0.0
-    active: bool = True
-
-    def record(self, service: str, operation: str, params: dict[str, Any], response: Any) -> None:
-        if not self.active:
-            return
-        self.calls[f"{service}.{operation}"] += 1
-        if service != "dynamodb":
-            return
-        response = response if isinstance(response, dict) else {}
-        consistent = params.get("ConsistentRead", False)
-        read_factor = 1.0 if consistent else 0.5
-        if operation == "PutItem":
-            self.wru += math.ceil(max(item_size(params["Item"]), 1) / 1024)
-        elif operation in ("UpdateItem", "DeleteItem"):
-            size = item_size(response.get("Attributes") or params.get("Key", {}))
-            self.wru += math.ceil(max(size, 1) / 1024)
-        elif operation == "TransactWriteItems":
-            for entry in params["TransactItems"]:
-                (body,) = entry.values()
-                size = item_size(body.get("Item") or body.get("Key", {}))
-                self.wru += 2 * math.ceil(max(size, 1) / 1024)
-        elif operation == "GetItem":
-            size = item_size(response.get("Item") or {})
-            self.rru += read_factor * math.ceil(max(size, 1) / 4096)
-        elif operation == "Query":
-            size = sum(item_size(item) for item in response.get("Items", []))
-            self.rru += read_factor * math.ceil(max(size, 1) / 4096)
-
-    def total(self, service: str) -> int:
-        return sum(n for name, n in self.calls.items() if name.startswith(service + "."))
-
-    def writes(self) -> int:
-        write_ops = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems")
-        return sum(self.calls[f"dynamodb.{op}"] for op in write_ops)
-
-    def reads(self) -> int:
-        return self.total("dynamodb") - self.writes()
-
-
-@contextmanager
-def counting_aws_requests() -> Iterator[Tally]:
-    """Count every botocore API call made inside the block (failed ones too)."""
-    from botocore.client import BaseClient
-
-    tally = Tally()
-    original = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private, untyped
-
-    def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        response: Any = None
-        try:
-            response = original(client, operation, params)
-            return response
-        finally:
-            tally.record(client.meta.service_model.service_name, operation, params, response)
-
-    setattr(BaseClient, "_make_api_call", counted)  # noqa: B010 - mypy refuses a direct assignment
-    try:
-        yield tally
-    finally:
-        setattr(BaseClient, "_make_api_call", original)  # noqa: B010
 
 
 class TeeQueue:

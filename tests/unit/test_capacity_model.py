@@ -6,9 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from bench.capacity_meter import TableLayout, index_entry_writes
 from bench.capacity_model import (
-    TABLE,
     Access,
     RunTrace,
     mix,
@@ -18,6 +16,7 @@ from bench.capacity_model import (
     simulate,
     sustainable_rate,
 )
+from bench.dynamodb_items import TABLE, TableLayout, index_entry_writes
 
 
 def writes_to(target: str, key: str, units: float = 1.0, at: float = 0.0) -> Access:

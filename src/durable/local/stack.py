@@ -22,12 +22,10 @@ moto keeps its state in memory: everything is gone when the server stops.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,13 +33,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from durable.local import samlocal
 from durable.local.console import Console, Entry, LogFormat, entry, in_process_source
 from durable.local.containers import ContainerPool
 from durable.local.gateway import LocalGateway
 from durable.local.invoke import load_handler
+from durable.local.moto_process import MotoProcess, MotoStartError
+from durable.local.stack_environment import (
+    REGION,
+    configure_environment,
+    dev_info,
+    write_env_json,
+)
 
 if TYPE_CHECKING:
     from durable.bootstrap import Runtime
@@ -50,7 +55,6 @@ if TYPE_CHECKING:
 
 API_HANDLER = "handlers.api:handler"
 WORKER_HANDLER = "handlers.worker:handler"
-REGION = "us-east-1"
 # Index shards of the table `durable dev` creates: one machine has no partitions to spread
 # the load over, and moto reads every item of the table for each index query (see
 # `durable.local.moto_patches`, patch 3), which a listing or a sweep makes once per shard.
@@ -117,7 +121,7 @@ class DevStack:
         self.console = Console(options.log_format, verbose=options.verbose)
         self._log = log or self.console.emit
         self._stopped = threading.Event()
-        self._moto: subprocess.Popen[str] | None = None
+        self._moto: MotoProcess | None = None
         self._gateway: LocalGateway | None = None
         self._pool: ContainerPool | None = None
         self._poller: QueuePoller | None = None
@@ -162,11 +166,11 @@ class DevStack:
         self._start_moto()
         # Bound to 0.0.0.0 (for containers), moto is reached here at 127.0.0.1.
         self.moto_url = samlocal.with_host(self.moto_url, samlocal.local_address(self.options.host))
-        self._configure_environment()
+        configure_environment(self)
         self._create_resources()
         self.runtime = self._load_runtime()
-        self.env_json_path = self._write_env_json()
-        self._gateway.dev_info = self._dev_info()
+        self.env_json_path = write_env_json(self)
+        self._gateway.dev_info = dev_info(self)
         self._start_workers()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sweeper", daemon=True)
         self._sweeper.start()
@@ -194,7 +198,7 @@ class DevStack:
         if poller is not None:
             self._quietly(lambda: poller.join_invocations(5))
         if self._moto is not None:
-            self._quietly(self._stop_moto)
+            self._quietly(self._moto.stop)
         if self.options.ephemeral:
             shutil.rmtree(self.state_path, ignore_errors=True)
 
@@ -250,50 +254,23 @@ class DevStack:
             ) from exc
 
     def _start_moto(self) -> None:
-        """moto in its own process (`durable.local.moto_server`), keeping its state in the
+        """moto in its own process (`durable.local.moto_process`), keeping its state in the
         state directory unless --ephemeral; it exits when this process does."""
-        command = [
-            sys.executable,
-            "-m",
-            "durable.local.moto_server",
-            "--host",
-            self.options.host,
-            "--port",
-            str(self.options.moto_port),
-            "--watch-stdin",
-        ]
-        if not self.options.ephemeral:
-            command += ["--state-dir", str(self.state_path)]
+        ephemeral = self.options.ephemeral
+        if not ephemeral:
             self._log(entry("state", f"restoring from {self.state_path}"))
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
+        self._moto = MotoProcess(
+            self.options.host,
+            self.options.moto_port,
+            None if ephemeral else self.state_path,
+            self.console,
         )
-        self._moto = process
-        assert process.stdout is not None
-        line = process.stdout.readline()  # one JSON line once it serves (or why it cannot)
-        while line and not line.startswith("{"):  # a warning printed before it
-            self.console.feed("moto", line)
-            line = process.stdout.readline()
         try:
-            ready = json.loads(line)
-        except ValueError:
-            ready = {}
-        if "port" not in ready:
-            process.wait(10)
-            raise DevError(
-                ready.get("error")
-                or f"moto did not start (exit code {process.returncode}); see the log above"
-            )
-        threading.Thread(
-            target=_drain, args=(process.stdout, self.console), name="moto-output", daemon=True
-        ).start()
+            ready = self._moto.start()
+        except MotoStartError as exc:
+            raise DevError(str(exc)) from None
         self.moto_url = f"http://{self.options.host}:{ready['port']}"
-        if not self.options.ephemeral:
+        if not ephemeral:
             self._log(
                 entry(
                     "state",
@@ -302,41 +279,6 @@ class DevStack:
                     data={"records": ready["restored_records"]},
                 )
             )
-
-    def _configure_environment(self) -> None:
-        """The environment of this process and of every worker process it starts."""
-        options = self.options
-        # Real credentials must never reach moto, nor a profile redirect the clients.
-        for name in list(os.environ):
-            if name.startswith("AWS_ENDPOINT_URL_") or name in (
-                "AWS_SESSION_TOKEN",
-                "AWS_SECURITY_TOKEN",
-                "AWS_PROFILE",
-                "AWS_DEFAULT_PROFILE",
-            ):
-                del os.environ[name]
-        tasks = options.tasks or os.environ.get("DURABLE_TASK_MODULES") or "tasks"
-        os.environ.update(
-            {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_REGION": REGION,
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_ENDPOINT_URL": self.moto_url,
-                "DURABLE_ENDPOINT_URL": self.moto_url,
-                "DURABLE_REGION": REGION,
-                "DURABLE_TASK_MODULES": tasks,
-                "DURABLE_LEASE_SECONDS": str(options.lease_seconds),
-                "DURABLE_INVOCATION_MARGIN_SECONDS": str(options.margin_seconds),
-                "DURABLE_SWEEP_GRACE_SECONDS": str(options.sweep_grace),
-            }
-        )
-        # No X-Ray daemon and no CloudWatch here: keep the output to the logs that matter.
-        os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "durable")
-        # The example tasks' fakes keep their files with the rest of this stack's state.
-        os.environ.setdefault("DURABLE_FAKES_DIR", str(self.state_path / "fakes"))
 
     def _create_resources(self) -> None:
         from datetime import timedelta
@@ -366,47 +308,6 @@ class DevStack:
                 f"cannot import the task modules {os.environ['DURABLE_TASK_MODULES']!r}: {exc}. "
                 "Name importable modules with --tasks (run from your project's directory)"
             ) from exc
-
-    def _dev_info(self) -> dict[str, str]:
-        """What `durable invoke` needs to run a handler against this stack."""
-        assert self.runtime is not None
-        settings = self.runtime.settings
-        return {
-            "moto_url": self.moto_url,
-            "region": REGION,
-            "table_name": settings.table_name,
-            "queue_url": self.queue_url,
-            "bucket_name": settings.bucket_name,
-            "task_modules": ",".join(settings.task_module_list),
-            # Where the stack found the task modules (its working directory): `durable
-            # invoke`, run from anywhere, imports them from there too.
-            "task_path": os.getcwd(),
-            "lease_seconds": str(self.options.lease_seconds),
-            # The code version runs started here are pinned to: a `sam local` function
-            # must run the same one (env.json sets it) or its runs wait for another.
-            "code_version": settings.code_version,
-            "env_json": str(self.env_json_path or ""),
-            "container_moto_url": self._container_moto_url(),
-        }
-
-    def _container_moto_url(self) -> str:
-        return samlocal.with_host(self.moto_url, samlocal.container_address(self.options.host))
-
-    def _write_env_json(self) -> Path:
-        """`env.json` for `sam local invoke/start-api --env-vars`: this stack's resources,
-        reached from a container (see durable.local.samlocal)."""
-        assert self.runtime is not None
-        settings = self.runtime.settings
-        variables = samlocal.env_variables(
-            endpoint_url=self._container_moto_url(),
-            region=REGION,
-            table_name=settings.table_name,
-            queue_url=self.queue_url.replace(self.moto_url, self._container_moto_url()),
-            bucket_name=settings.bucket_name,
-            code_version=settings.code_version,
-            task_modules=",".join(settings.task_module_list),
-        )
-        return samlocal.write_env_json(self.state_path, variables)
 
     def _start_workers(self) -> None:
         from durable.aws import boto3_client
@@ -450,19 +351,6 @@ class DevStack:
                     entry("sweeper", f"re-enqueued {sent} overdue run(s)", data={"runs": sent})
                 )
 
-    def _stop_moto(self) -> None:
-        moto = self._moto
-        assert moto is not None
-        if moto.poll() is None:
-            moto.terminate()
-            try:
-                moto.wait(10)
-            except subprocess.TimeoutExpired:
-                moto.kill()
-                moto.wait()
-        if moto.stdin is not None:
-            moto.stdin.close()
-
     # -- output -------------------------------------------------------------------------
 
     def _route_logs(self) -> None:
@@ -489,12 +377,6 @@ class DevStack:
             action()
         except Exception as exc:
             self._log(entry("dev", f"while stopping: {exc}", level="WARNING"))
-
-
-def _drain(stream: IO[str], console: Console) -> None:
-    """Pass on what moto's process prints (warnings), so its pipe never fills."""
-    for line in stream:
-        console.feed("moto", line)
 
 
 def run_dev(options: DevOptions) -> int:

@@ -1,4 +1,4 @@
-"""Replays recorded histories against today's code without executing anything (`durable replay`).
+"""Replays one recorded history against today's code, executing nothing (`replay_run`).
 
 As Temporal's replayer does, this answers one question before a deploy: would today's code
 ask for the same operations, in the same order, as the recorded runs did? Rules:
@@ -21,177 +21,38 @@ ask for the same operations, in the same order, as the recorded runs did? Rules:
   An open run's log ends where the run is now: code past it is the run's future.
 - The first divergence is reported as a side-by-side of the recorded and the requested
   operation (kind, name) at its position.
-
-History files (`durable replay RUN_ID --save FILE`, `--history FILE`) hold what the HTTP API
-shows: `{"run": <GET /runs/{id}>, "history": [<GET /runs/{id}/history entries>]}`, values
-decoded; they are re-encoded into checkpoints here.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-from durable.blobs.memory import MemoryBlobStore
-from durable.clock import VirtualClock, utc
+from durable.clock import VirtualClock
 from durable.context import Context, attempt_of
 from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import AnyOutcome, Completed, Failed
 from durable.engine.replay import HistoryView
-from durable.errors import InputError, NonDeterminismError, UnknownTaskError
+from durable.errors import NonDeterminismError, UnknownTaskError
 from durable.records import (
     BatchItemResult,
     BatchRecord,
     Checkpoint,
     CheckpointKind,
-    ErrorInfo,
     InboxEvent,
     RunRecord,
     RunStatus,
 )
-from durable.serialization import dumps
+from durable.replayer.report import Operation, ReplayReport, ReplayStatus
 from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.values import ValueCodec
 
 # The end marker's name: no task can ask for a value by this name.
 _END_NAME = "\x00end of the recorded history"
-# Kinds whose value the context reads as plain JSON text (not through the codec).
-_PLAIN_JSON_KINDS = frozenset(
-    {
-        CheckpointKind.VALUE_RECORDED,
-        CheckpointKind.CHILD_STARTED,
-        CheckpointKind.CHILD_TRIGGERED,
-        CheckpointKind.CALLBACK_CREATED,
-    }
-)
-# Kinds whose entries always carry a value (JSON null included).
-_VALUE_KINDS = _PLAIN_JSON_KINDS | {
-    CheckpointKind.STEP_COMPLETED,
-    CheckpointKind.STEP_HEARTBEAT,
-    CheckpointKind.EVENT_RECEIVED,
-    CheckpointKind.CHILD_COMPLETED,
-    CheckpointKind.CALLBACK_COMPLETED,
-}
 # A FAILED run with one of these errors was stopped by the engine, not by its own code.
 _ENGINE_FAILURES = frozenset({"NonDeterminismError", "UnknownTaskError"})
-
-
-class HistoryFileError(InputError):
-    """A history file that cannot be read or does not hold a run and its log."""
-
-    code = "invalid_history"
-
-
-class ReplayStatus(StrEnum):
-    """What a replay found."""
-
-    OK = "OK"
-    DIVERGED = "DIVERGED"
-    UNKNOWN_TASK = "UNKNOWN_TASK"
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    """One side of a divergence: what was recorded or requested at a position."""
-
-    kind: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.name!r}"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayReport:
-    """The outcome of replaying one run.
-
-    On a divergence, `position` is where it happened, `attempt` the task attempt whose
-    recording it is in, and each side is an `Operation`, or None when that side had ended
-    there (`recorded_end` / `requested_end` say how: "returned", "raised KeyError").
-    """
-
-    run_id: str
-    task_id: str
-    status: ReplayStatus
-    positions_replayed: int = 0
-    position: int | None = None
-    attempt: int | None = None
-    recorded: Operation | None = None
-    requested: Operation | None = None
-    recorded_end: str | None = None
-    requested_end: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status is ReplayStatus.OK
-
-    @property
-    def recorded_text(self) -> str:
-        return _side(self.recorded, self.recorded_end)
-
-    @property
-    def requested_text(self) -> str:
-        return _side(self.requested, self.requested_end)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        data: dict[str, Any] = {
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "status": str(self.status),
-            "ok": self.ok,
-            "positions_replayed": self.positions_replayed,
-        }
-        if self.status is ReplayStatus.DIVERGED:
-            data["divergence"] = {
-                "position": self.position,
-                "attempt": self.attempt,
-                "recorded": _operation_dict(self.recorded, self.recorded_end),
-                "requested": _operation_dict(self.requested, self.requested_end),
-            }
-        return data
-
-
-def _side(operation: Operation | None, end: str | None) -> str:
-    if operation is not None:
-        return str(operation)
-    return f"end (task {end})" if end else "end"
-
-
-def _operation_dict(operation: Operation | None, end: str | None) -> dict[str, Any]:
-    if operation is not None:
-        return {"kind": operation.kind, "name": operation.name}
-    return {"kind": "end", "name": None, "end": end}
-
-
-def format_report(report: ReplayReport) -> str:
-    """`OK run (task, N operations replayed)`, or the side-by-side of the first divergence."""
-    if report.status is ReplayStatus.OK:
-        count = report.positions_replayed
-        noun = "operation" if count == 1 else "operations"
-        return f"OK {report.run_id} ({report.task_id}, {count} {noun} replayed)"
-    if report.status is ReplayStatus.UNKNOWN_TASK:
-        return (
-            f"UNKNOWN TASK {report.run_id} ({report.task_id}): no task with this id is "
-            "registered in today's code (import its module with --tasks)"
-        )
-    rows = [
-        ("position", "recorded", "requested"),
-        (str(report.position), report.recorded_text, report.requested_text),
-    ]
-    widths = [max(len(row[column]) for row in rows) for column in range(2)]
-    table = "\n".join(
-        f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}".rstrip() for row in rows
-    )
-    return f"DIVERGED {report.run_id} ({report.task_id}, task attempt {report.attempt})\n{table}"
-
-
-# -- replay ----------------------------------------------------------------------------
 
 
 class _EndOfHistory(BaseException):
@@ -460,130 +321,3 @@ def _parse_operation(text: str | None) -> Operation | None:
     except (ValueError, SyntaxError):
         name = rest
     return Operation(kind, str(name))
-
-
-# -- history files ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRun:
-    """A run and its log as the HTTP API shows them: the body of a history file."""
-
-    run: dict[str, Any]
-    history: list[dict[str, Any]]
-
-    @property
-    def run_id(self) -> str:
-        return str(self.run["run_id"])
-
-    def to_json(self) -> str:
-        return json.dumps({"run": self.run, "history": self.history}, indent=2) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, source: str = "history file") -> RecordedRun:
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise HistoryFileError(f"{source} is not valid JSON: {exc}") from None
-        if not isinstance(data, dict) or not isinstance(data.get("run"), dict):
-            raise HistoryFileError(f'{source} must hold {{"run": {{...}}, "history": [...]}}')
-        history = data.get("history")
-        if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
-            raise HistoryFileError(f'{source}: "history" must be a list of log entries')
-        recorded = cls(run=data["run"], history=history)
-        recorded.decode(ValueCodec(MemoryBlobStore()), source)  # every field checked now
-        return recorded
-
-    def decode(
-        self, codec: ValueCodec, source: str = "history file"
-    ) -> tuple[RunRecord, list[Checkpoint]]:
-        """The run record and checkpoints, values re-encoded with `codec`."""
-        try:
-            run = _run_record(self.run, codec)
-            history = [_checkpoint(entry, codec) for entry in self.history]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise HistoryFileError(f"{source} is not a recorded run: {what}") from None
-        return run, history
-
-    def replay(self, registry: TaskRegistry | None = None) -> ReplayReport:
-        """Replay this recording against the tasks `registry` holds (default: `@task`'s)."""
-        codec = ValueCodec(MemoryBlobStore())
-        run, history = self.decode(codec)
-        return replay_run(run, history, codec, registry)
-
-
-def load_history_file(path: str | Path) -> RecordedRun:
-    """Read a history file (`durable replay --history FILE`); HistoryFileError if unusable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise HistoryFileError(f"cannot read {path}: {reason}") from None
-    return RecordedRun.from_json(text, str(path))
-
-
-def save_history_file(path: str | Path, recorded: RecordedRun) -> None:
-    """Write a history file (`durable replay RUN_ID --save FILE`)."""
-    try:
-        Path(path).write_text(recorded.to_json(), encoding="utf-8")
-    except OSError as exc:
-        raise HistoryFileError(f"cannot write {path}: {exc.strerror}") from None
-
-
-def _instant(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise TypeError(f"expected an ISO-8601 instant, got {value!r}")
-    return utc(datetime.fromisoformat(value))
-
-
-def _optional_instant(value: Any) -> datetime | None:
-    return None if value is None else _instant(value)
-
-
-def _error(value: Any) -> ErrorInfo | None:
-    return None if value is None else ErrorInfo.from_dict(value)
-
-
-def _run_record(data: dict[str, Any], codec: ValueCodec) -> RunRecord:
-    run_id = str(data["run_id"])
-    version = data.get("version") or {}
-    return RunRecord(
-        run_id=run_id,
-        task_id=str(data["task_id"]),
-        status=RunStatus(data["status"]),
-        payload=codec.encode(data.get("payload"), f"{run_id}/payload"),
-        created_at=_instant(data["created_at"]),
-        updated_at=_instant(data["updated_at"]),
-        attempt=int(data.get("attempts", 1)),
-        started_at=_optional_instant(data.get("started_at")),
-        finished_at=_optional_instant(data.get("finished_at")),
-        error=_error(data.get("error")),
-        task_version=str(version.get("task", "1")),
-        code_version=str(version.get("code", "dev")),
-        wake_at=_optional_instant(data.get("wake_at")),
-        waiting_for=data.get("waiting_for"),
-        parent_run_id=data.get("parent_run_id"),
-    )
-
-
-def _checkpoint(data: dict[str, Any], codec: ValueCodec) -> Checkpoint:
-    kind = CheckpointKind(data["kind"])
-    seq = int(data["seq"])
-    value: str | None = None
-    if kind in _PLAIN_JSON_KINDS:
-        value = dumps(data.get("value"))
-    elif kind in _VALUE_KINDS or data.get("value") is not None:
-        value = codec.encode(data.get("value"), f"replay/{seq}")
-    return Checkpoint(
-        seq=seq,
-        kind=kind,
-        op=int(data["position"]),
-        name=str(data["name"]),
-        task_attempt=int(data["task_attempt"]),
-        at=_instant(data["at"]),
-        step_attempt=int(data.get("attempt", 1)),
-        value=value,
-        error=_error(data.get("error")),
-        wake_at=_optional_instant(data.get("wake_at")),
-    )
