@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from durable import batch_results
 from durable.batch_results import (
+    PAGE_SIZE,
     BatchReference,
     BatchResults,
     recorded_outcome,
@@ -120,7 +120,7 @@ def _decided_batch(
     ended: list[BatchItemResult] = []
     while True:
         start = ended[-1].index + 1 if ended else 0
-        page_size = batch_results.PAGE_SIZE
+        page_size = PAGE_SIZE
         page = attempt.environment.batch_results(
             stored.run_id, stored.task_attempt, stored.position, start, page_size
         )
