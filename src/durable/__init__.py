@@ -1,6 +1,6 @@
 """Durable execution for AWS Lambda: checkpointed steps on DynamoDB, wake-ups through SQS."""
 
-from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
+from durable.client import Client, HistoryEntry, RunInfoView, RunList
 from durable.context import Context, RunInfo
 from durable.engine.retry import RetryPolicy
 from durable.errors import (
@@ -26,6 +26,7 @@ from durable.errors import (
     WaitTimeout,
 )
 from durable.records import RunStatus
+from durable.runs import RunHandle
 from durable.task import TaskDefinition, TaskRegistry, default_registry, step, task
 
 __all__ = [

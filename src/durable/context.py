@@ -29,7 +29,6 @@ from durable.batch_results import (
     recorded_outcome,
     referenced_outcome,
 )
-from durable.batches import child_run_id
 from durable.clock import Clock, utc
 from durable.engine.outcomes import Abandoned, AnyOutcome, Failed, HandedOver, Suspended
 from durable.engine.replay import HistoryView
@@ -45,7 +44,7 @@ from durable.errors import (
     StepTimeoutError,
     WaitTimeout,
 )
-from durable.ids import new_callback_token, random_fraction, random_uuid
+from durable.ids import child_run_id, new_callback_token, random_fraction, random_uuid
 from durable.inbox import InboxLedger, unnumbered_consumptions
 from durable.logs import RunLogger
 from durable.names import batch_wait, callback_wait, child_wait, event_name

@@ -18,89 +18,35 @@ Rules every firing honours:
 - The lookback must stay shorter than the sweeper's purge settle time (1 hour): a firing's
   idempotency key is kept at least that long, so no instant can fire twice.
 
-Expressions are standard five-field cron (`minute hour day month weekday`, with `L`, `LW`,
-`#n`, names and the nicknames `@hourly`, `@daily`...), evaluated by `cronsim` as Debian's
-cron does, in the task's IANA time zone, daylight saving time included: a local time the
-clocks skip fires when they jump, a repeated one fires once (the first time round). An
-optional leading sixth field holds seconds (`*/5 * * * * *`), which only `durable dev` and
-tests can honour closely: in AWS a schedule fires at most one sweep interval late.
+How an expression is read (time zones, daylight saving time, seconds): see `durable.cron`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
-from cronsim import CronSim, CronSimError
-
+from durable.clock import Clock
 from durable.logs import library_logger
-
-if TYPE_CHECKING:
-    from durable.client import Client, RunHandle
-    from durable.clock import Clock
-    from durable.task import TaskRegistry
+from durable.runs import RunHandle
+from durable.task import TaskRegistry
 
 # How far back a sweep looks for instants it has not fired yet (`schedule_lookback_seconds`).
 DEFAULT_LOOKBACK = timedelta(minutes=5)
 
-# The nicknames of Vixie cron, which cronsim does not read itself.
-NICKNAMES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 
+class Trigger(Protocol):
+    """What fires a schedule: a `RunStarter`, or a `Client` (which starts runs the same way)."""
 
-@dataclass(frozen=True, slots=True)
-class CronSchedule:
-    """A parsed cron expression in a time zone; `parse` refuses a bad one."""
-
-    expression: str  # as given (a nickname stays a nickname)
-    timezone: str
-    zone: tzinfo
-    fields: str  # what cronsim evaluates
-
-    @classmethod
-    def parse(cls, expression: str, timezone: str = "UTC") -> CronSchedule:
-        """The schedule, or ValueError saying what is wrong with the expression or the zone."""
-        try:
-            zone: tzinfo = UTC if timezone == "UTC" else ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {timezone!r} (use an IANA name)") from exc
-        fields = NICKNAMES.get(expression.strip().lower(), expression)
-        try:
-            # cronsim parses in its constructor; the start instant does not matter here.
-            CronSim(fields, datetime(2000, 1, 1, tzinfo=zone))
-        except (CronSimError, ValueError) as exc:
-            raise ValueError(f"bad cron expression {expression!r}: {exc}") from exc
-        return cls(expression=expression, timezone=timezone, zone=zone, fields=fields)
-
-    def instants(self, after: datetime, until: datetime) -> Iterator[datetime]:
-        """Each instant of the schedule in `(after, until]`, in order, as aware UTC datetimes."""
-        # cronsim walks local wall time and returns the first match strictly after its start.
-        # A repeated local hour loses its fold when cronsim drops the zone, which can only
-        # move the start earlier: instants before `after` are skipped below.
-        for local in CronSim(self.fields, after.astimezone(self.zone)):
-            instant = local.astimezone(UTC)
-            if instant > until:
-                return
-            if instant > after:
-                yield instant
-
-    def next_after(self, when: datetime) -> datetime | None:
-        """The first instant strictly after `when` (None if there is none in 50 years)."""
-        for local in CronSim(self.fields, when.astimezone(self.zone)):
-            instant = local.astimezone(UTC)
-            if instant > when:
-                return instant
-        return None
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+        delay: timedelta | None = None,
+        *,
+        started_at: datetime | None = None,
+    ) -> RunHandle: ...
 
 
 def idempotency_key(task_id: str, instant: datetime) -> str:
@@ -109,7 +55,7 @@ def idempotency_key(task_id: str, instant: datetime) -> str:
 
 
 def fire_due_schedules(
-    client: Client,
+    starter: Trigger,
     registry: TaskRegistry,
     clock: Clock,
     lookback: timedelta = DEFAULT_LOOKBACK,
@@ -136,7 +82,7 @@ def fire_due_schedules(
             continue
         for instant in schedule.instants(after, now):
             try:
-                handle = client.trigger(
+                handle = starter.trigger(
                     definition.id,
                     definition.scheduled_payload,
                     idempotency_key=idempotency_key(definition.id, instant),

@@ -47,6 +47,7 @@ from typing import (
 
 from pydantic import ValidationError
 
+from durable.cron import CronSchedule
 from durable.engine.retry import DEFAULT_TASK_RETRY, RetryPolicy
 from durable.errors import (
     AnnotationError,
@@ -54,7 +55,6 @@ from durable.errors import (
     UnknownTaskError,
     UnresolvedAnnotationError,
 )
-from durable.schedules import CronSchedule
 from durable.serialization import is_unchecked_annotation, type_adapter
 
 if TYPE_CHECKING:

@@ -21,8 +21,9 @@ from durable.blobs.memory import MemoryBlobStore
 from durable.bootstrap import Runtime
 from durable.client import Client, RunInfoView
 from durable.clock import VirtualClock
+from durable.cron import CronSchedule
 from durable.queues.memory import MemoryWakeQueue
-from durable.schedules import CronSchedule, fire_due_schedules, idempotency_key, next_firing
+from durable.schedules import fire_due_schedules, idempotency_key, next_firing
 from durable.settings import Settings
 from durable.storage.memory import MemoryRunStore
 from durable.testing import TestEnvironment
