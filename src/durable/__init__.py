@@ -6,7 +6,7 @@ raises into user code or at a caller (internal ones, such as a lost conditional 
 stay in `durable.errors`).
 """
 
-from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
+from durable.client import Client, HistoryEntry, RunInfoView, RunList
 from durable.context import AsyncContext, BaseContext, Context
 from durable.engine.retry import RetryPolicy
 from durable.errors import (
@@ -44,6 +44,7 @@ from durable.errors import (
 from durable.operations.attempt import RunInfo
 from durable.operations.step_decorator import step
 from durable.records import RunStatus
+from durable.runs import RunHandle
 from durable.task import TaskDefinition, TaskRegistry, default_registry, task
 
 __all__ = [

@@ -1,11 +1,13 @@
-"""Fan-out bookkeeping shared by the worker and the client: starting and reporting children.
+"""Fan-out bookkeeping shared by the worker and the run services: starting and reporting
+children.
 
 A batch (`ctx.map`, `ctx.parallel`) starts `max_concurrency` children at once. When child
-`i` ends, whoever ends it (the worker, or `Client.cancel`) records its outcome in the batch
-(one atomic write, once), starts child `i + max_concurrency` if the batch still needs it,
-and wakes the parent only once the batch is decided. Every step is idempotent: child run
-ids are derived from (parent, attempt, position, index), so a repeated report after a crash
-starts nothing twice.
+`i` ends, whoever ends it (the worker, or a cancellation: `durable.endings`) records its
+outcome in the batch (one atomic write, once), starts child `i + max_concurrency` if the
+batch still needs it, and wakes the parent only once the batch is decided. Every step is
+idempotent: child run ids are derived from (parent, attempt, position, index), so a
+repeated report after a crash starts nothing twice. Children start as any run does
+(`durable.runs`).
 
     parent ─ start_batch ─► children 0..N-1
     child i ends ─► record result + counters ─► start child i+N ─► decided? wake parent
@@ -14,11 +16,10 @@ starts nothing twice.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from durable.errors import ConflictError
 from durable.ids import child_run_id
-from durable.queues.base import WakeQueue
 from durable.records import (
     BatchItemResult,
     BatchRecord,
@@ -27,12 +28,8 @@ from durable.records import (
     WakeReason,
     WakeUp,
 )
+from durable.runs import RunStarter
 from durable.serialization import loads
-from durable.storage.base import RunStore
-
-if TYPE_CHECKING:
-    from durable.client import Client
-    from durable.values import ValueCodec
 
 
 def batch_slot(task_attempt: int, position: int, index: int) -> str:
@@ -51,11 +48,11 @@ def _calls(calls_json: str) -> list[Any]:
     return decoded
 
 
-def start_child(client: Client, codec: ValueCodec, batch: BatchRecord, index: int) -> str:
+def start_child(starter: RunStarter, batch: BatchRecord, index: int) -> str:
     """Start child `index` of the batch (or find it started)."""
-    task_id, payload = _calls(codec.decode_text(batch.calls))[index]
+    task_id, payload = _calls(starter.codec.decode_text(batch.calls))[index]
     run_id = child_run_id(batch.run_id, batch.task_attempt, batch.position, index)
-    client.trigger(
+    starter.trigger(
         task_id,
         payload,
         run_id=run_id,
@@ -65,24 +62,18 @@ def start_child(client: Client, codec: ValueCodec, batch: BatchRecord, index: in
     return run_id
 
 
-def start_batch(client: Client, codec: ValueCodec, store: RunStore, batch: BatchRecord) -> None:
+def start_batch(starter: RunStarter, batch: BatchRecord) -> None:
     """Store the batch and start its first `max_concurrency` children."""
-    stored = store.create_batch(batch)
+    stored = starter.store.create_batch(batch)
     for index in range(min(stored.max_concurrency, stored.total)):
-        start_child(client, codec, stored, index)
+        start_child(starter, stored, index)
 
 
 def report_child_end(
-    *,
-    store: RunStore,
-    queue: WakeQueue,
-    client: Client,
-    codec: ValueCodec,
-    run: RunRecord,
-    result: str | None,
-    error: ErrorInfo | None,
+    starter: RunStarter, run: RunRecord, result: str | None, error: ErrorInfo | None
 ) -> None:
     """A batch child ended: record it, start its successor, wake the parent when decided."""
+    store = starter.store
     if run.batch_slot is None or run.parent_run_id is None:
         return
     attempt, position, index = parse_slot(run.batch_slot)
@@ -98,6 +89,6 @@ def report_child_end(
         parent = store.get_run(run.parent_run_id)
         # A parent that has ended (cancelled, failed) wants no more children.
         if parent is not None and not parent.status.is_terminal:
-            start_child(client, codec, batch, successor)
+            start_child(starter, batch, successor)
     if batch.decided:
-        queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))
+        starter.queue.send(WakeUp(run.parent_run_id, WakeReason.CHILD))

@@ -1,8 +1,8 @@
-"""The one place adapters are chosen: `Settings` in, a wired `Runtime` out, cached per container.
+"""The composition root: adapters in, a wired `Runtime` (client, worker, sweep) out, cached
+per container.
 
-    get_runtime() ─► Settings (DURABLE_* env) ─► import task modules (`@task` registers them)
-                                             ─► DynamoDBRunStore + SQSWakeQueue + S3BlobStore
-                                             ─► ValueCodec ─► Client + Worker
+    get_runtime() ─► environment_adapters() (`durable.adapters`: settings, task modules,
+                     DynamoDB + SQS + S3) ─► Client + Worker
 
 A Lambda container builds its runtime on its first invocation and keeps it for the next
 ones (`get_runtime`); tests build one from explicit parts (`Runtime.from_parts`) and clear
@@ -16,30 +16,31 @@ Nothing here imports moto or the CLI: this module is on every handler's cold-sta
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from durable.adapters import environment_adapters, forget_adapters
 from durable.blobs.base import BlobStore
 from durable.client import Client
 from durable.clock import Clock, SystemClock
-from durable.errors import DurableError
 from durable.logs import library_logger
+from durable.purge import send_purge_messages
 from durable.queues.base import WakeQueue
 from durable.records import WakeUp
 from durable.routing import LambdaVersionRouter
-from durable.settings import Settings, get_settings
+from durable.schedules import fire_due_schedules
+from durable.settings import Settings
 from durable.storage.base import RunStore
+from durable.sweeper import sweep
 from durable.task import TaskRegistry, default_registry
 from durable.values import ValueCodec
 from durable.worker import Worker, WorkerConfig
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
-    from mypy_boto3_sqs import SQSClient
 
 # What `process_wake_up` reports for a body that is not a wake-up message.
 MALFORMED = "malformed"
@@ -160,10 +161,6 @@ class Runtime:
         holds runs past their retention (`purge_messages_sent` metric): the workers purge
         them (`durable.purge`), so a purge never delays a re-enqueue.
         """
-        from durable.purge import send_purge_messages
-        from durable.schedules import fire_due_schedules
-        from durable.sweeper import sweep
-
         fired = fire_due_schedules(
             self.client, self.registry, self.clock, self.settings.schedule_lookback
         )
@@ -189,43 +186,6 @@ def time_left_of(context: HasRemainingTime) -> Callable[[], timedelta]:
     return lambda: timedelta(milliseconds=context.get_remaining_time_in_millis())
 
 
-def import_task_modules(settings: Settings) -> None:
-    """Import the modules named in `DURABLE_TASK_MODULES`, so their `@task`s register."""
-    for name in settings.task_module_list:
-        importlib.import_module(name)
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    """A runtime on the AWS adapters (DynamoDB, SQS, S3) that `settings` describe."""
-    # Imported here: boto3 and PynamoDB load only when a deployed runtime is built.
-    from durable.aws import boto3_client
-    from durable.blobs.s3 import S3BlobStore
-    from durable.queues.sqs import SQSWakeQueue
-    from durable.storage.dynamodb import DynamoDBRunStore
-
-    import_task_modules(settings)
-    sqs = boto3_client("sqs", settings)
-    queue_url = settings.queue_url or _queue_url(sqs, settings.queue_name)
-    return Runtime.from_parts(
-        store=DynamoDBRunStore.from_settings(settings),
-        queue=SQSWakeQueue(queue_url, client=sqs),
-        blobs=S3BlobStore(settings.bucket_name, client=boto3_client("s3", settings)),
-        settings=settings,
-    )
-
-
-def _queue_url(sqs: SQSClient, queue_name: str) -> str:
-    """The URL of the queue called `queue_name` (when `DURABLE_QUEUE_URL` is not set)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-    except (BotoCoreError, ClientError) as exc:
-        raise DurableError(
-            f"cannot find the wake-up queue {queue_name!r}; set DURABLE_QUEUE_URL: {exc}"
-        ) from exc
-
-
 _lock = threading.Lock()
 _cached: Runtime | None = None
 
@@ -238,7 +198,14 @@ def get_runtime(settings: Settings | None = None) -> Runtime:
     global _cached
     with _lock:
         if _cached is None or (settings is not None and settings != _cached.settings):
-            _cached = build_runtime(settings if settings is not None else get_settings())
+            adapters = environment_adapters(settings)
+            _cached = Runtime.from_parts(
+                store=adapters.store,
+                queue=adapters.queue,
+                blobs=adapters.blobs,
+                codec=adapters.codec,
+                settings=adapters.settings,
+            )
         return _cached
 
 
@@ -250,8 +217,9 @@ def set_runtime(runtime: Runtime) -> None:
 
 
 def reset_runtime() -> None:
-    """Forget the cached runtime (and the cached settings): the next call builds afresh."""
+    """Forget the cached runtime (its adapters, the cached settings): the next call builds
+    afresh."""
     global _cached
     with _lock:
         _cached = None
-    get_settings.cache_clear()
+    forget_adapters()

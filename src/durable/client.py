@@ -3,44 +3,29 @@
 Every write is validated first and stores nothing on bad input: an unknown task raises
 `UnknownTaskError`, a payload that does not fit the task's annotation
 `PayloadValidationError`, a value over 6 MB `PayloadTooLargeError`.
+
+The writes are the run services' (which the worker uses too): `durable.runs` starts runs,
+`durable.delivery` delivers events and callback completions, `durable.endings` cancels.
+The client adds the caller's view: values decoded, callback tokens redacted.
 """
 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from durable.adapters import environment_adapters
 from durable.clock import Clock, SystemClock
-from durable.endings import follow_up_end
-from durable.errors import (
-    CallbackAlreadyCompletedError,
-    ConflictError,
-    IdempotencyConflictError,
-    InputError,
-    RunFinishedError,
-    RunNotFoundError,
-    TaskFailedError,
-)
-from durable.ids import child_run_id, new_inbox_id, new_run_id
-from durable.inbox import consumed_inbox_ids
-from durable.names import callback_wait, event_name
+from durable.delivery import InboxDelivery
+from durable.endings import RunEndings
+from durable.errors import RunNotFoundError, TaskFailedError
 from durable.queues.base import WakeQueue
-from durable.records import (
-    Checkpoint,
-    CheckpointKind,
-    ErrorInfo,
-    InboxEvent,
-    RunRecord,
-    RunStatus,
-    WakeReason,
-    WakeUp,
-)
-from durable.serialization import check_depth, dumps, loads
-from durable.storage.base import RunStore, token_key
+from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
+from durable.runs import RunHandle, RunStarter
+from durable.storage.base import RunStore
 from durable.task import TaskRegistry, default_registry
 from durable.values import ValueCodec
 
@@ -127,15 +112,6 @@ class RunList:
     next_cursor: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RunHandle:
-    """What `trigger` returns: the run's id, its status, and whether this call created it."""
-
-    run_id: str
-    status: RunStatus
-    created: bool
-
-
 def _redacted_token(token: Any) -> str:
     """A callback token as callers may see it: enough to tell tokens apart, not to use one."""
     return f"{str(token)[:6]}…"
@@ -175,11 +151,34 @@ class Client:
 
     @classmethod
     def from_environment(cls) -> Client:
-        """The client of this process's runtime: DynamoDB/SQS/S3 named by the `DURABLE_*`
-        environment (and `AWS_ENDPOINT_URL` for moto), with the task modules imported."""
-        from durable.bootstrap import get_runtime
+        """The client of this process's deployment: DynamoDB/SQS/S3 named by the `DURABLE_*`
+        environment (and `AWS_ENDPOINT_URL` for moto), with the task modules imported.
 
-        return get_runtime().client
+        Its adapters are the container's (`durable.adapters`), which the Lambda handlers'
+        runtime uses too: a client from here sees and starts the same runs as the API's.
+        """
+        adapters = environment_adapters()
+        return cls(
+            store=adapters.store,
+            queue=adapters.queue,
+            codec=adapters.codec,
+            code_version=adapters.settings.code_version,
+            retention=adapters.settings.retention,
+        )
+
+    def _starter(self) -> RunStarter:
+        # Built per call from the attributes, which callers (tests) may swap, e.g. `registry`.
+        return RunStarter(
+            store=self.store,
+            queue=self.queue,
+            codec=self.codec,
+            clock=self.clock,
+            registry=self.registry,
+            code_version=self.code_version,
+        )
+
+    def _delivery(self) -> InboxDelivery:
+        return InboxDelivery(store=self.store, queue=self.queue, codec=self.codec, clock=self.clock)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -200,65 +199,16 @@ class Client:
         `started_at` fixes the run's `ctx.run.started_at` before its first invocation (a
         scheduled run's is its scheduled instant); by default it is when the run first runs.
         """
-        definition = self.registry.get(task_id)
-        if delay is not None and delay < timedelta(0):
-            raise ValueError("delay must not be negative")
-        if started_at is not None and started_at.tzinfo is None:
-            raise ValueError("started_at must be timezone-aware")
-        value = definition.validate_payload(payload)
-        check_depth(value, "the payload")
-        now = self.clock.now()
-        run_id = run_id or new_run_id(now)
-        stored_payload = self.codec.encode(value, f"{run_id}/payload")
-        wake_at = now + delay if delay else now
-        token = "start" if delay else None
-        run = RunRecord(
-            run_id=run_id,
-            task_id=task_id,
-            status=RunStatus.QUEUED,
-            payload=stored_payload,
-            created_at=now,
-            updated_at=now,
-            idempotency_key=idempotency_key,
-            task_version=definition.version,
-            code_version=self.code_version,
-            wake_at=wake_at,
-            wake_token=token,
+        return self._starter().trigger(
+            task_id,
+            payload,
+            idempotency_key,
+            delay,
             parent_run_id=parent_run_id,
+            run_id=run_id,
             batch_slot=batch_slot,
-            started_at=started_at.astimezone(UTC) if started_at is not None else None,
+            started_at=started_at,
         )
-        try:
-            stored, created = self.store.create_run(run)
-        except ConflictError:
-            # A run id given by the caller (a batch child) that exists: started already.
-            existing = self.store.get_run(run_id)
-            if existing is None:
-                raise
-            return RunHandle(run_id=existing.run_id, status=existing.status, created=False)
-        if not created and idempotency_key is not None:
-            self._same_payload(stored, task_id, idempotency_key, value)
-            if (
-                stored.status is RunStatus.QUEUED
-                and stored.wake_at is not None
-                and (stored.wake_at <= now and stored.started_at is None)
-            ):
-                # A retried trigger whose first try died between storing the run and
-                # sending its wake-up: send it now rather than wait for the sweeper.
-                self.queue.send(WakeUp(stored.run_id, WakeReason.START))
-        if created:
-            if delay:
-                self.queue.send(
-                    WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay)
-                )
-            else:
-                self.queue.send(WakeUp(run_id, WakeReason.START))
-        return RunHandle(run_id=stored.run_id, status=stored.status, created=created)
-
-    def _same_payload(self, run: RunRecord, task_id: str, key: str, value: Any) -> None:
-        """A key reused with another payload is refused, naming the run it started."""
-        if self.codec.decode(run.payload) != loads(dumps(value)):
-            raise IdempotencyConflictError(task_id, key, run.run_id)
 
     def send_event(
         self, run_id: str, name: str, data: Any = None, event_id: str | None = None
@@ -270,56 +220,7 @@ class Client:
         call finishes the delivery. Give an `event_id` (unique per event, as Inngest's or a
         webhook's delivery id) to make retries safe: the same id is stored once.
         """
-        event_name(name)
-        check_depth(data, "the event's data")
-        if event_id is not None and not 1 <= len(event_id) <= 256:
-            raise InputError("event_id must be 1 to 256 characters")
-        run = self._require(run_id)
-        if run.status.is_terminal:
-            raise RunFinishedError(run_id, run.status)
-        now = self.clock.now()
-        fresh_id = new_inbox_id(now)
-        inbox_id = fresh_id
-        if event_id is not None:
-            inbox_id = self.store.claim_event_id(run_id, event_id, fresh_id)
-        stored = self.codec.encode(data, f"{run_id}/inbox/{inbox_id}")
-        try:
-            self.store.put_inbox(
-                InboxEvent(
-                    run_id=run_id, inbox_id=inbox_id, name=name, data=stored, received_at=now
-                )
-            )
-        except ConflictError:
-            if event_id is None:
-                raise
-            # Stored by an earlier try of this send, which may have died before waking.
-        else:
-            if inbox_id != fresh_id and self._taken_back(run_id, inbox_id):
-                return  # an earlier try delivered it, and the run consumed it already
-        self._wake_waiting(run_id, name, now)
-
-    def _taken_back(self, run_id: str, inbox_id: str) -> bool:
-        """After a retried delivery stored its event again: if the run's log has consumed
-        it (and its inbox item was deleted, see `durable.inbox`), delete the copy; whether
-        it had. Only retries of a delivery that got through come here."""
-        if inbox_id not in consumed_inbox_ids(self.store.load_history(run_id)):
-            return False
-        self.store.delete_inbox(run_id, [inbox_id])
-        return True
-
-    def _wake_waiting(self, run_id: str, waiting_for: str, now: datetime) -> None:
-        """Mark the run due if it waits for `waiting_for`, then send it a wake-up.
-
-        The mark makes the wake-up one the sweeper sees: a lost message is sent again.
-        """
-        with contextlib.suppress(ConflictError, RunNotFoundError):
-            self.store.update_run(
-                run_id,
-                {"wake_at": now},
-                expect_status=[RunStatus.WAITING],
-                expect_waiting_for=waiting_for,
-            )
-        self.queue.send(WakeUp(run_id, WakeReason.EVENT))
+        self._delivery().send_event(run_id, name, data, event_id)
 
     def complete_callback(self, token: str, data: Any = None, error: Any = None) -> None:
         """Complete a callback once: with `data`, or with `error` (raised in the run).
@@ -327,96 +228,15 @@ class Client:
         Raises CallbackNotFoundError for an unknown token, CallbackAlreadyCompletedError for
         one completed before or past its timeout.
         """
-        now = self.clock.now()
-        outcome = {"error": error} if error is not None else {"data": data}
-        check_depth(outcome, "the callback's data")
-        key = token_key(token)
-        stored = self.codec.encode(outcome, f"callbacks/{key[:24]}")
-        retry = False
-        try:
-            run_id = self.store.claim_callback(token, now, stored)
-        except CallbackAlreadyCompletedError:
-            # The same completion again, whose first try died between claiming the token and
-            # delivering it, is delivered now; any other second completion is refused.
-            claimed = self.store.callback_outcome(token)
-            if claimed is None or claimed[1] != stored:
-                raise
-            run_id, retry = claimed[0], True
-        event = InboxEvent(
-            run_id=run_id,
-            inbox_id=f"cb-{key[:32]}",  # one delivery per token, whoever writes it
-            name=callback_wait(token),
-            data=stored,
-            received_at=now,
-        )
-        try:
-            self.store.put_inbox(event)
-        except ConflictError:
-            if retry:
-                # Delivered by an earlier try, which may have died before waking the run.
-                self._wake_waiting(run_id, event.name, now)
-                raise CallbackAlreadyCompletedError("this callback was completed already") from None
-        else:
-            if retry and self._taken_back(run_id, event.inbox_id):
-                raise CallbackAlreadyCompletedError("this callback was completed already")
-        self._wake_waiting(run_id, event.name, now)
+        self._delivery().complete_callback(token, data, error)
 
     def cancel(self, run_id: str) -> RunInfoView:
         """Cancel a run that has not ended; a running invocation stops at its next operation."""
-        run = self._require(run_id)
-        if run.status.is_terminal:
-            raise RunFinishedError(run_id, run.status)
-        now = self.clock.now()
-        try:
-            run = self.store.update_run(
-                run_id,
-                {
-                    "status": RunStatus.CANCELLED,
-                    "cancel_requested": True,
-                    "error": ErrorInfo(type="RunCancelledError", message="the run was cancelled"),
-                    "finished_at": now,
-                    "expires_at": now + self.retention if self.retention is not None else None,
-                    "updated_at": now,
-                    # The follow-ups (children, parent, batch) are pending: see durable.endings.
-                    "wake_at": now,
-                    "wake_token": None,
-                    "waiting_for": None,
-                },
-                expect_status=[s for s in RunStatus if not s.is_terminal],
-            )
-        except ConflictError:
-            run = self._require(run_id)
-            raise RunFinishedError(run_id, run.status) from None
-        follow_up_end(self, run)
-        return self._view(run)
+        return self._view(RunEndings(self._starter(), self.retention).cancel(run_id))
 
     def cancel_children(self, run_id: str) -> None:
         """Cancel every child run this run started that has not ended (recursively)."""
-        started = (CheckpointKind.CHILD_STARTED, CheckpointKind.CHILD_TRIGGERED)
-        children: list[str] = []
-        for checkpoint in self.store.load_history(run_id):
-            if checkpoint.kind in started and checkpoint.value is not None:
-                children.append(loads(checkpoint.value))
-            elif checkpoint.kind is CheckpointKind.BATCH_STARTED:
-                batch = self.store.get_batch(run_id, checkpoint.task_attempt, checkpoint.op)
-                if batch is not None:
-                    ended = {
-                        item.index
-                        for item in self.store.list_batch_results(
-                            run_id, checkpoint.task_attempt, checkpoint.op
-                        )
-                    }
-                    running = min(batch.total, len(ended) + batch.max_concurrency)
-                    children.extend(
-                        child_run_id(run_id, checkpoint.task_attempt, checkpoint.op, index)
-                        for index in range(running)
-                        if index not in ended
-                    )
-        for child_id in children:
-            child = self.store.get_run(child_id)
-            if child is not None and not child.status.is_terminal:
-                with contextlib.suppress(RunFinishedError):
-                    self.cancel(child.run_id)
+        RunEndings(self._starter(), self.retention).cancel_children(run_id)
 
     # -- reads --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Cron expressions in a time zone: `CronSchedule` parses one and walks its instants.
+"""Cron expressions: `CronSchedule` parses one and walks its instants in a time zone.
 
 Expressions are standard five-field cron (`minute hour day month weekday`, with `L`, `LW`,
 `#n`, names and the nicknames `@hourly`, `@daily`...), evaluated by `cronsim` as Debian's
@@ -6,6 +6,7 @@ cron does, in the task's IANA time zone, daylight saving time included: a local 
 clocks skip fires when they jump, a repeated one fires once (the first time round). An
 optional leading sixth field holds seconds (`*/5 * * * * *`), which only `durable dev` and
 tests can honour closely: in AWS a schedule fires at most one sweep interval late.
+How the sweeper fires them: see `durable.schedules`.
 """
 
 from __future__ import annotations

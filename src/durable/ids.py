@@ -1,6 +1,7 @@
 """Identifiers made by the library (run ids, lease owners, inbox ids).
 
-Run ids sort by creation time (a millisecond timestamp prefix) and carry 80 random bits.
+Run ids sort by creation time (a millisecond timestamp prefix) and carry 80 random bits;
+a batch child's is derived from its slot instead.
 This module is the library's only user of `uuid.uuid4`/`os.urandom` outside user tasks.
 """
 
@@ -16,6 +17,11 @@ def new_run_id(now: datetime) -> str:
     """A run id: `run_` + 12 hex digits of milliseconds + 20 random hex digits."""
     millis = int(now.timestamp() * 1000)
     return f"run_{millis:012x}{os.urandom(10).hex()}"
+
+
+def child_run_id(parent_run_id: str, task_attempt: int, position: int, index: int) -> str:
+    """The run id of child `index` of a batch: stable, so starting it twice starts it once."""
+    return f"{parent_run_id}.{task_attempt}.{position}.{index}"
 
 
 def new_owner_id() -> str:
@@ -42,8 +48,3 @@ def random_fraction() -> float:
 def new_callback_token() -> str:
     """A callback token: 192 random bits, URL-safe, unrelated to any run."""
     return secrets.token_urlsafe(24)
-
-
-def child_run_id(parent_run_id: str, task_attempt: int, position: int, index: int) -> str:
-    """The run id of child `index` of a batch: stable, so starting it twice starts it once."""
-    return f"{parent_run_id}.{task_attempt}.{position}.{index}"

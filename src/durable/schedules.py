@@ -18,23 +18,35 @@ Rules every firing honours:
 - The lookback must stay shorter than the sweeper's purge settle time (1 hour): a firing's
   idempotency key is kept at least that long, so no instant can fire twice.
 
-Expressions are parsed and walked by `durable.cron`.
+How an expression is read (time zones, daylight saving time, seconds): see `durable.cron`.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from durable.clock import Clock
 from durable.logs import library_logger
-
-if TYPE_CHECKING:
-    from durable.client import Client, RunHandle
-    from durable.clock import Clock
-    from durable.task import TaskRegistry
+from durable.runs import RunHandle
+from durable.task import TaskRegistry
 
 # How far back a sweep looks for instants it has not fired yet (`schedule_lookback_seconds`).
 DEFAULT_LOOKBACK = timedelta(minutes=5)
+
+
+class Trigger(Protocol):
+    """What fires a schedule: a `RunStarter`, or a `Client` (which starts runs the same way)."""
+
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+        delay: timedelta | None = None,
+        *,
+        started_at: datetime | None = None,
+    ) -> RunHandle: ...
 
 
 def idempotency_key(task_id: str, instant: datetime) -> str:
@@ -43,7 +55,7 @@ def idempotency_key(task_id: str, instant: datetime) -> str:
 
 
 def fire_due_schedules(
-    client: Client,
+    starter: Trigger,
     registry: TaskRegistry,
     clock: Clock,
     lookback: timedelta = DEFAULT_LOOKBACK,
@@ -70,7 +82,7 @@ def fire_due_schedules(
             continue
         for instant in schedule.instants(after, now):
             try:
-                handle = client.trigger(
+                handle = starter.trigger(
                     definition.id,
                     definition.scheduled_payload,
                     idempotency_key=idempotency_key(definition.id, instant),

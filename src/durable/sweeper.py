@@ -13,7 +13,7 @@ between the write and the send), or once it is `BACKLOG_PATIENCE` overdue. A run
 invocation died (an expired lease) and a finished run with follow-ups are re-sent at once.
 
 A running run's `wake_at` is its lease's first expiry: heartbeats renew `lease_expires`
-alone, so that they write no index (`durable.worker`). When the sweeper meets a run whose
+alone, so that they write no index (`durable.invocation`). When the sweeper meets a run whose
 `wake_at` has passed but whose lease is still live, it moves `wake_at` to the lease's
 expiry (a conditional update on the lease owner) instead of re-sending it: a long step
 costs one index write per sweep that meets it, not one per heartbeat. `wake_at` never

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from durable.blobs.base import BlobStore
 from durable.blobs.memory import MemoryBlobStore
-from durable.client import Client, HistoryEntry, RunHandle, RunInfoView, RunList
+from durable.client import Client, HistoryEntry, RunInfoView, RunList
 from durable.clock import VirtualClock
 from durable.errors import InfrastructureError
 from durable.faults import Faults, FaultyAdapter, SimulatedCrash, injected_into_botocore
@@ -36,6 +36,7 @@ from durable.purge import PURGE_THREADS
 from durable.queues.base import WakeQueue
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunStatus, WakeReason, WakeUp
+from durable.runs import RunHandle
 from durable.schedules import DEFAULT_LOOKBACK
 from durable.storage.base import RunStore
 from durable.storage.memory import MemoryRunStore

@@ -2,6 +2,11 @@
 
     message ─► drop if stale/finished/busy ─► lease ─► load log ─► execute ─► persist ─► enqueue
 
+The parts it glues: the lease and the attempt's window on storage (`durable.invocation`),
+what a wait waits for (`durable.waits`), runs of other code versions (`durable.versions`),
+children started and runs ended or cancelled by the run services (`durable.runs`,
+`durable.batches`, `durable.endings`).
+
 Rules, each making a duplicate, late or lost message harmless:
 - A finished run, or a timer message whose token is not the run's current `wake_token`,
   is dropped. A timer that is early (waits over 15 minutes re-hop) is sent on again.
@@ -34,21 +39,15 @@ in the same DynamoDB write as the change that causes it, or by the one who makes
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any
 
-from durable.batches import start_batch
-from durable.blobs.base import BlobStore
-from durable.client import Client
 from durable.clock import Clock
-from durable.endings import follow_up_end, has_follow_ups
+from durable.endings import RunEndings, has_follow_ups
 from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import (
     Abandoned,
@@ -58,39 +57,21 @@ from durable.engine.outcomes import (
     InfrastructureInterrupt,
     Suspended,
 )
-from durable.errors import (
-    ConflictError,
-    InfrastructureError,
-    RunFinishedError,
-    RunNotFoundError,
-    UnknownTaskError,
-)
+from durable.errors import ConflictError, InfrastructureError, UnknownTaskError
 from durable.ids import new_owner_id
 from durable.inbox import consumed_inbox_ids
+from durable.invocation import ACTIVE, InterruptingBlobs, RunEnvironment, give_back_lease
 from durable.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
 from durable.logs import library_logger
 from durable.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
 from durable.queues.base import WakeQueue
-from durable.records import (
-    BatchItemResult,
-    BatchRecord,
-    Checkpoint,
-    ErrorInfo,
-    InboxEvent,
-    RunRecord,
-    RunStatus,
-    WakeReason,
-    WakeUp,
-)
+from durable.records import ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
+from durable.runs import RunStarter
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
-
-ACTIVE = (RunStatus.RUNNING,)
-# Pauses after each failed try to give a lease back (see `Worker._give_back`), in seconds.
-GIVE_BACK_PAUSES = (0.01, 0.05, 0.2)
-P = ParamSpec("P")
-R = TypeVar("R")
+from durable.versions import VersionRouter, hold_for_version
+from durable.waits import wait_satisfied
 
 
 class Handled(StrEnum):
@@ -110,15 +91,6 @@ class Handled(StrEnum):
     PURGED = "purged"  # a PURGE message: its shard's expired runs were purged
     PURGE_CONTINUED = "purge_continued"  # ... some of them; a continuation was sent
     PURGE_HELD = "purge_held"  # ... another purger holds the shard: dropped
-
-
-class VersionRouter(Protocol):
-    """Hands a wake-up to the deployment that runs `code_version` (a Lambda version/alias).
-
-    Returns False when it knows no such deployment.
-    """
-
-    def route(self, code_version: str, message: WakeUp) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,168 +122,6 @@ class WorkerConfig:
         return None if self.retention is None else finished_at + self.retention
 
 
-def _interrupting(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn an `InfrastructureError` into `InfrastructureInterrupt`, which task code cannot
-    catch (see `durable.engine.outcomes`)."""
-
-    @functools.wraps(method)
-    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except InfrastructureError as exc:
-            raise InfrastructureInterrupt(exc) from exc
-
-    return guarded
-
-
-class _InterruptingBlobs:
-    """The blob store as an attempt sees it: failures interrupt the attempt."""
-
-    def __init__(self, blobs: BlobStore) -> None:
-        self._blobs = blobs
-
-    @_interrupting
-    def put(self, key: str, data: bytes) -> None:
-        self._blobs.put(key, data)
-
-    @_interrupting
-    def get(self, key: str) -> bytes:
-        return self._blobs.get(key)
-
-
-class _RunEnvironment:
-    """The attempt's window on storage: checkpoint writes, cancellation, inbox.
-
-    Every method that reaches AWS raises `InfrastructureInterrupt` when AWS fails.
-    """
-
-    def __init__(
-        self,
-        store: RunStore,
-        run_id: str,
-        check_interval: float,
-        owner: str,
-        lease_expires: datetime | None,
-        client: Client,
-    ) -> None:
-        self._client = client
-        self._store = store
-        self._run_id = run_id
-        self._owner = owner
-        self._lease_expires = lease_expires
-        self._check_interval = check_interval
-        self._last_check = time.monotonic()
-        self._cancelled = False
-        self._inbox: list[InboxEvent] | None = None
-        self.appended = 0
-        self.logged = 0  # checkpoints in the log when the invocation loaded it
-        # Inbox events the log has consumed: as loaded, then as this invocation appends.
-        self.consumed: set[str] = set()
-
-    @_interrupting
-    def append(self, checkpoint: Checkpoint) -> None:
-        self._store.append_checkpoint(self._run_id, checkpoint)
-        self.appended += 1
-        if checkpoint.inbox_id is not None:
-            self.consumed.add(checkpoint.inbox_id)
-
-    def consumed_in_inbox(self, run_ended: bool) -> list[str]:
-        """The events of the inbox that the log has consumed (by this invocation, or by one
-        that died before deleting them): to delete. The inbox as this invocation read it;
-        read now if it did not and the run has ended having consumed events, so that a
-        run never ends with a consumed event left behind by a crash."""
-        if self._inbox is None and not (run_ended and self.consumed):
-            return []
-        inbox = self._inbox if self._inbox is not None else self._store.list_inbox(self._run_id)
-        return [event.inbox_id for event in inbox if event.inbox_id in self.consumed]
-
-    @_interrupting
-    def cancelled(self) -> bool:
-        if self._cancelled:
-            return True
-        now = time.monotonic()
-        if now - self._last_check >= self._check_interval:
-            self._last_check = now
-            run = self._store.get_run(self._run_id)
-            self._cancelled = run is None or run.status is RunStatus.CANCELLED
-        return self._cancelled
-
-    @_interrupting
-    def start_child(
-        self, task_id: str, payload: Any, idempotency_key: str, parent_run_id: str
-    ) -> str:
-        handle = self._client.trigger(
-            task_id, payload, idempotency_key=idempotency_key, parent_run_id=parent_run_id
-        )
-        return handle.run_id
-
-    @_interrupting
-    def get_run(self, run_id: str) -> RunRecord | None:
-        return self._store.get_run(run_id)
-
-    @_interrupting
-    def create_callback(
-        self, token: str, run_id: str, name: str, expires_at: datetime | None
-    ) -> None:
-        self._store.put_callback(token, run_id, name, expires_at)
-
-    @_interrupting
-    def start_batch(self, batch: BatchRecord) -> None:
-        start_batch(self._client, self._client.codec, self._store, batch)
-
-    @_interrupting
-    def get_batch(self, run_id: str, task_attempt: int, position: int) -> BatchRecord | None:
-        return self._store.get_batch(run_id, task_attempt, position)
-
-    @_interrupting
-    def batch_results(
-        self, run_id: str, task_attempt: int, position: int, start: int, limit: int
-    ) -> list[BatchItemResult]:
-        return self._store.list_batch_results(
-            run_id, task_attempt, position, start=start, limit=limit
-        )
-
-    @_interrupting
-    def cancel_runs(self, run_ids: list[str]) -> None:
-        for run_id in run_ids:
-            with contextlib.suppress(RunFinishedError, RunNotFoundError):
-                self._client.cancel(run_id)
-
-    @_interrupting
-    def extend_lease(self, until: datetime | None) -> None:
-        """Renew (or shorten) the lease to `until`, the invocation's own lease when None.
-
-        The sweeper must see the run by the time its lease expires, so the run's `wake_at`
-        must never be later than `lease_expires`. A renewal that keeps it so writes
-        `lease_expires` alone, which no index holds: a heartbeat costs no index write (the
-        sweeper moves `wake_at` on when it meets a live lease, see `durable.sweeper`). Only
-        a lease shortened below `wake_at` (a step with a heartbeat timeout) moves it too.
-        """
-        expires = until or self._lease_expires
-        try:
-            self._store.update_run(
-                self._run_id,
-                {"lease_expires": expires},
-                expect_owner=self._owner,
-                expect_status=ACTIVE,
-                expect_wake_by=expires,
-            )
-        except ConflictError:
-            # wake_at is later than the new expiry (or the lease is lost: then this fails too).
-            self._store.update_run(
-                self._run_id,
-                {"lease_expires": expires, "wake_at": expires},
-                expect_owner=self._owner,
-                expect_status=ACTIVE,
-            )
-
-    @_interrupting
-    def inbox(self) -> list[InboxEvent]:
-        if self._inbox is None:
-            self._inbox = self._store.list_inbox(self._run_id)
-        return self._inbox
-
-
 class Worker:
     """Handles wake-up messages for the tasks of one registry."""
 
@@ -339,9 +149,9 @@ class Worker:
             max_entries=self.config.log_cache_entries,
         )
         # What attempts decode and encode values with: an S3 failure interrupts the attempt.
-        self.attempt_codec = codec.over(_InterruptingBlobs(codec.blobs))
+        self.attempt_codec = codec.over(InterruptingBlobs(codec.blobs))
         # Child runs are started the way callers start runs: validated, idempotent.
-        self.client = Client(
+        self.starter = RunStarter(
             store=store,
             queue=queue,
             codec=codec,
@@ -349,6 +159,8 @@ class Worker:
             registry=registry,
             code_version=self.config.code_version,
         )
+        # Cancelled children are kept forever (no retention), as they always were here.
+        self.endings = RunEndings(self.starter)
 
     def handle(self, message: WakeUp, time_left: Callable[[], timedelta] | None = None) -> Handled:
         """Process one wake-up; returns what was done.
@@ -365,7 +177,7 @@ class Worker:
         if run.status.is_terminal:
             self.log_cache.forget(run.run_id)
             if run.wake_at is not None and run.wake_at <= now:
-                follow_up_end(self.client, run)  # a crash cut them short: finish them
+                self.endings.follow_up(run)  # a crash cut them short: finish them
                 return Handled.FOLLOWED_UP
             return Handled.FINISHED
         waiting = run.status in (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
@@ -388,10 +200,10 @@ class Worker:
         try:
             return self._execute(run, owner, time_left)
         except InfrastructureInterrupt as interrupt:
-            self._give_back(run, owner)
+            give_back_lease(self.store, self.clock, run, owner)
             raise interrupt.error from None
         except Exception:
-            self._give_back(run, owner)
+            give_back_lease(self.store, self.clock, run, owner)
             raise
 
     def _purge(self, message: WakeUp, time_left: Callable[[], timedelta] | None) -> Handled:
@@ -418,87 +230,34 @@ class Worker:
             )
         return Handled.PURGE_CONTINUED if done.continued else Handled.PURGED
 
-    def _give_back(self, run: RunRecord, owner: str) -> None:
-        """Release the lease of an invocation that ends in an error, so that the message
-        SQS delivers again finds the run free instead of busy until the lease runs out.
-        The invocation did not die: it does not count toward the run's crash streak.
-
-        A few tries, a moment apart (botocore has retried each already): a release that is
-        lost leaves the lease to expire and counts as a crash, and five in a row would end
-        the run as a crash loop. If every try fails, the sweeper goes on after the lease.
-        """
-        for pause in GIVE_BACK_PAUSES:
-            try:
-                self.store.update_run(
-                    run.run_id,
-                    {
-                        "lease_owner": None,
-                        "lease_expires": None,
-                        "wake_at": self.clock.now(),
-                        "crash_streak": max(run.crash_streak - 1, 0),
-                    },
-                    expect_owner=owner,
-                    expect_status=ACTIVE,
-                )
-            except (ConflictError, RunNotFoundError):
-                return  # persisted meanwhile, or taken over: nothing to give back
-            except Exception:  # best effort, whatever the store raised
-                time.sleep(pause)
-                continue
-            return
-
     def _wait_is_over(self, run: RunRecord) -> bool:
         """Whether what a WAITING run waits for has happened (a message that would be
         dropped as stale or early must then run it: its own wake-up may have been lost)."""
         if run.status is not RunStatus.WAITING or run.waiting_for is None:
             return False
-        return self._wait_satisfied(run.run_id, run.waiting_for, seen=None)
+        return wait_satisfied(self.store, run.run_id, run.waiting_for, seen=None)
 
     def _pinned_elsewhere(self, run: RunRecord, message: WakeUp) -> Handled:
-        """A run started by another code version is never replayed with this code.
-
-        It goes to the deployment of its own version when the router knows one; otherwise
-        it is held, visibly: `waiting_for` names the version it needs and its error names
-        both. Its wake-ups keep coming (the sweeper's, every `version_recheck`), so it
-        resumes by itself once that version is deployed again or routed; its `wake_at`
-        moves on each time, so held runs never crowd the sweeper's due index.
-        """
+        """A run started by another code version is never replayed with this code: it is
+        routed to its own version's deployment, or held (`durable.versions`)."""
         if self.router is not None and self.router.route(run.code_version, message):
             return Handled.ROUTED
-        needed = f"code-version:{run.code_version}"
-        now = self.clock.now()
-        if run.waiting_for != needed or run.wake_at is None or run.wake_at <= now:
-            error = ErrorInfo(
-                type="VersionMismatch",
-                message=f"run {run.run_id} is pinned to code version {run.code_version!r}; "
-                f"this worker runs {self.config.code_version!r}. Deploy {run.code_version!r} "
-                "again or route it (DURABLE_VERSION_ROUTES); the run waits meanwhile",
-                non_retryable=True,
-            )
-            with contextlib.suppress(ConflictError):
-                self.store.update_run(
-                    run.run_id,
-                    {
-                        "waiting_for": needed,
-                        "error": error,
-                        "updated_at": now,
-                        "wake_at": now + self.config.version_recheck,
-                    },
-                    expect_status=[run.status],
-                )
+        hold_for_version(
+            self.store, self.clock, run, self.config.code_version, self.config.version_recheck
+        )
         return Handled.VERSION_MISMATCH
 
     def _execute(
         self, run: RunRecord, owner: str, time_left: Callable[[], timedelta] | None
     ) -> Handled:
         history = self.log_cache.load(run.run_id, run.created_at)
-        environment = _RunEnvironment(
+        environment = RunEnvironment(
             self.store,
             run.run_id,
             self.config.cancel_check_interval,
             owner,
             run.lease_expires,
-            self.client,
+            self.endings,
         )
         environment.logged = len(history)
         environment.consumed = consumed_inbox_ids(history)
@@ -553,7 +312,7 @@ class Worker:
         return self._persist(run, owner, outcome, environment)
 
     def _persist(
-        self, run: RunRecord, owner: str, outcome: AnyOutcome, environment: _RunEnvironment
+        self, run: RunRecord, owner: str, outcome: AnyOutcome, environment: RunEnvironment
     ) -> Handled:
         now = self.clock.now()
         base: dict[str, Any] = {
@@ -621,7 +380,7 @@ class Worker:
         if isinstance(outcome, Completed | Failed):
             self.log_cache.forget(run.run_id)
             if ended.wake_at is not None:
-                follow_up_end(self.client, ended)
+                self.endings.follow_up(ended)
         elif isinstance(outcome, Suspended):
             if outcome.wake_at is not None:
                 self._send_timer(run.run_id, outcome.wake_at, token)
@@ -633,7 +392,7 @@ class Worker:
             self._prune_inbox(run.run_id, environment, ended=False)
         return Handled.EXECUTED
 
-    def _prune_inbox(self, run_id: str, environment: _RunEnvironment, ended: bool) -> None:
+    def _prune_inbox(self, run_id: str, environment: RunEnvironment, ended: bool) -> None:
         """Delete the inbox events the log has consumed (see `durable.inbox`).
 
         Best effort, after the run is persisted (before, when it ends): an event left
@@ -653,7 +412,7 @@ class Worker:
         delay = max(wake_at - self.clock.now(), timedelta(0))
         self.queue.send(WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay))
 
-    def _recheck_wait(self, run_id: str, waiting_for: str, environment: _RunEnvironment) -> None:
+    def _recheck_wait(self, run_id: str, waiting_for: str, environment: RunEnvironment) -> None:
         """What the run waits for may have happened while this invocation held the lease.
 
         Its sender's wake-up may have been dropped as BUSY meanwhile. Looking again after
@@ -664,36 +423,5 @@ class Worker:
             seen = environment.inbox()
         except InfrastructureInterrupt as interrupt:
             raise interrupt.error from None
-        if self._wait_satisfied(run_id, waiting_for, seen):
+        if wait_satisfied(self.store, run_id, waiting_for, seen):
             self.queue.send(WakeUp(run_id, WakeReason.CHILD))
-
-    def _wait_satisfied(self, run_id: str, waiting_for: str, seen: list[InboxEvent] | None) -> bool:
-        """Whether what `waiting_for` names has happened.
-
-        Waits are told apart by prefix: `batch:ATTEMPT:POSITION`, `child:RUN_ID`,
-        `callback:TOKEN_HASH`, `code-version:V` (nothing to look at); an event name never
-        holds a colon (see `durable.names`). For an inbox wait, `seen` is the inbox the attempt
-        read: an event that arrived since counts; without it, any event of that name does
-        (one consumed by a run that died before deleting it too: the run then runs, finds
-        it consumed and waits again, and deletes it).
-        """
-        kind, _, detail = waiting_for.partition(":")
-        if not detail:
-            name = waiting_for  # an event
-        elif kind == "batch":
-            attempt, _, position = detail.partition(":")
-            batch = self.store.get_batch(run_id, int(attempt), int(position))
-            return batch is None or batch.decided
-        elif kind == "child":
-            child = self.store.get_run(detail)
-            return child is None or child.status.is_terminal
-        elif kind == "callback":
-            name = waiting_for
-        else:
-            return False
-        # By id, not by count: the inbox loses the events the invocation consumed.
-        known = {event.inbox_id for event in seen or []}
-        return any(
-            event.name == name and event.inbox_id not in known
-            for event in self.store.list_inbox(run_id)
-        )

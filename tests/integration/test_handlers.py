@@ -24,13 +24,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from durable import Context, DurableError, task
+from durable.adapters import import_task_modules
 from durable.aws import boto3_client, ensure_resources
 from durable.blobs.memory import MemoryBlobStore
 from durable.bootstrap import (
     MALFORMED,
     Runtime,
     get_runtime,
-    import_task_modules,
     reset_runtime,
 )
 from durable.clock import SystemClock, VirtualClock

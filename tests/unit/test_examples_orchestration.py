@@ -274,7 +274,7 @@ def process_user_v2_unpatched(ctx: Context, payload: dict[str, Any]) -> None:
 
 def _deploy(env: TestEnvironment, registry: TaskRegistry) -> None:
     env.registry = registry
-    env.client.registry = env.worker.registry = env.worker.client.registry = registry
+    env.client.registry = env.worker.registry = env.worker.starter.registry = registry
 
 
 def test_a_new_run_takes_the_patched_path(env: TestEnvironment) -> None:

@@ -1,0 +1,137 @@
+"""Starting runs: the one way a run comes to exist, whoever asks for it.
+
+`Client.trigger`, a parent's `ctx.run_child`/`ctx.trigger` (through the worker), a batch
+starting its children (`durable.batches`) and the sweeper firing a schedule
+(`durable.schedules`) all start runs here, on the ports alone (store, queue, codec).
+
+Rules every start honours:
+
+- Validated first, stored never on bad input: an unknown task raises `UnknownTaskError`, a
+  payload that does not fit the task's annotation `PayloadValidationError`, a value over
+  6 MB `PayloadTooLargeError`.
+- The run is stored, then its wake-up sent. A start that dies between the two leaves a
+  QUEUED run whose `wake_at` is due: the sweeper sends it, or a retried start with the same
+  idempotency key sends it at once.
+- The same idempotency key gives the same run; with another payload it is refused
+  (`IdempotencyConflictError`). A run id given by the caller (a batch child's, derived from
+  its slot) that exists already is found, not started twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from durable.clock import Clock
+from durable.errors import ConflictError, IdempotencyConflictError
+from durable.ids import new_run_id
+from durable.queues.base import WakeQueue
+from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
+from durable.serialization import check_depth, dumps, loads
+from durable.storage.base import RunStore
+from durable.task import TaskRegistry
+from durable.values import ValueCodec
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """What `trigger` returns: the run's id, its status, and whether this call created it."""
+
+    run_id: str
+    status: RunStatus
+    created: bool
+
+
+class RunStarter:
+    """Starts runs of the tasks of one registry, recording `code_version` on each."""
+
+    def __init__(
+        self,
+        *,
+        store: RunStore,
+        queue: WakeQueue,
+        codec: ValueCodec,
+        clock: Clock,
+        registry: TaskRegistry,
+        code_version: str = "dev",
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.codec = codec
+        self.clock = clock
+        self.registry = registry
+        self.code_version = code_version
+
+    def trigger(
+        self,
+        task_id: str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+        delay: timedelta | None = None,
+        *,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+        batch_slot: str | None = None,
+        started_at: datetime | None = None,
+    ) -> RunHandle:
+        """Start a run of `task_id` (see `Client.trigger`)."""
+        definition = self.registry.get(task_id)
+        if delay is not None and delay < timedelta(0):
+            raise ValueError("delay must not be negative")
+        if started_at is not None and started_at.tzinfo is None:
+            raise ValueError("started_at must be timezone-aware")
+        value = definition.validate_payload(payload)
+        check_depth(value, "the payload")
+        now = self.clock.now()
+        run_id = run_id or new_run_id(now)
+        stored_payload = self.codec.encode(value, f"{run_id}/payload")
+        wake_at = now + delay if delay else now
+        token = "start" if delay else None
+        run = RunRecord(
+            run_id=run_id,
+            task_id=task_id,
+            status=RunStatus.QUEUED,
+            payload=stored_payload,
+            created_at=now,
+            updated_at=now,
+            idempotency_key=idempotency_key,
+            task_version=definition.version,
+            code_version=self.code_version,
+            wake_at=wake_at,
+            wake_token=token,
+            parent_run_id=parent_run_id,
+            batch_slot=batch_slot,
+            started_at=started_at.astimezone(UTC) if started_at is not None else None,
+        )
+        try:
+            stored, created = self.store.create_run(run)
+        except ConflictError:
+            # A run id given by the caller (a batch child) that exists: started already.
+            existing = self.store.get_run(run_id)
+            if existing is None:
+                raise
+            return RunHandle(run_id=existing.run_id, status=existing.status, created=False)
+        if not created and idempotency_key is not None:
+            self._same_payload(stored, task_id, idempotency_key, value)
+            if (
+                stored.status is RunStatus.QUEUED
+                and stored.wake_at is not None
+                and (stored.wake_at <= now and stored.started_at is None)
+            ):
+                # A retried trigger whose first try died between storing the run and
+                # sending its wake-up: send it now rather than wait for the sweeper.
+                self.queue.send(WakeUp(stored.run_id, WakeReason.START))
+        if created:
+            if delay:
+                self.queue.send(
+                    WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay)
+                )
+            else:
+                self.queue.send(WakeUp(run_id, WakeReason.START))
+        return RunHandle(run_id=stored.run_id, status=stored.status, created=created)
+
+    def _same_payload(self, run: RunRecord, task_id: str, key: str, value: Any) -> None:
+        """A key reused with another payload is refused, naming the run it started."""
+        if self.codec.decode(run.payload) != loads(dumps(value)):
+            raise IdempotencyConflictError(task_id, key, run.run_id)
