@@ -15,7 +15,7 @@ import builtins
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from durable.adapters import environment_adapters
 from durable.clock import Clock, SystemClock
@@ -25,9 +25,13 @@ from durable.errors import RunNotFoundError, TaskFailedError
 from durable.queues.base import WakeQueue
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
 from durable.runs import RunHandle, RunStarter
+from durable.serialization import revive
 from durable.storage.base import RunStore
-from durable.task import TaskRegistry, default_registry
+from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.values import ValueCodec
+
+PayloadT = TypeVar("PayloadT")
+ResultT = TypeVar("ResultT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +186,24 @@ class Client:
 
     # -- writes -------------------------------------------------------------------------
 
+    @overload
     def trigger(
         self,
-        task_id: str,
+        task: TaskDefinition[PayloadT, ResultT],
+        payload: PayloadT,
+        idempotency_key: str | None = None,
+        delay: timedelta | None = None,
+        *,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+        batch_slot: str | None = None,
+        started_at: datetime | None = None,
+    ) -> RunHandle[ResultT]: ...
+
+    @overload
+    def trigger(
+        self,
+        task: str,
         payload: Any = None,
         idempotency_key: str | None = None,
         delay: timedelta | None = None,
@@ -193,14 +212,31 @@ class Client:
         run_id: str | None = None,
         batch_slot: str | None = None,
         started_at: datetime | None = None,
-    ) -> RunHandle:
-        """Start a run of `task_id`; with an idempotency key, the same key gives the same run.
+    ) -> RunHandle[Any]: ...
 
-        `started_at` fixes the run's `ctx.run.started_at` before its first invocation (a
-        scheduled run's is its scheduled instant); by default it is when the run first runs.
+    def trigger(
+        self,
+        task: TaskDefinition[Any, Any] | str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+        delay: timedelta | None = None,
+        *,
+        parent_run_id: str | None = None,
+        run_id: str | None = None,
+        batch_slot: str | None = None,
+        started_at: datetime | None = None,
+    ) -> RunHandle[Any]:
+        """Start a run of `task` (its handle, typed, or its id); with an idempotency key,
+        the same key gives the same run.
+
+        Given the task's handle (what `@task` returns), the type checker checks the payload
+        and the returned `RunHandle` carries the result type, which `result(handle)`
+        returns. `started_at` fixes the run's `ctx.run.started_at` before its first
+        invocation (a scheduled run's is its scheduled instant); by default it is when the
+        run first runs.
         """
         return self._starter().trigger(
-            task_id,
+            task if isinstance(task, str) else task.id,
             payload,
             idempotency_key,
             delay,
@@ -280,12 +316,25 @@ class Client:
                 raise TimeoutError(f"run {run_id} is still {view.status} after {timeout}")
             time.sleep(poll)
 
-    def result(self, run_id: str, timeout: timedelta = timedelta(seconds=60)) -> Any:
-        """The run's result once it completes; TaskFailedError if it ends otherwise."""
+    @overload
+    def result(
+        self, run: RunHandle[ResultT], timeout: timedelta = timedelta(seconds=60)
+    ) -> ResultT: ...
+
+    @overload
+    def result(self, run: str, timeout: timedelta = timedelta(seconds=60)) -> Any: ...
+
+    def result(self, run: RunHandle[Any] | str, timeout: timedelta = timedelta(seconds=60)) -> Any:
+        """The run's result once it completes; TaskFailedError if it ends otherwise.
+
+        Given the handle `trigger` returned, the result comes as the task's result type (a
+        model is revived); given a run id, as JSON values.
+        """
+        run_id = run if isinstance(run, str) else run.run_id
         view = self.wait(run_id, timeout)
         if view.status is not RunStatus.COMPLETED:
             raise TaskFailedError(run_id, view.status, view.error)
-        return view.result
+        return view.result if isinstance(run, str) else revive(view.result, run.result_annotation)
 
     # -- mapping ------------------------------------------------------------------------
 

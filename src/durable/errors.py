@@ -15,7 +15,7 @@ DurableError                      base of everything raised by the library
 ├── CallbackFailedError           the outside system completed a callback with an error
 ├── CallbackNotFoundError         no pending callback has this token
 ├── CallbackAlreadyCompletedError the callback was completed (or expired) already
-├── TaskFailedError               Client.wait / RunHandle.result on a run that did not complete
+├── TaskFailedError               Client.result on a run that did not complete
 ├── AnnotationError               a task's or step's annotation cannot validate or decode values
 │   └── UnresolvedAnnotationError an annotation names something not defined where the function is
 ├── InputError                    bad input from a caller; nothing was stored

@@ -1,6 +1,6 @@
 """Starting runs: the one way a run comes to exist, whoever asks for it.
 
-`Client.trigger`, a parent's `ctx.run_child`/`ctx.trigger` (through the worker), a batch
+`Client.trigger`, a parent's `ctx.invoke`/`ctx.trigger` (through the worker), a batch
 starting its children (`durable.batches`) and the sweeper firing a schedule
 (`durable.schedules`) all start runs here, on the ports alone (store, queue, codec).
 
@@ -19,9 +19,9 @@ Rules every start honours:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from durable.clock import Clock
 from durable.errors import ConflictError, IdempotencyConflictError
@@ -33,14 +33,21 @@ from durable.storage.base import RunStore
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
 
+ResultT = TypeVar("ResultT")
+
 
 @dataclass(frozen=True, slots=True)
-class RunHandle:
-    """What `trigger` returns: the run's id, its status, and whether this call created it."""
+class RunHandle(Generic[ResultT]):
+    """What `trigger` returns: the run's id, its status, and whether this call created it.
+
+    Typed by the task's result: `Client.result(handle)` returns it as that type (a model
+    is revived from the stored JSON), as Temporal's workflow handles do.
+    """
 
     run_id: str
     status: RunStatus
     created: bool
+    result_annotation: Any = field(default=Any, compare=False, repr=False)
 
 
 class RunStarter:
@@ -74,7 +81,7 @@ class RunStarter:
         run_id: str | None = None,
         batch_slot: str | None = None,
         started_at: datetime | None = None,
-    ) -> RunHandle:
+    ) -> RunHandle[Any]:
         """Start a run of `task_id` (see `Client.trigger`)."""
         definition = self.registry.get(task_id)
         if delay is not None and delay < timedelta(0):
@@ -111,7 +118,7 @@ class RunStarter:
             existing = self.store.get_run(run_id)
             if existing is None:
                 raise
-            return RunHandle(run_id=existing.run_id, status=existing.status, created=False)
+            return RunHandle(existing.run_id, existing.status, False, definition.result_annotation)
         if not created and idempotency_key is not None:
             self._same_payload(stored, task_id, idempotency_key, value)
             if (
@@ -129,7 +136,7 @@ class RunStarter:
                 )
             else:
                 self.queue.send(WakeUp(run_id, WakeReason.START))
-        return RunHandle(run_id=stored.run_id, status=stored.status, created=created)
+        return RunHandle(stored.run_id, stored.status, created, definition.result_annotation)
 
     def _same_payload(self, run: RunRecord, task_id: str, key: str, value: Any) -> None:
         """A key reused with another payload is refused, naming the run it started."""

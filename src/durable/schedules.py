@@ -46,7 +46,7 @@ class Trigger(Protocol):
         delay: timedelta | None = None,
         *,
         started_at: datetime | None = None,
-    ) -> RunHandle: ...
+    ) -> RunHandle[Any]: ...
 
 
 def idempotency_key(task_id: str, instant: datetime) -> str:
@@ -61,7 +61,7 @@ def fire_due_schedules(
     lookback: timedelta = DEFAULT_LOOKBACK,
     *,
     since: datetime | None = None,
-) -> list[RunHandle]:
+) -> list[RunHandle[Any]]:
     """Trigger every scheduled instant in `(now - lookback, now]`; returns the runs started.
 
     Instants before `since` are not fired either (the test kit passes its start: nothing
@@ -75,7 +75,7 @@ def fire_due_schedules(
     if since is not None:
         # Instants carry whole seconds at most, so `> since - 1 µs` is `>= since`.
         after = max(after, since - timedelta(microseconds=1))
-    started: list[RunHandle] = []
+    started: list[RunHandle[Any]] = []
     for definition in registry:
         schedule = definition.schedule
         if schedule is None:

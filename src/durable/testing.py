@@ -40,7 +40,7 @@ from durable.runs import RunHandle
 from durable.schedules import DEFAULT_LOOKBACK
 from durable.storage.base import RunStore
 from durable.storage.memory import MemoryRunStore
-from durable.task import TaskRegistry, default_registry
+from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.values import DEFAULT_INLINE_LIMIT, ValueCodec
 from durable.worker import Handled, Worker, WorkerConfig
 
@@ -260,12 +260,18 @@ class TestEnvironment:
 
     def trigger(
         self,
-        task_id: str,
+        task: TaskDefinition[Any, Any] | str,
         payload: Any = None,
         idempotency_key: str | None = None,
         delay: timedelta | None = None,
-    ) -> RunHandle:
-        return self.client.trigger(task_id, payload, idempotency_key=idempotency_key, delay=delay)
+    ) -> RunHandle[Any]:
+        """`Client.trigger`: a run of `task` (its handle or its id)."""
+        return self.client.trigger(
+            task if isinstance(task, str) else task.id,
+            payload,
+            idempotency_key=idempotency_key,
+            delay=delay,
+        )
 
     def get(self, run_id: str) -> RunInfoView:
         with self._reading():
@@ -372,7 +378,7 @@ class TestEnvironment:
             self.fire_schedules()
         self.run_until_idle()
 
-    def fire_schedules(self) -> builtins.list[RunHandle]:
+    def fire_schedules(self) -> builtins.list[RunHandle[Any]]:
         """What each sweep does first: trigger every scheduled instant in the lookback.
 
         Instants before the environment's start never fire. Returns the runs it started (an

@@ -49,6 +49,20 @@ def test_invoke_and_map_by_handle_revive_the_childs_result_type(
     assert seen[-3:] == [("Quote", "dict"), ("Quote", "a"), ("Quote", "bb")]
 
 
+def test_a_client_trigger_by_handle_gives_the_result_as_the_tasks_type(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    @task(id="quote", registry=registry)
+    def quote(ctx: Context, sku: str) -> Quote:
+        return Quote(sku=sku, cents=7)
+
+    handle = env.client.trigger(quote, "abc")
+    env.run_until_complete(handle.run_id)
+
+    assert env.client.result(handle) == Quote(sku="abc", cents=7)
+    assert env.client.result(handle.run_id) == {"sku": "abc", "cents": 7}
+
+
 def test_an_async_tasks_compensations_run_when_it_fails_for_good(
     registry: TaskRegistry, env: TestEnvironment
 ) -> None:
@@ -102,7 +116,7 @@ def test_the_type_checker_checks_a_child_tasks_payload_and_result(tmp_path: Path
     module.write_text(
         textwrap.dedent(
             """
-            from durable import Context, task
+            from durable import Client, Context, task
 
             @task(id="double")
             def double(ctx: Context, value: int) -> int:
@@ -114,6 +128,12 @@ def test_the_type_checker_checks_a_child_tasks_payload_and_result(tmp_path: Path
                 ctx.invoke(double, "not a number")
                 wrong: str = ctx.invoke(double, 2)
                 return str(good) + wrong
+
+            def start(client: Client) -> int:
+                client.trigger(double, "not a number")
+                handle = client.trigger(double, 4)
+                as_text: str = client.result(handle)
+                return client.result(handle) + len(as_text)
             """
         )
     )
@@ -126,7 +146,8 @@ def test_the_type_checker_checks_a_child_tasks_payload_and_result(tmp_path: Path
     )
     errors = [line for line in checked.stdout.splitlines() if ": error:" in line]
     lines = sorted(int(line.split(":")[1]) for line in errors)
-    assert lines == [11, 12], checked.stdout  # the bad payload, and the result taken as str
+    # The bad payloads, and the results taken as str, by ctx.invoke and by Client.trigger.
+    assert lines == [11, 12, 16, 18], checked.stdout
 
 
 def test_the_package_exports_what_users_write_and_catch_and_nothing_internal() -> None:
