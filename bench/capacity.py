@@ -44,7 +44,7 @@ from bench.capacity_model import (
 from bench.capacity_runs import DELAY_CAP, LEASE, MAP_ITEMS, RETENTION, SHAPES, measure
 from bench.dynamodb_items import TABLE
 
-from durable.purge import PURGE_THREADS
+from durable.services.purge import PURGE_THREADS
 from durable.storage._tables import DEFAULT_SHARDS
 
 COMMAND = "make bench-capacity   (or: .venv/bin/python -m bench.capacity)"
@@ -60,7 +60,7 @@ ESM_MAX_CONCURRENCY = 1_000  # an SQS event source mapping's most concurrent bat
 ACCOUNT_CONCURRENCY = 1_000  # Lambda's default concurrency quota per region (adjustable)
 # The event source mapping receives a batch and deletes it: two requests per batch.
 ESM_REQUESTS_PER_MESSAGE = 2 / BATCH_SIZE
-# The retention purge runs in the workers (durable.purge): one purger per expiry shard at a
+# The retention purge runs in the workers (durable.services.purge): one purger per expiry shard at a
 # time, each with PURGE_THREADS deletes in flight, so at most INDEX_SHARDS purgers (fewer
 # when the workers' concurrency is lower), and a purger's Lambda time is its requests'
 # time over its threads.

@@ -43,7 +43,7 @@ READ_UNITS_PER_PARTITION = 3_000.0
 TABLE_QUOTA_UNITS = 40_000.0  # on-demand, per table, read and write each (adjustable quota)
 BOTOCORE_ATTEMPTS = 6  # durable.aws.RETRY_ATTEMPTS: the first try and five retries
 BOTOCORE_MAX_BACKOFF = 20.0  # seconds (botocore standard retry mode)
-REDELIVERY_SECONDS = 10.0  # durable.redelivery.FIRST_RETRY
+REDELIVERY_SECONDS = 10.0  # durable.worker.redelivery.FIRST_RETRY
 
 Bucket = tuple[str, str, str]  # (target, partition key value, "write" | "read")
 # A shard of a sharded key: `RUN#7`, `WAKE#12` (a short number after the last `#`).

@@ -12,8 +12,8 @@ The worker and client are the ones Lambda runs, on DynamoDB and S3 in moto and t
 template's defaults: a 300 s lease (`WorkerTimeout`) and a 30-day retention
 (`RunRetentionDays`), so every run also pays for its end in the `expiry` index and for its
 purge, which is driven once the runs of a shape have expired: serially here
-(`durable.sweeper.purge_expired`), with the requests per run a worker's purger makes
-(`durable.purge`; its shard lease, two writes per page of 100 runs, is left out).
+(`durable.services.sweeper.purge_expired`), with the requests per run a worker's purger makes
+(`durable.services.purge`; its shard lease, two writes per page of 100 runs, is left out).
 
 Wake-ups go to SQS (counted) and to a heap on the virtual clock (delivered from): a one-hour
 sleep takes no time. Each message gets a modeled ready time: the modeled time its sender had
@@ -185,9 +185,9 @@ def measure(
     from durable.client import Client
     from durable.ids import new_run_id
     from durable.queues.sqs import SQSWakeQueue
+    from durable.services.sweeper import SETTLE, purge_expired
     from durable.settings import Settings
     from durable.storage.dynamodb import DynamoDBRunStore
-    from durable.sweeper import SETTLE, purge_expired
     from durable.values import ValueCodec
     from durable.worker import Worker, WorkerConfig
 

@@ -44,7 +44,7 @@ from durable.errors import (
 from durable.operations.attempt import RunInfo
 from durable.operations.step_decorator import step
 from durable.records import RunStatus
-from durable.runs import RunHandle
+from durable.services.runs import RunHandle
 from durable.task import TaskDefinition, TaskRegistry, default_registry, task
 
 __all__ = [

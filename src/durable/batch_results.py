@@ -1,6 +1,6 @@
 """The end of a fan-out as its log keeps it: a reference to the children's result items.
 
-A batch's children report to the batch (`durable.batches`): each child's outcome is one
+A batch's children report to the batch (`durable.services.batches`): each child's outcome is one
 result item beside the run's log. When the batch is decided, its log entry (BATCH_COMPLETED
 or BATCH_FAILED) holds a *reference* to those items, not a copy of them, so the entry's size
 does not grow with the batch (a copy of 10,000 results would pass DynamoDB's 400 KB item):

@@ -27,14 +27,14 @@ from durable.blobs.base import BlobStore
 from durable.client import Client
 from durable.clock import Clock, SystemClock
 from durable.logs import library_logger
-from durable.purge import send_purge_messages
 from durable.queues.base import WakeQueue
 from durable.records import WakeUp
 from durable.routing import LambdaVersionRouter
-from durable.schedules import fire_due_schedules
+from durable.services.purge import send_purge_messages
+from durable.services.schedules import fire_due_schedules
+from durable.services.sweeper import sweep
 from durable.settings import Settings
 from durable.storage.base import RunStore
-from durable.sweeper import sweep
 from durable.task import TaskRegistry, default_registry
 from durable.values import ValueCodec
 from durable.worker import Worker, WorkerConfig
@@ -157,9 +157,9 @@ class Runtime:
         """Re-enqueue every run whose wake-up is overdue; returns how many were sent.
 
         First fire the scheduled tasks' instants that have come (`schedules_fired` metric;
-        see `durable.schedules`). Then send one PURGE message for each expiry shard that
+        see `durable.services.schedules`). Then send one PURGE message for each expiry shard that
         holds runs past their retention (`purge_messages_sent` metric): the workers purge
-        them (`durable.purge`), so a purge never delays a re-enqueue.
+        them (`durable.services.purge`), so a purge never delays a re-enqueue.
         """
         fired = fire_due_schedules(
             self.client, self.registry, self.clock, self.settings.schedule_lookback

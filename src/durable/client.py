@@ -4,8 +4,9 @@ Every write is validated first and stores nothing on bad input: an unknown task 
 `UnknownTaskError`, a payload that does not fit the task's annotation
 `PayloadValidationError`, a value over 6 MB `PayloadTooLargeError`.
 
-The writes are the run services' (which the worker uses too): `durable.runs` starts runs,
-`durable.delivery` delivers events and callback completions, `durable.endings` cancels.
+The writes are the run services' (which the worker uses too): `durable.services.runs`
+starts runs, `durable.services.delivery` delivers events and callback completions,
+`durable.services.endings` cancels.
 The client adds the caller's view: values decoded, callback tokens redacted.
 """
 
@@ -19,13 +20,13 @@ from typing import Any, TypeVar, overload
 
 from durable.adapters import environment_adapters
 from durable.clock import Clock, SystemClock
-from durable.delivery import InboxDelivery
-from durable.endings import RunEndings
 from durable.errors import RunNotFoundError, TaskFailedError
 from durable.queues.base import WakeQueue
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
-from durable.runs import RunHandle, RunStarter
 from durable.serialization import revive
+from durable.services.delivery import InboxDelivery
+from durable.services.endings import RunEndings
+from durable.services.runs import RunHandle, RunStarter
 from durable.storage.base import RunStore
 from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.values import ValueCodec

@@ -6,7 +6,7 @@ cron does, in the task's IANA time zone, daylight saving time included: a local 
 clocks skip fires when they jump, a repeated one fires once (the first time round). An
 optional leading sixth field holds seconds (`*/5 * * * * *`), which only `durable dev` and
 tests can honour closely: in AWS a schedule fires at most one sweep interval late.
-How the sweeper fires them: see `durable.schedules`.
+How the sweeper fires them: see `durable.services.schedules`.
 """
 
 from __future__ import annotations

@@ -254,7 +254,7 @@ class WakeReason(StrEnum):
     SWEEP = "sweep"  # the sweeper found the run overdue
     CANCEL = "cancel"
     CHILD = "child"  # a child run ended
-    PURGE = "purge"  # not a run's: purge one expiry shard's expired runs (`durable.purge`)
+    PURGE = "purge"  # not a run's: purge one expiry shard's expired runs (`durable.services.purge`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +262,7 @@ class WakeUp:
     """The body of a wake-up message on the queue.
 
     A PURGE message is no run's wake-up: it names an expiry shard (`shard`) whose expired
-    runs a worker purges (`durable.purge`); its `run_id` is `purge_message_id(shard)`, a
+    runs a worker purges (`durable.services.purge`); its `run_id` is `purge_message_id(shard)`, a
     name no run id can have, so a worker that did not know the kind would find no run
     and drop it. Only a PURGE message has a shard.
     """

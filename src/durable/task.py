@@ -6,7 +6,7 @@ own). The payload type is read from the annotation of the task function's second
 before anything is stored. Every annotation is validated, plain ones (`int`, `list[str]`,
 `str | None`) as much as models; only a missing annotation, `Any` or `object` accepts
 anything. `@task(cron=..., timezone=...)` also gives the task a schedule
-(see `durable.schedules`); a bad expression or zone, or a payload type that cannot be
+(see `durable.services.schedules`); a bad expression or zone, or a payload type that cannot be
 built from nothing, is refused at decoration time.
 
 Annotations are resolved when the task is decorated, never silently dropped: a payload or
@@ -180,7 +180,8 @@ def task(
     """Declare a durable task: `fn(ctx, payload) -> result`.
 
     With `cron` (five fields, or six with seconds first), the sweeper also starts a run at
-    each instant of the schedule, read in `timezone` (an IANA name): see `durable.schedules`.
+    each instant of the schedule, read in `timezone` (an IANA name): see
+    `durable.services.schedules`.
     """
     schedule: CronSchedule | None = None
     if cron is not None:

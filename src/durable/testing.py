@@ -32,12 +32,12 @@ from durable.client import Client, HistoryEntry, RunInfoView, RunList
 from durable.clock import VirtualClock
 from durable.errors import InfrastructureError
 from durable.faults import Faults, FaultyAdapter, SimulatedCrash, injected_into_botocore
-from durable.purge import PURGE_THREADS
 from durable.queues.base import WakeQueue
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunStatus, WakeReason, WakeUp
-from durable.runs import RunHandle
-from durable.schedules import DEFAULT_LOOKBACK
+from durable.services.purge import PURGE_THREADS
+from durable.services.runs import RunHandle
+from durable.services.schedules import DEFAULT_LOOKBACK
 from durable.storage.base import RunStore
 from durable.storage.memory import MemoryRunStore
 from durable.task import TaskDefinition, TaskRegistry, default_registry
@@ -366,7 +366,7 @@ class TestEnvironment:
         """The next time something happens: a queued wake-up or (with schedules) a firing."""
         due = self.queue.next_due()
         if self._schedules:
-            from durable.schedules import next_firing
+            from durable.services.schedules import next_firing
 
             firing = next_firing(self.registry, self.clock.now())
             if firing is not None and (due is None or firing < due):
@@ -384,7 +384,7 @@ class TestEnvironment:
         Instants before the environment's start never fire. Returns the runs it started (an
         instant fired before starts nothing); they are queued: `run_until_idle` runs them.
         """
-        from durable.schedules import fire_due_schedules
+        from durable.services.schedules import fire_due_schedules
 
         return fire_due_schedules(
             self.client, self.registry, self.clock, self.schedule_lookback, since=self._start
@@ -420,8 +420,8 @@ class TestEnvironment:
 
         Returns how many runs were re-enqueued.
         """
-        from durable.purge import send_purge_messages
-        from durable.sweeper import sweep
+        from durable.services.purge import send_purge_messages
+        from durable.services.sweeper import sweep
 
         self.fire_schedules()
         sent = sweep(self.runtime_store, self.runtime_queue, self.clock, grace=timedelta(0))
@@ -430,8 +430,8 @@ class TestEnvironment:
 
     def purge(self) -> int:
         """Delete the finished runs whose retention has passed, in this process, serially
-        (`durable.sweeper.purge_expired`); returns how many."""
-        from durable.sweeper import purge_expired
+        (`durable.services.sweeper.purge_expired`); returns how many."""
+        from durable.services.sweeper import purge_expired
 
         return purge_expired(self.runtime_store, self.clock)
 

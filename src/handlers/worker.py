@@ -1,5 +1,5 @@
 """Lambda entry point of the wake-up queue: each SQS record is one wake-up for the worker
-(or a purge message for one expiry shard, `durable.purge`)."""
+(or a purge message for one expiry shard, `durable.services.purge`)."""
 
 from typing import Any
 
@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from durable.bootstrap import get_runtime, time_left_of
 from durable.logs import library_logger
-from durable.redelivery import WakeUpBatchProcessor
+from durable.worker.redelivery import WakeUpBatchProcessor
 
 logger = library_logger()
 metrics = Metrics(namespace="durable", service="durable")

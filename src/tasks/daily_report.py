@@ -1,7 +1,7 @@
 """`daily-report`: runs every day at 09:00 UTC, and names the report after `ctx.run.started_at`.
 
 `cron="0 9 * * *"` makes the sweeper start a run each day at 09:00 (see
-`durable.schedules`); it can still be triggered by hand, with a title. A scheduled run gets
+`durable.services.schedules`); it can still be triggered by hand, with a title. A scheduled run gets
 no payload, so `ReportIn`'s defaults apply.
 
 `ctx.run.started_at` is the scheduled instant for a scheduled run (when the run's first

@@ -1,4 +1,4 @@
-"""The retention purge fanned out to the workers (`durable.purge`), on memory and moto.
+"""The retention purge fanned out to the workers (`durable.services.purge`), on memory and moto.
 
 Runs are stored as the worker leaves them (a log, an inbox, some with an idempotency
 claim) over several index shards; the scheduled sweep then sends one PURGE message per
@@ -22,9 +22,9 @@ from tests.contract.test_run_store import T0, make_checkpoint, make_run
 from durable.blobs.memory import MemoryBlobStore
 from durable.bootstrap import Runtime
 from durable.clock import VirtualClock
-from durable.purge import LEASE_MARGIN, PURGE_BUDGET, purge_shard, send_purge_messages
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunStatus, WakeReason, WakeUp
+from durable.services.purge import LEASE_MARGIN, PURGE_BUDGET, purge_shard, send_purge_messages
 from durable.settings import Settings
 from durable.storage._shards import shard_of
 from durable.storage._tables import create_table

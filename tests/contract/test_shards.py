@@ -18,11 +18,11 @@ from durable.clock import VirtualClock
 from durable.errors import ConflictError, InputError
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunRecord, RunStatus, WakeUp
+from durable.services.sweeper import purge_expired, sweep
 from durable.storage._listings import IndexReader
 from durable.storage._shards import shard_of
 from durable.storage.base import RunStore
 from durable.storage.dynamodb import DynamoDBRunStore
-from durable.sweeper import purge_expired, sweep
 
 TASKS = ("orders", "refunds", "emails")
 STATUSES = (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.COMPLETED, RunStatus.FAILED)

@@ -24,7 +24,7 @@ from durable.errors import (
     InvalidNameError,
 )
 from durable.records import WakeReason, WakeUp
-from durable.sweeper import sweep
+from durable.services.sweeper import sweep
 from durable.testing import Backend, Faults, SimulatedCrash, TestEnvironment
 from durable.worker import Handled
 

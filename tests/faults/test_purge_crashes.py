@@ -1,4 +1,4 @@
-"""Crash at every AWS call of the fanned-out retention purge (`durable.purge`).
+"""Crash at every AWS call of the fanned-out retention purge (`durable.services.purge`).
 
 Runs end (with a log, an inbox event and, some, an idempotency claim and a callback) and
 expire; others must stay: one that ended later and has not expired, and one still waiting.
@@ -23,8 +23,8 @@ import pytest
 from durable import Context, TaskRegistry, task
 from durable.errors import InfrastructureError
 from durable.faults import Faults, When
-from durable.purge import SETTLE
 from durable.records import InboxEvent, WakeUp
+from durable.services.purge import SETTLE
 from durable.testing import Backend, MotoBackend, SimulatedCrash, TestEnvironment
 
 RETENTION = timedelta(days=1)

@@ -38,10 +38,10 @@ from durable.faults import Faults, injected_into_botocore
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import RunRecord, RunStatus
-from durable.redelivery import retry_delay
 from durable.settings import Settings
 from durable.storage.dynamodb import DynamoDBRunStore
 from durable.storage.memory import MemoryRunStore
+from durable.worker.redelivery import retry_delay
 from handlers import api as api_handler
 from handlers import sweeper as sweeper_handler
 from handlers import worker as worker_handler

@@ -9,9 +9,9 @@ import pytest
 from botocore.client import BaseClient
 
 from durable import Context, RunStatus, TaskRegistry, task
-from durable.log_cache import LogCache
 from durable.storage import _tables
 from durable.testing import TestEnvironment
+from durable.worker.log_cache import LogCache
 
 STEPS = 10
 

@@ -39,11 +39,11 @@ from durable.errors import InfrastructureError
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
-from durable.redelivery import WakeUpBatchProcessor
 from durable.settings import Settings
 from durable.storage import _tables
 from durable.storage.dynamodb import DynamoDBRunStore
 from durable.values import ValueCodec
+from durable.worker.redelivery import WakeUpBatchProcessor
 from tests.sam.aws_calls import PSEUDO_PARAMETERS, CallRecorder
 
 START = datetime(2030, 1, 1, tzinfo=UTC)

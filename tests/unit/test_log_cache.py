@@ -1,4 +1,4 @@
-"""A warm worker reads each entry of a run's log once (`durable.log_cache`)."""
+"""A warm worker reads each entry of a run's log once (`durable.worker.log_cache`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from durable import Context, RunStatus, TaskRegistry, task
 from durable.faults import SimulatedCrash, When
-from durable.log_cache import LogCache
 from durable.records import Checkpoint, CheckpointKind, RunRecord
 from durable.storage.memory import MemoryRunStore
 from durable.testing import TestEnvironment
+from durable.worker.log_cache import LogCache
 
 STEPS = 30
 T0 = datetime(2030, 1, 1, tzinfo=UTC)

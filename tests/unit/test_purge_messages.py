@@ -10,9 +10,9 @@ import pytest
 from durable.blobs.memory import MemoryBlobStore
 from durable.bootstrap import MALFORMED, Runtime
 from durable.clock import VirtualClock
-from durable.purge import SETTLE
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
+from durable.services.purge import SETTLE
 from durable.settings import Settings
 from durable.storage.memory import MemoryRunStore
 from durable.task import TaskRegistry

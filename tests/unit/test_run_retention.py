@@ -20,9 +20,9 @@ from durable.clock import VirtualClock
 from durable.errors import ConflictError
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import WakeReason
+from durable.services.sweeper import SETTLE
 from durable.settings import Settings
 from durable.storage.memory import MemoryRunStore
-from durable.sweeper import SETTLE
 from durable.testing import SimulatedCrash, TestEnvironment
 
 RETENTION = timedelta(days=30)

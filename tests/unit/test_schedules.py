@@ -23,7 +23,7 @@ from durable.client import Client, RunInfoView
 from durable.clock import VirtualClock
 from durable.cron import CronSchedule
 from durable.queues.memory import MemoryWakeQueue
-from durable.schedules import fire_due_schedules, idempotency_key, next_firing
+from durable.services.schedules import fire_due_schedules, idempotency_key, next_firing
 from durable.settings import Settings
 from durable.storage.memory import MemoryRunStore
 from durable.testing import TestEnvironment

@@ -18,7 +18,7 @@ from moto import mock_aws
 from durable import Context, RunStatus, TaskRegistry, task
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
-from durable.sweeper import BACKLOG_PATIENCE, sweep
+from durable.services.sweeper import BACKLOG_PATIENCE, sweep
 from durable.testing import TestEnvironment
 
 GRACE = timedelta(seconds=3)

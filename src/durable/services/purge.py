@@ -15,7 +15,7 @@ worker that receives it purges the shard (`purge_shard`):
 
 So a backlog drains at the rate of the workers (a purger per shard, `threads` deletes in
 flight each), not of the sweeper. The rules are those of the serial purge
-(`durable.sweeper`), applied to each run by `purgeable`:
+(`durable.services.sweeper`), applied to each run by `purgeable`:
 
 - only finished runs carry `expires_at` (the store checks it again, and `delete_run`
   refuses a run that has not ended);
@@ -48,7 +48,7 @@ from durable.queues.base import WakeQueue, send_many
 from durable.records import RunRecord, WakeUp
 from durable.storage.base import RunStore
 
-# The least time between a run's end and its purge (see `durable.sweeper`).
+# The least time between a run's end and its purge (see `durable.services.sweeper`).
 SETTLE = timedelta(hours=1)
 # How long one purger works on its shard before it hands over to a continuation.
 PURGE_BUDGET = timedelta(seconds=60)

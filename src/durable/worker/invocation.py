@@ -18,10 +18,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
-from durable.batches import start_batch
 from durable.blobs.base import BlobStore
 from durable.clock import Clock
-from durable.endings import RunEndings
 from durable.engine.outcomes import InfrastructureInterrupt
 from durable.errors import ConflictError, InfrastructureError, RunFinishedError, RunNotFoundError
 from durable.records import (
@@ -32,6 +30,8 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
+from durable.services.batches import start_batch
+from durable.services.endings import RunEndings
 from durable.storage.base import RunStore
 
 # The statuses of a run an invocation holds the lease of.
@@ -178,7 +178,7 @@ class RunEnvironment:
         The sweeper must see the run by the time its lease expires, so the run's `wake_at`
         must never be later than `lease_expires`. A renewal that keeps it so writes
         `lease_expires` alone, which no index holds: a heartbeat costs no index write (the
-        sweeper moves `wake_at` on when it meets a live lease, see `durable.sweeper`). Only
+        sweeper moves `wake_at` on when it meets a live lease, see `durable.services.sweeper`). Only
         a lease shortened below `wake_at` (a step with a heartbeat timeout) moves it too.
         """
         expires = until or self._lease_expires

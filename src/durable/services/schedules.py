@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from durable.clock import Clock
 from durable.logs import library_logger
-from durable.runs import RunHandle
+from durable.services.runs import RunHandle
 from durable.task import TaskRegistry
 
 # How far back a sweep looks for instants it has not fired yet (`schedule_lookback_seconds`).

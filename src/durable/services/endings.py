@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-from durable.batches import report_child_end
 from durable.errors import ConflictError, RunFinishedError, RunNotFoundError
 from durable.ids import child_run_id
 from durable.records import (
@@ -34,8 +33,9 @@ from durable.records import (
     WakeReason,
     WakeUp,
 )
-from durable.runs import RunStarter
 from durable.serialization import loads
+from durable.services.batches import report_child_end
+from durable.services.runs import RunStarter
 
 
 def has_follow_ups(run: RunRecord, status: RunStatus) -> bool:

@@ -13,7 +13,7 @@ between the write and the send), or once it is `BACKLOG_PATIENCE` overdue. A run
 invocation died (an expired lease) and a finished run with follow-ups are re-sent at once.
 
 A running run's `wake_at` is its lease's first expiry: heartbeats renew `lease_expires`
-alone, so that they write no index (`durable.invocation`). When the sweeper meets a run whose
+alone, so that they write no index (`durable.worker.invocation`). When the sweeper meets a run whose
 `wake_at` has passed but whose lease is still live, it moves `wake_at` to the lease's
 expiry (a conditional update on the lease owner) instead of re-sending it: a long step
 costs one index write per sweep that meets it, not one per heartbeat. `wake_at` never
@@ -24,7 +24,7 @@ Retention: a run that ends gets `expires_at` (finish time + retention, none when
 kept forever). Each run past it is deleted with everything stored for it (see
 `RunStore.delete_run`): a native DynamoDB TTL on the run item alone would orphan the log.
 The scheduled sweeper does not delete runs itself: it sends one PURGE message per expiry
-shard that holds expired runs, and the workers purge the shards (`durable.purge`, which
+shard that holds expired runs, and the workers purge the shards (`durable.services.purge`, which
 applies the rules below to each run). `purge_expired` here is the same purge, serial, in
 one process (the test kit's `purge`, the capacity benchmark's per-run request count).
 Nothing may write into a run once it is gone, or that write would be orphaned:
@@ -46,9 +46,9 @@ from datetime import datetime, timedelta
 
 from durable.clock import Clock
 from durable.errors import ConflictError, RunNotFoundError
-from durable.purge import SETTLE, purgeable
 from durable.queues.base import WakeQueue, send_many, waiting_messages
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
+from durable.services.purge import SETTLE, purgeable
 from durable.storage.base import RunStore
 
 __all__ = ["BACKLOG_PATIENCE", "SETTLE", "purge_expired", "sweep"]

@@ -1,8 +1,8 @@
 """Starting runs: the one way a run comes to exist, whoever asks for it.
 
 `Client.trigger`, a parent's `ctx.invoke`/`ctx.trigger` (through the worker), a batch
-starting its children (`durable.batches`) and the sweeper firing a schedule
-(`durable.schedules`) all start runs here, on the ports alone (store, queue, codec).
+starting its children (`durable.services.batches`) and the sweeper firing a schedule
+(`durable.services.schedules`) all start runs here, on the ports alone (store, queue, codec).
 
 Rules every start honours:
 

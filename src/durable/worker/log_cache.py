@@ -10,7 +10,7 @@ once instead of N times.
 Why this is correct, and the rules that keep it so:
 - A log entry never changes once written: each is a conditional put on an empty slot
   (`RunStore.append_checkpoint`). A log never shrinks or is rewritten while its run exists:
-  nothing deletes checkpoints but the retention purge (`durable.purge`), and it deletes
+  nothing deletes checkpoints but the retention purge (`durable.services.purge`), and it deletes
   only finished runs. A run id can be given again after its run was purged, so an entry
   is also keyed by the run's `created_at`: a run created again is a new log.
 - Only what was read from the store is cached, never an append of this worker: an append

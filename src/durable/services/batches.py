@@ -2,12 +2,12 @@
 children.
 
 A batch (`ctx.map`, `ctx.parallel`) starts `max_concurrency` children at once. When child
-`i` ends, whoever ends it (the worker, or a cancellation: `durable.endings`) records its
+`i` ends, whoever ends it (the worker, or a cancellation: `durable.services.endings`) records its
 outcome in the batch (one atomic write, once), starts child `i + max_concurrency` if the
 batch still needs it, and wakes the parent only once the batch is decided. Every step is
 idempotent: child run ids are derived from (parent, attempt, position, index), so a
 repeated report after a crash starts nothing twice. Children start as any run does
-(`durable.runs`).
+(`durable.services.runs`).
 
     parent ─ start_batch ─► children 0..N-1
     child i ends ─► record result + counters ─► start child i+N ─► decided? wake parent
@@ -28,8 +28,8 @@ from durable.records import (
     WakeReason,
     WakeUp,
 )
-from durable.runs import RunStarter
 from durable.serialization import loads
+from durable.services.runs import RunStarter
 
 
 def batch_slot(task_attempt: int, position: int, index: int) -> str:

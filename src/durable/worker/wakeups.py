@@ -2,10 +2,11 @@
 
     message ─► drop if stale/finished/busy ─► lease ─► load log ─► execute ─► persist ─► enqueue
 
-The parts it glues: the lease and the attempt's window on storage (`durable.invocation`),
-what a wait waits for (`durable.waits`), runs of other code versions (`durable.versions`),
-children started and runs ended or cancelled by the run services (`durable.runs`,
-`durable.batches`, `durable.endings`).
+The parts it glues: the lease and the attempt's window on storage
+(`durable.worker.invocation`), what a wait waits for (`durable.worker.waits`), runs of
+other code versions (`durable.worker.versions`), children started and runs ended or
+cancelled by the run services (`durable.services.runs`, `durable.services.batches`,
+`durable.services.endings`).
 
 Rules, each making a duplicate, late or lost message harmless:
 - A finished run, or a timer message whose token is not the run's current `wake_token`,
@@ -27,7 +28,7 @@ in the same DynamoDB write as the change that causes it, or by the one who makes
   the two, the run's `wake_at` is overdue and the sweeper sends it again;
 - a run that ends writes its end and, in that same write, a `wake_at` that keeps it in the
   sweeper's index until the follow-ups of its end are done: its parent's wake-up, its
-  batch report, the cancellation of its children (`durable.endings`);
+  batch report, the cancellation of its children (`durable.services.endings`);
 - an event or a callback completion is put in the inbox, then the run, if it waits for it,
   is marked due (`wake_at` now), then woken: a crash after the put is recovered by the
   sweeper, or by the caller retrying the call that failed;
@@ -47,7 +48,6 @@ from enum import StrEnum
 from typing import Any
 
 from durable.clock import Clock
-from durable.endings import RunEndings, has_follow_ups
 from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import (
     Abandoned,
@@ -60,18 +60,19 @@ from durable.engine.outcomes import (
 from durable.errors import ConflictError, InfrastructureError, UnknownTaskError
 from durable.ids import new_owner_id
 from durable.inbox import consumed_inbox_ids
-from durable.invocation import ACTIVE, InterruptingBlobs, RunEnvironment, give_back_lease
-from durable.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
 from durable.logs import library_logger
-from durable.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
 from durable.queues.base import WakeQueue
 from durable.records import ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
-from durable.runs import RunStarter
+from durable.services.endings import RunEndings, has_follow_ups
+from durable.services.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
+from durable.services.runs import RunStarter
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
-from durable.versions import VersionRouter, hold_for_version
-from durable.waits import wait_satisfied
+from durable.worker.invocation import ACTIVE, InterruptingBlobs, RunEnvironment, give_back_lease
+from durable.worker.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
+from durable.worker.versions import VersionRouter, hold_for_version
+from durable.worker.waits import wait_satisfied
 
 
 class Handled(StrEnum):
@@ -108,12 +109,12 @@ class WorkerConfig:
     # A run held for a code version nobody here runs is looked at again this often (its
     # wake_at moves on, so held runs never crowd the head of the sweeper's due index).
     version_recheck: timedelta = timedelta(minutes=5)
-    # A PURGE message's purger (`durable.purge`): its budget (also bounded by the
+    # A PURGE message's purger (`durable.services.purge`): its budget (also bounded by the
     # invocation's time left) and its deletes in flight.
     purge_budget: timedelta = PURGE_BUDGET
     purge_threads: int = PURGE_THREADS
     # Logs of runs this worker served kept to read only their tail next time
-    # (`durable.log_cache`): runs at most, entries at most; 0 runs turns it off.
+    # (`durable.worker.log_cache`): runs at most, entries at most; 0 runs turns it off.
     log_cache_runs: int = DEFAULT_MAX_RUNS
     log_cache_entries: int = DEFAULT_MAX_ENTRIES
 
@@ -207,7 +208,7 @@ class Worker:
             raise
 
     def _purge(self, message: WakeUp, time_left: Callable[[], timedelta] | None) -> Handled:
-        """Purge the expired runs of the message's shard (`durable.purge`). A PURGE message
+        """Purge the expired runs of the message's shard (`durable.services.purge`). A PURGE message
         belongs to no run: it is never held or routed by code version."""
         assert message.shard is not None  # `WakeUp.from_json` refuses a PURGE without one
         budget = self.config.purge_budget
@@ -239,7 +240,7 @@ class Worker:
 
     def _pinned_elsewhere(self, run: RunRecord, message: WakeUp) -> Handled:
         """A run started by another code version is never replayed with this code: it is
-        routed to its own version's deployment, or held (`durable.versions`)."""
+        routed to its own version's deployment, or held (`durable.worker.versions`)."""
         if self.router is not None and self.router.route(run.code_version, message):
             return Handled.ROUTED
         hold_for_version(

@@ -1,0 +1,16 @@
+"""The worker: one wake-up message in, one invocation of a run out.
+
+    wakeups.py     `Worker`: drop stale messages, lease, load the log, execute, persist
+    invocation.py  one invocation's hold on its run: the attempt's window on storage
+    waits.py       whether what a waiting run waits for has happened
+    versions.py    runs pinned to another code version: routed, or held visibly
+    log_cache.py   a warm container's copy of the logs it has read
+    redelivery.py  SQS's redelivery backoff for a failed wake-up (Powertools' batch processor)
+
+It stands on the engine (`durable.engine`) and the run services (`durable.services`);
+the composition roots (`durable.bootstrap`, `durable.testing`) build it.
+"""
+
+from durable.worker.wakeups import Handled, Worker, WorkerConfig
+
+__all__ = ["Handled", "Worker", "WorkerConfig"]
