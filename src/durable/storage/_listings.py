@@ -25,6 +25,7 @@ from functools import cache, partial
 from durable.aws import MAX_POOL_CONNECTIONS
 from durable.records import RunRecord, RunStatus
 from durable.storage import _tables
+from durable.storage._items import RunItem
 from durable.storage._shards import (
     ListingCursor,
     ShardMerge,
@@ -32,7 +33,6 @@ from durable.storage._shards import (
     per_shard_page,
     sorted_within_ties,
 )
-from durable.storage._tables import RunItem
 from durable.storage.base import RunPage
 
 ReadRuns = Callable[[list[str]], list[RunRecord]]
