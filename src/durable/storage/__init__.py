@@ -1,5 +1,25 @@
 """Run stores: where runs, their checkpoint logs and their inboxes live."""
 
-from durable.storage.base import RunPage, RunStore
+from durable.storage.base import (
+    Batches,
+    Callbacks,
+    Inbox,
+    Listings,
+    Retention,
+    RunLog,
+    RunPage,
+    RunRecords,
+    RunStore,
+)
 
-__all__ = ["RunPage", "RunStore"]
+__all__ = [
+    "Batches",
+    "Callbacks",
+    "Inbox",
+    "Listings",
+    "Retention",
+    "RunLog",
+    "RunPage",
+    "RunRecords",
+    "RunStore",
+]

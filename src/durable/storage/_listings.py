@@ -22,9 +22,12 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from functools import cache, partial
 
+from pynamodb.indexes import GlobalSecondaryIndex
+
 from durable.aws import MAX_POOL_CONNECTIONS
 from durable.records import RunRecord, RunStatus
 from durable.storage import _tables
+from durable.storage._items import RunItem
 from durable.storage._shards import (
     ListingCursor,
     ShardMerge,
@@ -32,7 +35,6 @@ from durable.storage._shards import (
     per_shard_page,
     sorted_within_ties,
 )
-from durable.storage._tables import RunItem
 from durable.storage.base import RunPage
 
 ReadRuns = Callable[[list[str]], list[RunRecord]]
@@ -141,51 +143,26 @@ class IndexReader:
         have moved between the index read and the item read, the next page starts from the
         moved one (a run in between waits for the next sweep; none is lost: it stays due).
         """
-        m = self._m
-        start = (after.wake_at, after.run_id) if after is not None and after.wake_at else None
-        per_shard = per_shard_page(limit, self._shards, self._page_size)
-
-        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
-            due = m.wake_at <= before if start is None else m.wake_at.between(start[0], before)
-            items = m.due_index.query(
-                _tables.due_pk(shard), due, scan_index_forward=True, page_size=per_shard
-            )
-            entries = ((item.wake_at, run_id_of(item.pk)) for item in items)
-            # Those at `after`'s own instant were on earlier pages up to `after` itself.
-            return (
-                entry
-                for entry in sorted_within_ties(entries, lambda e: e[0], lambda e: e[1])
-                if start is None or entry > start
-            )
 
         def still_due(run: RunRecord) -> bool:
             return run.wake_at is not None and run.wake_at <= before
 
-        return self._merged_runs(shard_query, limit, still_due)
+        return self._runs_by_instant(
+            self._m.due_index,
+            _tables.due_pk,
+            "wake_at",
+            before=before,
+            limit=limit,
+            after=after,
+            keep=still_due,
+            shards=list(range(self._shards)),
+        )
 
     def expired_runs(
         self, before: datetime, limit: int, shard: int | None, after: RunRecord | None
     ) -> list[RunRecord]:
         """Finished runs by (`expires_at`, run id), up to `before` included; of one shard
         when `shard` is given, after `after`'s (as `due_runs`) when it is given."""
-        m = self._m
-        start = (after.expires_at, after.run_id) if after is not None and after.expires_at else None
-        shards = [shard] if shard is not None else list(range(self._shards))
-        per_shard = per_shard_page(limit, len(shards), self._page_size)
-
-        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
-            expired = (
-                m.expires_at <= before if start is None else m.expires_at.between(start[0], before)
-            )
-            items = m.expiry_index.query(
-                _tables.expiry_pk(shard), expired, scan_index_forward=True, page_size=per_shard
-            )
-            entries = ((item.expires_at, run_id_of(item.pk)) for item in items)
-            return (
-                entry
-                for entry in sorted_within_ties(entries, lambda e: e[0], lambda e: e[1])
-                if start is None or entry > start
-            )
 
         def expired(run: RunRecord) -> bool:
             # Only finished runs are ever given an expiry; this makes sure of it.
@@ -193,24 +170,52 @@ class IndexReader:
                 run.status.is_terminal and run.expires_at is not None and run.expires_at <= before
             )
 
-        return self._merged_runs(shard_query, limit, expired, shards)
-
-    def _merged_runs(
-        self,
-        shard_query: Callable[[int], Iterator[tuple[datetime, str]]],
-        limit: int,
-        keep: Callable[[RunRecord], bool],
-        shards: list[int] | None = None,
-    ) -> list[RunRecord]:
-        """Up to `limit` runs from the (instant, run id) entries of every shard, oldest
-        first, read from the table; those `keep` refuses are left out."""
-        merge = ShardMerge(
-            {
-                shard: shard_query(shard)
-                for shard in (shards if shards is not None else range(self._shards))
-            },
-            lambda e: e,
+        return self._runs_by_instant(
+            self._m.expiry_index,
+            _tables.expiry_pk,
+            "expires_at",
+            before=before,
+            limit=limit,
+            after=after,
+            keep=expired,
+            shards=[shard] if shard is not None else list(range(self._shards)),
         )
+
+    def _runs_by_instant(
+        self,
+        index: GlobalSecondaryIndex[RunItem],
+        hash_key: Callable[[int], str],
+        instant: str,
+        *,
+        before: datetime,
+        limit: int,
+        after: RunRecord | None,
+        keep: Callable[[RunRecord], bool],
+        shards: list[int],
+    ) -> list[RunRecord]:
+        """Up to `limit` runs from a sparse index whose range key is the run attribute
+        `instant` (`wake_at`, `expires_at`): by (instant, run id), oldest first, up to
+        `before` included, after `after`'s; read from the table, those `keep` refuses left
+        out."""
+        at = getattr(self._m, instant)
+        after_at = getattr(after, instant) if after is not None else None
+        start = (after_at, after.run_id) if after is not None and after_at else None
+        per_shard = per_shard_page(limit, len(shards), self._page_size)
+
+        def shard_query(shard: int) -> Iterator[tuple[datetime, str]]:
+            in_range = at <= before if start is None else at.between(start[0], before)
+            items = index.query(
+                hash_key(shard), in_range, scan_index_forward=True, page_size=per_shard
+            )
+            entries = ((getattr(item, instant), run_id_of(item.pk)) for item in items)
+            # Those at `after`'s own instant were on earlier pages up to `after` itself.
+            return (
+                entry
+                for entry in sorted_within_ties(entries, lambda e: e[0], lambda e: e[1])
+                if start is None or entry > start
+            )
+
+        merge = ShardMerge({shard: shard_query(shard) for shard in shards}, lambda e: e)
         runs: list[RunRecord] = []
         while len(runs) < limit and merge.more:
             run_ids = [run_id for _at, run_id in merge.take(limit - len(runs))]

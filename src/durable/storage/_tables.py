@@ -1,4 +1,4 @@
-"""The one DynamoDB table behind `DynamoDBRunStore`, as PynamoDB models.
+"""The one DynamoDB table behind `DynamoDBRunStore`: its layout, and its models bound to it.
 
 Layout (single table, `pk` hash key, `sk` range key):
 
@@ -71,7 +71,7 @@ one shard at a time under the shard's lease item (`PURGE#<k>`).
 
 PynamoDB keeps the table name on the model class, so `make_models` builds (once, cached) one
 set of subclasses per (table, region, endpoint); the attributes and indexes live on the
-module-level bases, and PynamoDB copies the indexes onto every subclass.
+bases (`durable.storage._items`), and PynamoDB copies the indexes onto every subclass.
 """
 
 from __future__ import annotations
@@ -80,23 +80,26 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from pynamodb.attributes import (
-    BooleanAttribute,
-    MapAttribute,
-    NumberAttribute,
-    UnicodeAttribute,
-    UTCDateTimeAttribute,
-)
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
-from pynamodb.models import Model
 
 from durable.aws import (
     CONNECT_TIMEOUT_SECONDS,
     MAX_POOL_CONNECTIONS,
     READ_TIMEOUT_SECONDS,
     RETRY_ATTEMPTS,
+)
+from durable.storage._items import (
+    BatchItem,
+    BatchResultItem,
+    CallbackItem,
+    CheckpointItem,
+    EventIdItem,
+    IdempotencyItem,
+    InboxItem,
+    PurgeLeaseItem,
+    RunItem,
+    TableConfigItem,
 )
 
 RUN_SK = "RUN"
@@ -110,14 +113,6 @@ CONFIG_SK = "CONFIG"
 # had no config item).
 LAYOUT_VERSION = 2
 DEFAULT_SHARDS = 64
-
-TASK_INDEX = "by-task-v2"
-STATUS_INDEX = "by-status-v2"
-ALL_RUNS_INDEX = "all-runs-v2"
-DUE_INDEX = "due-v2"
-EXPIRY_INDEX = "expiry-v2"
-# What each index projects beyond the keys: what a query on it filters on.
-STATUS_INDEX_INCLUDES = ("task_id",)
 
 
 def run_pk(run_id: str) -> str:
@@ -174,229 +169,6 @@ def due_pk(shard: int) -> str:
 
 def expiry_pk(shard: int) -> str:
     return f"EXPIRE#{shard}"
-
-
-class ErrorMap(MapAttribute[str, Any]):
-    """`ErrorInfo` as a DynamoDB map."""
-
-    type_name = UnicodeAttribute(attr_name="type")
-    message = UnicodeAttribute()
-    traceback = UnicodeAttribute(null=True)
-    non_retryable = BooleanAttribute(null=True)
-
-
-class TaskIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = TASK_INDEX
-        projection = KeysOnlyProjection()
-
-    task_pk = UnicodeAttribute(hash_key=True)
-    created_key = UnicodeAttribute(range_key=True)
-
-
-class StatusIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = STATUS_INDEX
-        projection = IncludeProjection(list(STATUS_INDEX_INCLUDES))
-
-    status_pk = UnicodeAttribute(hash_key=True)
-    created_key = UnicodeAttribute(range_key=True)
-
-
-class AllRunsIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = ALL_RUNS_INDEX
-        projection = KeysOnlyProjection()
-
-    all_pk = UnicodeAttribute(hash_key=True)
-    created_key = UnicodeAttribute(range_key=True)
-
-
-class DueIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = DUE_INDEX
-        projection = KeysOnlyProjection()
-
-    due_pk = UnicodeAttribute(hash_key=True)
-    wake_at = UTCDateTimeAttribute(range_key=True)
-
-
-class ExpiryIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
-    class Meta:
-        index_name = EXPIRY_INDEX
-        projection = KeysOnlyProjection()
-
-    expiry_pk = UnicodeAttribute(hash_key=True)
-    expires_at = UTCDateTimeAttribute(range_key=True)
-
-
-class RunItem(Model):
-    """The head item of a run: every `RunRecord` field plus the index keys."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    run_id = UnicodeAttribute()
-    task_id = UnicodeAttribute()
-    status = UnicodeAttribute()
-    payload = UnicodeAttribute()
-    created_at = UTCDateTimeAttribute()
-    updated_at = UTCDateTimeAttribute()
-    attempt = NumberAttribute()
-    started_at = UTCDateTimeAttribute(null=True)
-    finished_at = UTCDateTimeAttribute(null=True)
-    result = UnicodeAttribute(null=True)
-    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
-    idempotency_key = UnicodeAttribute(null=True)
-    task_version = UnicodeAttribute()
-    code_version = UnicodeAttribute()
-    wake_at = UTCDateTimeAttribute(null=True)
-    wake_token = UnicodeAttribute(null=True)
-    waiting_for = UnicodeAttribute(null=True)
-    lease_owner = UnicodeAttribute(null=True)
-    lease_expires = UTCDateTimeAttribute(null=True)
-    checkpoints = NumberAttribute()
-    cancel_requested = BooleanAttribute()
-    parent_run_id = UnicodeAttribute(null=True)
-    tags: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
-    expires_at = UTCDateTimeAttribute(null=True)
-    batch_slot = UnicodeAttribute(null=True)
-    crash_streak = NumberAttribute(null=True)
-
-    # Index keys, derived from the fields above by the store (see the layout above).
-    created_key = UnicodeAttribute()
-    all_pk = UnicodeAttribute()
-    task_pk = UnicodeAttribute()
-    status_pk = UnicodeAttribute()
-    due_pk = UnicodeAttribute()
-    expiry_pk = UnicodeAttribute()
-
-    task_index = TaskIndex()
-    status_index = StatusIndex()
-    all_runs_index = AllRunsIndex()
-    due_index = DueIndex()
-    expiry_index = ExpiryIndex()
-
-
-class TableConfigItem(Model):
-    """The table's layout version and index shard count (written by `create_table`)."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    layout = NumberAttribute()
-    index_shards = NumberAttribute()
-
-
-class PurgeLeaseItem(Model):
-    """The lease of one expiry shard's purger (`durable.purge`): in no index."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    owner = UnicodeAttribute()
-    lease_until = UTCDateTimeAttribute()
-
-
-class CheckpointItem(Model):
-    """One slot of a run's log."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    seq = NumberAttribute()
-    kind = UnicodeAttribute()
-    op = NumberAttribute()
-    name = UnicodeAttribute()
-    task_attempt = NumberAttribute()
-    at = UTCDateTimeAttribute()
-    step_attempt = NumberAttribute()
-    value = UnicodeAttribute(null=True)
-    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
-    # Not `wake_at`: a checkpoint must never look like a run to the due index.
-    cp_wake_at = UTCDateTimeAttribute(null=True)
-    inbox_id = UnicodeAttribute(null=True)  # the inbox event the entry consumed, if any
-
-
-class InboxItem(Model):
-    """An event delivered to a run, deleted once a log entry has consumed it."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    run_id = UnicodeAttribute()
-    inbox_id = UnicodeAttribute()
-    name = UnicodeAttribute()
-    data = UnicodeAttribute()
-    received_at = UTCDateTimeAttribute()
-
-
-class IdempotencyItem(Model):
-    """Claims (task_id, idempotency key) for the first run created under it."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    run_id = UnicodeAttribute()
-
-
-class EventIdItem(Model):
-    """The inbox id an event sent with an `event_id` was given (a retried send reuses it)."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    inbox_id = UnicodeAttribute()
-
-
-class CallbackItem(Model):
-    """A callback, keyed by the hash of its token.
-
-    Neither this item, nor the run's `waiting_for`, nor the inbox event that completes it
-    hold the token: they hold its SHA-256. The one copy of the token is in the run's log
-    (its CALLBACK_CREATED entry), because a replay must hand the same token back to the
-    task code; views of the log redact it.
-    """
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    run_id = UnicodeAttribute()
-    name = UnicodeAttribute()
-    expires_at = UTCDateTimeAttribute(null=True)
-    completed = BooleanAttribute(default=False)
-    outcome = UnicodeAttribute(null=True)  # the encoded data or error it was completed with
-
-
-class BatchItem(Model):
-    """A fan-out's definition and counters, beside its run's log."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    run_id = UnicodeAttribute()
-    position = NumberAttribute()
-    task_attempt = NumberAttribute()
-    total = NumberAttribute()
-    calls = UnicodeAttribute()
-    max_concurrency = NumberAttribute()
-    tolerated_failures = NumberAttribute()
-    first_success = BooleanAttribute()
-    succeeded = NumberAttribute(default=0)
-    failed = NumberAttribute(default=0)
-
-
-class BatchResultItem(Model):
-    """How one child of a fan-out ended."""
-
-    pk = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-
-    index = NumberAttribute()
-    child_run_id = UnicodeAttribute()
-    ok = BooleanAttribute()
-    result = UnicodeAttribute(null=True)
-    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
 
 
 def batch_sk(task_attempt: int, position: int) -> str:

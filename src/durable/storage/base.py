@@ -1,74 +1,16 @@
 """The `RunStore` port: what every storage adapter must honour.
 
-Contract (the in-memory adapter and the DynamoDB adapter both pass `tests/contract`):
+`RunStore` is the union of small ports, one a record family, each stating its contract:
+`RunRecords` (creating, leasing and updating runs), `RunLog` (the checkpoint log), `Inbox`
+(events waiting for a run), `Listings` (runs by task, status, wake-up time), `Retention`
+(expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out). A
+consumer that uses one family can depend on that port alone; adapters implement them all.
+The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
-- `create_run` stores a new run. With an idempotency key, the first run stored under
-  (task_id, key) wins atomically; later calls return that run and `created=False`.
-- `append_checkpoint` writes log slot `checkpoint.seq` only if that slot is empty; otherwise
-  it raises `ConflictError` and writes nothing. This is the fence: two invocations of the
-  same run can never both record an entry at one position. Exactly one write.
-- `load_history` returns every checkpoint in `seq` order (adapters page internally);
-  with `after_seq`, only those whose `seq` is greater (one strongly consistent read, as
-  the whole log is: a worker that holds the start of a log reads only what follows it).
-  A log entry never changes once written and a log never shrinks while its run exists
-  (only the retention purge deletes checkpoints, and only of finished runs), which is
-  what makes reading the tail alone correct (`durable.log_cache`).
-- `acquire_lease` sets status RUNNING, the lease owner and expiry, and `wake_at` to the
-  expiry unless the run's `wake_at` is already at or before it (either way the sweeper
-  meets the run by the time the lease expires; keeping it spares the due index a write),
-  and adds 1 to `crash_streak` (the worker sets it back to 0 when it persists),
-  only if the run is not terminal and its lease is free or expired at `now`;
-  otherwise `ConflictError`. It returns the run as stored after the write.
-- `update_run` applies `changes` (field name -> new value, names of `RunRecord` fields)
-  only if every given condition holds (`expect_owner`: the lease owner equals it;
-  `expect_status`: the status is one of them; `expect_waiting_for`: the run waits for
-  exactly that; `expect_wake_by`: the run has a `wake_at`, at or before it;
-  `expect_lease_until`: the run has a lease expiring at or after it); otherwise
-  `ConflictError`.
-- `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
-  `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of the
-  previous page). A finished run carries a `wake_at` only while the follow-ups of its end
-  are pending (see `durable.endings`), so it is listed until they are done.
-- Inbox events are kept in arrival order; `put_inbox` never overwrites. `delete_inbox`
-  deletes the named events of a run (the ones its log has consumed); an id that is not
-  there is skipped. Not atomic across ids: a delete cut short leaves some, and deleting
-  them again finishes (the log, not the inbox, says what was consumed).
-- `claim_event_id(run_id, event_id, inbox_id)` records that the event sent to the run with
-  `event_id` has `inbox_id`, unless one was recorded before, and returns the inbox id on
-  record: a retried send reuses it, so the event is stored once. One conditional write;
-  `delete_run` deletes these with the run.
-- Callbacks are kept by a hash of their token, never the token itself: `put_callback`
-  registers one; `claim_callback` marks it completed once, keeping the encoded `outcome`
-  (so `callback_outcome` can tell a retried completion from a second one), and returns its
-  run id, raising
-  `CallbackNotFoundError` for an unknown token and `CallbackAlreadyCompletedError` for one
-  completed before or past its expiry. One conditional write.
-- Retention: `expired_runs` lists finished runs whose `expires_at` is at or before `before`
-  (oldest expiry first, then by run id); with `shard`, only those of that index shard
-  (`index_shards` of them, `durable.storage._shards.shard_of`), and with `after`, only those
-  after that run (the last of the previous page), as `due_runs` pages.
-  `delete_run` deletes a finished run and everything stored for it:
-  the run, every checkpoint and inbox event, its idempotency claim (only while the claim
-  still names this run, so the key can start a new run afterwards) and its callbacks. It
-  returns how many items it deleted; a run that is gone deletes nothing and returns 0. A
-  run that has not ended raises `ConflictError` and nothing is deleted. The run itself
-  goes last: a delete cut short leaves the run findable, and deleting it again finishes.
-- Purge leases (`durable.purge`): `claim_purge_lease(shard, owner, now, until)` gives the
-  shard's lease to `owner` until `until` and returns True, if nobody holds it at `now`
-  (free, expired, or held by `owner` already); otherwise it returns False and writes
-  nothing. One conditional write. `release_purge_lease(shard, owner)` frees it if `owner`
-  still holds it (otherwise nothing happens).
-- Batches (fan-out) live beside their run, keyed by (run, task attempt, position):
-  `create_batch` stores one unless it exists (then returns the stored one);
-  `record_batch_result` stores a child's outcome and moves the counters in one atomic
-  write, once per child (a repeat changes nothing and returns `recorded=False`);
-  `list_batch_results` returns the outcomes in index order, those from index `start` on,
-  at most `limit` of them (all when None): a page, whose next one starts one past its last
-  index. `delete_run` deletes them.
-- Adapters translate their backend's errors: nothing but `durable.errors` escapes. A
-  failure of the backend itself (throttling, 5xx, a timeout, a transaction conflict left
-  after the adapter's retries) is an `InfrastructureError`, never a `ConflictError`:
-  `ConflictError` means a condition really did not hold.
+Adapters translate their backend's errors: nothing but `durable.errors` escapes. A failure
+of the backend itself (throttling, 5xx, a timeout, a transaction conflict left after the
+adapter's retries) is an `InfrastructureError`, never a `ConflictError`: `ConflictError`
+means a condition really did not hold.
 """
 
 from __future__ import annotations
@@ -97,8 +39,24 @@ class RunPage:
     next_cursor: str | None
 
 
-class RunStore(Protocol):
-    """Durable storage of runs, their checkpoint logs and inboxes."""
+class RunRecords(Protocol):
+    """Runs: create, read, lease, update.
+
+    - `create_run` stores a new run. With an idempotency key, the first run stored under
+      (task_id, key) wins atomically; later calls return that run and `created=False`.
+    - `acquire_lease` sets status RUNNING, the lease owner and expiry, and `wake_at` to the
+      expiry unless the run's `wake_at` is already at or before it (either way the sweeper
+      meets the run by the time the lease expires; keeping it spares the due index a write),
+      and adds 1 to `crash_streak` (the worker sets it back to 0 when it persists),
+      only if the run is not terminal and its lease is free or expired at `now`;
+      otherwise `ConflictError`. It returns the run as stored after the write.
+    - `update_run` applies `changes` (field name -> new value, names of `RunRecord` fields)
+      only if every given condition holds (`expect_owner`: the lease owner equals it;
+      `expect_status`: the status is one of them; `expect_waiting_for`: the run waits for
+      exactly that; `expect_wake_by`: the run has a `wake_at`, at or before it;
+      `expect_lease_until`: the run has a lease expiring at or after it); otherwise
+      `ConflictError`.
+    """
 
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]: ...
 
@@ -120,9 +78,39 @@ class RunStore(Protocol):
         expect_lease_until: datetime | None = None,
     ) -> RunRecord: ...
 
+
+class RunLog(Protocol):
+    """A run's checkpoint log: append-only, fenced by slot.
+
+    - `append_checkpoint` writes log slot `checkpoint.seq` only if that slot is empty;
+      otherwise it raises `ConflictError` and writes nothing. This is the fence: two
+      invocations of the same run can never both record an entry at one position. Exactly
+      one write.
+    - `load_history` returns every checkpoint in `seq` order (adapters page internally);
+      with `after_seq`, only those whose `seq` is greater (one strongly consistent read, as
+      the whole log is: a worker that holds the start of a log reads only what follows it).
+      A log entry never changes once written and a log never shrinks while its run exists
+      (only the retention purge deletes checkpoints, and only of finished runs), which is
+      what makes reading the tail alone correct (`durable.log_cache`).
+    """
+
     def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...
 
     def load_history(self, run_id: str, after_seq: int = 0) -> list[Checkpoint]: ...
+
+
+class Inbox(Protocol):
+    """Events sent to a run, waiting for its log to consume them.
+
+    - Inbox events are kept in arrival order; `put_inbox` never overwrites. `delete_inbox`
+      deletes the named events of a run (the ones its log has consumed); an id that is not
+      there is skipped. Not atomic across ids: a delete cut short leaves some, and deleting
+      them again finishes (the log, not the inbox, says what was consumed).
+    - `claim_event_id(run_id, event_id, inbox_id)` records that the event sent to the run
+      with `event_id` has `inbox_id`, unless one was recorded before, and returns the inbox
+      id on record: a retried send reuses it, so the event is stored once. One conditional
+      write; `delete_run` deletes these with the run.
+    """
 
     def put_inbox(self, event: InboxEvent) -> None: ...
 
@@ -131,6 +119,18 @@ class RunStore(Protocol):
     def delete_inbox(self, run_id: str, inbox_ids: Collection[str]) -> None: ...
 
     def claim_event_id(self, run_id: str, event_id: str, inbox_id: str) -> str: ...
+
+
+class Listings(Protocol):
+    """Runs found by task, status or wake-up time.
+
+    - `list_runs` pages runs newest first, of a task and in a status when given; a page's
+      `next_cursor` continues that listing.
+    - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
+      `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of
+      the previous page). A finished run carries a `wake_at` only while the follow-ups of
+      its end are pending (see `durable.endings`), so it is listed until they are done.
+    """
 
     def list_runs(
         self,
@@ -144,6 +144,27 @@ class RunStore(Protocol):
     def due_runs(
         self, before: datetime, limit: int = 100, after: RunRecord | None = None
     ) -> list[RunRecord]: ...
+
+
+class Retention(Protocol):
+    """Finished runs past their retention: finding them, deleting them, who purges which shard.
+
+    - `expired_runs` lists finished runs whose `expires_at` is at or before `before`
+      (oldest expiry first, then by run id); with `shard`, only those of that index shard
+      (`index_shards` of them, `durable.storage._shards.shard_of`), and with `after`, only
+      those after that run (the last of the previous page), as `due_runs` pages.
+    - `delete_run` deletes a finished run and everything stored for it: the run, every
+      checkpoint and inbox event, its idempotency claim (only while the claim still names
+      this run, so the key can start a new run afterwards) and its callbacks. It returns how
+      many items it deleted; a run that is gone deletes nothing and returns 0. A run that
+      has not ended raises `ConflictError` and nothing is deleted. The run itself goes last:
+      a delete cut short leaves the run findable, and deleting it again finishes.
+    - Purge leases (`durable.purge`): `claim_purge_lease(shard, owner, now, until)` gives
+      the shard's lease to `owner` until `until` and returns True, if nobody holds it at
+      `now` (free, expired, or held by `owner` already); otherwise it returns False and
+      writes nothing. One conditional write. `release_purge_lease(shard, owner)` frees it if
+      `owner` still holds it (otherwise nothing happens).
+    """
 
     @property
     def index_shards(self) -> int: ...
@@ -163,6 +184,17 @@ class RunStore(Protocol):
 
     def delete_run(self, run_id: str) -> int: ...
 
+
+class Callbacks(Protocol):
+    """Callbacks, kept by a hash of their token (`token_key`), never the token itself.
+
+    `put_callback` registers one; `claim_callback` marks it completed once, keeping the
+    encoded `outcome` (so `callback_outcome` can tell a retried completion from a second
+    one), and returns its run id, raising `CallbackNotFoundError` for an unknown token and
+    `CallbackAlreadyCompletedError` for one completed before or past its expiry. One
+    conditional write.
+    """
+
     def put_callback(
         self, token: str, run_id: str, name: str, expires_at: datetime | None
     ) -> None: ...
@@ -170,6 +202,18 @@ class RunStore(Protocol):
     def claim_callback(self, token: str, now: datetime, outcome: str = "") -> str: ...
 
     def callback_outcome(self, token: str) -> tuple[str, str] | None: ...
+
+
+class Batches(Protocol):
+    """Batches (fan-out), beside their run, keyed by (run, task attempt, position).
+
+    `create_batch` stores one unless it exists (then returns the stored one);
+    `record_batch_result` stores a child's outcome and moves the counters in one atomic
+    write, once per child (a repeat changes nothing and returns `recorded=False`);
+    `list_batch_results` returns the outcomes in index order, those from index `start` on,
+    at most `limit` of them (all when None): a page, whose next one starts one past its last
+    index. `delete_run` deletes them.
+    """
 
     def create_batch(self, batch: BatchRecord) -> BatchRecord: ...
 
@@ -188,6 +232,10 @@ class RunStore(Protocol):
         start: int = 0,
         limit: int | None = None,
     ) -> list[BatchItemResult]: ...
+
+
+class RunStore(RunRecords, RunLog, Inbox, Listings, Retention, Callbacks, Batches, Protocol):
+    """Durable storage of runs, their checkpoint logs and inboxes: every family above."""
 
 
 def token_key(token: str) -> str:

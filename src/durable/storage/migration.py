@@ -34,7 +34,8 @@ from pynamodb.exceptions import PynamoDBException
 from durable.errors import DurableError
 from durable.records import RunStatus
 from durable.storage import _shards, _tables
-from durable.storage._tables import RunItem, TableModels, make_models
+from durable.storage._items import RunItem
+from durable.storage._tables import TableModels, make_models
 
 # The indexes of the first layout, deleted once the current ones are built and filled.
 FIRST_LAYOUT_INDEXES = ("by-task", "by-status", "all-runs", "due", "expiry")
