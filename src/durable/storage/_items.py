@@ -142,7 +142,7 @@ class TableConfigItem(Model):
 
 
 class PurgeLeaseItem(Model):
-    """The lease of one expiry shard's purger (`durable.purge`): in no index."""
+    """The lease of one expiry shard's purger (`durable.services.purge`): in no index."""
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)

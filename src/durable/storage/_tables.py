@@ -66,7 +66,7 @@ Timestamps are stored as PynamoDB's fixed-width UTC strings
 
 No native DynamoDB TTL: it would expire the run item alone and orphan the run's log, inbox
 and idempotency claim. A worker's purger deletes an expired run's items together
-(`DynamoDBRunStore.delete_run`, `durable.purge`), finding them through the `expiry` index,
+(`DynamoDBRunStore.delete_run`, `durable.services.purge`), finding them through the `expiry` index,
 one shard at a time under the shard's lease item (`PURGE#<k>`).
 
 PynamoDB keeps the table name on the model class, so `make_models` builds (once, cached) one

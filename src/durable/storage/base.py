@@ -91,7 +91,7 @@ class RunLog(Protocol):
       the whole log is: a worker that holds the start of a log reads only what follows it).
       A log entry never changes once written and a log never shrinks while its run exists
       (only the retention purge deletes checkpoints, and only of finished runs), which is
-      what makes reading the tail alone correct (`durable.log_cache`).
+      what makes reading the tail alone correct (`durable.worker.log_cache`).
     """
 
     def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...
@@ -129,7 +129,7 @@ class Listings(Protocol):
     - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
       `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of
       the previous page). A finished run carries a `wake_at` only while the follow-ups of
-      its end are pending (see `durable.endings`), so it is listed until they are done.
+      its end are pending (see `durable.services.endings`), so it is listed until they are done.
     """
 
     def list_runs(
@@ -159,7 +159,7 @@ class Retention(Protocol):
       many items it deleted; a run that is gone deletes nothing and returns 0. A run that
       has not ended raises `ConflictError` and nothing is deleted. The run itself goes last:
       a delete cut short leaves the run findable, and deleting it again finishes.
-    - Purge leases (`durable.purge`): `claim_purge_lease(shard, owner, now, until)` gives
+    - Purge leases (`durable.services.purge`): `claim_purge_lease(shard, owner, now, until)` gives
       the shard's lease to `owner` until `until` and returns True, if nobody holds it at
       `now` (free, expired, or held by `owner` already); otherwise it returns False and
       writes nothing. One conditional write. `release_purge_lease(shard, owner)` frees it if

@@ -33,11 +33,11 @@ class DynamoInbox(DynamoTable):
         inbox_model = self._models.inbox
         # A read, then one conditional put. Not a transaction with a condition check on the
         # run item: that would make the worker's own writes to the run item fail with
-        # TransactionConflict while an event is being stored. Only finished runs are ever
-        # deleted, an hour at least after they ended (`durable.sweeper.purge_expired`), so a
-        # run seen unfinished here cannot vanish before the put lands. A finished one can
-        # (a late callback): it is read again after the put, and the event taken back if the
-        # run was purged meanwhile, so that nothing is left behind.
+        # TransactionConflict while an event is being stored. Only finished runs are ever deleted,
+        # an hour at least after they ended (`durable.services.sweeper.purge_expired`), so a run
+        # seen unfinished here cannot vanish before the put lands. A finished one can (a late
+        # callback): it is read again after the put, and the event taken back if the run was purged
+        # meanwhile, so that nothing is left behind.
         run = self._require(event.run_id)
         item = inbox_model(
             _tables.run_pk(event.run_id),

@@ -122,7 +122,7 @@ class DynamoRunRecords(DynamoTable):
             m.crash_streak.add(1),  # the worker's persist sets it back to 0
         ]
         # A wake_at at or before the lease's expiry stays: the sweeper meets the run by then
-        # anyway (and follows a live lease, `durable.sweeper`), and the due index is not
+        # anyway (and follows a live lease, `durable.services.sweeper`), and the due index is not
         # written. Only when that does not hold is the run read, then wake_at moved too.
         leased = self._try_update(run_id, actions, condition & (m.wake_at <= expires))
         if leased is not None:
