@@ -180,11 +180,12 @@ def measure(
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
-    from durable.aws import boto3_client, ensure_resources
+    from durable.aws import boto3_client
     from durable.blobs.s3 import S3BlobStore
     from durable.client import Client
     from durable.ids import new_run_id
     from durable.queues.sqs import SQSWakeQueue
+    from durable.resources import ensure_resources
     from durable.services.sweeper import SETTLE, purge_expired
     from durable.settings import Settings
     from durable.storage.dynamodb import DynamoDBRunStore

@@ -4,7 +4,7 @@ Run:  .venv/bin/python bench/overhead.py        (or `make bench`)
 
 (a) Engine overhead, in memory (memory store, memory queue, virtual clock): one invocation
     runs 1,000 fresh trivial steps; then the completed history is replayed by
-    `durable.engine.executor.execute_attempt` (no I/O), and once more through the worker
+    `durable.executor.execute_attempt` (no I/O), and once more through the worker
     (load the log, replay 1,000 steps, take an event, finish). Medians of several
     repetitions, compared with calling the same function 1,000 times directly.
 (b) DynamoDB, SQS and S3 requests per step, counted on moto by wrapping botocore's
@@ -34,8 +34,8 @@ from request_tally import Tally, counting_aws_requests
 
 from durable import Context, RetryPolicy, TaskRegistry, task
 from durable.clock import VirtualClock
-from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import Completed
+from durable.executor import execute_attempt
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import Checkpoint, InboxEvent, WakeUp
 from durable.testing import TestEnvironment
@@ -256,10 +256,11 @@ def measure_aws() -> list[AwsFigures]:
     )
     from moto import mock_aws
 
-    from durable.aws import boto3_client, ensure_resources
+    from durable.aws import boto3_client
     from durable.blobs.s3 import S3BlobStore
     from durable.client import Client
     from durable.queues.sqs import SQSWakeQueue
+    from durable.resources import ensure_resources
     from durable.settings import Settings
     from durable.storage.dynamodb import DynamoDBRunStore
     from durable.values import ValueCodec

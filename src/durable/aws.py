@@ -1,4 +1,4 @@
-"""AWS plumbing shared by the adapters: clients, endpoints, and the resources the runtime needs.
+"""AWS plumbing shared by the adapters: clients and endpoints.
 
 - `endpoint_url(settings, service)` is the one rule for where a client talks to:
   `settings.endpoint_url`, else `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else
@@ -11,16 +11,13 @@
   `RETRY_ATTEMPTS` tries in all, and short connect/read timeouts so a stuck connection
   costs seconds, not the invocation. PynamoDB's models get the same (`storage._tables`).
   What fails beyond that becomes an `InfrastructureError` in the adapters.
-- `ensure_resources(settings)` creates whatever is missing (the table with its indexes, the
-  wake-up queue with its dead-letter queue, the bucket) and returns the queue URL. It is
-  idempotent and meant for tests and the local dev server; deployed stacks come from SAM.
+
+Creating the resources themselves (for tests and `durable dev`) is `durable.resources`'.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
@@ -32,7 +29,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 # SQS hands a message to the dead-letter queue after this many receives.
 MAX_RECEIVE_COUNT = 5
@@ -97,69 +93,3 @@ def boto3_client(service: str, settings: Settings) -> Any:
         endpoint_url=endpoint_url(settings, service),
         config=client_config(service),
     )
-
-
-def ensure_resources(
-    settings: Settings,
-    *,
-    visibility_timeout: timedelta | None = None,
-    index_shards: int | None = None,
-) -> str:
-    """Create the table, queue (+ dead-letter queue) and bucket if missing; the queue URL.
-
-    `visibility_timeout` sets how long a received message stays hidden before SQS delivers
-    it again (the SQS default of 30 s when None). `index_shards` is the shard count of the
-    table's indexes if it is created here (`durable.storage._tables.DEFAULT_SHARDS` when None).
-    """
-    # Imported here: PynamoDB stays off the import path of anything but the store.
-    from durable.storage._tables import DEFAULT_SHARDS, create_table
-
-    create_table(
-        settings.table_name,
-        region_name(settings),
-        endpoint_url(settings, "dynamodb"),
-        shards=index_shards or DEFAULT_SHARDS,
-    )
-    queue_url = _ensure_queue(settings, visibility_timeout)
-    _ensure_bucket(settings)
-    return queue_url
-
-
-def _ensure_queue(settings: Settings, visibility_timeout: timedelta | None) -> str:
-    sqs = boto3_client("sqs", settings)
-    # CreateQueue is idempotent for identical attributes, so no existence check is needed.
-    dlq_url = sqs.create_queue(QueueName=f"{settings.queue_name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    attributes: dict[QueueAttributeNameType, str] = {
-        "RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
-        )
-    }
-    if visibility_timeout is not None:
-        attributes["VisibilityTimeout"] = str(int(visibility_timeout.total_seconds()))
-    try:
-        queue_url = sqs.get_queue_url(QueueName=settings.queue_name)["QueueUrl"]
-    except sqs.exceptions.QueueDoesNotExist:
-        return sqs.create_queue(QueueName=settings.queue_name, Attributes=attributes)["QueueUrl"]
-    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=attributes)
-    return queue_url
-
-
-def _ensure_bucket(settings: Settings) -> None:
-    s3 = boto3_client("s3", settings)
-    try:
-        s3.head_bucket(Bucket=settings.bucket_name)
-        return
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
-            raise
-    region = region_name(settings)
-    if region == "us-east-1":
-        s3.create_bucket(Bucket=settings.bucket_name)
-    else:
-        s3.create_bucket(
-            Bucket=settings.bucket_name,
-            CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
-        )

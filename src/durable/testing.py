@@ -108,8 +108,8 @@ class MotoBackend:
 
         from moto import mock_aws
 
-        from durable.aws import ensure_resources
         from durable.blobs.s3 import S3BlobStore
+        from durable.resources import ensure_resources
 
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
-from durable.aws import ensure_resources
+from durable.resources import ensure_resources
 from durable.settings import Settings
 
 REGION = "us-east-1"

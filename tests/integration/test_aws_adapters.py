@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from durable.aws import boto3_client, endpoint_url, ensure_resources, region_name
+from durable.aws import boto3_client, endpoint_url, region_name
 from durable.blobs.s3 import S3BlobStore
 from durable.errors import ConflictError, DurableError
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import Checkpoint, CheckpointKind, RunRecord, RunStatus, WakeReason, WakeUp
+from durable.resources import ensure_resources
 from durable.settings import Settings
 from durable.storage._tables import make_models
 from durable.storage.dynamodb import DynamoDBRunStore

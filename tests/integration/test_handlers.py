@@ -25,7 +25,7 @@ from moto import mock_aws
 
 from durable import Context, DurableError, task
 from durable.adapters import import_task_modules
-from durable.aws import boto3_client, ensure_resources
+from durable.aws import boto3_client
 from durable.blobs.memory import MemoryBlobStore
 from durable.bootstrap import (
     MALFORMED,
@@ -38,6 +38,7 @@ from durable.faults import Faults, injected_into_botocore
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import RunRecord, RunStatus
+from durable.resources import ensure_resources
 from durable.settings import Settings
 from durable.storage.dynamodb import DynamoDBRunStore
 from durable.storage.memory import MemoryRunStore

@@ -39,11 +39,12 @@ import boto3
 import httpx
 import pytest
 
-from durable.aws import endpoint_url, ensure_resources, region_name
+from durable.aws import endpoint_url, region_name
 from durable.local import samlocal
 from durable.local.banner import render
 from durable.local.gateway import LocalGateway
 from durable.records import RunRecord, RunStatus
+from durable.resources import ensure_resources
 from durable.settings import Settings
 from durable.storage.dynamodb import DynamoDBRunStore
 from durable.task import TaskRegistry

@@ -183,7 +183,7 @@ def iam_stack(
 
 def _expected_table_shape() -> dict[str, Any]:
     """Key schema and indexes of the table the code creates for itself (durable dev)."""
-    from durable.aws import ensure_resources
+    from durable.resources import ensure_resources
     from durable.settings import Settings
 
     settings = Settings(table_name="shape-probe", queue_name="shape-probe", bucket_name="probe")
@@ -330,7 +330,7 @@ def _served_tasks(variables: dict[str, str]) -> dict[str, Any]:
         "import json, sys\n"
         "from moto import mock_aws\n"
         "with mock_aws():\n"
-        "    from durable.aws import ensure_resources\n"
+        "    from durable.resources import ensure_resources\n"
         "    from durable.bootstrap import get_runtime\n"
         "    from durable.settings import Settings\n"
         "    ensure_resources(Settings())\n"

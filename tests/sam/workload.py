@@ -31,7 +31,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from durable import Context, NonRetryableError, RetryPolicy, TaskRegistry, WaitTimeoutError, task
 from durable.api import handle
-from durable.aws import boto3_client, ensure_resources
+from durable.aws import boto3_client
 from durable.blobs.s3 import S3BlobStore
 from durable.bootstrap import Runtime
 from durable.clock import VirtualClock
@@ -39,6 +39,7 @@ from durable.errors import InfrastructureError
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
+from durable.resources import ensure_resources
 from durable.settings import Settings
 from durable.storage import _tables
 from durable.storage.dynamodb import DynamoDBRunStore

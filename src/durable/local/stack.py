@@ -283,8 +283,8 @@ class DevStack:
     def _create_resources(self) -> None:
         from datetime import timedelta
 
-        from durable.aws import ensure_resources
         from durable.bootstrap import reset_runtime
+        from durable.resources import ensure_resources
         from durable.settings import Settings
 
         reset_runtime()  # also forgets settings read before the environment was set

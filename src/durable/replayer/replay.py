@@ -32,10 +32,10 @@ from typing import Any
 
 from durable.clock import VirtualClock
 from durable.context import Context, attempt_of
-from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import AnyOutcome, Completed, Failed
 from durable.engine.replay import HistoryView
 from durable.errors import NonDeterminismError, UnknownTaskError
+from durable.executor import execute_attempt
 from durable.records import (
     BatchItemResult,
     BatchRecord,

@@ -48,7 +48,6 @@ from enum import StrEnum
 from typing import Any
 
 from durable.clock import Clock
-from durable.engine.executor import execute_attempt
 from durable.engine.outcomes import (
     Abandoned,
     AnyOutcome,
@@ -58,6 +57,7 @@ from durable.engine.outcomes import (
     Suspended,
 )
 from durable.errors import ConflictError, InfrastructureError, UnknownTaskError
+from durable.executor import execute_attempt
 from durable.ids import new_owner_id
 from durable.inbox import consumed_inbox_ids
 from durable.logs import library_logger
