@@ -88,7 +88,7 @@ def boto3_client(service: str, settings: Settings) -> Any:
     """A boto3 client for `service` in the settings' region and endpoint."""
     session = boto3.session.Session()
     return session.client(
-        service,  # type: ignore[call-overload]
+        service,  # type: ignore[call-overload]  # the stubs type one client per literal name
         region_name=region_name(settings),
         endpoint_url=endpoint_url(settings, service),
         config=client_config(service),

@@ -156,7 +156,7 @@ class BatchResults(Sequence[Any]):
             return NotImplemented
         return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # a sequence equal to a list: unhashable
 
     def __repr__(self) -> str:
         ref = self.reference

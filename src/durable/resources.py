@@ -79,5 +79,5 @@ def _ensure_bucket(settings: Settings) -> None:
     else:
         s3.create_bucket(
             Bucket=settings.bucket_name,
-            CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+            CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]  # the stubs list regions as literals; ours is a str
         )

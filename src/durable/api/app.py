@@ -100,7 +100,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json_body)
     # Powertools has no public option for which bodies its validation reads: this narrows
     # it to JSON (the resolver builds each route's middleware stack from this attribute).
-    app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]
+    app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]  # Powertools' is untyped
     register_error_handlers(app)
 
     @app.post(
@@ -320,4 +320,4 @@ def handle(event: dict[str, Any], context: LambdaContext | None, client: Client)
     """Resolve one API Gateway HTTP API (payload v2) event against `client`."""
     app = app_for(client)
     with _resolve_lock:
-        return app.resolve(event, context)  # type: ignore[arg-type]
+        return app.resolve(event, context)  # type: ignore[arg-type]  # None: no Lambda context locally

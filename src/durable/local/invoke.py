@@ -29,7 +29,7 @@ import time
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -44,7 +44,7 @@ def load_handler(spec: str) -> Handler:
     handler = getattr(importlib.import_module(module_name), attribute)
     if not callable(handler):
         raise TypeError(f"{spec} is not callable")
-    return handler  # type: ignore[no-any-return]
+    return cast(Handler, handler)
 
 
 def send(connection: Connection, message: dict[str, Any]) -> None:

@@ -112,13 +112,13 @@ class DurableMoto:
     """A WSGI application: moto, one request at a time, with its writes journaled."""
 
     def __init__(self, state_dir: Path | None) -> None:
-        from moto.server import (  # type: ignore[attr-defined]
+        from moto.server import (  # type: ignore[attr-defined]  # moto exports it untyped
             DomainDispatcherApplication,
             create_backend_app,
         )
 
         try:  # the dev stack's fixes to moto, where there are any
-            from durable.local import moto_patches  # type: ignore[attr-defined,unused-ignore]
+            from durable.local import moto_patches  # type: ignore[attr-defined,unused-ignore]  # absent in some builds
 
             moto_patches.apply()
         except ImportError:

@@ -38,7 +38,7 @@ class ErrorMap(MapAttribute[str, Any]):
     non_retryable = BooleanAttribute(null=True)
 
 
-class TaskIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+class TaskIndex(GlobalSecondaryIndex["RunItem"]):
     class Meta:
         index_name = TASK_INDEX
         projection = KeysOnlyProjection()
@@ -47,7 +47,7 @@ class TaskIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-cal
     created_key = UnicodeAttribute(range_key=True)
 
 
-class StatusIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+class StatusIndex(GlobalSecondaryIndex["RunItem"]):
     class Meta:
         index_name = STATUS_INDEX
         projection = IncludeProjection(list(STATUS_INDEX_INCLUDES))
@@ -56,7 +56,7 @@ class StatusIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-c
     created_key = UnicodeAttribute(range_key=True)
 
 
-class AllRunsIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+class AllRunsIndex(GlobalSecondaryIndex["RunItem"]):
     class Meta:
         index_name = ALL_RUNS_INDEX
         projection = KeysOnlyProjection()
@@ -65,7 +65,7 @@ class AllRunsIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-
     created_key = UnicodeAttribute(range_key=True)
 
 
-class DueIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+class DueIndex(GlobalSecondaryIndex["RunItem"]):
     class Meta:
         index_name = DUE_INDEX
         projection = KeysOnlyProjection()
@@ -74,7 +74,7 @@ class DueIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call
     wake_at = UTCDateTimeAttribute(range_key=True)
 
 
-class ExpiryIndex(GlobalSecondaryIndex["RunItem"]):  # type: ignore[no-untyped-call]
+class ExpiryIndex(GlobalSecondaryIndex["RunItem"]):
     class Meta:
         index_name = EXPIRY_INDEX
         projection = KeysOnlyProjection()
@@ -99,7 +99,7 @@ class RunItem(Model):
     started_at = UTCDateTimeAttribute(null=True)
     finished_at = UTCDateTimeAttribute(null=True)
     result = UnicodeAttribute(null=True)
-    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
+    error = ErrorMap(null=True)
     idempotency_key = UnicodeAttribute(null=True)
     task_version = UnicodeAttribute()
     code_version = UnicodeAttribute()
@@ -111,7 +111,7 @@ class RunItem(Model):
     checkpoints = NumberAttribute()
     cancel_requested = BooleanAttribute()
     parent_run_id = UnicodeAttribute(null=True)
-    tags: MapAttribute[str, str] = MapAttribute(null=True)  # type: ignore[no-untyped-call]
+    tags: MapAttribute[str, str] = MapAttribute(null=True)
     expires_at = UTCDateTimeAttribute(null=True)
     batch_slot = UnicodeAttribute(null=True)
     crash_streak = NumberAttribute(null=True)
@@ -165,7 +165,7 @@ class CheckpointItem(Model):
     at = UTCDateTimeAttribute()
     step_attempt = NumberAttribute()
     value = UnicodeAttribute(null=True)
-    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
+    error = ErrorMap(null=True)
     # Not `wake_at`: a checkpoint must never look like a run to the due index.
     cp_wake_at = UTCDateTimeAttribute(null=True)
     inbox_id = UnicodeAttribute(null=True)  # the inbox event the entry consumed, if any
@@ -249,4 +249,4 @@ class BatchResultItem(Model):
     child_run_id = UnicodeAttribute()
     ok = BooleanAttribute()
     result = UnicodeAttribute(null=True)
-    error = ErrorMap(null=True)  # type: ignore[no-untyped-call]
+    error = ErrorMap(null=True)

@@ -62,7 +62,7 @@ class _Descending:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Descending) and bool(self.key == other.key)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as __eq__ is defined
 
 
 class ShardMerge(Generic[T]):

@@ -38,8 +38,8 @@ LEXED_CONDITIONS_KEPT = 512
 
 def install() -> None:
     from moto.dynamodb.comparisons import ConditionExpressionParser
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
-    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]  # moto exports it untyped
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]  # moto exports it untyped
         UpdateExpressionParser,
     )
 
@@ -59,7 +59,7 @@ def forget() -> None:
 
 @functools.lru_cache(maxsize=512)
 def _update_expressions(expression: str) -> Any:
-    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]  # moto exports it untyped
         UpdateExpressionParser,
     )
 
@@ -69,7 +69,7 @@ def _update_expressions(expression: str) -> Any:
 
 def _parsed_update_expression(cls: Any, expression: str) -> Any:
     """`UpdateExpressionParser.make`, kept by text (see patch 7: callers never change it)."""
-    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.expressions import (  # type: ignore[attr-defined]  # moto exports it untyped
         UpdateExpressionParser,
     )
 
@@ -83,7 +83,7 @@ def _parsed_update_expression(cls: Any, expression: str) -> Any:
 
 def _traverse(self: Any, node: Any) -> Any:
     """moto's `DepthFirstTraverser.traverse_node_recursively`, its node-type table built once."""
-    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]  # moto exports it untyped
 
     processors = list(self._processing_map().items())
     handled = tuple(kind for kind, _ in processors)

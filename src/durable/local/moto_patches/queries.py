@@ -51,7 +51,7 @@ def _all_items(self: Any) -> list[Any]:
 
     hint = getattr(_partition, "hint", None)
     if hint is None or hint[0] is not self:
-        return original(Table, "all_items")(self)  # type: ignore[no-any-return]
+        return original(Table, "all_items")(self)  # type: ignore[no-any-return]  # moto's method is untyped
     _partition.hint = None  # once: the query's own call
     if hint[1] is _UNSORTED:
         if not self.range_key_attr:

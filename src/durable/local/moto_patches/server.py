@@ -95,7 +95,7 @@ def _counting_call(self: Any, environ: dict[str, Any], start_response: Any) -> I
     name = _operation(environ)
     with _requests_lock:
         _requests[name] += 1
-    return original(DomainDispatcherApplication, "__call__")(  # type: ignore[no-any-return]
+    return original(DomainDispatcherApplication, "__call__")(  # type: ignore[no-any-return]  # moto's method is untyped
         self, environ, start_response
     )
 

@@ -148,9 +148,9 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
             roll_back()
             raise
         except ConditionalCheckFailed as e:
-            errors.append(("ConditionalCheckFailed", str(e.message), original_item))  # type: ignore[arg-type]
+            errors.append(("ConditionalCheckFailed", str(e.message), original_item))  # type: ignore[arg-type]  # moto's tuple, copied as moto types it
         except Exception as e:
-            errors.append((type(e).__name__, str(e), original_item))  # type: ignore[arg-type]
+            errors.append((type(e).__name__, str(e), original_item))  # type: ignore[arg-type]  # moto's tuple, copied as moto types it
 
     if any(code is not None for code, _, _ in errors):
         roll_back()

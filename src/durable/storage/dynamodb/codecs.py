@@ -24,7 +24,7 @@ def attribute_value(name: str, value: Any) -> Any:
 def error_map(error: ErrorInfo | None) -> ErrorMap | None:
     if error is None:
         return None
-    return ErrorMap(  # type: ignore[no-untyped-call]
+    return ErrorMap(
         type_name=error.type,
         message=error.message,
         traceback=error.traceback,
