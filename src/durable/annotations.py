@@ -68,7 +68,7 @@ def resolve_annotations(
     return resolved
 
 
-def step_return_annotation(fn: Callable[..., Any]) -> Any:
+def step_return_annotation(fn: Callable[..., Any]) -> object:
     """What a step's result is decoded into: its resolved return annotation, else Any.
 
     `Awaitable[X]` and `Coroutine[..., X]` read as `X` (ctx.step awaits them). Raises

@@ -31,6 +31,7 @@ from typing import Any, overload
 
 from durable.errors import BatchFailedError, ChildRunFailedError
 from durable.records import BatchItemResult, CheckpointKind
+from durable.serialization import JsonData
 
 PAGE_SIZE = 250  # result items a read asks for (DynamoDB also stops a page at 1 MB)
 
@@ -133,12 +134,12 @@ class BatchResults(Sequence[Any]):
         return self.reference.total
 
     @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: int) -> JsonData: ...
 
     @overload
     def __getitem__(self, index: slice) -> list[Any]: ...
 
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: int | slice) -> JsonData:
         if isinstance(index, slice):
             return [self._element(i) for i in range(*index.indices(len(self)))]
         if index < 0:
@@ -173,7 +174,7 @@ class BatchResults(Sequence[Any]):
             self._loaded.add(page)
         return self._items.get(index)
 
-    def _element(self, index: int) -> Any:
+    def _element(self, index: int) -> JsonData:
         if index not in self._values:
             self._values[index] = _element_of(self.item(index), self._decode)
         return self._values[index]
@@ -188,7 +189,7 @@ class BatchResults(Sequence[Any]):
                 failed.append((index, error_type, message))
         return failed
 
-    def first_success(self) -> Any:
+    def first_success(self) -> JsonData:
         """The result of the first child (in input order) that succeeded."""
         for index in range(len(self)):
             item = self.item(index)
@@ -203,7 +204,7 @@ def _error_of(item: BatchItemResult) -> tuple[str, str]:
     return item.error.type, item.error.message
 
 
-def _element_of(item: BatchItemResult | None, decode: Callable[[str], Any]) -> Any:
+def _element_of(item: BatchItemResult | None, decode: Callable[[str], Any]) -> JsonData:
     if item is None:
         return None
     if item.ok:
@@ -214,7 +215,7 @@ def _element_of(item: BatchItemResult | None, decode: Callable[[str], Any]) -> A
 
 def referenced_outcome(
     name: str, results: BatchResults, first_success: bool, kind: CheckpointKind
-) -> Any:
+) -> JsonData:
     """What ctx.map / ctx.parallel return (or raise) for a batch end kept by reference."""
     if kind is CheckpointKind.BATCH_FAILED:
         raise BatchFailedError(name, results.failures(), len(results))
@@ -225,7 +226,7 @@ def referenced_outcome(
 
 def recorded_outcome(
     name: str, outcomes: list[dict[str, Any]], first_success: bool, kind: CheckpointKind
-) -> Any:
+) -> JsonData:
     """What ctx.map / ctx.parallel return (or raise) for a batch end of an old log, which
     holds every child's outcome."""
     failures = [

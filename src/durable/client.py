@@ -23,7 +23,7 @@ from durable.clock import Clock, SystemClock
 from durable.errors import RunNotFoundError, TaskFailedError
 from durable.queues.base import WakeQueue
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
-from durable.serialization import revive
+from durable.serialization import JsonData, revive
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
 from durable.services.runs import RunHandle, RunStarter
@@ -323,7 +323,7 @@ class Client:
     ) -> ResultT: ...
 
     @overload
-    def result(self, run: str, timeout: timedelta = timedelta(seconds=60)) -> Any: ...
+    def result(self, run: str, timeout: timedelta = timedelta(seconds=60)) -> JsonData: ...
 
     def result(self, run: RunHandle[Any] | str, timeout: timedelta = timedelta(seconds=60)) -> Any:
         """The run's result once it completes; TaskFailedError if it ends otherwise.

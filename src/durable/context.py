@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast, overload
+from typing import Any, NoReturn, TypeVar, cast, overload
 
 from durable.clock import utc
 from durable.engine.retry import RetryPolicy
@@ -36,6 +36,7 @@ from durable.operations.children import ChildTask
 from durable.operations.fanout import DEFAULT_MAP_CONCURRENCY
 from durable.operations.steps import StepSemantics
 from durable.records import ErrorInfo
+from durable.serialization import JsonData
 from durable.task import TaskDefinition
 
 T = TypeVar("T")
@@ -83,7 +84,7 @@ class BaseContext:
         return heartbeats.running_step("step_id").id
 
     @property
-    def heartbeat_details(self) -> Any:
+    def heartbeat_details(self) -> JsonData:
         """The details of the last heartbeat of an earlier attempt of this step, or None."""
         return heartbeats.running_step("heartbeat_details").heartbeat_details
 
@@ -179,7 +180,7 @@ class Context(BaseContext):
         """Suspend the run until the instant `when`."""
         sleeps.sleep(self._attempt, name, lambda: utc(when))
 
-    def wait_for_event(self, name: str, timeout: timedelta | None = None) -> Any:
+    def wait_for_event(self, name: str, timeout: timedelta | None = None) -> JsonData:
         """Suspend until an event `name` is sent to this run; its data. WaitTimeoutError
         after `timeout`. Names are 1 to 128 printable characters without a colon
         (InvalidNameError otherwise)."""
@@ -189,9 +190,9 @@ class Context(BaseContext):
     def invoke(self, task: TaskDefinition[PayloadT, ResultT], payload: PayloadT) -> ResultT: ...
 
     @overload
-    def invoke(self, task: str, payload: Any = None) -> Any: ...
+    def invoke(self, task: str, payload: Any = None) -> JsonData: ...
 
-    def invoke(self, task: ChildTask, payload: Any = None) -> Any:
+    def invoke(self, task: ChildTask, payload: Any = None) -> JsonData:
         """Start a child run of `task`, suspend until it ends, return its result.
 
         Given the task's handle (what `@task` returns), the payload is type-checked and the
@@ -250,7 +251,7 @@ class Context(BaseContext):
         tolerated_failures: int = 0,
         first_success: bool = False,
         name: str = "parallel",
-    ) -> Any:
+    ) -> JsonData:
         """Run child runs `(task, payload)` side by side; their results in input order.
 
         With `first_success`, returns the result of the first child (in input order) that
@@ -267,7 +268,7 @@ class Context(BaseContext):
         timeout: timedelta | None = None,
         *,
         token: str | None = None,
-    ) -> Any:
+    ) -> JsonData:
         """Suspend until the callback is completed; its data (CallbackFailedError on an
         error, WaitTimeoutError after `timeout`). Without `token`, creates the callback
         first and calls `submit(token)` as a step, to hand the token to the outside system.
@@ -429,13 +430,13 @@ async def _submitted_then_resolved(
     plan: steps.StepPlan | None,
     submit: Callable[[str], Any] | None,
     wait: callbacks.CallbackWait,
-) -> Any:
+) -> JsonData:
     if plan is not None and submit is not None:
         await steps.run_step_async(attempt, plan, submit, (wait.token,), {})
     return wait.resolve()
 
 
-async def _raising(exc: BaseException) -> Any:
+async def _raising(exc: BaseException) -> NoReturn:
     raise exc
 
 

@@ -12,11 +12,24 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 
+class _Run(Protocol):
+    """The run's keys a run logger writes on every line."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def task_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
 class _RunView(Protocol):
     """What a run logger reads from its context."""
 
     @property
-    def run(self) -> Any: ...
+    def run(self) -> _Run: ...
 
     @property
     def is_replaying(self) -> bool: ...

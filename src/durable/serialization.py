@@ -16,12 +16,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from durable.errors import DurableError, InputError
+
+# A value decoded from JSON whose shape the user's code decides: a payload, a step's or a
+# child's result, an event's or a callback's data. Typed `Any` on purpose (as `json.loads`
+# is) so that task code uses it as the type it knows it to be; where an annotation is
+# known (a task's payload, a step's or a task handle's result), the value is revived into
+# it and typed by it instead.
+JsonData: TypeAlias = Any
 
 
 class SerializationError(DurableError):
@@ -74,7 +81,7 @@ def check_depth(value: Any, what: str) -> None:
                 stack.append((child, depth + 1))
 
 
-def loads(text: str) -> Any:
+def loads(text: str) -> JsonData:
     """The JSON value in `text`."""
     return json.loads(text)
 
@@ -110,7 +117,7 @@ def is_unchecked_annotation(annotation: Any) -> bool:
     return annotation is Any or annotation is object
 
 
-def revive(value: Any, annotation: Any) -> Any:
+def revive(value: JsonData, annotation: Any) -> JsonData:
     """The JSON value `value` as the annotated type (plain annotations: as it is).
 
     Raises pydantic's `ValidationError` when the value does not fit the annotation.

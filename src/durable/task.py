@@ -24,7 +24,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Generic, Protocol, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 from pydantic import ValidationError
 
@@ -32,7 +32,7 @@ from durable.annotations import check_validatable, qualified_name, resolve_annot
 from durable.cron import CronSchedule
 from durable.engine.retry import DEFAULT_TASK_RETRY, RetryPolicy
 from durable.errors import PayloadValidationError, UnknownTaskError
-from durable.serialization import is_unchecked_annotation, type_adapter
+from durable.serialization import JsonData, is_unchecked_annotation, type_adapter
 
 PayloadT = TypeVar("PayloadT")
 ResultT = TypeVar("ResultT")
@@ -65,7 +65,7 @@ class TaskDefinition(Generic[PayloadT, ResultT]):
         """True for an `async def` task (it gets an AsyncContext)."""
         return inspect.iscoroutinefunction(self.fn)
 
-    def validate_payload(self, payload: Any) -> Any:
+    def validate_payload(self, payload: Any) -> JsonData:
         """The payload as a JSON-able value, validated against the annotation.
 
         Validation is pydantic's default (lax) mode, as for a model's fields: a conversion
@@ -85,11 +85,11 @@ class TaskDefinition(Generic[PayloadT, ResultT]):
             raise PayloadValidationError(self.id, details) from exc
         return adapter.dump_python(value, mode="json")
 
-    def parse_payload(self, payload: Any) -> Any:
+    def parse_payload(self, payload: JsonData) -> PayloadT:
         """The payload as the task function expects it (a model instance, say)."""
         if is_unchecked_annotation(self.payload_annotation):
-            return payload
-        return type_adapter(self.payload_annotation).validate_python(payload)
+            return cast(PayloadT, payload)
+        return cast(PayloadT, type_adapter(self.payload_annotation).validate_python(payload))
 
     def __call__(self, ctx: Any, payload: PayloadT) -> Any:
         return self.fn(ctx, payload)
@@ -217,7 +217,7 @@ def task(
     return decorate
 
 
-def _scheduled_payload(definition: TaskDefinition[Any, Any]) -> Any:
+def _scheduled_payload(definition: TaskDefinition[Any, Any]) -> JsonData:
     """What a scheduled run of `definition` is triggered with: null, else `{}`.
 
     `{}` serves a model whose every field has a default (`payload: Report` with

@@ -277,7 +277,7 @@ class TestEnvironment:
         with self._reading():
             return self.client.get(run_id)
 
-    def _reading(self) -> Any:
+    def _reading(self) -> contextlib.AbstractContextManager[object]:
         """Reads the test makes to look at results: no fault is injected into them."""
         return self.faults.paused() if self.faults is not None else contextlib.nullcontext()
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from durable.blobs.base import BlobStore
 from durable.errors import PayloadTooLargeError
-from durable.serialization import dumps, loads
+from durable.serialization import JsonData, dumps, loads
 
 BLOB_PREFIX = "@blob:"
 DEFAULT_INLINE_LIMIT = 128 * 1024
@@ -64,7 +64,7 @@ class ValueCodec:
         self._blobs.put(key, data)
         return BLOB_PREFIX + key
 
-    def decode(self, stored: str) -> Any:
+    def decode(self, stored: str) -> JsonData:
         """The value behind a stored form."""
         return loads(self.decode_text(stored))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
@@ -35,6 +35,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from durable.api.errors import RequestError
 from durable.errors import PayloadTooLargeError
+from durable.serialization import JsonData
 from durable.values import REQUEST_LIMIT
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class JsonBodyValidation(OpenAPIRequestValidationMiddleware):
         return body
 
 
-def parse_json_body(text: str) -> Any:
+def parse_json_body(text: str) -> JsonData:
     """The JSON value of a request body, or the API's error for one it refuses.
 
     Syntax errors (`json.JSONDecodeError`) are left to the resolver, which reports them as
@@ -118,7 +119,7 @@ class _NotJson(ValueError):
     """A token Python's json reads but JSON does not have."""
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise _NotJson(f"{name} is not a JSON value")
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 
 from durable.client import HistoryEntry, RunInfoView
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
+from durable.serialization import JsonData
 
 # A delayed start may be years away, but no further than a datetime can represent.
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
@@ -192,7 +193,7 @@ class HistoryEntryBody(BaseModel):
 _BATCH_ENDS = frozenset({CheckpointKind.BATCH_COMPLETED, CheckpointKind.BATCH_FAILED})
 
 
-def _without_tracebacks(kind: str, value: Any) -> Any:
+def _without_tracebacks(kind: str, value: Any) -> JsonData:
     """A batch's outcomes without the failed children's tracebacks (see `ErrorBody`)."""
     if kind not in _BATCH_ENDS or not isinstance(value, list):
         return value

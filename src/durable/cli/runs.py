@@ -11,6 +11,7 @@ from typing import Any
 
 from durable.cli.output import format_history, format_runs, print_json
 from durable.cli.transport import CliError, Transport, call, make_transport, path_segment
+from durable.serialization import JsonData
 
 STATUSES = (
     "QUEUED",
@@ -25,7 +26,7 @@ STATUSES = (
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
 
-def parse_json(text: str, option: str) -> Any:
+def parse_json(text: str, option: str) -> JsonData:
     """A JSON value from the command line: inline, `@file.json`, or `-` for stdin."""
     source = text
     if text == "-":

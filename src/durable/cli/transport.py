@@ -16,6 +16,8 @@ import urllib.request
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+from durable.serialization import JsonData
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
@@ -97,7 +99,7 @@ class InProcessTransport:
         return int(response["statusCode"]), _decode(str(response.get("body") or "").encode())
 
 
-def _decode(raw: bytes) -> Any:
+def _decode(raw: bytes) -> JsonData:
     if not raw:
         return None
     try:
@@ -135,7 +137,7 @@ def call(
     path: str,
     body: Any = None,
     query: dict[str, str] | None = None,
-) -> Any:
+) -> JsonData:
     """The body of a 2xx answer; CliError with the API's message otherwise."""
     status, payload = transport.request(method, path, body, query)
     if 200 <= status < 300:

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from durable.errors import InputError
-from durable.serialization import is_unchecked_annotation, type_adapter
+from durable.serialization import JsonData, is_unchecked_annotation, type_adapter
 from durable.task import TaskDefinition, TaskRegistry
 
 # How many tasks get a curl example of their own.
 MAX_EXAMPLES = 6
 
 
-def example_payload(definition: TaskDefinition[Any, Any]) -> Any:
+def example_payload(definition: TaskDefinition[Any, Any]) -> JsonData:
     """A payload `definition` accepts, or None when none could be made up."""
     if is_unchecked_annotation(definition.payload_annotation):
         candidate: Any = {}
@@ -37,7 +37,7 @@ def example_payload(definition: TaskDefinition[Any, Any]) -> Any:
     return candidate
 
 
-def _example(schema: dict[str, Any], defs: dict[str, Any], depth: int) -> Any:
+def _example(schema: dict[str, Any], defs: dict[str, Any], depth: int) -> JsonData:
     if depth > 5:
         return None
     if "$ref" in schema:

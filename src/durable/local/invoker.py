@@ -30,6 +30,7 @@ from typing import Any
 from durable.local.gateway import DEV_INFO_PATH
 from durable.local.invoke import load_handler
 from durable.local.lambda_context import LocalLambdaContext
+from durable.serialization import JsonData
 
 # Template logical ids and short names -> handler, as `sam local invoke FUNCTION` takes them.
 HANDLERS = {
@@ -78,7 +79,7 @@ def resolve_handler(name: str) -> tuple[str, str]:
     return spec, FUNCTION_IDS.get(spec, spec.split(":")[0].rsplit(".", 1)[-1])
 
 
-def read_json_file(path: str, what: str) -> Any:
+def read_json_file(path: str, what: str) -> JsonData:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

@@ -32,7 +32,7 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
-from durable.serialization import SerializationError, revive
+from durable.serialization import JsonData, SerializationError, revive
 from durable.values import ValueCodec
 
 
@@ -255,7 +255,7 @@ class Attempt:
 
     # -- values and the inbox -----------------------------------------------------------
 
-    def decode(self, stored: str, annotation: Any, step: str) -> Any:
+    def decode(self, stored: str, annotation: Any, step: str) -> JsonData:
         """A step's value as task code sees it, fresh and replayed alike: the stored JSON
         (text, or a blob reference) revived into the step's return annotation."""
         try:

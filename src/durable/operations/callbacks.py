@@ -10,14 +10,13 @@ end is returned or raised again. The outside system answers with
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from durable.errors import CallbackFailedError, WaitTimeoutError
 from durable.ids import new_callback_token
 from durable.names import callback_wait
 from durable.operations.attempt import Attempt
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunStatus
-from durable.serialization import dumps, loads
+from durable.serialization import JsonData, dumps, loads
 
 
 def create_callback(attempt: Attempt, name: str, timeout: timedelta | None) -> str:
@@ -49,7 +48,7 @@ class CallbackWait:
         self.expires_at = attempt.callback_expiries.get(token)
         self.position, self.entries = attempt.open("callback_wait", name)
 
-    def resolve(self) -> Any:
+    def resolve(self) -> JsonData:
         """The callback's data; suspends until it comes, raises on its error or timeout."""
         attempt, name, position = self.attempt, self.name, self.position
         recorded = _recorded_end(self.entries, name, attempt)
@@ -89,7 +88,7 @@ class CallbackWait:
 _NOT_ENDED = object()
 
 
-def _recorded_end(entries: list[Checkpoint], name: str, attempt: Attempt) -> Any:
+def _recorded_end(entries: list[Checkpoint], name: str, attempt: Attempt) -> JsonData:
     """What a recorded end of the wait answers, or _NOT_ENDED."""
     for entry in entries:
         if entry.kind is CheckpointKind.CALLBACK_COMPLETED:

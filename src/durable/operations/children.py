@@ -15,7 +15,7 @@ from durable.errors import ChildRunFailedError
 from durable.names import child_wait
 from durable.operations.attempt import Attempt
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
-from durable.serialization import dumps, loads, revive
+from durable.serialization import JsonData, dumps, loads, revive
 from durable.task import TaskDefinition
 
 # A child task: its typed handle (what `@task` returns), or its id.
@@ -29,7 +29,7 @@ def start_child(attempt: Attempt, task_id: str, payload: Any, position: int) -> 
     return attempt.environment.start_child(task_id, payload, key, attempt.run.id)
 
 
-def invoke(attempt: Attempt, task_id: str, payload: Any) -> Any:
+def invoke(attempt: Attempt, task_id: str, payload: Any) -> JsonData:
     """Start a child run, suspend until it ends, return its result (as JSON values)."""
     position, entries = attempt.open("invoke", task_id)
     child_id: str | None = None
@@ -84,11 +84,11 @@ def task_id(task: ChildTask) -> str:
     return task if isinstance(task, str) else task.id
 
 
-def as_result(task: ChildTask, value: Any) -> Any:
+def as_result(task: ChildTask, value: Any) -> JsonData:
     """A child's JSON result as its task's result type, when the task was given by handle."""
     return value if isinstance(task, str) else revive(value, task.result_annotation)
 
 
-def invoke_task(attempt: Attempt, task: ChildTask, payload: Any) -> Any:
+def invoke_task(attempt: Attempt, task: ChildTask, payload: Any) -> JsonData:
     """`invoke` of a task given by handle (result revived into its type) or by id."""
     return as_result(task, invoke(attempt, task_id(task), payload))

@@ -9,15 +9,15 @@ Events arrive in the run's inbox; each is consumed by one wait, oldest first.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from durable.errors import WaitTimeoutError
 from durable.names import event_name
 from durable.operations.attempt import Attempt
 from durable.records import CheckpointKind, RunStatus
+from durable.serialization import JsonData
 
 
-def wait_for_event(attempt: Attempt, name: str, timeout: timedelta | None) -> Any:
+def wait_for_event(attempt: Attempt, name: str, timeout: timedelta | None) -> JsonData:
     """The data of the next event `name`; suspends until one arrives or the timeout."""
     event_name(name)
     position, entries = attempt.open("wait_for_event", name)

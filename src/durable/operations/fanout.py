@@ -27,7 +27,7 @@ from durable.names import batch_wait
 from durable.operations.attempt import Attempt
 from durable.operations.children import ChildTask, task_id
 from durable.records import BatchItemResult, BatchRecord, Checkpoint, CheckpointKind, RunStatus
-from durable.serialization import dumps, revive
+from durable.serialization import JsonData, dumps, revive
 
 DEFAULT_MAP_CONCURRENCY = 50
 
@@ -41,7 +41,7 @@ def batch(
     *,
     first_success: bool,
     decode: Callable[[str], Any] | None = None,
-) -> Any:
+) -> JsonData:
     """Run `calls` as child runs; their outcome once the batch is decided. `decode` reads
     a child's stored result (JSON values unless given)."""
     if max_concurrency < 1 or tolerated_failures < 0:
@@ -143,7 +143,7 @@ def _batch_end(
     first_success: bool,
     known: list[BatchItemResult] | None = None,
     decode: Callable[[str], Any] | None = None,
-) -> Any:
+) -> JsonData:
     """The batch's outcome from its end entry: by reference, or (old logs) by copy."""
     assert entry.value is not None
     value = attempt.codec.decode(entry.value)
@@ -167,14 +167,14 @@ def map_task(
     items: Sequence[Any],
     max_concurrency: int,
     tolerated_failures: int,
-) -> Any:
+) -> JsonData:
     """`ctx.map`: one child per item; a task given by handle has its results revived."""
     child_task_id = task_id(task)
     decode: Callable[[str], Any] | None = None
     if not isinstance(task, str):
         annotation = task.result_annotation
 
-        def decode(stored: str) -> Any:
+        def decode(stored: str) -> JsonData:
             return revive(attempt.codec.decode(stored), annotation)
 
     return batch(
@@ -195,7 +195,7 @@ def parallel(
     tolerated_failures: int,
     first_success: bool,
     name: str,
-) -> Any:
+) -> JsonData:
     """`ctx.parallel`: children `(task, payload)` side by side."""
     return batch(
         attempt,

@@ -14,10 +14,10 @@ from typing import Any
 from durable.ids import random_fraction, random_uuid
 from durable.operations.attempt import Attempt
 from durable.records import CheckpointKind
-from durable.serialization import dumps, loads
+from durable.serialization import JsonData, dumps, loads
 
 
-def recorded_value(attempt: Attempt, name: str, make: Callable[[], Any]) -> Any:
+def recorded_value(attempt: Attempt, name: str, make: Callable[[], Any]) -> JsonData:
     """The value recorded at this position, or `make()` recorded now."""
     position, entries = attempt.open("value", name)
     if entries:

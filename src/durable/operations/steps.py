@@ -18,7 +18,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol, TypeVar
 
 from durable.annotations import step_return_annotation
 from durable.engine.outcomes import HandedOver
@@ -26,7 +26,9 @@ from durable.engine.retry import NO_RETRY, RetryPolicy, is_non_retryable
 from durable.errors import StepFailedError, StepTimeoutError
 from durable.operations.attempt import Attempt, Suspend
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
-from durable.serialization import dumps
+from durable.serialization import JsonData, dumps
+
+T = TypeVar("T")
 
 StepSemantics = Literal["at_least_once", "at_most_once"]
 
@@ -77,7 +79,7 @@ class StepPlan:
     name: str
     position: int
     policy: RetryPolicy
-    annotation: Any
+    annotation: object
     timeout: timedelta | None
     heartbeat_timeout: timedelta | None
     compensate: Callable[[Any], Any] | None
@@ -95,7 +97,7 @@ class _StepTokens:
 
 
 @lru_cache(maxsize=4096)
-def _return_annotation(fn: Callable[..., Any]) -> Any:
+def _return_annotation(fn: Callable[..., Any]) -> object:
     """What a step's result is decoded into, fresh and replayed alike; Any when unannotated.
 
     An annotation that names something undefined (or that pydantic cannot validate) raises
@@ -181,7 +183,7 @@ def plan_step(
 
 def run_step(
     attempt: Attempt, plan: StepPlan, fn: Callable[..., Any], args: Any, kwargs: Any
-) -> Any:
+) -> JsonData:
     """Run a planned step to its checkpoint (a coroutine function is run to completion)."""
     if plan.replayed:
         return plan.result
@@ -198,7 +200,7 @@ def run_step(
 
 async def run_step_async(
     attempt: Attempt, plan: StepPlan, fn: Callable[..., Any], args: Any, kwargs: Any
-) -> Any:
+) -> JsonData:
     """Run a planned step to its checkpoint, awaiting it in the task's event loop."""
     if plan.replayed:
         return plan.result
@@ -213,7 +215,7 @@ async def run_step_async(
     return _finish_step(attempt, plan, tokens, value)
 
 
-async def _awaited(value: Awaitable[Any]) -> Any:
+async def _awaited(value: Awaitable[T]) -> T:
     return await value
 
 
@@ -280,7 +282,7 @@ def _fail_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, exc: Excep
     raise attempt.suspend_until(RunStatus.RETRYING, retry_at) from None
 
 
-def _finish_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, value: Any) -> Any:
+def _finish_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, value: Any) -> JsonData:
     _step_ended(attempt, plan, tokens)
     text = dumps(value)
     stored = attempt.codec.encode_text(text, attempt.blob_key())

@@ -78,10 +78,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import cast
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError
+from pynamodb.models import MetaProtocol
 
 from durable.aws import (
     CONNECT_TIMEOUT_SECONDS,
@@ -210,9 +211,9 @@ class TableModels:
     connection: Connection  # shared by every model above; transactions use it too
 
 
-def _meta(table_name: str, region: str, endpoint_url: str | None) -> Any:
-    """A PynamoDB `Meta` class (typed Any: PynamoDB declares it as a protocol)."""
-    return type(
+def _meta(table_name: str, region: str, endpoint_url: str | None) -> MetaProtocol:
+    """A PynamoDB `Meta` class (a class made here, which PynamoDB types by a protocol)."""
+    meta = type(
         "Meta",
         (),
         {
@@ -229,6 +230,7 @@ def _meta(table_name: str, region: str, endpoint_url: str | None) -> Any:
             "max_pool_connections": MAX_POOL_CONNECTIONS,
         },
     )
+    return cast(MetaProtocol, meta)
 
 
 @lru_cache(maxsize=16)
