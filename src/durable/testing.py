@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -78,6 +79,35 @@ _STORE_OPERATIONS = {
 MOTO_INDEX_SHARDS = 2
 
 
+# One request at a time through in-process moto (see `serialize_moto_requests`).
+_MOTO_REQUESTS = threading.RLock()
+_moto_serialized = False
+
+
+def serialize_moto_requests() -> None:
+    """Make in-process moto (`mock_aws`) serve one request at a time, as its server does
+    for `durable dev`. moto keeps tables and queues in plain dicts: the runtime's thread
+    pools (a purge's deletes, a listing's shard queries) would otherwise change one while
+    another thread iterates it ("dictionary changed size during iteration"), a failure
+    real AWS never has. Applied once per process; `MotoBackend` applies it."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    global _moto_serialized
+    with _MOTO_REQUESTS:
+        if _moto_serialized:
+            return
+        serve = BotocoreStubber.__call__
+
+        def serve_one_at_a_time(
+            self: BotocoreStubber, event_name: str, request: Any, **kwargs: Any
+        ) -> Any:
+            with _MOTO_REQUESTS:
+                return serve(self, event_name, request, **kwargs)
+
+        BotocoreStubber.__call__ = serve_one_at_a_time  # type: ignore[method-assign]  # the patch
+        _moto_serialized = True
+
+
 class MotoBackend:
     """moto started once, with the runtime's table, queue and bucket, for many environments.
 
@@ -117,6 +147,7 @@ class MotoBackend:
             "AWS_DEFAULT_REGION": "us-east-1",
         }.items():
             os.environ.setdefault(name, value)
+        serialize_moto_requests()
         self._mock = mock_aws()
         self._mock.start()
         ensure_resources(self.settings, index_shards=self.index_shards)
