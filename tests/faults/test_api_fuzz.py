@@ -70,9 +70,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 
 # Every operation, the trigger of each registered task included (`durable.api.tasks`), but
 # "picky"'s: its validator breaks on purpose, a 500 that `test_api.py` expects.
-schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app).exclude(
-    path="/tasks/picky/runs"
-)
+schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app).exclude(path="/tasks/picky/runs")
 
 
 def negative_data_rejection(
