@@ -12,7 +12,8 @@ backend. Checked for every answer:
   breaks the schema is refused, a wrong method gets 405.
 
 Bounded for CI: a fixed number of examples per operation, derandomized, so every run sends
-the same requests (about 10 s on two cores).
+the same requests (about 20 s on two cores: each registered task's own trigger operation,
+`POST /tasks/<task_id>/runs`, is one of them).
 """
 
 from __future__ import annotations

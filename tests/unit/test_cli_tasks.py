@@ -13,6 +13,7 @@ from tests.unit.test_api_tasks import START, make_registry
 
 from durable.api import handle
 from durable.cli import main
+from durable.cli.tasks import format_tasks
 from durable.local.gateway import LocalGateway
 from durable.testing import TestEnvironment
 
@@ -131,3 +132,10 @@ def test_bad_use_is_exit_2_with_usage(capsys: pytest.CaptureFixture[str], args: 
     err = capsys.readouterr().err
     assert "usage: durable" in err
     assert f"error: unrecognized arguments: {args[-1]}" in err
+
+
+def test_the_table_leaves_out_descriptions_when_no_task_has_one() -> None:
+    table = format_tasks([{"task_id": "t", "payload_schema": {"type": "null"}}])
+
+    assert table.splitlines()[0].split()[-1] == "PAYLOAD"
+    assert table.splitlines()[1].split() == ["t", "-", "-", "-", "-", "no", "null"]

@@ -45,7 +45,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def format_tasks(tasks: list[dict[str, Any]]) -> str:
-    """A table of tasks, one line each."""
+    """A table of tasks, one line each (DESCRIPTION only when some task has a docstring)."""
     headers = ("TASK", "VERSION", "RETRY", "TIMEOUT", "SCHEDULE", "ASYNC", "PAYLOAD", "DESCRIPTION")
     rows = [
         (
@@ -60,6 +60,8 @@ def format_tasks(tasks: list[dict[str, Any]]) -> str:
         )
         for task in tasks
     ]
+    if not any(task.get("description") for task in tasks):  # no docstrings: no column
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
     return _table(headers, rows)
 
 
