@@ -46,8 +46,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def format_tasks(tasks: list[dict[str, Any]]) -> str:
     """A table of tasks, one line each (DESCRIPTION only when some task has a docstring)."""
-    headers = ("TASK", "VERSION", "RETRY", "TIMEOUT", "SCHEDULE", "ASYNC", "PAYLOAD", "DESCRIPTION")
-    rows = [
+    headers: tuple[str, ...] = ("TASK", "VERSION", "RETRY", "TIMEOUT", "SCHEDULE", "ASYNC")
+    headers += ("PAYLOAD", "DESCRIPTION")
+    rows: list[tuple[str, ...]] = [
         (
             str(task.get("task_id", "")),
             str(task.get("version") or "-"),
