@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from tests.unit.test_api import Api, assert_nothing_stored
 
 from durable import AsyncContext, Context, RetryPolicy, TaskRegistry, task
-from durable.testing import TestEnvironment
+from durable.testing import Faults, TestEnvironment
 
 EXAMPLE = {"order_id": "o-1", "items": [{"sku": "A", "quantity": 2}]}
 
@@ -205,6 +205,18 @@ def test_the_task_routes_are_read_only(
     assert reply.status == 405
     assert reply.headers["Allow"] == allowed
     assert_nothing_stored(env)
+
+
+def test_the_tasks_are_served_with_every_backend_down() -> None:
+    # The registry is the process's own: no DynamoDB, SQS or S3 call, so none can fail it.
+    faults = Faults(seed=1).throttle("dynamodb", 1.0).server_error("sqs", 1.0)
+    with TestEnvironment(registry=make_registry(), faults=faults.server_error("s3", 1.0)) as env:
+        api = Api(env.client)
+        listing, one = api.get("/tasks"), api.get("/tasks/ship-order")
+        refused = api.post("/tasks/ship-order/runs", {"payload": EXAMPLE})
+
+    assert (listing.status, one.status) == (200, 200)
+    assert refused.status == 503  # a write does reach the backend
 
 
 # -- the OpenAPI document ----------------------------------------------------------------
