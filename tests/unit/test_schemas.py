@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import pytest
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 import tasks
@@ -86,7 +87,12 @@ class Exploding(BaseModel):
         raise RuntimeError("a validator that breaks")
 
 
+FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
+
+
 def accepts(annotation: Any, value: Any) -> bool:
+    """Whether pydantic accepts `value`, and it fits the JSON Schema (formats included)."""
+    Draft202012Validator(schema_of(annotation), format_checker=FORMAT_CHECKER).validate(value)
     TypeAdapter(annotation).validate_python(value)
     return True
 
@@ -238,6 +244,9 @@ def test_every_example_task_has_an_example_it_accepts(module: str) -> None:
     for definition in definitions:
         example = payload_example(definition.payload_annotation)
         definition.validate_payload(example)  # as a trigger validates: no error
+        # and as a client (the dashboard's form) checks it against the published schema
+        schema = schema_of(definition.payload_annotation)
+        Draft202012Validator(schema, format_checker=FORMAT_CHECKER).validate(example)
         annotation = definition.payload_annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             assert isinstance(example, dict), definition.id
