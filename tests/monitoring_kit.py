@@ -27,6 +27,7 @@ from durable.clock import VirtualClock
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import WakeUp
 from durable.storage.memory import MemoryRunStore
+from handlers import sweeper as sweeper_handler
 from handlers import worker as worker_handler
 
 
@@ -118,11 +119,19 @@ class WorkerLambda:
     def invoke(self, messages: list[WakeUp]) -> dict[str, Any]:
         """One invocation of the handler with these records; its EMF lines are kept."""
         event = {"Records": [sqs_record(f"m{i}", m.to_json()) for i, m in enumerate(messages)]}
+        self.invocations += 1
+        return self._captured(worker_handler.handler, event)
+
+    def sweep(self) -> dict[str, Any]:
+        """One invocation of the sweeper's handler (scheduled by EventBridge)."""
+        return self._captured(sweeper_handler.handler, {"source": "aws.events"})
+
+    def _captured(
+        self, handler: Callable[[dict[str, Any], LambdaContext], Any], event: dict[str, Any]
+    ) -> dict[str, Any]:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            context = cast(LambdaContext, FakeLambdaContext())
-            response: dict[str, Any] = worker_handler.handler(event, context)
-        self.invocations += 1
+            response: dict[str, Any] = handler(event, cast(LambdaContext, FakeLambdaContext()))
         for line in out.getvalue().splitlines():
             if line.startswith("{") and '"_aws"' in line:
                 self.emitted.append(EmfLine.parse(line))
@@ -226,4 +235,5 @@ def run_scenarios(
             runs[task_id] = worker.trigger(task_id)
             status = worker.run_until_ended(runs[task_id])
             assert status == expected, (task_id, status)
+        worker.sweep()
     return worker, runs

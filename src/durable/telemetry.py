@@ -51,7 +51,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "runs_completed": (COUNT, "runs that completed"),
     "runs_failed": (COUNT, "runs that ended FAILED (whatever the cause)"),
     "runs_timed_out": (COUNT, "runs that exceeded their task timeout"),
-    "runs_cancelled": (COUNT, "runs that saw their cancellation"),
     "attempts_exhausted": (COUNT, "runs that failed on their last task attempt, after retries"),
     "non_determinism_errors": (COUNT, "runs that failed because the code diverged from the log"),
     "step_retries": (COUNT, "failed step attempts with a retry to come"),
@@ -64,8 +63,7 @@ _ENDED = {
     RunStatus.COMPLETED: "runs_completed",
     RunStatus.FAILED: "runs_failed",
     RunStatus.TIMED_OUT: "runs_timed_out",
-    RunStatus.CANCELLED: "runs_cancelled",
-}
+}  # a cancel ends a run in the API, not in the worker: no cancellation is counted here
 RUN_SUBSEGMENT = "## durable run"
 
 
@@ -83,7 +81,7 @@ def invocation_metrics(report: InvocationReport, duration_ms: float) -> dict[str
         "step_retries": report.step_retries,
         "task_retries": report.task_retries,
     }
-    if report.ended is not None:
+    if report.ended in _ENDED:
         counts[_ENDED[report.ended]] = 1
     values.update({name: count for name, count in counts.items() if count})
     return values

@@ -95,8 +95,7 @@ def test_every_metric_the_runtime_declares_is_emitted_by_some_scenario(
 ) -> None:
     worker, _ = scenarios
     emitted = {name for line in worker.emitted for name in line.metrics if "task_id" in line.raw}
-    # runs_cancelled needs a cancel racing an invocation: declared, not provoked here
-    assert emitted == set(METRICS) - {"runs_cancelled"}
+    assert emitted == set(METRICS)
 
 
 def test_the_service_level_line_of_the_handler_is_still_there(
