@@ -7,6 +7,7 @@ segment would) and sends it to a capturing emitter, whose documents the tests re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from aws_xray_sdk import global_sdk_config
 from aws_xray_sdk.core.context import Context as XRayContext
 from aws_xray_sdk.core.recorder import AWSXRayRecorder
 
-from durable import Context, RetryPolicy, TaskRegistry, task
+from durable import AsyncContext, Context, RetryPolicy, TaskRegistry, task
 from durable.telemetry import RUN_SUBSEGMENT, observed_invocation, recorder_of
 from durable.testing import TestEnvironment
 
@@ -175,3 +176,29 @@ def test_no_subsegment_at_all_when_tracing_is_disabled(recorder: AWSXRayRecorder
         recorder.end_segment()
         assert env.get(run_id).result == "x"
     assert segment.subsegments == []
+
+
+def test_gathered_async_steps_are_siblings_under_the_run(recorder: AWSXRayRecorder) -> None:
+    registry = TaskRegistry()
+
+    async def fetch(name: str, delay: float) -> str:
+        await asyncio.sleep(delay)  # they overlap: the first one ends last
+        return name
+
+    @task(id="gathered", registry=registry)
+    async def gathered(ctx: AsyncContext, payload: None) -> list[str]:
+        return list(
+            await asyncio.gather(
+                ctx.step("slow", fetch, "slow", 0.03), ctx.step("fast", fetch, "fast", 0.0)
+            )
+        )
+
+    with TestEnvironment(registry=registry) as env:
+        run_id = env.trigger("gathered").run_id
+        (run,) = _deliver_traced(env, recorder)
+        assert env.get(run_id).result == ["slow", "fast"]
+
+    # each step its own subsegment, directly under the run's: none nested in another
+    assert sorted(s["name"] for s in _steps(run)) == ["step fast", "step slow"]
+    assert all("subsegments" not in s for s in _steps(run))
+    assert {s["annotations"]["step"] for s in _steps(run)} == {"slow", "fast"}
