@@ -19,8 +19,9 @@ from aws_xray_sdk.core.context import Context as XRayContext
 from aws_xray_sdk.core.recorder import AWSXRayRecorder
 
 from durable import AsyncContext, Context, RetryPolicy, TaskRegistry, task
+from durable.errors import InfrastructureError
 from durable.telemetry import RUN_SUBSEGMENT, observed_invocation, recorder_of
-from durable.testing import TestEnvironment
+from durable.testing import Faults, TestEnvironment
 
 
 class CapturingEmitter:
@@ -202,3 +203,30 @@ def test_gathered_async_steps_are_siblings_under_the_run(recorder: AWSXRayRecord
     assert sorted(s["name"] for s in _steps(run)) == ["step fast", "step slow"]
     assert all("subsegments" not in s for s in _steps(run))
     assert {s["annotations"]["step"] for s in _steps(run)} == {"slow", "fast"}
+
+
+def test_an_invocation_that_meets_an_infrastructure_error_is_a_fault_on_its_subsegment(
+    recorder: AWSXRayRecorder,
+) -> None:
+    registry = TaskRegistry()
+
+    @task(id="throttled", registry=registry)
+    def throttled(ctx: Context, payload: None) -> str:
+        return ctx.step("only", lambda: "x")
+
+    faults = Faults(seed=3)
+    with TestEnvironment(registry=registry, faults=faults) as env:
+        with faults.paused():
+            env.trigger("throttled")
+        message = env.queue.pop_due(env.now())
+        assert message is not None
+        faults.throttle("dynamodb", 1.0)  # every DynamoDB call from now on
+        segment = recorder.begin_segment("worker")
+        with pytest.raises(InfrastructureError):
+            observed_invocation(env.worker, message, None, None, recorder)
+        recorder.end_segment()
+
+    (run,) = [s.to_dict() for s in segment.subsegments]
+    assert run["name"] == RUN_SUBSEGMENT
+    assert run["fault"] is True
+    assert "InfrastructureError" in run["metadata"]["durable"]["error"]
