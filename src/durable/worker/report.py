@@ -58,11 +58,6 @@ class InvocationReport:
     step_retries: int = 0
     task_retries: int = 0
 
-    @property
-    def executed(self) -> bool:
-        """Whether the invocation ran the run's code (a report with a task to count)."""
-        return self.task_id is not None
-
 
 class InvocationFigures:
     """Collects an invocation's figures as it goes; the attempt's observer."""
