@@ -36,11 +36,12 @@ from durable.services.sweeper import sweep
 from durable.settings import Settings
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry, default_registry
+from durable.telemetry import observed_invocation, recorder_of
 from durable.values import ValueCodec
 from durable.worker import Worker, WorkerConfig
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools import Metrics, Tracer
 
 # What `process_wake_up` reports for a body that is not a wake-up message.
 MALFORMED = "malformed"
@@ -126,8 +127,12 @@ class Runtime:
         body: str,
         time_left: Callable[[], timedelta] | None = None,
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> str:
         """Handle one queue message body; returns what was done (a `Handled` value).
+
+        A run's invocation is measured into `metrics` (a line of its own per run, with the
+        task as a dimension) and traced with `tracer` (`durable.telemetry`).
 
         A body that is not a wake-up can never succeed: retrying it would only cycle it
         through the queue until the dead-letter queue takes it. It is logged as an error
@@ -141,7 +146,9 @@ class Runtime:
             outcome = MALFORMED
         else:
             try:
-                outcome = str(self.worker.handle(message, time_left))
+                recorder = recorder_of(tracer)
+                report = observed_invocation(self.worker, message, time_left, metrics, recorder)
+                outcome = str(report.handled)
             except Exception:
                 library_logger().exception(
                     "wake-up failed; SQS will deliver it again",

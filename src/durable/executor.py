@@ -24,6 +24,7 @@ from durable.engine.retry import is_non_retryable
 from durable.errors import NonDeterminismError, RunCancelledError, WaitTimeoutError
 from durable.operations.attempt import Attempt, AttemptEnvironment, RunInfo, Suspend
 from durable.operations.compensation import compensate
+from durable.operations.observer import AttemptObserver
 from durable.operations.steps import current_context
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
 from durable.serialization import as_json_list, dumps, is_plain_annotation, type_adapter
@@ -40,6 +41,7 @@ def execute_attempt(
     clock: Clock,
     codec: ValueCodec,
     deadline: datetime | None = None,
+    observer: AttemptObserver | None = None,
 ) -> AnyOutcome:
     """Replay and continue `run` until it completes, fails, suspends or runs out of time.
 
@@ -55,6 +57,7 @@ def execute_attempt(
         clock=clock,
         codec=codec,
         deadline=deadline,
+        observer=observer,
     )
 
 
@@ -67,6 +70,7 @@ def _execute_attempt(
     clock: Clock,
     codec: ValueCodec,
     deadline: datetime | None = None,
+    observer: AttemptObserver | None = None,
 ) -> AnyOutcome:
     view = HistoryView(run.run_id, history)
     now = clock.now()
@@ -96,6 +100,7 @@ def _execute_attempt(
         codec=codec,
         deadline=deadline,
         run_deadline=run_deadline,
+        observer=observer,
     )
     ctx = AsyncContext(attempt) if definition.is_async else Context(attempt)
     token = current_context.set(ctx)

@@ -20,7 +20,8 @@ processor = WakeUpBatchProcessor(lambda: get_runtime().queue)
 
 
 def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> str:
-    return get_runtime().process_wake_up(record.body, time_left_of(lambda_context), metrics)
+    time_left = time_left_of(lambda_context)
+    return get_runtime().process_wake_up(record.body, time_left, metrics, tracer)
 
 
 @logger.inject_lambda_context(clear_state=True)

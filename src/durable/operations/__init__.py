@@ -6,6 +6,7 @@ position bookkeeping (the next operation's position, the next log slot, replay o
 `durable.context` is the facade task code sees; it holds no logic of its own.
 
     attempt.py       the shared base: positions, log slots, fresh-operation checks, suspending
+    observer.py      the optional hook telemetry stands on: replayed operations, step attempts
     steps.py         ctx.step, @step, retries, timeouts, lost attempts
     heartbeats.py    ctx.heartbeat, ctx.step_id, ctx.heartbeat_details (inside a step)
     compensation.py  ctx.compensate: completed steps' undo functions, newest first

@@ -22,6 +22,7 @@ from durable.engine.outcomes import Abandoned, AnyOutcome, Failed, HandedOver, S
 from durable.engine.replay import HistoryView
 from durable.errors import ConflictError, NonDeterminismError, RunCancelledError
 from durable.inbox import InboxLedger, unnumbered_consumptions
+from durable.operations.observer import AttemptObserver, StepSpan
 from durable.records import (
     BatchItemResult,
     BatchRecord,
@@ -115,8 +116,10 @@ class Attempt:
         codec: ValueCodec,
         deadline: datetime | None,
         run_deadline: datetime | None,
+        observer: AttemptObserver | None = None,
     ) -> None:
         self.run = run
+        self.observer = observer  # telemetry's hook (`durable.operations.observer`)
         self.view = view
         self.environment = environment
         self.clock = clock
@@ -156,6 +159,8 @@ class Attempt:
             raise self.cancellation
         position = self.position
         self.position += 1
+        if self.observer is not None and position < self.replay_length:
+            self.observer.operation_replayed(position)
         return position
 
     def entries(self, position: int, kind: str, name: str) -> list[Checkpoint]:
@@ -208,6 +213,25 @@ class Attempt:
         )
         self.append_raw(checkpoint)
         return checkpoint
+
+    def step_ran(
+        self, name: str, position: int, step_attempt: int, started: datetime, error: str | None
+    ) -> None:
+        """Tell the observer, if any, that a fresh step attempt ran from `started` to now."""
+        if self.observer is not None:
+            self.observer.step_ran(
+                StepSpan(
+                    run_id=self.run.id,
+                    task_id=self.run.task_id,
+                    task_attempt=self.run.attempt,
+                    step=name,
+                    position=position,
+                    step_attempt=step_attempt,
+                    started_at=started,
+                    ended_at=self.clock.now(),
+                    error=error,
+                )
+            )
 
     def blob_key(self) -> str:
         """Where a large value recorded in the next log slot is stored."""

@@ -261,17 +261,22 @@ def _check_step_timeout(attempt: Attempt, plan: StepPlan) -> None:
         raise StepTimeoutError(plan.name, plan.timeout, elapsed)
 
 
-def _step_ended(attempt: Attempt, plan: StepPlan, tokens: _StepTokens) -> None:
+def _step_ended(
+    attempt: Attempt, plan: StepPlan, tokens: _StepTokens, error: BaseException | None = None
+) -> None:
     # Not in a `finally`: an invocation that dies inside the step must leave the short
     # heartbeat lease in place, so that the run is picked up once it runs out.
     current_context.reset(tokens.context)
     current_step.reset(tokens.step)
+    assert plan.started is not None
+    failed = None if error is None else type(error).__name__
+    attempt.step_ran(plan.name, plan.position, plan.attempt, plan.started, failed)
     if plan.heartbeat_timeout is not None:
         attempt.environment.extend_lease(None)
 
 
 def _fail_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, exc: Exception) -> NoReturn:
-    _step_ended(attempt, plan, tokens)
+    _step_ended(attempt, plan, tokens, exc)
     error = ErrorInfo.from_exception(
         exc, traceback.format_exc(), non_retryable=is_non_retryable(exc, plan.policy)
     )

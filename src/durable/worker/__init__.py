@@ -6,6 +6,7 @@
     versions.py    runs pinned to another code version: routed, or held visibly
     log_cache.py   a warm container's copy of the logs it has read
     redelivery.py  SQS's redelivery backoff for a failed wake-up (Powertools' batch processor)
+    report.py      what an invocation did, in figures (`Worker.process`), for telemetry
 
 It stands on the engine (`durable.engine`) and the run services (`durable.services`);
 the composition roots (`durable.bootstrap`, `durable.testing`) build it.

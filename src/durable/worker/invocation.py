@@ -26,6 +26,7 @@ from durable.records import (
     BatchItemResult,
     BatchRecord,
     Checkpoint,
+    CheckpointKind,
     InboxEvent,
     RunRecord,
     RunStatus,
@@ -36,6 +37,8 @@ from durable.storage.base import RunStore
 
 # The statuses of a run an invocation holds the lease of.
 ACTIVE = (RunStatus.RUNNING,)
+# Entries that, with a wake-up time, are a retry to come.
+RETRY_KINDS = frozenset({CheckpointKind.STEP_FAILED, CheckpointKind.ATTEMPT_FAILED})
 # Pauses after each failed try to give a lease back (see `give_back_lease`), in seconds.
 GIVE_BACK_PAUSES = (0.01, 0.05, 0.2)
 P = ParamSpec("P")
@@ -98,6 +101,8 @@ class RunEnvironment:
         self._cancelled = False
         self._inbox: list[InboxEvent] | None = None
         self.appended = 0
+        # Failed step and task attempts appended with a retry time, by kind (telemetry).
+        self.retries: dict[CheckpointKind, int] = {}
         self.logged = 0  # checkpoints in the log when the invocation loaded it
         # Inbox events the log has consumed: as loaded, then as this invocation appends.
         self.consumed: set[str] = set()
@@ -106,6 +111,8 @@ class RunEnvironment:
     def append(self, checkpoint: Checkpoint) -> None:
         self._store.append_checkpoint(self._run_id, checkpoint)
         self.appended += 1
+        if checkpoint.wake_at is not None and checkpoint.kind in RETRY_KINDS:
+            self.retries[checkpoint.kind] = self.retries.get(checkpoint.kind, 0) + 1
         if checkpoint.inbox_id is not None:
             self.consumed.add(checkpoint.inbox_id)
 

@@ -61,6 +61,7 @@ from durable.executor import execute_attempt
 from durable.ids import new_owner_id
 from durable.inbox import consumed_inbox_ids
 from durable.logs import library_logger
+from durable.operations.observer import AttemptObserver
 from durable.queues.base import WakeQueue
 from durable.records import ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
 from durable.services.endings import RunEndings, has_follow_ups
@@ -71,6 +72,7 @@ from durable.task import TaskRegistry
 from durable.values import ValueCodec
 from durable.worker.invocation import ACTIVE, InterruptingBlobs, RunEnvironment, give_back_lease
 from durable.worker.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
+from durable.worker.report import InvocationFigures, InvocationReport
 from durable.worker.versions import VersionRouter, hold_for_version
 from durable.worker.waits import wait_satisfied
 
@@ -169,6 +171,26 @@ class Worker:
         Raises only on infrastructure errors (`InfrastructureError`), after giving back the
         lease: the message should then be delivered again.
         """
+        return self.process(message, time_left).handled
+
+    def process(
+        self,
+        message: WakeUp,
+        time_left: Callable[[], timedelta] | None = None,
+        observer: AttemptObserver | None = None,
+    ) -> InvocationReport:
+        """`handle`, reporting what the invocation did in figures (`durable.worker.report`);
+        `observer` is told of each step attempt the invocation runs (a tracer)."""
+        figures = InvocationFigures(observer)
+        handled = self._handle(message, time_left, figures)
+        return figures.report(handled, persisted=handled is Handled.EXECUTED)
+
+    def _handle(
+        self,
+        message: WakeUp,
+        time_left: Callable[[], timedelta] | None,
+        figures: InvocationFigures,
+    ) -> Handled:
         if message.reason is WakeReason.PURGE:
             return self._purge(message, time_left)
         run = self.store.get_run(message.run_id)
@@ -194,12 +216,13 @@ class Worker:
         if run.code_version != self.config.code_version:
             return self._pinned_elsewhere(run, message)
         owner = new_owner_id()
+        first_start = run.started_at is None
         try:
             run = self.store.acquire_lease(run.run_id, owner, now, now + self.config.lease)
         except ConflictError:
             return Handled.BUSY
         try:
-            return self._execute(run, owner, time_left)
+            return self._execute(run, owner, time_left, figures, first_start)
         except InfrastructureInterrupt as interrupt:
             give_back_lease(self.store, self.clock, run, owner)
             raise interrupt.error from None
@@ -249,9 +272,15 @@ class Worker:
         return Handled.VERSION_MISMATCH
 
     def _execute(
-        self, run: RunRecord, owner: str, time_left: Callable[[], timedelta] | None
+        self,
+        run: RunRecord,
+        owner: str,
+        time_left: Callable[[], timedelta] | None,
+        figures: InvocationFigures,
+        first_start: bool,
     ) -> Handled:
         history = self.log_cache.load(run.run_id, run.created_at)
+        figures.loaded(run, first_start, history)
         environment = RunEnvironment(
             self.store,
             run.run_id,
@@ -280,6 +309,7 @@ class Worker:
                     non_retryable=True,
                 )
             )
+            figures.finished(outcome, environment.appended, environment.retries)
             return self._persist(run, owner, outcome, environment)
         try:
             definition = self.registry.get(run.task_id)
@@ -295,6 +325,7 @@ class Worker:
             deadline = None
             if time_left is not None:
                 deadline = self.clock.now() + time_left() - self.config.margin
+            figures.max_attempts = definition.retry.max_attempts
             outcome = execute_attempt(
                 definition,
                 run,
@@ -303,7 +334,9 @@ class Worker:
                 clock=self.clock,
                 codec=self.attempt_codec,
                 deadline=deadline,
+                observer=figures,
             )
+        figures.finished(outcome, environment.appended, environment.retries)
         library_logger().debug(
             "invocation ended",
             run_id=run.run_id,
