@@ -1,11 +1,33 @@
-"""`ctx.logger`: a Powertools logger bound to the run, silent while the run replays.
+"""Run logging: `ctx.logger`, and the task's standard `logging` stamped with the run.
 
 A replayed step does not log twice (as in Trigger.dev): lines logged by task code during
 replay are dropped, so each line appears once per real execution.
+
+- `ctx.logger` (`RunLogger`) is the library's Powertools logger with the run's keys on
+  every line: `run_id`, `task_id`, `attempt`, and `step` inside a step.
+- The task's own `logging.getLogger(__name__)` lines, while a run executes
+  (`bind_run_logging`, by the executor for the attempt): `RunLogHandler` on the
+  root logger stamps them with the same keys plus `logger` (the logger's name) and writes
+  them through the library logger's handler, so they are the same Powertools JSON on the
+  same stream. Outside a run it writes nothing; during a replay (outside a step) it drops
+  them, as `ctx.logger` does.
+- `install_run_logging` (once per process, by the executor) adds that handler and lets
+  INFO records through the root logger (Powertools' level: `POWERTOOLS_LOG_LEVEL`). The
+  root's other handlers (Lambda's own, say) keep printing what they printed before, and
+  leave a run's records to `RunLogHandler`, so each line is printed once, as JSON.
+
+Every line of a run thus carries its `run_id`: the run's logs are read back by filtering
+on it (`durable.runlogs`), with no write per line anywhere.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -80,3 +102,104 @@ class RunLogger:
 
     def exception(self, message: str, **kwargs: Any) -> None:
         self._emit("exception", message, **kwargs)
+
+
+# -- the task's standard logging --------------------------------------------------------
+
+# The run executing in this thread or asyncio task (None outside runs).
+_current_run: ContextVar[_RunView | None] = ContextVar("durable_run_log_scope", default=None)
+_install_lock = threading.Lock()
+
+
+def bind_run_logging(view: _RunView) -> None:
+    """Stamp the standard logging records made from now on in the current context (the
+    executor's: one per attempt, see `durable.executor`) with `view`'s run."""
+    _current_run.set(view)
+
+
+@contextlib.contextmanager
+def run_log_scope(view: _RunView) -> Iterator[None]:
+    """Stamp the standard logging records made inside with `view`'s run."""
+    token = _current_run.set(view)
+    try:
+        yield
+    finally:
+        _current_run.reset(token)
+
+
+def _is_library(record: logging.LogRecord) -> bool:
+    return record.name == "durable" or record.name.startswith("durable.")
+
+
+def _stamp(record: logging.LogRecord) -> bool:
+    """Give a record made inside a run the run's keys; False to drop it (outside a run, or
+    replayed code). The library's own records pass only as `ctx.logger` made them."""
+    view = _current_run.get()
+    if view is None:
+        return False
+    if _is_library(record):
+        return getattr(record, "run_id", None) is not None
+    if getattr(record, "run_id", None) is not None:
+        return True  # stamped by an earlier handler
+    if view.is_replaying and view.current_step is None:
+        return False
+    run = view.run
+    record.run_id = run.id
+    record.task_id = run.task_id
+    record.attempt = run.attempt
+    step = view.current_step
+    if step is not None:
+        record.step = step
+    record.logger = record.name
+    return True
+
+
+class RunLogHandler(logging.Handler):
+    """On the root logger: the task's records of a run, through the library's handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _is_library(record) and _stamp(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        library_logger().registered_handler.handle(record)
+
+
+class RunLogCapture(logging.Handler):
+    """On the root logger: every record of a run (`ctx.logger`'s and the task's), as the
+    decoded Powertools JSON, handed to `sink` (the test kit's memory log source)."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _stamp(record)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._sink(json.loads(library_logger().registered_formatter.format(record)))
+
+
+class _AsBefore(logging.Filter):
+    """On the root's other handlers: what they printed before `install_run_logging`."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        in_run = _current_run.get() is not None and not _is_library(record)
+        return record.levelno >= self.level and not in_run
+
+
+def install_run_logging() -> None:
+    """Add `RunLogHandler` to the root logger, once per process (see the module docstring)."""
+    root = logging.getLogger()
+    with _install_lock:
+        if any(isinstance(handler, RunLogHandler) for handler in root.handlers):
+            return
+        level = library_logger().log_level
+        for handler in root.handlers:
+            handler.addFilter(_AsBefore(root.level))
+        if root.level > level:
+            root.setLevel(level)
+        root.addHandler(RunLogHandler())
