@@ -22,7 +22,7 @@ from durable.engine.outcomes import AnyOutcome, Completed, Failed, Suspended
 from durable.engine.replay import HistoryView
 from durable.engine.retry import is_non_retryable
 from durable.errors import NonDeterminismError, RunCancelledError, WaitTimeoutError
-from durable.logs import bind_run_logging, install_run_logging
+from durable.logs import bind_run_logging, run_logging
 from durable.operations.attempt import Attempt, AttemptEnvironment, RunInfo, Suspend
 from durable.operations.compensation import compensate
 from durable.operations.steps import current_context
@@ -48,17 +48,17 @@ def execute_attempt(
     current step, say) outlives it, even when it dies half-way (a simulated crash). The
     task's standard logging is stamped with the run meanwhile (`durable.logs`).
     """
-    install_run_logging()
-    return contextvars.Context().run(
-        _execute_attempt,
-        definition,
-        run,
-        history,
-        environment=environment,
-        clock=clock,
-        codec=codec,
-        deadline=deadline,
-    )
+    with run_logging():
+        return contextvars.Context().run(
+            _execute_attempt,
+            definition,
+            run,
+            history,
+            environment=environment,
+            clock=clock,
+            codec=codec,
+            deadline=deadline,
+        )
 
 
 def _execute_attempt(

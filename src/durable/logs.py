@@ -11,10 +11,10 @@ replay are dropped, so each line appears once per real execution.
   them through the library logger's handler, so they are the same Powertools JSON on the
   same stream. Outside a run it writes nothing; during a replay (outside a step) it drops
   them, as `ctx.logger` does.
-- `install_run_logging` (once per process, by the executor) adds that handler and lets
-  INFO records through the root logger (Powertools' level: `POWERTOOLS_LOG_LEVEL`). The
-  root's other handlers (Lambda's own, say) keep printing what they printed before, and
-  leave a run's records to `RunLogHandler`, so each line is printed once, as JSON.
+- `run_logging` (by the executor around each attempt) adds that handler to the root
+  logger once, and lowers the root to Powertools' level (`POWERTOOLS_LOG_LEVEL`, INFO)
+  while attempts run, so that the task's INFO lines get there. The root's other handlers
+  (Lambda's own, pytest's) meanwhile get exactly the records they got before.
 
 Every line of a run thus carries its `run_id`: the run's logs are read back by filtering
 on it (`durable.runlogs`), with no write per line anywhere.
@@ -180,26 +180,62 @@ class RunLogCapture(logging.Handler):
 
 
 class _AsBefore(logging.Filter):
-    """On the root's other handlers: what they printed before `install_run_logging`."""
+    """On the root's other handlers while runs execute: only the records that reached them
+    with the root at its own level (the root's level decides for loggers without one)."""
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, root_level: int) -> None:
         super().__init__()
-        self.level = level
+        self.root_level = root_level
 
     def filter(self, record: logging.LogRecord) -> bool:
-        in_run = _current_run.get() is not None and not _is_library(record)
-        return record.levelno >= self.level and not in_run
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None and logger.parent is not None:  # up to the root
+            if logger.level:
+                return record.levelno >= logger.level
+            logger = logger.parent
+        return record.levelno >= self.root_level
 
 
-def install_run_logging() -> None:
-    """Add `RunLogHandler` to the root logger, once per process (see the module docstring)."""
-    root = logging.getLogger()
-    with _install_lock:
-        if any(isinstance(handler, RunLogHandler) for handler in root.handlers):
-            return
+class _RootLevel:
+    """The root logger lowered to Powertools' level while at least one attempt runs."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active = 0
+        self.saved: int | None = None
+        self.filters: list[tuple[logging.Handler, logging.Filter]] = []
+
+
+_root_level = _RootLevel()
+
+
+@contextlib.contextmanager
+def run_logging() -> Iterator[None]:
+    """While an attempt runs: `RunLogHandler` on the root logger (added once per process),
+    and the root at Powertools' level (`POWERTOOLS_LOG_LEVEL`, INFO by default) so that the
+    task's INFO lines reach it; the root's other handlers get what they got before."""
+    state, root = _root_level, logging.getLogger()
+    with state.lock:
+        if not any(isinstance(handler, RunLogHandler) for handler in root.handlers):
+            root.addHandler(RunLogHandler())
+        state.active += 1
         level = library_logger().log_level
-        for handler in root.handlers:
-            handler.addFilter(_AsBefore(root.level))
-        if root.level > level:
+        if state.active == 1 and root.level > level:
+            state.saved = root.level
+            for handler in root.handlers:
+                if not isinstance(handler, RunLogHandler | RunLogCapture):
+                    keep: logging.Filter = _AsBefore(root.level)
+                    handler.addFilter(keep)
+                    state.filters.append((handler, keep))
             root.setLevel(level)
-        root.addHandler(RunLogHandler())
+    try:
+        yield
+    finally:
+        with state.lock:
+            state.active -= 1
+            if state.active == 0 and state.saved is not None:
+                for handler, keep in state.filters:
+                    handler.removeFilter(keep)
+                state.filters.clear()
+                root.setLevel(state.saved)
+                state.saved = None
