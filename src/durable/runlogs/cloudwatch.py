@@ -109,6 +109,8 @@ class CloudWatchRunLogSource:
             "logGroupName": self.log_group,
             "filterPattern": filter_pattern(run_id),
             "limit": page,
+            # What CloudWatch always does now; moto returns stream after stream without it.
+            "interleaved": True,
         }
         if start is not None:
             request["startTime"] = start
