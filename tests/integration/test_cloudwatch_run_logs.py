@@ -3,6 +3,7 @@ with a cursor across equal timestamps, and only the newer ones for a follower.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,10 +39,8 @@ def logs(aws_credentials: None) -> Iterator[Any]:
 
 
 def put(client: Any, stream: str, events: list[tuple[int, str]]) -> None:
-    try:
+    with contextlib.suppress(client.exceptions.ResourceAlreadyExistsException):
         client.create_log_stream(logGroupName=GROUP, logStreamName=stream)
-    except client.exceptions.ResourceAlreadyExistsException:
-        pass
     client.put_log_events(
         logGroupName=GROUP,
         logStreamName=stream,

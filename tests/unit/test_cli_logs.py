@@ -12,8 +12,8 @@ import pytest
 
 from durable import Context, TaskRegistry, task
 from durable.api import handle
-from durable.cli import main
 from durable.cli import logs as cli_logs
+from durable.cli import main
 from durable.local.gateway import build_event
 from durable.testing import TestEnvironment
 
