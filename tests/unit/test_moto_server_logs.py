@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from durable.local.moto_journal import read_records
 from tests.unit.test_moto_server import make_table, serve  # noqa: F401 - the fixture
+
+from durable.local.moto_journal import read_records
 
 GROUP = "/aws/lambda/durable-worker"
 
