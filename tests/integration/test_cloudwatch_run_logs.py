@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from durable.runlogs import InvalidLogCursorError, LogPage
+from durable.runlogs import InvalidLogCursorError, LogPage, cloudwatch
 from durable.runlogs.cloudwatch import CloudWatchRunLogSource, filter_pattern
 
 REGION = "us-east-1"
@@ -58,7 +58,7 @@ def read_all(source: CloudWatchRunLogSource, run_id: str, limit: int) -> list[st
         page = source.read(run_id, cursor=cursor, limit=limit)
         seen += [line.message for line in page.lines]
         cursor = page.next_cursor
-        if not page.lines:
+        if not page.more:
             return seen
     raise AssertionError("the pages never ended")
 
@@ -152,3 +152,24 @@ def test_a_malformed_cursor_is_refused_before_any_call(logs: Any) -> None:
     with pytest.raises(InvalidLogCursorError):
         source.read(RUN, cursor="!!")
     assert source.calls == 0
+
+
+def test_a_search_cut_short_says_there_is_more(logs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # stock moto hands the reader every event; 300 of other runs come first
+    put(
+        logs,
+        "2026/11/30/[$LATEST]aaaa",
+        [(T0 + number, record(CHILD, f"child {number}")) for number in range(300)]
+        + [(T0 + 400, record(RUN, "at last"))],
+    )
+    monkeypatch.setattr(cloudwatch, "MAX_CALLS", 2)
+    source = CloudWatchRunLogSource(GROUP, logs)
+
+    pages: list[LogPage] = [source.read(RUN, limit=10)]
+    while pages[-1].more:
+        pages.append(source.read(RUN, cursor=pages[-1].next_cursor, limit=10))
+
+    # each read scanned 2 pages of 10 events and stopped, saying so, until it got there
+    assert [len(page.lines) for page in pages[:-1]] == [0] * (len(pages) - 1)
+    assert [line.message for line in pages[-1].lines] == ["at last"]
+    assert len(pages) > 10

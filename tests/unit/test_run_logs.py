@@ -131,15 +131,18 @@ def test_pages_follow_each_other_across_lines_of_one_instant(
     env.run_until_complete(run.run_id)
 
     seen: list[str] = []
+    mores: list[bool] = []
     cursor = None
     for _ in range(10):
         page = env.logs(run.run_id, cursor, limit=7)
         seen += messages(page.lines)
+        mores.append(page.more)
         cursor = page.next_cursor
-        if not page.lines:
+        if not page.more:
             break
     # every line once, in order, though all 25 share one millisecond
     assert seen == [f"line {number}" for number in range(25)]
+    assert mores == [True, True, True, False]  # 7 + 7 + 7 + 4
     assert len({line.at for line in env.logs(run.run_id, limit=25).lines}) == 1
 
 
@@ -226,7 +229,8 @@ def test_the_api_answers_the_contracts_shape(registry: TaskRegistry, env: TestEn
 
     status, body = api_get(env, f"/runs/{run.run_id}/logs?limit=1")
     assert status == 200
-    assert set(body) == {"run_id", "logs", "next_cursor"}
+    assert set(body) == {"run_id", "logs", "next_cursor", "more"}
+    assert body["more"] is True  # a second line is waiting
     assert body["run_id"] == run.run_id
     assert body["logs"] == [
         {
@@ -242,6 +246,7 @@ def test_the_api_answers_the_contracts_shape(registry: TaskRegistry, env: TestEn
     status, rest = api_get(env, f"/runs/{run.run_id}/logs?cursor={body['next_cursor']}")
     assert status == 200
     assert [line["message"] for line in rest["logs"]] == ["bye"]
+    assert rest["more"] is False
     # an empty cursor is the first page
     status, again = api_get(env, f"/runs/{run.run_id}/logs?cursor=")
     assert status == 200 and len(again["logs"]) == 2
