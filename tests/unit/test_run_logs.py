@@ -4,6 +4,8 @@ stamped with the run, quiet on replay, page by page with a cursor."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 from datetime import timedelta
@@ -11,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from durable import Context, RetryPolicy, TaskRegistry, task
+from durable import AsyncContext, Context, RetryPolicy, TaskRegistry, task
 from durable.api import handle
 from durable.errors import RunNotFoundError
 from durable.local.gateway import build_event
+from durable.logs import library_logger
 from durable.runlogs import InvalidLogCursorError, LogLine
 from durable.runlogs.base import Position
 from durable.testing import TestEnvironment
@@ -279,3 +282,107 @@ def test_an_unknown_run_is_404(env: TestEnvironment) -> None:
     assert (status, body["error"]["code"]) == (404, "run_not_found")
     status, body = api_get(env, "/runs/" + "r" * 600 + "/logs")
     assert status == 400
+
+
+# -- what the worker prints ----------------------------------------------------------------
+
+
+def printed_records(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_the_tasks_standard_logging_prints_the_same_json_with_the_run(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    @task(id="printer", registry=registry)
+    def printer(ctx: Context, payload: None) -> None:
+        ctx.logger.info("from ctx.logger")
+        ctx.step("work", lambda: task_log.info("from the standard logging"))
+
+    # where the worker prints (stdout in Lambda, the console in `durable dev`)
+    handler = library_logger().registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    printed = io.StringIO()
+    stream = handler.setStream(printed)
+    try:
+        run = env.trigger("printer")
+        env.run_until_complete(run.run_id)
+    finally:
+        handler.setStream(stream)
+    records = {record["message"]: record for record in printed_records(printed.getvalue())}
+
+    ours, theirs = records["from ctx.logger"], records["from the standard logging"]
+    for record in (ours, theirs):  # Powertools' JSON, with the run's keys
+        assert {"level", "location", "timestamp", "service"} <= set(record)
+        assert (record["run_id"], record["task_id"], record["attempt"]) == (
+            run.run_id,
+            "printer",
+            1,
+        )
+    assert theirs["step"] == "work" and theirs["logger"] == "tests.run_logs.task"
+    assert "logger" not in ours
+
+
+def test_async_tasks_gathered_steps_are_stamped_each_with_its_step(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    async def fetch(name: str) -> str:
+        await asyncio.sleep(0)
+        task_log.info("fetching %s", name)
+        return name
+
+    @task(id="gatherer", registry=registry)
+    async def gatherer(ctx: AsyncContext, payload: None) -> list[str]:
+        task_log.info("gathering")
+        return list(await asyncio.gather(ctx.step("one", fetch, "a"), ctx.step("two", fetch, "b")))
+
+    run = env.trigger("gatherer")
+    env.run_until_complete(run.run_id)
+
+    assert sorted((line.message, line.step) for line in env.logs(run.run_id).lines) == [
+        ("fetching a", "one"),
+        ("fetching b", "two"),
+        ("gathering", None),
+    ]
+
+
+def test_the_roots_other_handlers_get_what_they_got_before(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    class Kept(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    seen_level: list[int] = []
+
+    @task(id="levels", registry=registry)
+    def levels(ctx: Context, payload: None) -> None:
+        seen_level.append(logging.getLogger().level)
+        task_log.info("info in a run")
+        task_log.warning("warning in a run")
+        logging.getLogger("tests.run_logs.chatty").debug("debug in a run")
+
+    root = logging.getLogger()
+    kept, level = Kept(), root.level
+    root.addHandler(kept)
+    root.setLevel(logging.WARNING)  # as Lambda leaves it
+    try:
+        run = env.trigger("levels")
+        env.run_until_complete(run.run_id)
+        after = root.level
+    finally:
+        root.removeHandler(kept)
+        root.setLevel(level)
+
+    # INFO reached the run's logs (the root was at INFO during the attempt) ...
+    assert seen_level == [logging.INFO]
+    assert messages(env.logs(run.run_id).lines) == ["info in a run", "warning in a run"]
+    # ... but the handler that was there got only what a WARNING root let through, and
+    # the root is back at its level
+    assert kept.messages == ["warning in a run"]
+    assert after == logging.WARNING
+    assert not kept.filters
