@@ -7,6 +7,7 @@ and hangs happen only the first time (a marker file), so the redelivered run get
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import timedelta
@@ -247,3 +248,23 @@ def map_naps(ctx: Context, payload: Naps) -> list[Any]:
         max_concurrency=payload.max_concurrency,
         tolerated_failures=payload.tolerated_failures,
     )
+
+
+_task_log = logging.getLogger(__name__)
+
+
+def _log_in_step(ctx: Context) -> str:
+    _task_log.info("stdlib in a step")
+    ctx.logger.info("ctx.logger in a step", detail="x")
+    return "logged"
+
+
+@task(id="e2e-logs")
+def logs_lines(ctx: Context, payload: Nap) -> str:
+    """Logs with ctx.logger and with the standard logging, before and after a nap."""
+    ctx.logger.info("before the nap", seconds=payload.seconds)
+    _task_log.warning("stdlib before the nap")
+    ctx.sleep("nap", timedelta(seconds=payload.seconds))
+    result: str = ctx.step("log", _log_in_step, ctx)
+    _task_log.info("stdlib after the nap")
+    return result
