@@ -9,6 +9,7 @@
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED
     GET  /openapi.json                   the OpenAPI document
     GET  /                               the dashboard page
+    GET  /static/<name>                  its scripts and styles (durable.api.dashboard)
 
 `build_app(client)` makes a resolver bound to one client; `handle(event, context, client)`
 resolves one event with a resolver cached per client. Routes hold no rules of their own:
@@ -37,6 +38,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from durable.api.bodies import JsonBodyValidation, parse_json_body
+from durable.api.dashboard import register_dashboard_routes
 from durable.api.errors import RequestError, register_error_handlers
 from durable.api.models import (
     CallbackRequest,
@@ -254,6 +256,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
             body=_dashboard_html(),
         )
 
+    register_dashboard_routes(app, client)
     return app
 
 
