@@ -29,6 +29,9 @@ from durable.services.endings import RunEndings
 from durable.services.runs import RunHandle, RunStarter
 from durable.storage.base import RunStore
 from durable.task import TaskDefinition, TaskRegistry, default_registry
+from durable.timeline import build_timeline
+from durable.timeline import redacted_token as _redacted_token
+from durable.timeline import redacted_wait as _redacted_wait
 from durable.values import ValueCodec
 
 PayloadT = TypeVar("PayloadT")
@@ -93,6 +96,7 @@ class HistoryEntry:
     value: Any
     error: ErrorInfo | None
     wake_at: datetime | None
+    started_at: datetime | None = None  # step ends: when that attempt began
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +110,7 @@ class HistoryEntry:
             "value": self.value,
             "error": self.error.to_dict() if self.error else None,
             "wake_at": _iso(self.wake_at),
+            "started_at": _iso(self.started_at),
         }
 
 
@@ -115,17 +120,6 @@ class RunList:
 
     runs: list[RunInfoView]
     next_cursor: str | None
-
-
-def _redacted_token(token: Any) -> str:
-    """A callback token as callers may see it: enough to tell tokens apart, not to use one."""
-    return f"{str(token)[:6]}…"
-
-
-def _redacted_wait(waiting_for: str | None) -> str | None:
-    if waiting_for is not None and waiting_for.startswith("callback:"):
-        return "callback:" + _redacted_token(waiting_for.removeprefix("callback:"))
-    return waiting_for
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -304,6 +298,19 @@ class Client:
         self._require(run_id)
         return [self._entry(cp) for cp in self.store.load_history(run_id)]
 
+    def timeline(self, run_id: str) -> dict[str, Any]:
+        """The run's timeline (`durable.timeline`): one read of the run and of its log,
+        plus one of each batch record it started."""
+        run = self._require(run_id)
+        checkpoints = self.store.load_history(run_id)
+        batches = {
+            (cp.task_attempt, cp.op): stored
+            for cp in checkpoints
+            if cp.kind is CheckpointKind.BATCH_STARTED
+            and (stored := self.store.get_batch(run_id, cp.task_attempt, cp.op)) is not None
+        }
+        return build_timeline(run, checkpoints, self.codec.decode, self.clock.now(), batches)
+
     def wait(
         self, run_id: str, timeout: timedelta = timedelta(seconds=60), poll: float = 0.2
     ) -> RunInfoView:
@@ -384,4 +391,5 @@ class Client:
             ),
             error=cp.error,
             wake_at=cp.wake_at,
+            started_at=cp.started_at,
         )

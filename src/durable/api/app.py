@@ -53,6 +53,7 @@ from durable.api.models import (
     TriggerRequest,
     TriggerResponse,
 )
+from durable.api.timeline import register_timeline_routes
 from durable.client import Client
 from durable.errors import InputError, InvalidNameError
 from durable.names import EVENT_NAME, event_name
@@ -104,6 +105,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     # it to JSON (the resolver builds each route's middleware stack from this attribute).
     app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]  # Powertools' is untyped
     register_error_handlers(app)
+    register_timeline_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",

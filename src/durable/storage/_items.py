@@ -169,6 +169,7 @@ class CheckpointItem(Model):
     # Not `wake_at`: a checkpoint must never look like a run to the due index.
     cp_wake_at = UTCDateTimeAttribute(null=True)
     inbox_id = UnicodeAttribute(null=True)  # the inbox event the entry consumed, if any
+    started_at = UTCDateTimeAttribute(null=True)  # a step attempt's start (absent in old logs)
 
 
 class InboxItem(Model):
