@@ -17,6 +17,7 @@
   let shownKey = null; // what the details panel shows, to leave it alone when unchanged
   let last = null; // the last timeline drawn
 
+  const KIND_LABELS = { wait_for_event: "event", compensation: "undo" };
   const NICE = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
 
   function domain(timeline) {
@@ -58,7 +59,8 @@
     for (let index = 0; index * step <= (scale.until - scale.origin) / 1000; index++) {
       const at = scale.origin + index * step * 1000;
       const left = ((at - scale.from) / (scale.until - scale.from)) * 100;
-      ticks.append(el("span", { className: "tl-tick", style: "left:" + left + "%" }, index ? "+" + D.seconds(index * step) : D.clock(new Date(at).toISOString())));
+      const side = left > 88 ? "tl-tick end" : "tl-tick"; // the last labels end at their tick
+      ticks.append(el("span", { className: side, style: "left:" + left + "%" }, index ? "+" + D.seconds(index * step) : D.clock(new Date(at).toISOString())));
     }
     return ticks;
   }
@@ -119,15 +121,18 @@
     const now = D.ms(timeline.now) || Date.now();
     const scale = { from: range.from, until: range.until, now: Math.min(now, range.until), origin: range.origin };
     const body = el("div", { className: "tl-body" });
-    const bands = el("div", { className: "tl-bands" });
+    const shades = el("div", { className: "tl-shades" });
+    const bands = el("div", { className: "tl-lane" });
     for (const attempt of timeline.attempts || []) {
-      const band = place(el("button", { type: "button", className: "tl-band " + attempt.outcome, dataset: { band: attempt.task_attempt }, title: "task attempt " + attempt.task_attempt + ": " + attempt.outcome }, el("span", {}, "attempt " + attempt.task_attempt + " · " + attempt.outcome)), scale, attempt.started_at, attempt.ended_at);
-      bands.append(band);
+      shades.append(place(el("div", { className: "tl-shade " + attempt.outcome }), scale, attempt.started_at, attempt.ended_at));
+      const text = "attempt " + attempt.task_attempt + " · " + attempt.outcome.replace(/_/g, " ");
+      const title = "task attempt " + attempt.task_attempt + ": " + attempt.outcome + (attempt.error ? " (" + attempt.error.type + ": " + attempt.error.message + ")" : "");
+      bands.append(bar("tl-band " + attempt.outcome, scale, attempt.started_at, attempt.ended_at, text, { band: attempt.task_attempt }, title));
     }
-    body.append(bands);
+    body.append(shades, el("div", { className: "tl-row tl-attempts" }, el("div", { className: "tl-label muted" }, "task attempts"), bands));
     for (const op of timeline.operations || []) {
       const row = el("div", { className: "tl-row kind-" + op.kind, dataset: { opId: op.id } });
-      row.append(el("div", { className: "tl-label", title: op.kind + " " + op.name + " (" + op.id + ")" }, el("span", { className: "tl-kind" }, op.kind.replace(/_/g, " ")), " ", op.name), lane(op, scale, timeline.run_id));
+      row.append(el("div", { className: "tl-label", title: op.kind + " " + op.name + " (" + op.id + ")" }, el("span", { className: "tl-kind" }, KIND_LABELS[op.kind] || op.kind), " ", op.name), lane(op, scale, timeline.run_id));
       body.append(row);
     }
     if (!(timeline.operations || []).length) body.append(el("div", { className: "tl-row" }, el("div", { className: "tl-label muted" }, "no operations yet"), el("div", { className: "tl-lane" })));
@@ -179,7 +184,7 @@
         ["started", D.time(attempt ? attempt.started_at : op.started_at)],
         ["ended", D.time(attempt ? attempt.ended_at : op.ended_at)],
         ["took", took(attempt ? attempt.started_at : op.started_at, attempt ? attempt.ended_at : op.ended_at)],
-        ["ended by", op.ended_by],
+        ["ended by", attempt ? null : op.ended_by],
         ["wakes at", D.time(op.wake_at)],
         ["retry at", attempt ? D.time(attempt.retry_at) : null],
         ["checkpoints", (op.seqs || []).join(", ")],
@@ -250,7 +255,7 @@
     // One listener for the drawing's lifetime: clicks on bars and bands select them.
     attach(container, panel) {
       container.addEventListener("click", (event) => {
-        const target = event.target.closest(".tl-bar, .tl-band, .tl-label");
+        const target = event.target.closest(".tl-bar, .tl-label");
         if (!target || target.tagName === "A") return;
         if (target.dataset.band) selected = { band: Number(target.dataset.band) };
         else {
