@@ -21,16 +21,19 @@ import json
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from pydantic import ValidationError
 from schemathesis import checks
 from schemathesis.checks import CheckContext
 from schemathesis.core.parameters import ParameterLocation
 
 from durable.api import handle
+from durable.api.models import TriggerRequest
+from durable.errors import PayloadValidationError
 from durable.local.gateway import build_event
 from durable.testing import TestEnvironment
 from tests.unit.test_api import make_registry
@@ -39,7 +42,8 @@ EXAMPLES_PER_OPERATION = 30
 
 # The API's in-memory world for the whole module (the memory backend holds nothing
 # outside this object), and the schema it serves, loaded through the API itself.
-ENV = TestEnvironment(registry=make_registry()).__enter__()
+REGISTRY = make_registry()
+ENV = TestEnvironment(registry=REGISTRY).__enter__()
 
 
 def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -64,7 +68,11 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [str(response.get("body") or "").encode("utf-8")]
 
 
-schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app)
+# Every operation, the trigger of each registered task included (`durable.api.tasks`), but
+# "picky"'s: its validator breaks on purpose, a 500 that `test_api.py` expects.
+schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app).exclude(
+    path="/tasks/picky/runs"
+)
 
 
 def negative_data_rejection(
@@ -82,8 +90,32 @@ def negative_data_rejection(
     broken = {location for location, info in meta.components.items() if info.mode.is_negative}
     if broken <= {ParameterLocation.QUERY}:
         return None
+    if response.status_code < 300 and accepted_by_the_task(case):
+        return None
     result: bool | None = checks.negative_data_rejection(ctx, response, case)
     return result
+
+
+def accepted_by_the_task(case: Any) -> bool:
+    """Whether an accepted trigger of one task's own operation (`POST /tasks/<id>/runs`) is
+    one its payload type accepts, and its envelope one `TriggerRequest` accepts.
+
+    A task's payload schema documents the values its type holds; pydantic validates in lax
+    mode (`false` or `"5"` for an int, see `TaskDefinition.validate_payload`), so a payload
+    that breaks the schema may still be converted without loss and accepted. Such a request
+    is within the contract; any other accepted one is not.
+    """
+    path = case.operation.path
+    if "{" in path or not isinstance(case.body, dict):
+        return False
+    task_id = unquote(path.split("/")[2])
+    envelope = {key: value for key, value in case.body.items() if key != "payload"}
+    try:
+        TriggerRequest.model_validate(envelope)
+        REGISTRY.get(task_id).validate_payload(case.body.get("payload"))
+    except (ValidationError, PayloadValidationError):
+        return False
+    return True
 
 
 CHECKS = [

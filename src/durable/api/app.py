@@ -53,6 +53,7 @@ from durable.api.models import (
     TriggerRequest,
     TriggerResponse,
 )
+from durable.api.tasks import add_task_operations, register_task_routes
 from durable.api.timeline import register_timeline_routes
 from durable.client import Client
 from durable.errors import InputError, InvalidNameError
@@ -106,6 +107,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]  # Powertools' is untyped
     register_error_handlers(app)
     register_timeline_routes(app, client)
+    register_task_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",
@@ -296,6 +298,7 @@ def _openapi_document(app: APIGatewayHttpResolver) -> str:
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         if f'/{name}"' not in paths:
             schemas.pop(name, None)
+    add_task_operations(app, document)
     text = json.dumps(document, indent=2)
     _documents[app] = text
     return text
