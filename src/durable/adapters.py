@@ -4,6 +4,7 @@ container.
     environment_adapters() ─► Settings (DURABLE_* env) ─► import task modules (`@task`)
                                                        ─► DynamoDBRunStore + SQSWakeQueue
                                                           + S3BlobStore ─► ValueCodec
+                                                          + CloudWatchRunLogSource (run logs)
 
 Both ends of a deployment build on these: `Client.from_environment()` (a user's script, the
 CLI) and `durable.bootstrap`'s runtime (the Lambda handlers, which add the worker). Tests and
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from durable.blobs.base import BlobStore
 from durable.errors import DurableError
 from durable.queues.base import WakeQueue
+from durable.runlogs.base import RunLogSource
 from durable.settings import Settings, get_settings
 from durable.storage.base import RunStore
 from durable.values import ValueCodec
@@ -40,6 +42,7 @@ class Adapters:
     queue: WakeQueue
     blobs: BlobStore
     codec: ValueCodec
+    logs: RunLogSource
 
 
 def import_task_modules(settings: Settings) -> None:
@@ -51,9 +54,10 @@ def import_task_modules(settings: Settings) -> None:
 def build_adapters(settings: Settings) -> Adapters:
     """The AWS adapters (DynamoDB, SQS, S3) that `settings` describe, task modules imported."""
     # Imported here (lower layers all): boto3 and PynamoDB load only when they are needed.
-    from durable.aws import boto3_client
+    from durable.aws import boto3_client, endpoint_url, region_name
     from durable.blobs.s3 import S3BlobStore
     from durable.queues.sqs import SQSWakeQueue
+    from durable.runlogs.cloudwatch import CloudWatchRunLogSource
     from durable.storage.dynamodb import DynamoDBRunStore
 
     import_task_modules(settings)
@@ -62,7 +66,12 @@ def build_adapters(settings: Settings) -> Adapters:
     store = DynamoDBRunStore.from_settings(settings)
     queue = SQSWakeQueue(queue_url, client=sqs)
     blobs = S3BlobStore(settings.bucket_name, client=boto3_client("s3", settings))
-    return Adapters(settings, store, queue, blobs, ValueCodec(blobs))
+    logs = CloudWatchRunLogSource(
+        settings.log_group,
+        region=region_name(settings),
+        endpoint_url=endpoint_url(settings, "logs"),
+    )
+    return Adapters(settings, store, queue, blobs, ValueCodec(blobs), logs)
 
 
 def _queue_url(sqs: SQSClient, queue_name: str) -> str:

@@ -30,6 +30,7 @@ from durable.logs import library_logger
 from durable.queues.base import WakeQueue
 from durable.records import WakeUp
 from durable.routing import LambdaVersionRouter
+from durable.runlogs.base import RunLogSource
 from durable.services.purge import send_purge_messages
 from durable.services.schedules import fire_due_schedules
 from durable.services.sweeper import sweep
@@ -80,6 +81,7 @@ class Runtime:
         registry: TaskRegistry | None = None,
         settings: Settings | None = None,
         codec: ValueCodec | None = None,
+        logs: RunLogSource | None = None,
     ) -> Runtime:
         """A runtime on the given adapters (tests, the local dev server)."""
         settings = settings if settings is not None else Settings()
@@ -94,6 +96,7 @@ class Runtime:
             registry=registry,
             code_version=settings.code_version,
             retention=settings.retention,
+            logs=logs,
         )
         worker = Worker(
             store=store,
@@ -205,6 +208,7 @@ def get_runtime(settings: Settings | None = None) -> Runtime:
                 blobs=adapters.blobs,
                 codec=adapters.codec,
                 settings=adapters.settings,
+                logs=adapters.logs,
             )
         return _cached
 

@@ -23,6 +23,8 @@ from durable.clock import Clock, SystemClock
 from durable.errors import RunNotFoundError, TaskFailedError
 from durable.queues.base import WakeQueue
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
+from durable.runlogs.base import DEFAULT_LIMIT, LogPage, RunLogSource
+from durable.runlogs.memory import MemoryRunLogSource
 from durable.serialization import JsonData, revive
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
@@ -139,6 +141,7 @@ class Client:
         registry: TaskRegistry | None = None,
         code_version: str = "dev",
         retention: timedelta | None = None,
+        logs: RunLogSource | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -147,6 +150,9 @@ class Client:
         self.registry = registry or default_registry
         self.code_version = code_version
         self.retention = retention  # how long a cancelled run is kept; None: forever
+        # Where runs' log lines are read: CloudWatch Logs in a deployment; without one, a
+        # memory source (the test kit feeds its own).
+        self.log_source: RunLogSource = logs if logs is not None else MemoryRunLogSource()
 
     @classmethod
     def from_environment(cls) -> Client:
@@ -163,6 +169,7 @@ class Client:
             codec=adapters.codec,
             code_version=adapters.settings.code_version,
             retention=adapters.settings.retention,
+            logs=adapters.logs,
         )
 
     def _starter(self) -> RunStarter:
@@ -310,6 +317,14 @@ class Client:
             and (stored := self.store.get_batch(run_id, cp.task_attempt, cp.op)) is not None
         }
         return build_timeline(run, checkpoints, self.codec.decode, self.clock.now(), batches)
+
+    def logs(self, run_id: str, cursor: str | None = None, limit: int = DEFAULT_LIMIT) -> LogPage:
+        """What the run logged (`ctx.logger` and its standard logging), oldest first, up to
+        `limit` lines after `cursor`. Pass the page's `next_cursor` back to get only newer
+        lines (to follow a run). `RunNotFoundError` for an unknown run;
+        `InvalidLogCursorError` for a cursor that is not a `next_cursor`."""
+        run = self._require(run_id)
+        return self.log_source.read(run_id, cursor=cursor, limit=limit, since=run.created_at)
 
     def wait(
         self, run_id: str, timeout: timedelta = timedelta(seconds=60), poll: float = 0.2

@@ -22,6 +22,7 @@ from durable.engine.outcomes import AnyOutcome, Completed, Failed, Suspended
 from durable.engine.replay import HistoryView
 from durable.engine.retry import is_non_retryable
 from durable.errors import NonDeterminismError, RunCancelledError, WaitTimeoutError
+from durable.logs import bind_run_logging, run_logging
 from durable.operations.attempt import Attempt, AttemptEnvironment, RunInfo, Suspend
 from durable.operations.compensation import compensate
 from durable.operations.steps import current_context
@@ -44,18 +45,20 @@ def execute_attempt(
     """Replay and continue `run` until it completes, fails, suspends or runs out of time.
 
     The attempt runs in a context of its own: nothing it sets in context variables (the
-    current step, say) outlives it, even when it dies half-way (a simulated crash).
+    current step, say) outlives it, even when it dies half-way (a simulated crash). The
+    task's standard logging is stamped with the run meanwhile (`durable.logs`).
     """
-    return contextvars.Context().run(
-        _execute_attempt,
-        definition,
-        run,
-        history,
-        environment=environment,
-        clock=clock,
-        codec=codec,
-        deadline=deadline,
-    )
+    with run_logging():
+        return contextvars.Context().run(
+            _execute_attempt,
+            definition,
+            run,
+            history,
+            environment=environment,
+            clock=clock,
+            codec=codec,
+            deadline=deadline,
+        )
 
 
 def _execute_attempt(
@@ -99,6 +102,8 @@ def _execute_attempt(
     )
     ctx = AsyncContext(attempt) if definition.is_async else Context(attempt)
     token = current_context.set(ctx)
+    # To the end of the attempt's own context: compensations' lines are stamped too.
+    bind_run_logging(ctx)
     try:
         payload = definition.parse_payload(codec.decode(run.payload))
         result = definition.fn(ctx, payload)

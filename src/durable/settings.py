@@ -46,6 +46,10 @@ class Settings(BaseSettings):
         le=3600,
         description="a scheduled instant missed by a late sweep still fires if this recent",
     )
+    log_group: str = Field(
+        default="/aws/lambda/durable-worker",
+        description="the worker function's CloudWatch log group: where a run's logs are read",
+    )
     retention_days: float = Field(
         default=30.0,
         ge=0,

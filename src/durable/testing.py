@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -33,9 +34,11 @@ from durable.client import Client, HistoryEntry, RunInfoView, RunList
 from durable.clock import VirtualClock
 from durable.errors import InfrastructureError
 from durable.faults import Faults, FaultyAdapter, SimulatedCrash, injected_into_botocore
+from durable.logs import RunLogCapture
 from durable.queues.base import WakeQueue
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import RunStatus, WakeReason, WakeUp
+from durable.runlogs import DEFAULT_LIMIT, LogPage, MemoryRunLogSource
 from durable.services.purge import PURGE_THREADS
 from durable.services.runs import RunHandle
 from durable.services.schedules import DEFAULT_LOOKBACK
@@ -243,6 +246,12 @@ class TestEnvironment:
         self.runtime_queue: WakeQueue = queue
         codec = ValueCodec(blobs, inline_limit=self._inline_limit)
         self.codec = codec
+        # What runs log here, read back by `logs` (CloudWatch's stand-in), at virtual time.
+        self.log_source = MemoryRunLogSource()
+        self._capture = RunLogCapture(
+            lambda record: self.log_source.append(record, int(self.clock.now().timestamp() * 1000))
+        )
+        logging.getLogger().addHandler(self._capture)
         self.client = Client(
             store=store,
             queue=queue,
@@ -251,6 +260,7 @@ class TestEnvironment:
             registry=self.registry,
             code_version=self._code_version,
             retention=self._retention,
+            logs=self.log_source,
         )
         self.worker = Worker(
             store=store,
@@ -273,6 +283,7 @@ class TestEnvironment:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        logging.getLogger().removeHandler(self._capture)
         if self._injection is not None:
             self._injection.__exit__(None, None, None)
             self._injection = None
@@ -328,6 +339,11 @@ class TestEnvironment:
     def history(self, run_id: str) -> builtins.list[HistoryEntry]:
         with self._reading():
             return self.client.history(run_id)
+
+    def logs(self, run_id: str, cursor: str | None = None, limit: int = DEFAULT_LIMIT) -> LogPage:
+        """`Client.logs`: what the run logged here (`ctx.logger` and standard logging)."""
+        with self._reading():
+            return self.client.logs(run_id, cursor, limit)
 
     def send_event(
         self, run_id: str, name: str, data: Any = None, event_id: str | None = None

@@ -794,6 +794,7 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
         ("GET", "/runs/{run_id}"),
         ("GET", "/runs/{run_id}/history"),
         ("GET", "/runs/{run_id}/timeline"),
+        ("GET", "/runs/{run_id}/logs"),
         ("POST", "/runs/{run_id}/events/{name}"),
         ("POST", "/callbacks/{token}"),
         ("POST", "/runs/{run_id}/cancel"),

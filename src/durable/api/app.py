@@ -4,6 +4,7 @@
     GET  /runs                           200 {"runs": [...], "next_cursor"}
     GET  /runs/{run_id}                  200 the run
     GET  /runs/{run_id}/history          200 {"run_id", "history": [...]}
+    GET  /runs/{run_id}/logs             200 {"run_id", "logs": [...], "next_cursor"} (api/logs.py)
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
     POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED
@@ -40,6 +41,7 @@ from pydantic import BaseModel
 from durable.api.bodies import JsonBodyValidation, parse_json_body
 from durable.api.dashboard import register_dashboard_routes
 from durable.api.errors import RequestError, register_error_handlers
+from durable.api.logs import register_log_routes
 from durable.api.models import (
     CallbackRequest,
     CallbackResponse,
@@ -108,6 +110,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     register_error_handlers(app)
     register_timeline_routes(app, client)
     register_task_routes(app, client)
+    register_log_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from durable.cli import dev, invoke, migrate, replay, runs
+from durable.cli import dev, invoke, logs, migrate, replay, runs
 from durable.cli.transport import CliError, remote_options
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The order of registration is the order of the commands in `durable --help`.
     dev.register(verbs)
     runs.register(verbs, remote)
+    logs.register(verbs, remote)
     invoke.register(verbs, remote)
     replay.register(verbs, remote)
     migrate.register(verbs)

@@ -44,6 +44,9 @@ OUTPUT_DRAIN_SECONDS = 2.0
 
 # Where a container's output lines go: (source tag, line).
 OutputFeed = Callable[[str, str], None]
+# Makes a log stream for a new container: the function that ships one of its lines
+# (`durable.local.log_shipper`: to CloudWatch Logs, as Lambda does).
+LogStreams = Callable[[], Callable[[str], None]]
 
 
 class ContainerError(Exception):
@@ -64,9 +67,17 @@ class Container:
     """One warm invocation process."""
 
     def __init__(
-        self, handler: str, *, function_name: str, output: OutputFeed | None = None
+        self,
+        handler: str,
+        *,
+        function_name: str,
+        output: OutputFeed | None = None,
+        log_streams: LogStreams | None = None,
     ) -> None:
-        """`output` receives each line the process prints; None: it inherits our stdout."""
+        """`output` receives each line the process prints; None: it inherits our stdout.
+        With `log_streams`, the lines also go to a log stream of this container's own."""
+        if output is not None and log_streams is not None:
+            output = _shipping(output, log_streams())
         child_read, parent_write = os.pipe()
         parent_read, child_write = os.pipe()
         output_read, output_write = -1, None
@@ -208,6 +219,7 @@ class ContainerPool:
         function_name: str = "durable-worker",
         log: Callable[[Entry], None] = print,
         output: OutputFeed | None = None,
+        log_streams: LogStreams | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one container")
@@ -216,6 +228,7 @@ class ContainerPool:
         self._function_name = function_name
         self._log = log
         self._output = output
+        self._log_streams = log_streams
         self._idle: queue.Queue[Container] = queue.Queue()
         self._containers: set[Container] = set()
         self._lock = threading.Lock()
@@ -309,7 +322,10 @@ class ContainerPool:
                     if self._closed.is_set():
                         return
                     container = Container(
-                        self._handler, function_name=self._function_name, output=self._output
+                        self._handler,
+                        function_name=self._function_name,
+                        output=self._output,
+                        log_streams=self._log_streams,
                     )
                     self._containers.add(container)
                 container.wait_ready()
@@ -325,6 +341,16 @@ class ContainerPool:
                 continue
             self.put_back(container)
             return
+
+
+def _shipping(output: OutputFeed, ship: Callable[[str], None]) -> OutputFeed:
+    """`output`, and each line shipped to the container's log stream too."""
+
+    def feed(source: str, line: str) -> None:
+        output(source, line)
+        ship(line)
+
+    return feed
 
 
 def _start_failure(exc: BaseException, backoff: float) -> Entry:

@@ -318,6 +318,8 @@ class DurableMoto:
                 log.warning("an SQS request in the query protocol is not kept across restarts")
             elif request.target not in SQS_UNRECORDED:
                 self._track_messages(request, response, journal.append)
+        elif service == "logs":
+            pass  # the workers' lines (`durable.local.log_shipper`) live in memory only
         elif request.environ.get("REQUEST_METHOD") not in ("GET", "HEAD", "OPTIONS"):
             journal.append(request.to_record())
         if journal.size > COMPACT_BYTES and not self._compacting:

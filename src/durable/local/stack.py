@@ -4,6 +4,7 @@
                                                                │
     QueuePoller (the SQS event source mapping) ◄───────────────┘
       └─► ContainerPool: handlers.worker, one invocation per process, killed at the limit
+            └─► what they print: the console, and moto's CloudWatch Logs (LogShipper)
     sweeper loop (the EventBridge schedule) ─► re-enqueue overdue runs, and send a purge
                                                message for the expiry shard (the dev table
                                                has 1) when runs are past retention: the
@@ -50,11 +51,13 @@ from durable.local.stack_environment import (
 
 if TYPE_CHECKING:
     from durable.bootstrap import Runtime
+    from durable.local.log_shipper import LogShipper
     from durable.local.poller import QueuePoller
     from durable.settings import Settings
 
 API_HANDLER = "handlers.api:handler"
 WORKER_HANDLER = "handlers.worker:handler"
+WORKER_FUNCTION = "durable-worker"
 # Index shards of the table `durable dev` creates: one machine has no partitions to spread
 # the load over, and moto reads every item of the table for each index query (see
 # `durable.local.moto_patches`, patch 3), which a listing or a sweep makes once per shard.
@@ -125,6 +128,7 @@ class DevStack:
         self._gateway: LocalGateway | None = None
         self._pool: ContainerPool | None = None
         self._poller: QueuePoller | None = None
+        self._shipper: LogShipper | None = None
         self._sweeper: threading.Thread | None = None
         self._serving: threading.Thread | None = None
         self.runtime: Runtime | None = None
@@ -167,6 +171,8 @@ class DevStack:
         # Bound to 0.0.0.0 (for containers), moto is reached here at 127.0.0.1.
         self.moto_url = samlocal.with_host(self.moto_url, samlocal.local_address(self.options.host))
         configure_environment(self)
+        # Where the workers' lines go (as Lambda's do) and `GET /runs/{id}/logs` reads them.
+        os.environ["DURABLE_LOG_GROUP"] = f"/aws/lambda/{WORKER_FUNCTION}"
         self._create_resources()
         self.runtime = self._load_runtime()
         self.env_json_path = write_env_json(self)
@@ -197,6 +203,8 @@ class DevStack:
         poller = self._poller
         if poller is not None:
             self._quietly(lambda: poller.join_invocations(5))
+        if self._shipper is not None:
+            self._quietly(self._shipper.stop)
         if self._moto is not None:
             self._quietly(self._moto.stop)
         if self.options.ephemeral:
@@ -311,18 +319,24 @@ class DevStack:
 
     def _start_workers(self) -> None:
         from durable.aws import boto3_client
+        from durable.local.log_shipper import shipper_for
         from durable.local.poller import QueuePoller
 
         assert self.runtime is not None
         settings = self.runtime.settings
         sqs = boto3_client("sqs", settings)
         arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        self._shipper = shipper_for(
+            settings, lambda message: self._log(entry("logs", message, level="WARNING"))
+        )
+        self._shipper.start()
         self._pool = ContainerPool(
             WORKER_HANDLER,
             self.options.concurrency,
-            function_name="durable-worker",
+            function_name=WORKER_FUNCTION,
             log=self._log,
             output=self.console.feed,
+            log_streams=self._shipper.stream,
         )
         self._pool.start()
         self._poller = QueuePoller(
