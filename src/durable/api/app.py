@@ -7,6 +7,7 @@
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
     POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED
+    GET  /metrics                        200 queue, worker and run figures (`api.metrics`)
     GET  /openapi.json                   the OpenAPI document
     GET  /                               the dashboard page
 
@@ -38,6 +39,7 @@ from pydantic import BaseModel
 
 from durable.api.bodies import JsonBodyValidation, parse_json_body
 from durable.api.errors import RequestError, register_error_handlers
+from durable.api.metrics import register_metrics_routes
 from durable.api.models import (
     CallbackRequest,
     CallbackResponse,
@@ -102,6 +104,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     # it to JSON (the resolver builds each route's middleware stack from this attribute).
     app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]  # Powertools' is untyped
     register_error_handlers(app)
+    register_metrics_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",
