@@ -34,8 +34,8 @@ def format_stats(figures: dict[str, Any]) -> str:
         + (str(limit) if limit else "no known limit"),
         "",
     ]
-    headers = ("TASK", *_ACTIVE, *_ENDED, "1H STARTED", "DONE", "FAILED", "RETRY RATE")
-    headers = (*headers, "P50", "P95")
+    headers: tuple[str, ...] = ("TASK", *_ACTIVE, *_ENDED, "1H STARTED", "DONE", "FAILED")
+    headers = (*headers, "RETRY RATE", "P50", "P95")
     rows: list[tuple[str, ...]] = []
     for task in figures["tasks"]:
         by_status, hour = task["by_status"], task["last_hour"]
