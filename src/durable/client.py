@@ -29,6 +29,8 @@ from durable.serialization import JsonData, revive
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
 from durable.services.runs import RunHandle, RunStarter
+from durable.services.stats import Stats, collect_stats
+from durable.settings import get_settings
 from durable.storage.base import RunStore
 from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.timeline import build_timeline
@@ -299,6 +301,13 @@ class Client:
             cursor=cursor,
         )
         return RunList([self._view(run) for run in page.runs], page.next_cursor)
+
+    def stats(self, worker_limit: int | None = None) -> Stats:
+        """Queue, worker and per-task run figures (`durable.services.stats`); the worker
+        limit defaults to the settings' `worker_max_concurrency`."""
+        if worker_limit is None:
+            worker_limit = get_settings().worker_max_concurrency
+        return collect_stats(self.store, self.queue, self.clock, self.registry.ids(), worker_limit)
 
     def history(self, run_id: str) -> builtins.list[HistoryEntry]:
         """The run's checkpoint log, in order."""

@@ -798,6 +798,7 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
         ("POST", "/runs/{run_id}/events/{name}"),
         ("POST", "/callbacks/{token}"),
         ("POST", "/runs/{run_id}/cancel"),
+        ("GET", "/metrics"),
     }
     trigger_responses = document["paths"]["/tasks/{task_id}/runs"]["post"]["responses"]
     assert set(trigger_responses) == {"202", "400", "404", "409", "413", "415", "422"}

@@ -8,6 +8,7 @@
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
     POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED
+    GET  /metrics                        200 queue, worker and run figures (`api.metrics`)
     GET  /openapi.json                   the OpenAPI document
     GET  /                               the dashboard page
     GET  /static/<name>                  its scripts and styles (durable.api.dashboard)
@@ -42,6 +43,7 @@ from durable.api.bodies import JsonBodyValidation, parse_json_body
 from durable.api.dashboard import register_dashboard_routes
 from durable.api.errors import RequestError, register_error_handlers
 from durable.api.logs import register_log_routes
+from durable.api.metrics import register_metrics_routes
 from durable.api.models import (
     CallbackRequest,
     CallbackResponse,
@@ -111,6 +113,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     register_timeline_routes(app, client)
     register_task_routes(app, client)
     register_log_routes(app, client)
+    register_metrics_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",

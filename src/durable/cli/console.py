@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from durable.cli import dev, invoke, logs, migrate, replay, runs
+from durable.cli import stats as stats_cli
 from durable.cli.transport import CliError, remote_options
 
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.register(verbs, remote)
     replay.register(verbs, remote)
     migrate.register(verbs)
+    stats_cli.register(verbs, remote)
     return parser
 
 

@@ -26,6 +26,7 @@ from durable.records import (
     BatchItemResult,
     BatchRecord,
     Checkpoint,
+    CheckpointKind,
     InboxEvent,
     RunRecord,
     RunStatus,
@@ -98,6 +99,8 @@ class RunEnvironment:
         self._cancelled = False
         self._inbox: list[InboxEvent] | None = None
         self.appended = 0
+        self.step_retries = 0  # retries scheduled by this invocation (`services.stats`)
+        self.attempt_retries = 0
         self.logged = 0  # checkpoints in the log when the invocation loaded it
         # Inbox events the log has consumed: as loaded, then as this invocation appends.
         self.consumed: set[str] = set()
@@ -106,6 +109,11 @@ class RunEnvironment:
     def append(self, checkpoint: Checkpoint) -> None:
         self._store.append_checkpoint(self._run_id, checkpoint)
         self.appended += 1
+        if checkpoint.wake_at is not None:  # a failure recorded with its retry time
+            if checkpoint.kind is CheckpointKind.STEP_FAILED:
+                self.step_retries += 1
+            elif checkpoint.kind is CheckpointKind.ATTEMPT_FAILED:
+                self.attempt_retries += 1
         if checkpoint.inbox_id is not None:
             self.consumed.add(checkpoint.inbox_id)
 

@@ -66,6 +66,7 @@ from durable.records import ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
 from durable.services.endings import RunEndings, has_follow_ups
 from durable.services.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
 from durable.services.runs import RunStarter
+from durable.services.stats import count_ended, count_retries
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
@@ -380,8 +381,11 @@ class Worker:
         # process dies here is recovered by the sweeper (the run's wake_at is set).
         if isinstance(outcome, Completed | Failed):
             self.log_cache.forget(run.run_id)
-            if ended.wake_at is not None:
-                self.endings.follow_up(ended)
+            try:
+                if ended.wake_at is not None:
+                    self.endings.follow_up(ended)
+            finally:
+                count_ended(self.store, self.clock, ended)  # best effort: never raises
         elif isinstance(outcome, Suspended):
             if outcome.wake_at is not None:
                 self._send_timer(run.run_id, outcome.wake_at, token)
@@ -391,6 +395,10 @@ class Worker:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
         if not ends:
             self._prune_inbox(run.run_id, environment, ended=False)
+        if environment.step_retries or environment.attempt_retries:  # best effort, last
+            count_retries(
+                self.store, self.clock, run, environment.step_retries, environment.attempt_retries
+            )
         return Handled.EXECUTED
 
     def _prune_inbox(self, run_id: str, environment: RunEnvironment, ended: bool) -> None:
