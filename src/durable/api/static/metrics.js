@@ -21,10 +21,32 @@
     const cell = el("td", { className: "counts" });
     for (const status of STATUSES) {
       const count = (byStatus || {})[status];
-      if (count) cell.append(el("span", { className: "status " + status, title: status }, status.slice(0, 4) + " " + count), " ");
+      if (count) cell.append(el("span", { className: "status " + status, title: status }, status.toLowerCase().replace("_", " ") + " " + count), " ");
     }
     if (!cell.childNodes.length) cell.append(el("span", { className: "muted" }, "none"));
     return cell;
+  }
+
+  // A task is shown when it has runs in any status or started one in the last hour.
+  function active(task) {
+    const counts = Object.values(task.by_status || {}).some((count) => count > 0);
+    return counts || ((task.last_hour || {}).started || 0) > 0;
+  }
+
+  function taskRow(task) {
+    const hour = task.last_hour || {};
+    return el(
+      "tr",
+      { dataset: { task: task.task_id } },
+      el("td", { className: "ellipsis", title: task.task_id }, task.task_id),
+      statusCounts(task.by_status),
+      el("td", { className: "num" }, hour.started || 0),
+      el("td", { className: "num" }, hour.completed || 0),
+      el("td", { className: "num" }, hour.failed || 0),
+      el("td", { className: "num", title: "step and attempt retries per run started" }, percent(hour.retry_rate)),
+      el("td", { className: "num" }, secs(hour.p50_seconds)),
+      el("td", { className: "num" }, secs(hour.p95_seconds)),
+    );
   }
 
   function render(metrics) {
@@ -33,8 +55,9 @@
     const workers = metrics.workers || {};
     const limit = workers.limit == null ? "no limit" : "of " + workers.limit;
     const used = workers.limit ? Math.min(1, (workers.in_use || 0) / workers.limit) : 0;
-    const box = el("div", {});
-    box.append(
+    const left = el(
+      "div",
+      {},
       el(
         "div",
         { className: "figures" },
@@ -45,40 +68,23 @@
         figure("workers", workers.in_use, "workers busy, " + limit, workers.limit && workers.in_use >= workers.limit),
       ),
       el("div", { className: "meter", title: "workers in use" }, el("span", { style: "width:" + Math.round(used * 100) + "%" })),
+      el("p", { className: "muted small" }, "queue " + (queue.name || "?") + " · dead letters " + (dead.name || "?") + " · as of " + D.clock(metrics.generated_at) + " UTC"),
     );
-    const table = el(
-      "table",
-      { className: "metrics-tasks" },
-      el(
-        "thead",
-        {},
-        el("tr", {}, ...["task", "runs by status", "last hour", "retry rate", "p50 / p95"].map((h) => el("th", {}, h))),
-      ),
-    );
-    const body = el("tbody", {});
-    for (const task of metrics.tasks || []) {
-      const hour = task.last_hour || {};
-      body.append(
-        el(
-          "tr",
-          { dataset: { task: task.task_id } },
-          el("td", { className: "ellipsis", title: task.task_id }, task.task_id),
-          statusCounts(task.by_status),
-          el("td", { title: "started / completed / failed in the last hour" }, (hour.started || 0) + " / " + (hour.completed || 0) + " / " + (hour.failed || 0)),
-          el("td", { className: "num" }, percent(hour.retry_rate)),
-          el("td", {}, secs(hour.p50_seconds) + " / " + secs(hour.p95_seconds)),
-        ),
-      );
-    }
-    if (!body.children.length) body.append(el("tr", {}, el("td", { colSpan: 5, className: "muted" }, "No runs yet.")));
+    const heads = ["task", "runs by status", "started", "done", "failed", "retries", "p50", "p95"];
+    const table = el("table", { className: "metrics-tasks" }, el("thead", {}, el("tr", {}, ...heads.map((h) => el("th", {}, h)))));
+    const tasks = metrics.tasks || [];
+    const shown = tasks.filter(active);
+    const body = el("tbody", {}, ...shown.map(taskRow));
+    const idle = tasks.length - shown.length;
+    if (!shown.length) body.append(el("tr", {}, el("td", { colSpan: heads.length, className: "muted" }, "No runs yet.")));
     table.append(body);
-    box.append(
-      el("h3", {}, "Per task"),
-      el("div", { className: "muted small" }, "last hour: started / completed / failed; p50/p95: run duration"),
-      table,
-      el("p", { className: "muted small" }, "as of " + D.time(metrics.generated_at) + " UTC · queue " + (queue.name || "?")),
+    const right = el(
+      "div",
+      {},
+      el("div", { className: "muted small" }, "per task; started / done / failed, retries per run, p50 / p95 run time: the last hour" + (idle ? " · " + idle + " idle task(s) not shown" : "")),
+      el("div", { className: "metrics-tasks-box" }, table),
     );
-    $("metrics").replaceChildren(box);
+    $("metrics").replaceChildren(el("div", { className: "metrics-grid" }, left, right));
   }
 
   async function refresh() {
