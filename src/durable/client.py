@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from durable.adapters import environment_adapters
@@ -128,6 +128,13 @@ class RunList:
 
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """An instant given without a time zone is UTC."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
 
 
 class Client:
@@ -290,8 +297,17 @@ class Client:
         status: RunStatus | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        *,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        values: bool = True,
     ) -> RunList:
-        """Runs, newest first, filtered by task and status."""
+        """Runs, newest first, filtered by task, status and creation time (at or after
+        `created_after`, before `created_before`; a naive instant is UTC).
+
+        With `values=False` the views are summaries: payload and result are left None,
+        undecoded (no blob is read), as the runs list shows them.
+        """
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
         page = self.store.list_runs(
@@ -299,8 +315,10 @@ class Client:
             status=RunStatus(status) if status is not None else None,
             limit=limit,
             cursor=cursor,
+            created_after=_utc(created_after),
+            created_before=_utc(created_before),
         )
-        return RunList([self._view(run) for run in page.runs], page.next_cursor)
+        return RunList([self._view(run, values) for run in page.runs], page.next_cursor)
 
     def stats(self, worker_limit: int | None = None) -> Stats:
         """Queue, worker and per-task run figures (`durable.services.stats`); the worker
@@ -376,13 +394,13 @@ class Client:
             raise RunNotFoundError(run_id)
         return run
 
-    def _view(self, run: RunRecord) -> RunInfoView:
+    def _view(self, run: RunRecord, values: bool = True) -> RunInfoView:
         return RunInfoView(
             run_id=run.run_id,
             task_id=run.task_id,
             status=run.status,
-            payload=self.codec.decode(run.payload),
-            result=self.codec.decode(run.result) if run.result is not None else None,
+            payload=self.codec.decode(run.payload) if values else None,
+            result=self.codec.decode(run.result) if values and run.result is not None else None,
             error=run.error,
             attempts=run.attempt,
             created_at=run.created_at,

@@ -95,3 +95,42 @@ def test_the_openapi_document_describes_the_timeline(api: Api) -> None:
     schemas = document["components"]["schemas"]
     assert {"TimelineResponse", "TimelineOperation", "BackoffGap"} <= set(schemas)
     assert "for" in schemas["TimelineWaiting"]["properties"]
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def test_a_browser_navigating_to_a_run_gets_the_dashboard_page(
+    api: Api, env: TestEnvironment
+) -> None:
+    from durable.api.app import _dashboard_html
+
+    run_id = env.trigger("flaky-then-wait").run_id
+
+    reply = api.get(f"/runs/{run_id}", headers={"accept": BROWSER_ACCEPT})
+
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/html")
+    assert reply.headers["Vary"] == "Accept"
+    assert reply.text == _dashboard_html() == api.get("/", headers={"accept": BROWSER_ACCEPT}).text
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [None, "*/*", "application/json", "application/json, text/html;q=0.5", "text/html;q=0"],
+)
+def test_any_other_request_for_a_run_gets_json(
+    api: Api, env: TestEnvironment, accept: str | None
+) -> None:
+    run_id = env.trigger("flaky-then-wait").run_id
+
+    reply = api.get(f"/runs/{run_id}", headers={"accept": accept} if accept else {})
+
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "application/json"
+    assert reply.json["run_id"] == run_id and "payload" in reply.json
+
+
+def test_a_bad_run_id_is_400_json_even_for_a_browser(api: Api) -> None:
+    reply = api.get("/runs/" + "x" * 600, headers={"accept": BROWSER_ACCEPT})
+    assert reply.status == 400 and reply.json["error"]["code"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
@@ -54,11 +54,12 @@ from durable.api.models import (
     HistoryResponse,
     RunBody,
     RunListResponse,
+    RunSummary,
     TriggerRequest,
     TriggerResponse,
 )
 from durable.api.tasks import add_task_operations, register_task_routes
-from durable.api.timeline import register_timeline_routes
+from durable.api.timeline import html_for_browsers, register_timeline_routes
 from durable.client import Client
 from durable.errors import InputError, InvalidNameError
 from durable.names import EVENT_NAME, event_name
@@ -155,9 +156,25 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
             str | None,
             Query(min_length=1, max_length=4096, description="`next_cursor` of the last page"),
         ] = None,
+        created_after: Annotated[
+            datetime | None,
+            Query(description="only runs created at or after this ISO-8601 instant (UTC if naive)"),
+        ] = None,
+        created_before: Annotated[
+            datetime | None,
+            Query(description="only runs created before this ISO-8601 instant (UTC if naive)"),
+        ] = None,
     ) -> RunListResponse:
         try:
-            page = client.list(task_id=task_id, status=status, limit=limit, cursor=cursor)
+            page = client.list(
+                task_id=task_id,
+                status=status,
+                limit=limit,
+                cursor=cursor,
+                created_after=created_after,
+                created_before=created_before,
+                values=False,
+            )
         except InputError as exc:
             if cursor is None:
                 raise
@@ -167,14 +184,16 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
                 "invalid_cursor", "cursor is not a next_cursor of this listing"
             ) from exc
         return RunListResponse(
-            runs=[RunBody.of(view) for view in page.runs], next_cursor=page.next_cursor
+            runs=[RunSummary.of(view) for view in page.runs], next_cursor=page.next_cursor
         )
 
     @app.get(
         "/runs/<run_id>",
         summary="Get a run",
+        description="A browser's request (`Accept` preferring text/html) gets the run's page.",
         responses=_responses(200, RunBody, "the run", 400, 404),
         tags=["runs"],
+        middlewares=[html_for_browsers(_dashboard_html)],
     )
     def get_run(run_id: RunId) -> RunBody:
         return RunBody.of(client.get(unquote(run_id)))

@@ -1,6 +1,8 @@
 """`GET /runs/{run_id}/timeline`: the run page's timeline (`durable.timeline` builds it).
 
     GET /runs/{run_id}/timeline    200 the timeline; 404 unknown run; 400 malformed id
+    GET /runs/{run_id}             a browser's request (Accept prefers text/html) gets the
+                                   dashboard page, which shows the run (`html_for_browsers`)
 
 The response models below are what the OpenAPI document describes. Unlike the run and
 history bodies, a timeline's errors carry their tracebacks: the run page shows them.
@@ -8,11 +10,13 @@ history bodies, a timeline's errors carry their tracebacks: the run page shows t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -148,3 +152,47 @@ def register_timeline_routes(app: APIGatewayHttpResolver, client: Client) -> Non
     )
     def get_timeline(run_id: RunId) -> TimelineResponse:
         return TimelineResponse.model_validate(client.timeline(unquote(run_id)))
+
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def prefers_html(accept: str | None) -> bool:
+    """Whether an Accept header ranks HTML above JSON (a browser navigating does; `fetch`,
+    curl and API clients, sending `*/*` or `application/json`, do not)."""
+    html = json = 0.0
+    for part in (accept or "").split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        if media in _HTML_TYPES:
+            html = max(html, quality)
+        elif media in ("application/json", "application/*", "*/*"):
+            json = max(json, quality)
+    return html > json
+
+
+def html_for_browsers(page: Callable[[], str]) -> Callable[..., Response[str]]:
+    """A route middleware: a request that prefers HTML gets `page()` (the dashboard, which
+    reads the run's id from its URL); any other goes on to the route's JSON."""
+
+    def middleware(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[str]:
+        if prefers_html(app.current_event.headers.get("accept")):
+            return Response(
+                status_code=200,
+                content_type="text/html; charset=utf-8",
+                body=page(),
+                headers={"Vary": "Accept"},
+            )
+        response: Response[str] = next_middleware(app)
+        response.headers["Vary"] = "Accept"
+        return response
+
+    return middleware

@@ -125,8 +125,11 @@ class Inbox(Protocol):
 class Listings(Protocol):
     """Runs found by task, status or wake-up time.
 
-    - `list_runs` pages runs newest first, of a task and in a status when given; a page's
-      `next_cursor` continues that listing.
+    - `list_runs` pages runs newest first, of a task and in a status when given, created at
+      or after `created_after` and before `created_before` when given; a page's
+      `next_cursor` continues that listing. The creation instant is the one a run's id
+      carries (`durable.ids`: run ids sort by it, to the millisecond; a batch child's is
+      its parent's), so a time range is a range of run ids (`run_id_bound`).
     - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
       `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of
       the previous page). A finished run carries a `wake_at` only while the follow-ups of
@@ -140,6 +143,8 @@ class Listings(Protocol):
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> RunPage: ...
 
     def due_runs(
@@ -303,6 +308,14 @@ class RunStore(
     RunRecords, RunLog, Inbox, Listings, Retention, Callbacks, Batches, RunStats, Protocol
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""
+
+
+def run_id_bound(when: datetime) -> str:
+    """The run-id prefix of the instant `when` (`durable.ids.new_run_id`, to the millisecond):
+    every run created at or after `when` has an id above it, every run created before it
+    one below (a prefix sorts before every id that extends it)."""
+    millis = int(when.timestamp() * 1000)
+    return f"run_{max(millis, 0):012x}"
 
 
 def token_key(token: str) -> str:

@@ -32,6 +32,7 @@ from durable.storage.base import (
     ActiveCounts,
     RunPage,
     TaskCounts,
+    run_id_bound,
     token_key,
 )
 
@@ -190,14 +191,20 @@ class MemoryRunStore:
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> RunPage:
         runs = sorted(self._runs.values(), key=lambda run: run.run_id, reverse=True)
+        low = run_id_bound(created_after) if created_after is not None else None
+        high = run_id_bound(created_before) if created_before is not None else None
         selected = [
             run
             for run in runs
             if (task_id is None or run.task_id == task_id)
             and (status is None or run.status == status)
             and (cursor is None or run.run_id < cursor)
+            and (low is None or run.run_id >= low)
+            and (high is None or run.run_id < high)
         ]
         page = selected[:limit]
         next_cursor = page[-1].run_id if len(selected) > limit else None
