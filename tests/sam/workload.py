@@ -282,6 +282,7 @@ def resources(settings: Settings) -> tuple[str, dict[str, str]]:
         settings.table_name: "RunsTable",
         queue_url: "WakeQueue",
         dead_letters: "WakeDeadLetterQueue",
+        f"{settings.queue_name}-dlq": "WakeDeadLetterQueue",  # GetQueueUrl names it (metrics)
         settings.bucket_name: "ValuesBucket",
     }
     return queue_url, names
@@ -346,6 +347,7 @@ def run_workload(stack: Stack) -> None:
     assert stack.api("GET", "/runs", status="WAITING")[0] == 200
     assert stack.api("GET", f"/runs/{tour_id}/history")[0] == 200
     assert stack.api("GET", "/openapi.json")[0] == 200
+    assert stack.api("GET", "/metrics")[0] == 200
     assert stack.api("GET", "/")[0] == 200
     stack.work(timedelta(minutes=2))
     status, body = stack.api("POST", f"/callbacks/{TOKENS['tour']}", {"data": {"ok": True}})
