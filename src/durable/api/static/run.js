@@ -88,8 +88,12 @@
           { className: "log-line level-" + line.level },
           el("span", { className: "log-time" }, D.clock(line.at)),
           el("span", { className: "log-level" }, line.level),
-          el("span", { className: "log-step", title: line.step ? "step " + line.step + (line.attempt ? " attempt " + line.attempt : "") : "" }, line.step ? line.step + (line.attempt ? "#" + line.attempt : "") : ""),
-          el("span", { className: "log-message" }, line.message + extra),
+          el(
+            "span",
+            { className: "log-message" },
+            line.step ? el("span", { className: "log-step" }, line.step + (line.attempt ? " #" + line.attempt : "")) : null,
+            line.message + extra,
+          ),
         ),
       );
     }

@@ -80,7 +80,7 @@
     if (loading) return;
     loading = true;
     const params = new URLSearchParams(applied);
-    params.set("limit", "25");
+    params.set("limit", $("page-size").value);
     const cursor = cursors[cursors.length - 1];
     if (cursor) params.set("cursor", cursor);
     try {
@@ -130,6 +130,10 @@
     $("filter-clear").addEventListener("click", () => {
       $("filters").reset();
       readFilters();
+      cursors = [null];
+      show(true);
+    });
+    $("page-size").addEventListener("change", () => {
       cursors = [null];
       show(true);
     });

@@ -195,7 +195,8 @@
       const links = (op.batch.child_run_ids || []).slice(0, 20).map((id) => el("a", { href: D.runUrl(id), dataset: { nav: "" } }, id.slice(-12)));
       box.append(el("p", {}, op.batch.completed + " of " + op.batch.total + " done, " + op.batch.failed + " failed"), el("p", { className: "links" }, ...links.flatMap((link) => [link, " "])));
     }
-    box.append(errorBox(attempt ? attempt.error : op.error));
+    const error = errorBox(attempt ? attempt.error : op.error);
+    if (error) box.append(error);
     if (!attempt || attempt.outcome === "completed") {
       if (op.value !== null && op.value !== undefined) box.append(el("h4", {}, "output"), el("pre", { className: "json" }, D.pretty(op.value)));
     }
