@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from importlib import resources
 
 import pytest
-from tests.unit.test_api import Api
+from tests.unit.test_api import Api, http_event
 
 from durable import TaskRegistry
+from durable.api import handle
 from durable.testing import TestEnvironment
 
 STATIC = resources.files("durable.api").joinpath("static")
@@ -65,3 +66,15 @@ def test_other_names_are_404_with_a_json_error(api: Api, name: str) -> None:
 
     assert reply.status == 404
     assert reply.error_code == "not_found"
+
+
+def test_the_files_are_served_under_an_api_gateway_stage() -> None:
+    # A named stage prefixes every path ("/prod/static/app.js"); the page's <base> is the
+    # stage's root, so its relative URLs reach these routes there too.
+    event = http_event("GET", "/prod/static/app.js")
+    event["requestContext"]["stage"] = "prod"
+    with TestEnvironment(registry=TaskRegistry()) as env:
+        response = handle(event, None, env.client)
+
+    assert response["statusCode"] == 200
+    assert response["body"] == STATIC.joinpath("app.js").read_text("utf-8")
