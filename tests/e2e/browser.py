@@ -18,6 +18,9 @@ import pytest
 from playwright import sync_api
 from tests.e2e.devserver import ROOT
 
+# Two cores shared by a dev server, its workers and the browser: assertions wait longer.
+sync_api.expect.set_options(timeout=15_000)
+
 CHROMIUM = "/usr/bin/chromium"
 SCREEN = {"width": 1280, "height": 800}
 

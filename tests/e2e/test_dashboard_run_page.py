@@ -148,3 +148,22 @@ def test_the_runs_log_lines_appear_while_it_runs(
     expect(p.locator("#run-status")).to_have_text("COMPLETED")
     expect(logs.filter(has_text="before the nap")).to_have_count(1)  # each line once
     wait_for(run_id, {"COMPLETED"})
+
+
+def test_a_batch_shows_its_progress_and_a_sleep_what_ended_it(
+    open_run: Any, api: httpx.Client, wait_for: WaitFor
+) -> None:
+    run_id = trigger(api, "e2e-map-naps", {"naps": 3, "seconds": 0.5})
+    wait_for(run_id, {"COMPLETED"}, timeout=60)
+    p = open_run(run_id)
+
+    batch = p.locator(".tl-row.kind-batch .tl-bar")
+    expect(batch).to_contain_text("3/3 done")
+    batch.click()
+    children = p.locator("#op-details .links a")
+    expect(children).to_have_count(3)
+
+    children.first.click()  # a child run: one durable sleep, ended by its timer
+    expect(p).to_have_url(re.compile(r"/runs/run_[0-9a-f]+\.1\.\d+\.\d+$"))
+    expect(p.locator(".tl-row.kind-sleep .tl-bar")).to_contain_text("ended by timer")
+    expect(p.locator("#run-parent")).to_have_text(run_id)

@@ -76,15 +76,25 @@
     tr.classList.toggle("failed", Boolean(run.error));
   }
 
-  async function load() {
-    if (loading) return;
+  // Each load supersedes the ones before it: an answer that comes back after a newer
+  // request was sent is dropped. A refresh is skipped while a load is on its way.
+  let sent = 0;
+  async function load(isRefresh) {
+    if (isRefresh && loading) return;
+    const mine = ++sent;
     loading = true;
+    if (!isRefresh) {
+      // Until this page is in, the pager's cursors are another page's: no paging meanwhile.
+      nextCursor = null;
+      $("next").disabled = $("prev").disabled = true;
+    }
     const params = new URLSearchParams(applied);
     params.set("limit", $("page-size").value);
     const cursor = cursors[cursors.length - 1];
     if (cursor) params.set("cursor", cursor);
     try {
       const page = await D.api("runs?" + params.toString());
+      if (mine !== sent) return;
       const tbody = $("runs");
       const existing = new Map([...tbody.children].map((tr) => [tr.dataset.runId, tr]));
       page.runs.forEach((run, index) => {
@@ -103,12 +113,12 @@
       if (cursors.length > 1 && error.code === "invalid_cursor") cursors = [null];
       throw error;
     } finally {
-      loading = false;
+      if (mine === sent) loading = false;
     }
   }
 
   function show(report) {
-    return load().catch((error) => {
+    return load(!report).catch((error) => {
       if (report) D.failed("Listing runs", error);
       else setText($("page-info"), "refresh failed: " + error.message);
     });
