@@ -91,7 +91,9 @@
           el(
             "span",
             { className: "log-message" },
-            line.step ? el("span", { className: "log-step" }, line.step + (line.attempt ? " #" + line.attempt : "")) : null,
+            // `attempt` is the run's (task) attempt that logged the line, not the step's.
+            line.step ? el("span", { className: "log-step", title: "step " + line.step }, line.step) : null,
+            line.attempt > 1 ? el("span", { className: "log-attempt", title: "task attempt " + line.attempt }, "attempt " + line.attempt) : null,
             line.message + extra,
           ),
         ),
