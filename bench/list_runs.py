@@ -30,6 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from request_tally import counting_aws_requests
+
 from durable.api import handle
 from durable.api.models import RunBody
 from durable.client import Client
@@ -38,6 +40,7 @@ from durable.ids import new_run_id
 from durable.local.gateway import build_event
 from durable.queues.memory import MemoryWakeQueue
 from durable.records import ErrorInfo, RunRecord, RunStatus
+from durable.storage._shards import ListingCursor
 from durable.testing import MotoBackend
 from durable.values import ValueCodec
 
@@ -95,17 +98,20 @@ def get(client: Client, query: dict[str, str]) -> tuple[float, dict[str, Any], i
 def deep_cursor(client: Client, listing: dict[str, Any], after: str) -> str:
     """The cursor a listing's page ending at run `after` hands out (what walking there
     gives while no shard has run out: `durable.storage._shards.ListingCursor`)."""
-    from durable.storage._shards import ListingCursor
-
     shards = client.store.index_shards
     return ListingCursor(after=after, done=frozenset()).encode({**listing, "shards": shards})
 
 
-def timed(client: Client, query: dict[str, str], repeat: int) -> tuple[float, int, int]:
-    """Median seconds, bytes and runs of a page over `repeat` requests."""
-    results = [get(client, query) for _ in range(repeat)]
+def timed(client: Client, query: dict[str, str], repeat: int) -> tuple[float, int, int, str]:
+    """Median seconds, bytes, runs and DynamoDB requests (and read units) of a page over
+    `repeat` requests."""
+    with counting_aws_requests() as tally:
+        results = [get(client, query) for _ in range(repeat)]
     _, body, size = results[-1]
-    return statistics.median(r[0] for r in results), size, len(body["runs"])
+    queries = tally.calls["dynamodb.Query"] / repeat
+    batches = tally.calls["dynamodb.BatchGetItem"] / repeat
+    requests = f"{queries:.0f} Query + {batches:.0f} BatchGet, {tally.rru / repeat:.1f} RRU"
+    return statistics.median(r[0] for r in results), size, len(body["runs"]), requests
 
 
 def old_page_bytes(client: Client, query: dict[str, Any]) -> tuple[float, int]:
@@ -160,32 +166,35 @@ def main(argv: list[str]) -> None:
         newest_first = made[::-1]
         no_filter = {"task": None, "status": None}
         deep = deep_cursor(client, no_filter, newest_first[deep_pages * PAGE - 1])
-        walked = deep_cursor(client, no_filter, newest_first[PAGE - 1])
-        assert get(client, limit)[1]["next_cursor"] == walked, "the cursor format changed"
+        handed_out = get(client, limit)[1]["next_cursor"]
+        listing = {**no_filter, "shards": client.store.index_shards}
+        after = ListingCursor.decode(handed_out, listing, client.store.index_shards).after
+        assert after == newest_first[PAGE - 1], "the cursor format changed"
         scenarios.append(
             (f"page {deep_pages + 1} (runs {deep_pages * PAGE + 1:,}+)", {**limit, "cursor": deep})
         )
         of_task = [run_id for n, run_id in enumerate(made) if n % len(TASKS) == 3][::-1]
         task_pages = min(deep_pages // 4, len(of_task) // PAGE - 1)
-        task_deep = deep_cursor(
-            client, {"task": TASKS[3], "status": None}, of_task[task_pages * PAGE - 1]
-        )
-        scenarios.append(
-            (
-                f"page {task_pages + 1}, task",
-                {**limit, "task_id": TASKS[3], "cursor": task_deep},
+        if task_pages >= 1:  # a deep page of one task's runs (25 pages in, with 10,000)
+            task_deep = deep_cursor(
+                client, {"task": TASKS[3], "status": None}, of_task[task_pages * PAGE - 1]
             )
-        )
+            scenarios.append(
+                (
+                    f"page {task_pages + 1}, task",
+                    {**limit, "task_id": TASKS[3], "cursor": task_deep},
+                )
+            )
 
         print(f"\nGET /runs, a page of {PAGE}, median of {args.repeat}:")
-        print(f"  {'listing':<34} {'ms':>8} {'bytes':>9} {'runs':>5}")
+        print(f"  {'listing':<30} {'ms':>8} {'bytes':>7} {'runs':>4}  DynamoDB requests")
         for name, query in scenarios:
-            seconds, size, count = timed(client, query, args.repeat)
-            print(f"  {name:<34} {seconds * 1000:8.1f} {size:9,} {count:5}")
+            seconds, size, count, requests = timed(client, query, args.repeat)
+            print(f"  {name:<30} {seconds * 1000:8.0f} {size:7,} {count:4}  {requests}", flush=True)
 
         print("\nbytes of the first page, before (run bodies) and after (summaries):")
         before_s, before = old_page_bytes(client, {"limit": PAGE})
-        after_s, after, _ = timed(client, limit, args.repeat)
+        after_s, after, _, _ = timed(client, limit, args.repeat)
         print(f"  before: {before:>12,} bytes  ({before_s * 1000:.0f} ms, payloads decoded)")
         print(f"  after:  {after:>12,} bytes  ({after_s * 1000:.0f} ms)")
         _, deep_before = old_page_bytes(client, {"limit": PAGE, "cursor": deep})
