@@ -74,6 +74,7 @@ test: lint typecheck browser sam-local-setup $(STAMP) $(SAM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/list_runs.py
 
 # The capacity model on AWS (bench/capacity.py): a few hundred runs measured on moto in
 # process, then the model and its simulation at 1,000 and 10,000 runs/s (about a minute).

@@ -109,8 +109,27 @@ def test_runs_between_two_instants_with_task_status_and_paging(
     assert listed(created_before=(start + timedelta(minutes=1)).isoformat()) == [made[0]]
 
 
+def test_extreme_and_empty_ranges_answer_on_dynamodb() -> None:
+    with TestEnvironment(registry=_registry(), backend="moto") as env:
+        api = Api(env.client)
+        run_id = env.trigger("echo", 1).run_id
+        cases = [
+            ({"created_after": "0001-01-01T00:00:00+14:00"}, [run_id]),
+            ({"created_before": "0001-01-01T00:00:00+14:00"}, []),
+            ({"created_after": "9999-12-31T23:59:59-14:00"}, []),
+            ({"created_before": "9999-12-31T23:59:59-14:00"}, [run_id]),
+            ({"created_after": "2031-01-01", "created_before": "2029-01-01"}, []),
+        ]
+        for query, expected in cases:
+            reply = api.get("/runs", query={**query, "status": "QUEUED"})
+            assert reply.status == 200, reply.text
+            assert [run["run_id"] for run in reply.json["runs"]] == expected
+
+
 @pytest.mark.parametrize("field", ["created_after", "created_before"])
-@pytest.mark.parametrize("value", ["yesterday", "2030-13-01T00:00:00Z", ""])
+@pytest.mark.parametrize(
+    "value", ["yesterday", "2030-13-01T00:00:00Z", "", "1e400", "nan", "-99999999999999"]
+)
 def test_a_bad_instant_is_400_with_a_json_body(api: Api, field: str, value: str) -> None:
     reply = api.get("/runs", query={field: value})
 

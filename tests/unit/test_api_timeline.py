@@ -75,6 +75,14 @@ def test_the_timeline_of_a_waiting_run(api: Api, env: TestEnvironment) -> None:
         }
     ]
 
+    history = api.get(f"/runs/{run_id}/history").json["history"]
+    step_ends = [entry for entry in history if entry["kind"] in ("step_failed", "step_completed")]
+    assert [entry["started_at"] for entry in step_ends] == [
+        bar["started_at"] for bar in step["attempts"]
+    ]
+    assert all(entry["started_at"] for entry in step_ends)
+    assert history[-1]["kind"] == "wait_started" and history[-1]["started_at"] is None
+
     api.post(f"/runs/{run_id}/events/approval", {"data": "yes"})
     env.run_until_complete(run_id)
     body = api.get(f"/runs/{run_id}/timeline").json

@@ -230,3 +230,35 @@ def test_a_compensation_is_its_own_bar_and_a_task_retry_a_second_band(
     assert compensation["name"] == "compensate:reserve"
     assert compensation["task_attempt"] == 2 and compensation["status"] == "completed"
     assert undone == ["r-1"]
+
+
+def test_an_async_task_and_the_moto_store_keep_each_attempts_start() -> None:
+    registry = TaskRegistry()
+    calls = {"n": 0}
+    policy = RetryPolicy(max_attempts=3, min_delay=timedelta(seconds=2), jitter=0)
+
+    with TestEnvironment("moto", registry=registry) as env:
+
+        async def call() -> str:
+            calls["n"] += 1
+            env.clock.advance(timedelta(milliseconds=500))
+            if calls["n"] == 1:
+                raise ConnectionError("down")
+            return "up"
+
+        @task(id="async-flaky", registry=registry)
+        async def async_flaky(ctx: Any, payload: None) -> str:
+            return str(await ctx.step("call", call, retry=policy))
+
+        run = env.trigger("async-flaky")
+        assert env.run_until_complete(run.run_id).status is RunStatus.COMPLETED
+        history = env.history(run.run_id)
+        assert [
+            (entry.kind, entry.at - entry.started_at) for entry in history if entry.started_at
+        ] == [
+            ("step_failed", timedelta(milliseconds=500)),
+            ("step_completed", timedelta(milliseconds=500)),
+        ]
+        (step,) = env.client.timeline(run.run_id)["operations"]
+        assert [gap["label"] for gap in step["gaps"]] == ["backoff 2.0 s"]
+        assert step["gaps"][0]["until"] == step["attempts"][1]["started_at"]

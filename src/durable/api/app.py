@@ -1,10 +1,11 @@
 """The HTTP API (API Gateway HTTP API → Powertools resolver → `durable.Client`).
 
     POST /tasks/{task_id}/runs           202 {"run_id", "status", "created"}
-    GET  /runs                           200 {"runs": [...], "next_cursor"}
-    GET  /runs/{run_id}                  200 the run
+    GET  /runs                           200 {"runs": [summaries], "next_cursor"}
+    GET  /runs/{run_id}                  200 the run (a browser's request: the dashboard page)
     GET  /runs/{run_id}/history          200 {"run_id", "history": [...]}
     GET  /runs/{run_id}/logs             200 {"run_id", "logs": [...], "next_cursor"} (api/logs.py)
+    GET  /runs/{run_id}/timeline         200 the run page's timeline (`durable.api.timeline`)
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
     POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED

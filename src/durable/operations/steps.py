@@ -3,9 +3,11 @@
 Log entries at a step's position, in order: `step_started` (only for a step that must know
 an attempt began: at-most-once, or bounded by a timeout), `step_heartbeat`s, then
 `step_failed` per failed attempt (with the retry instant, or none when it failed for good)
-or `step_completed` with the value. Replay rule: a completed step returns its recorded
-value without running; a started attempt with no end died with its invocation and counts
-as a failed attempt (an at-most-once step is never run again).
+or `step_completed` with the value; both ends carry when their attempt began (`started_at`:
+the run's timeline draws each attempt from it; replay never reads it). Replay rule: a
+completed step returns its recorded value without running; a started attempt with no end
+died with its invocation and counts as a failed attempt (an at-most-once step is never run
+again).
 """
 
 from __future__ import annotations
