@@ -6,7 +6,9 @@
                                     (`examples` / `example`) where the schema has one, else
                                     the required properties, each by its type
     payload_example(annotation)     the first candidate that validates against the annotation:
-                                    each declared example, then the generated one; None if none
+                                    each example the schema declares at its root (as written),
+                                    then one built with the fields' declared examples, then
+                                    one built from the types alone; None if none fits
 
 Each schema is self-contained: the models it refers to are under its own `$defs`, and its
 `$ref`s point there (`#/$defs/Name`), so a schema can be handed out alone.
@@ -91,9 +93,11 @@ def schema_of(annotation: Any, mode: SchemaMode = "validation") -> JsonSchema:
     return schema
 
 
-def example_of(schema: JsonSchema) -> JsonData:
-    """A JSON value shaped by `schema` (which may hold its models under `$defs`)."""
-    return _Examples(schema.get("$defs", {})).build(schema, 0)
+def example_of(schema: JsonSchema, *, declared: bool = True) -> JsonData:
+    """A JSON value shaped by `schema` (which may hold its models under `$defs`): the
+    examples declared in it where there are some (unless `declared` is False), else
+    values built from the types."""
+    return _Examples(schema.get("$defs", {}), declared).build(schema, 0)
 
 
 def declared_examples(schema: JsonSchema) -> list[JsonData]:
@@ -127,12 +131,15 @@ def payload_example(annotation: Any, schema: JsonSchema | None = None) -> JsonDa
     for candidate in declared:
         if _fits(adapter, candidate):
             return candidate  # as its author wrote it
-    try:
-        # The generated one as the task would store it: the defaults of a model filled in
-        # show the fields a caller may set.
-        return adapter.dump_python(adapter.validate_python(example_of(schema)), mode="json")
-    except Exception:  # a ValidationError, or a validator of the user's that broke
-        return None
+    # Then one built with the fields' own examples, then one built from the types alone;
+    # as the task would store it: the defaults of a model filled in show what may be set.
+    for use_declared in (True, False):
+        try:
+            value = adapter.validate_python(example_of(schema, declared=use_declared))
+            return adapter.dump_python(value, mode="json")
+        except Exception:  # a ValidationError, or a validator of the user's that broke
+            continue
+    return None
 
 
 def _fits(adapter: TypeAdapter[Any], candidate: JsonData) -> bool:
@@ -146,13 +153,14 @@ def _fits(adapter: TypeAdapter[Any], candidate: JsonData) -> bool:
 class _Examples:
     """Builds an example of a schema node, reading `$ref`s from the root's `$defs`."""
 
-    def __init__(self, defs: dict[str, JsonSchema]) -> None:
+    def __init__(self, defs: dict[str, JsonSchema], declared: bool) -> None:
         self.defs = defs
+        self.declared = declared
 
     def build(self, node: JsonSchema, depth: int) -> JsonData:
         if depth > MAX_DEPTH or not isinstance(node, dict):
             return None
-        declared = declared_examples({**node, "$defs": self.defs})
+        declared = declared_examples({**node, "$defs": self.defs}) if self.declared else []
         if declared:
             return declared[0]
         if "const" in node:
@@ -233,10 +241,15 @@ def _string(node: JsonSchema) -> str:
 
 
 def _number(node: JsonSchema, *, integer: bool) -> int | float:
-    """0 moved inside the bounds (past an exclusive one by 1, or to the middle of the room
-    when both ends are bounded), then up to a multiple of `multipleOf`."""
+    """0 moved inside the bounds, then up to a multiple of `multipleOf`. Past an exclusive
+    bound: the next integer, or for numbers the middle of the room (1 when unbounded)."""
     low, low_open = _bound(node, "minimum", "exclusiveMinimum", max)
     high, high_open = _bound(node, "maximum", "exclusiveMaximum", min)
+    if integer:  # integer bounds are all closed
+        if low is not None:
+            low, low_open = (math.floor(low) + 1 if low_open else math.ceil(low)), False
+        if high is not None:
+            high, high_open = (math.ceil(high) - 1 if high_open else math.floor(high)), False
     value: float = 0
     if low is not None and (value < low or (low_open and value == low)):
         value = low if not low_open else (low + high) / 2 if high is not None else low + 1

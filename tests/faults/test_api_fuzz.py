@@ -12,7 +12,8 @@ backend. Checked for every answer:
   breaks the schema is refused, a wrong method gets 405.
 
 Bounded for CI: a fixed number of examples per operation, derandomized, so every run sends
-the same requests (about 10 s on two cores).
+the same requests (about 20 s on two cores: each registered task's own trigger operation,
+`POST /tasks/<task_id>/runs`, is one of them).
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 
 # Every operation, the trigger of each registered task included (`durable.api.tasks`), but
 # "picky"'s: its validator breaks on purpose, a 500 that `test_api.py` expects.
-schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app).exclude(
-    path="/tasks/picky/runs"
-)
+schema = schemathesis.openapi.from_wsgi("/openapi.json", wsgi_app).exclude(path="/tasks/picky/runs")
 
 
 def negative_data_rejection(

@@ -1,6 +1,7 @@
 """The HTTP API (API Gateway HTTP API → Powertools resolver → `durable.Client`).
 
     POST /tasks/{task_id}/runs           202 {"run_id", "status", "created"}
+    GET  /tasks, /tasks/{task_id}        200 the registered tasks (`durable.api.tasks`)
     GET  /runs                           200 {"runs": [summaries], "next_cursor"}
     GET  /runs/{run_id}                  200 the run (a browser's request: the dashboard page)
     GET  /runs/{run_id}/history          200 {"run_id", "history": [...]}

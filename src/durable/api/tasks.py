@@ -14,7 +14,8 @@ alike, so the API lists exactly the tasks the workers run.
 `add_task_operations` writes the tasks into the OpenAPI document: one operation
 `POST /tasks/<task_id>/runs` per task, whose request body's `payload` is the task's schema
 (`components/schemas/<task_id>.Payload`, its models beside it as `<task_id>.<Model>`) with
-the example; the generic `POST /tasks/{task_id}/runs` stays for the tasks of other versions.
+the example; the generic `POST /tasks/{task_id}/runs` stays: it is the route that serves
+them all (a concrete path is matched before a templated one, so clients see the task's own).
 """
 
 from __future__ import annotations
