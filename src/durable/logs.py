@@ -117,16 +117,6 @@ def bind_run_logging(view: _RunView) -> None:
     _current_run.set(view)
 
 
-@contextlib.contextmanager
-def run_log_scope(view: _RunView) -> Iterator[None]:
-    """Stamp the standard logging records made inside with `view`'s run."""
-    token = _current_run.set(view)
-    try:
-        yield
-    finally:
-        _current_run.reset(token)
-
-
 def _is_library(record: logging.LogRecord) -> bool:
     return record.name == "durable" or record.name.startswith("durable.")
 

@@ -292,3 +292,23 @@ def chatty(ctx: Context, payload: Nap) -> str:
     ctx.sleep("nap", timedelta(seconds=payload.seconds))
     ctx.logger.info("after the nap")
     return "rested"
+
+
+_task_log = logging.getLogger(__name__)
+
+
+def _log_in_step(ctx: Context) -> str:
+    _task_log.info("stdlib in a step")
+    ctx.logger.info("ctx.logger in a step", detail="x")
+    return "logged"
+
+
+@task(id="e2e-logs")
+def logs_lines(ctx: Context, payload: Nap) -> str:
+    """Logs with ctx.logger and with the standard logging, before and after a nap."""
+    ctx.logger.info("before the nap", seconds=payload.seconds)
+    _task_log.warning("stdlib before the nap")
+    ctx.sleep("nap", timedelta(seconds=payload.seconds))
+    result: str = ctx.step("log", _log_in_step, ctx)
+    _task_log.info("stdlib after the nap")
+    return result

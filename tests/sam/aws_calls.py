@@ -178,6 +178,9 @@ class CallRecorder:
             return f"{bucket}/{params['Key']}" if "Key" in params else bucket
         if service == "lambda":
             return str(params.get("FunctionName", "*"))
+        if service == "logs":
+            group = params.get("logGroupName", "*")
+            return self.names.get(group, group)
         return "*"
 
 

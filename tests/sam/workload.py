@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import boto3
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from durable import Context, NonRetryableError, RetryPolicy, TaskRegistry, WaitTimeoutError, task
@@ -40,6 +41,7 @@ from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
 from durable.resources import ensure_resources
+from durable.runlogs.cloudwatch import CloudWatchRunLogSource
 from durable.settings import Settings
 from durable.storage import _tables
 from durable.storage.dynamodb import DynamoDBRunStore
@@ -229,6 +231,9 @@ class Stack:
             "clock": self.clock,
             "registry": REGISTRY,
             "codec": ValueCodec(blobs, inline_limit=INLINE_LIMIT),
+            "logs": CloudWatchRunLogSource(
+                settings.log_group, client=boto3.client("logs", region_name=settings.region)
+            ),
         }
         self.runtime = Runtime.from_parts(**parts, settings=settings)
         # The next code version's worker, which routes runs pinned to v1 back to v1.
@@ -278,12 +283,17 @@ def resources(settings: Settings) -> tuple[str, dict[str, str]]:
     """Create the table, queues and bucket; the queue URL and physical -> logical names."""
     queue_url = ensure_resources(settings)
     dead_letters = queue_url + "-dlq"
+    # What Lambda makes of the worker's output: its log group, named in the template.
+    boto3.client("logs", region_name=settings.region).create_log_group(
+        logGroupName=settings.log_group
+    )
     names = {
         settings.table_name: "RunsTable",
         queue_url: "WakeQueue",
         dead_letters: "WakeDeadLetterQueue",
         f"{settings.queue_name}-dlq": "WakeDeadLetterQueue",  # GetQueueUrl names it (metrics)
         settings.bucket_name: "ValuesBucket",
+        settings.log_group: "WorkerLogGroup",
     }
     return queue_url, names
 
@@ -346,6 +356,7 @@ def run_workload(stack: Stack) -> None:
     assert stack.api("GET", "/runs", task_id="iam-square", status="COMPLETED")[0] == 200
     assert stack.api("GET", "/runs", status="WAITING")[0] == 200
     assert stack.api("GET", f"/runs/{tour_id}/history")[0] == 200
+    assert stack.api("GET", f"/runs/{tour_id}/logs")[0] == 200
     assert stack.api("GET", "/openapi.json")[0] == 200
     assert stack.api("GET", "/metrics")[0] == 200
     assert stack.api("GET", "/")[0] == 200

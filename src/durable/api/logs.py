@@ -1,6 +1,6 @@
 """`GET /runs/{run_id}/logs`: what a run logged, page by page, and newer lines on demand.
 
-    GET /runs/{run_id}/logs?cursor=&limit=   200 {"run_id", "logs": [...], "next_cursor"}
+    GET /runs/{run_id}/logs?cursor=&limit=   200 {"run_id", "logs": [...], "next_cursor", "more"}
                                              400 a malformed cursor or limit; 404 no such run
                                              503 CloudWatch Logs failed (throttled) past
                                                  botocore's retries
@@ -52,6 +52,10 @@ class RunLogsResponse(BaseModel):
     run_id: str
     logs: list[LogLineBody]
     next_cursor: str = Field(description="pass it back to get only newer lines")
+    more: bool = Field(
+        description="the read stopped before the end of what is there: ask again at once "
+        "(fewer lines than `limit` do not mean the end)"
+    )
 
     @classmethod
     def of(cls, page: LogPage) -> RunLogsResponse:
@@ -59,6 +63,7 @@ class RunLogsResponse(BaseModel):
             run_id=page.run_id,
             logs=[LogLineBody.of(line) for line in page.lines],
             next_cursor=page.next_cursor,
+            more=page.more,
         )
 
 

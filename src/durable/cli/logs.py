@@ -1,6 +1,7 @@
 """`durable logs RUN_ID [--follow]`: what a run logged, from `GET /runs/{run_id}/logs`.
 
-Without `--follow` it prints every line logged so far (page after page) and exits. With
+Without `--follow` it prints every line logged so far (page after page, while the API says
+there is `more`) and exits. With
 `--follow` it keeps asking for newer lines with each page's `next_cursor`, every
 `--interval` seconds, until the run has ended and no new line has come for `--settle`
 seconds after that (on AWS a line is searchable a few seconds after it is printed);
@@ -85,10 +86,10 @@ def follow(
         lines = page.get("logs", [])
         _print(lines, as_json)
         cursor = page.get("next_cursor") or cursor
-        if len(lines) >= PAGE:
-            continue  # more are waiting
+        if page.get("more"):
+            continue  # the read stopped before the end: the rest at once
         if not keep_following:
-            return
+            return  # everything so far: `more` was false
         if ended_at is not None and not lines and time.monotonic() - ended_at >= settle:
             return
         time.sleep(interval)

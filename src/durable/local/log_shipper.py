@@ -138,6 +138,8 @@ class LogShipper:
             if stream not in self._created:
                 self._create("create_log_stream", logGroupName=self.log_group, logStreamName=stream)
                 self._created.add(stream)
+            # PutLogEvents takes a batch in time order only (a clock step back would break it).
+            events.sort(key=lambda line: line.millis)
             for chunk in _chunks(events):
                 self._put(stream, chunk)
 

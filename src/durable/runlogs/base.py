@@ -7,8 +7,9 @@ line. Every adapter honours the same contract:
 - `read(run_id, cursor=..., limit=..., since=...)` returns up to `limit` lines of exactly
   `run_id` (a child run's id starts with its parent's: `run_x.1.2.0` is not `run_x`), oldest
   first, and a `next_cursor`, always: passed back, it returns only lines not returned yet,
-  so a follower polls with it and sees each line once. A cursor that is not one of ours
-  raises `InvalidLogCursorError` (an `InputError`: 400 in the API).
+  so a follower polls with it and sees each line once. `more` says the read stopped
+  before the end (ask again at once): fewer than `limit` lines do not mean the end. A
+  cursor that is not one of ours raises `InvalidLogCursorError` (400 in the API).
 - The cursor is opaque: base64 JSON of the position reached, the last timestamp (ms) and
   short hashes of the events already returned at that millisecond (several lines share
   one), so equal timestamps page correctly. Events are read in timestamp order; one that
@@ -102,11 +103,14 @@ class LogLine:
 
 @dataclass(frozen=True, slots=True)
 class LogPage:
-    """Lines of one run, oldest first, and where the next read starts."""
+    """Lines of one run, oldest first, and where the next read starts. `more`: the read
+    stopped before the end of what is there (`limit` reached with lines left, or the
+    search cut short), so a reader asks again at once rather than after a pause."""
 
     run_id: str
     lines: list[LogLine]
     next_cursor: str
+    more: bool = False
 
 
 class RunLogSource(Protocol):
@@ -184,10 +188,12 @@ class RawEvent:
 
 def collect(
     run_id: str, events: Iterable[RawEvent], position: Position, limit: int
-) -> tuple[list[LogLine], Position]:
+) -> tuple[list[LogLine], Position, bool]:
     """Lines of `run_id` from `events` (in timestamp order) after `position`, at most
-    `limit`, and the position after the last event consumed (ours or another run's)."""
+    `limit`; the position after the last event consumed (ours or another run's); and
+    whether a line of the run was left for the next read."""
     lines: list[LogLine] = []
+    left = False
     millis, seen = position.millis, set(position.seen)
     for event in events:
         digest = event_hash(event.event_id)
@@ -198,12 +204,13 @@ def collect(
         line = parse_line(event.message, run_id, event.millis)
         if line is not None:
             if len(lines) >= limit:
+                left = True
                 break
             lines.append(line)
         if event.millis != millis:
             millis, seen = event.millis, set()
         seen.add(digest)
-    return lines, Position(millis, frozenset(seen))
+    return lines, Position(millis, frozenset(seen)), left
 
 
 def check_limit(limit: int) -> int:

@@ -63,6 +63,12 @@ def filter_pattern(run_id: str) -> str:
     return f"{{ $.run_id = {json.dumps(run_id)} }}"
 
 
+class _Search:
+    """How one read's search ended."""
+
+    cut_short = False
+
+
 class CloudWatchRunLogSource:
     """Reads a run's lines from one log group (the worker function's).
 
@@ -99,16 +105,22 @@ class CloudWatchRunLogSource:
             start = max(0, int((since - CLOCK_SKEW).timestamp() * 1000))
         # Past `seen`, at most `limit` of ours: the page may hold no more than that.
         page = min(MAX_PAGE, limit + len(position.seen))
-        events = self._events(run_id, start, page)
-        lines, reached = collect(run_id, events, position, limit)
-        return LogPage(run_id, lines, reached.encode())
+        search = _Search()
+        events = self._events(run_id, start, page, search)
+        lines, reached, left = collect(run_id, events, position, limit)
+        return LogPage(run_id, lines, reached.encode(), more=left or search.cut_short)
 
-    def _events(self, run_id: str, start: int | None, page: int) -> Iterator[RawEvent]:
-        """The group's events from `start` on, in timestamp order, page after page."""
+    def _events(
+        self, run_id: str, start: int | None, page: int, search: _Search
+    ) -> Iterator[RawEvent]:
+        """The group's events from `start` on, in timestamp order, page after page (at
+        most `MAX_CALLS`: then `search.cut_short`)."""
         request: dict[str, Any] = {
             "logGroupName": self.log_group,
             "filterPattern": filter_pattern(run_id),
             "limit": page,
+            # What CloudWatch always does now; moto returns stream after stream without it.
+            "interleaved": True,
         }
         if start is not None:
             request["startTime"] = start
@@ -124,6 +136,7 @@ class CloudWatchRunLogSource:
             if not token:
                 return
             request["nextToken"] = token
+        search.cut_short = True
 
     def _filter(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """One FilterLogEvents call; None when the group does not exist (nothing logged)."""

@@ -53,5 +53,5 @@ class MemoryRunLogSource:
         check_limit(limit)
         with self._lock:
             events = sorted(self._events, key=lambda event: event.millis)  # stable
-        lines, reached = collect(run_id, events, position, limit)
-        return LogPage(run_id, lines, reached.encode())
+        lines, reached, more = collect(run_id, events, position, limit)
+        return LogPage(run_id, lines, reached.encode(), more)

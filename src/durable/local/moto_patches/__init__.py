@@ -19,6 +19,7 @@ The patches, numbered as they were added; each module's docstring explains its o
 - `expressions`: 7. update expressions parsed once per text; 8. the update validator's
   walks without per-node overhead; 12. condition expressions lexed once per text.
 - `answers`: 10. DynamoDB answers serialized without moto's generic serializer.
+- `logs`: 14. CloudWatch Logs' JSON equality filter (`{ $.run_id = "..." }`).
 - `installer`: `apply()`, `revert()`, the version check; `originals`: what was replaced.
 """
 

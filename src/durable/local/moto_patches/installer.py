@@ -9,6 +9,7 @@ from __future__ import annotations
 from durable.local.moto_patches import (
     answers,
     expressions,
+    logs,
     queries,
     server,
     sqs,
@@ -41,6 +42,7 @@ def apply() -> None:
         sqs.install()
         expressions.install()
         answers.install()
+        logs.install()
 
 
 def revert() -> None:
