@@ -78,3 +78,13 @@ def test_active_counts_on_a_sharded_table_stop_at_the_cap(sharded_store: RunStor
     uncapped = sharded_store.count_active([RunStatus.QUEUED], cap=100)
     assert uncapped.counts["orders"][RunStatus.QUEUED] == 29
     assert uncapped.capped == frozenset()
+
+
+def test_a_read_up_to_a_bucket_leaves_later_ones_out(store: RunStore) -> None:
+    for bucket in range(100, 110):
+        store.add_stats("orders", bucket, {"started": 1}, {"created": 1}, f"run_{bucket}")
+
+    [counts] = store.read_stats(["orders"], since_bucket=102, until_bucket=104)
+
+    assert counts.window == {"started": 3}
+    assert counts.totals == {"created": 10}

@@ -18,10 +18,11 @@ Cost per run: 2 writes at its start (its bucket and its total), 2 at its end, 1 
 invocation that schedules step or task retries, plus one write per task per process (the
 task list). A bucket's first write in a slot costs one more (the ring's rollover).
 
-Reading: one `BatchGetItem` of every task's items (68 keys a task), one query of the task
-list, and the active runs from the status index (`count_active`: QUEUED, RUNNING, WAITING,
-RETRYING, one query per status and index shard, on the listings' thread pool, at most
-`ACTIVE_CAP` runs a status read). The terminal statuses come from the lifetime totals.
+Reading: `BatchGetItem`s of the last hour's buckets and the totals (56 keys a task, 100
+a request, sent at once), one query of the task list, and the active runs from the status
+index (`count_active`: QUEUED, RUNNING, WAITING, RETRYING, one query per status and index
+shard, on the listings' thread pool, at most `ACTIVE_CAP` runs a status read). The
+terminal statuses come from the lifetime totals.
 Choosing the index over counters moved at every transition: a transition is a run's own
 write, counters moved beside it would drift for good at each crash between the two (a
 RUNNING count that never comes down), where the index is always exact; its cost is a
@@ -272,7 +273,7 @@ def collect_stats(
     depths = queue_depths(queue)
     active = store.count_active(ACTIVE_STATUSES, ACTIVE_CAP)
     tasks = sorted(set(task_ids) | store.stats_task_ids() | set(active.counts))
-    counted = store.read_stats(tasks, since_bucket=bucket_of(now - WINDOW))
+    counted = store.read_stats(tasks, bucket_of(now - WINDOW), bucket_of(now))
     return Stats(
         generated_at=now,
         queue=depths,

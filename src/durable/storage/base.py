@@ -278,9 +278,10 @@ class RunStats(Protocol):
       its slot (`bucket % STATS_BUCKETS`) replaces it, an add to an older one is dropped.
       Each add is atomic per item (window, totals), not across the two. Names are
       `[a-z0-9_]` only. The first add of a task records the task (`stats_task_ids`).
-    - `read_stats(task_ids, since_bucket)` returns each task's counters: its window summed
-      over the buckets at or after `since_bucket` it still keeps, its totals; a task with
-      none has empty ones. Reads by key only (no scan).
+    - `read_stats(task_ids, since_bucket, until_bucket)` returns each task's counters: its
+      window summed over the buckets it still keeps from `since_bucket` on (up to
+      `until_bucket` when given, which lets an adapter read only those slots), its totals;
+      a task with none has empty ones. Reads by key only (no scan).
     - `stats_task_ids()` lists every task that has counters.
     - `count_active(statuses, cap)` counts the runs in each of `statuses` per task (from
       the status index), reading about `cap` runs of each status at most (an adapter
@@ -297,7 +298,9 @@ class RunStats(Protocol):
         shard_key: str,
     ) -> None: ...
 
-    def read_stats(self, task_ids: Collection[str], since_bucket: int) -> list[TaskCounts]: ...
+    def read_stats(
+        self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
+    ) -> list[TaskCounts]: ...
 
     def stats_task_ids(self) -> set[str]: ...
 

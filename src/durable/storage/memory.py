@@ -397,7 +397,10 @@ class MemoryRunStore:
                     lifetime[name] = lifetime.get(name, 0) + amount
                 self.writes += 1
 
-    def read_stats(self, task_ids: Collection[str], since_bucket: int) -> list[TaskCounts]:
+    def read_stats(
+        self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
+    ) -> list[TaskCounts]:
+        last = until_bucket if until_bucket is not None else float("inf")
         found: list[TaskCounts] = []
         with self._lock:
             for task_id in task_ids:
@@ -406,7 +409,7 @@ class MemoryRunStore:
                 for shard in range(STATS_SHARDS):
                     for slot in range(STATS_BUCKETS):
                         bucket, counts = self._stat_buckets.get((task_id, shard, slot), (-1, {}))
-                        if bucket >= since_bucket:
+                        if since_bucket <= bucket <= last:
                             _add_into(window, counts)
                     _add_into(totals, self._stat_totals.get((task_id, shard), {}))
                 found.append(TaskCounts(task_id, window, totals))

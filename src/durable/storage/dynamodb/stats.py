@@ -10,8 +10,9 @@ the run, so one busy task writes 4 partitions' keys, not one.
   amounts; if someone started it first, the `ADD` is tried once more. So a bucket costs one
   write, plus one at each rollover of its slot (every 80 minutes of a task's activity).
   The task is recorded once per process (`STATS#TASKS`, an unconditional put).
-- `read_stats` is one `BatchGetItem` of every slot and total of the tasks (17 x 4 keys a
-  task, 100 keys a request), strongly consistent is not needed: eventually consistent.
+- `read_stats` is `BatchGetItem`s of the slots of the buckets asked for and the totals
+  of the tasks (14 x 4 keys a task for the last hour, 100 keys a request, sent at once on
+  the listings' pool), eventually consistent: a figure a second old is fine.
 - `stats_task_ids` is one query of `STATS#TASKS` (paged).
 - `count_active` queries the status index, each (status, shard) key once, at once on the
   listings' thread pool, reading at most `cap / shards` runs a key, and one more to know
@@ -139,18 +140,30 @@ class DynamoRunStats(DynamoTable):
         self._wrote()
         return True
 
-    def read_stats(self, task_ids: Collection[str], since_bucket: int) -> list[TaskCounts]:
+    def read_stats(
+        self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
+    ) -> list[TaskCounts]:
+        if until_bucket is not None and until_bucket - since_bucket + 1 < STATS_BUCKETS:
+            slots = sorted({b % STATS_BUCKETS for b in range(since_bucket, until_bucket + 1)})
+        else:
+            slots = list(range(STATS_BUCKETS))
+        last = until_bucket if until_bucket is not None else math.inf
         keys: list[tuple[str, str]] = []
         for task_id in task_ids:
             for shard in range(STATS_SHARDS):
                 pk = _tables.stats_pk(task_id, shard)
                 keys.append((pk, _tables.STATS_TOTAL_SK))
-                keys.extend((pk, _tables.stats_bucket_sk(s)) for s in range(STATS_BUCKETS))
+                keys.extend((pk, _tables.stats_bucket_sk(slot)) for slot in slots)
+        # The requests go out at once, on the listings' pool (100 keys each).
+        pool = shard_query_pool()
+        chunks = [
+            pool.submit(self._batch_get, keys[start : start + _BATCH_GET])
+            for start in range(0, len(keys), _BATCH_GET)
+        ]
         items: dict[str, list[dict[str, Any]]] = {}
-        with translated("read_stats"):
-            for start in range(0, len(keys), _BATCH_GET):
-                for item in self._batch_get(keys[start : start + _BATCH_GET]):
-                    items.setdefault(item["pk"]["S"], []).append(item)
+        for chunk in chunks:
+            for item in chunk.result():
+                items.setdefault(item["pk"]["S"], []).append(item)
         found: list[TaskCounts] = []
         for task_id in task_ids:
             window: dict[str, int] = {}
@@ -159,7 +172,7 @@ class DynamoRunStats(DynamoTable):
                 for item in items.get(_tables.stats_pk(task_id, shard), []):
                     if item["sk"]["S"] == _tables.STATS_TOTAL_SK:
                         _add_counters(totals, item)
-                    elif int(item["bucket"]["N"]) >= since_bucket:
+                    elif since_bucket <= int(item["bucket"]["N"]) <= last:
                         _add_counters(window, item)
             found.append(TaskCounts(task_id, window, totals))
         return found
@@ -170,10 +183,13 @@ class DynamoRunStats(DynamoTable):
             self.table_name: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in keys]}
         }
         items: list[dict[str, Any]] = []
-        while pending:
-            response = self._models.connection.dispatch("BatchGetItem", {"RequestItems": pending})
-            items.extend(response.get("Responses", {}).get(self.table_name, []))
-            pending = response.get("UnprocessedKeys") or {}
+        with translated("read_stats"):
+            while pending:
+                response = self._models.connection.dispatch(
+                    "BatchGetItem", {"RequestItems": pending}
+                )
+                items.extend(response.get("Responses", {}).get(self.table_name, []))
+                pending = response.get("UnprocessedKeys") or {}
         return items
 
     def stats_task_ids(self) -> set[str]:
