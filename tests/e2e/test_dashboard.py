@@ -203,9 +203,17 @@ def test_the_queue_panel_shows_a_backlog_while_the_workers_are_held(
     expect(depth).to_have_text("0")
 
 
-def test_the_runs_list_fits_a_1280_px_screen(page: Any, api: httpx.Client) -> None:
-    trigger(api, "e2e-wait-event", {"timeout_seconds": 600})
-    expect(page.locator("#runs tr").first).to_be_visible()
+def test_the_runs_list_fits_a_1280_px_screen(
+    page: Any, api: httpx.Client, wait_for: WaitFor
+) -> None:
+    # Runs in a few states, for the screenshot: failed, waiting for an event, sleeping.
+    wait_for(trigger(api, "e2e-fail", None), {"FAILED"})
+    waiting = trigger(api, "e2e-wait-event", {"timeout_seconds": 600})
+    sleeping = trigger(api, "e2e-sleep", {"seconds": 600})
+    wait_for(waiting, {"WAITING"})
+    wait_for(sleeping, {"WAITING"})
+    page.reload()
+    expect(page.locator(f"#runs tr[data-run-id='{sleeping}'] td.info")).to_contain_text("sleep")
     expect(page.locator("#metrics .figures")).to_be_visible()
     assert fits_the_screen(page)
     screenshot(page, "runs-list")
