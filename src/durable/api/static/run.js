@@ -117,10 +117,12 @@
       if (timeline) D.timeline.draw($("timeline"), $("op-details"), timeline);
       else setText($("timeline"), "GET /runs/{id}/timeline is not served by this API.");
       await followLogs(runPath, mine);
-      const history = await D.api(runPath + "/history");
       if (mine !== generation) return;
-      renderHistory(history);
-      state.live = timeline ? timeline.live : !D.TERMINAL.has(run.status);
+      // Read at nearly the same time, the run and its timeline may disagree on whether it is
+      // over: one more round until both say so.
+      state.live = Boolean(timeline && timeline.live) || !D.TERMINAL.has(run.status);
+      // The checkpoint log is read when it is open, and once the run is over.
+      if (!state.live || $("history-box").open) await loadHistory(mine);
     } catch (error) {
       if (mine !== generation) return;
       if (!state.reported) D.failed("Run " + state.runId, error);
@@ -129,6 +131,11 @@
     }
     setText($("run-live"), state.live ? "live" : "");
     if (state.live && mine === generation) state.timer = setTimeout(() => poll(mine), POLL_MS);
+  }
+
+  async function loadHistory(mine) {
+    const history = await D.api(D.runUrl(state.runId) + "/history");
+    if (mine === generation) renderHistory(history);
   }
 
   async function followLogs(runPath, mine) {
@@ -188,6 +195,9 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     D.timeline.attach($("timeline"), $("op-details"));
+    $("history-box").addEventListener("toggle", () => {
+      if ($("history-box").open && state) loadHistory(generation).catch((error) => D.failed("Checkpoint log", error));
+    });
     $("cancel").addEventListener("click", async () => {
       try {
         await D.api(D.runUrl(state.runId) + "/cancel", { method: "POST" });
