@@ -108,7 +108,6 @@ class RunLogger:
 
 # The run executing in this thread or asyncio task (None outside runs).
 _current_run: ContextVar[_RunView | None] = ContextVar("durable_run_log_scope", default=None)
-_install_lock = threading.Lock()
 
 
 def bind_run_logging(view: _RunView) -> None:

@@ -133,6 +133,12 @@ TASKS = ["echo", "order", "approval", "flaky", "broken", "fan-out"]
 
 
 def point_at(case: Any, parameter: str, existing: list[str]) -> None:
+    meta = case.meta
+    if meta is not None and any(
+        location == ParameterLocation.PATH and info.mode.is_negative
+        for location, info in meta.components.items()
+    ):
+        return  # a path broken on purpose stays broken: it must be refused
     value = (case.path_parameters or {}).get(parameter)
     if isinstance(value, str):
         pick = zlib.crc32(value.encode()) % (len(existing) + 1)
