@@ -37,6 +37,7 @@ from durable.blobs.s3 import S3BlobStore
 from durable.bootstrap import Runtime
 from durable.clock import VirtualClock
 from durable.errors import InfrastructureError
+from durable.queues.base import QueueDepths
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
@@ -185,6 +186,9 @@ class MirroredQueue(MemoryWakeQueue):
     def waiting(self) -> int:
         self._sqs.waiting()  # asked of SQS, as deployed (nothing consumes it there)
         return super().waiting()
+
+    def depths(self) -> QueueDepths:
+        return self._sqs.depths()  # GET /metrics asks SQS, as deployed
 
 
 def http_event(method: str, path: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
