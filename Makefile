@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: dev test lint typecheck unit bench bench-dev bench-capacity faults-sweep clean sam-validate browser
+.PHONY: dev test lint typecheck unit bench bench-dev bench-capacity bench-metrics faults-sweep clean sam-validate browser
 
 # Progress lines, so a first `make dev` is not two silent minutes.
 $(STAMP): pyproject.toml
@@ -74,6 +74,7 @@ test: lint typecheck browser sam-local-setup $(STAMP) $(SAM_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/list_runs.py
 
 # The capacity model on AWS (bench/capacity.py): a few hundred runs measured on moto in
 # process, then the model and its simulation at 1,000 and 10,000 runs/s (about a minute).
@@ -84,6 +85,10 @@ bench-capacity: $(STAMP)
 bench-dev: $(STAMP)
 	$(BIN)/python bench/dev_throughput.py --runs 600 --clients 16 --keys
 	$(BIN)/python bench/dev_throughput.py --runs 600 --clients 16 --no-keys
+
+# GET /metrics and Client.stats() with 100,000 runs' counters on moto (a few minutes).
+bench-metrics: $(STAMP)
+	$(BIN)/python bench/metrics_scale.py --runs 100000 --sample 100
 
 # The larger fault sweep (every crash point on memory and moto, throttling at 1/10/30 %,
 # delivery storms over ten seeds): minutes, so not part of `make test`.

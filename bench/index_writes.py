@@ -16,7 +16,10 @@ Runs measured, each alone in a fresh table (the test kit's moto backend, virtual
   apart on the virtual clock.
 
 The layout measured is the one of the code on the import path, so the same script run with
-an older checkout's `src` first on PYTHONPATH measures that one. Nothing here asserts.
+an older checkout's `src` first on PYTHONPATH measures that one. The writes of the run
+counters (`durable.services.stats`: items of their own, in no index) are counted beside
+them, requests included (the first run of a task in a process also records the task).
+Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class IndexWriteCounter:
     def __init__(self) -> None:
         self.by_index: Counter[str] = Counter()
         self.item_writes = 0
+        self.counter_writes = 0  # writes of the run counters' items (`services.stats`)
         self._indexes: tuple[IndexLayout, ...] | None = None
 
     def _members(self, operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -77,6 +81,10 @@ class IndexWriteCounter:
             return item.get("Item")
 
         def counting(client: Any, operation: str, params: dict[str, Any]) -> Any:
+            if operation in _WRITES:
+                key = params.get("Key") or params.get("Item") or {}
+                if str(key.get("pk", {}).get("S", "")).startswith("STATS#"):
+                    counter.counter_writes += 1
             members = counter._members(operation, params)
             if not members:
                 return original(client, operation, params)
@@ -137,6 +145,18 @@ def measure(task_id: str, payload: int) -> IndexWriteCounter:
     return counter
 
 
+def counter_writes_of_a_later_run() -> int:
+    """The counter writes of a three-step run after the first of its task and bucket."""
+    counter = IndexWriteCounter()
+    with TestEnvironment(backend="moto", registry=registry([])) as env:
+        env.trigger("three-steps", 1)
+        env.run_until_idle()
+        with counter.installed():
+            env.trigger("three-steps", 2)
+            env.run_until_idle()
+    return counter.counter_writes
+
+
 def main() -> None:
     for task_id, payload in (("three-steps", 1), ("heartbeats", 20)):
         counter = measure(task_id, payload)
@@ -147,8 +167,9 @@ def main() -> None:
         )
         print(
             f"{task_id:12s} run item writes {counter.item_writes:3d}  "
-            f"index writes {total:3d}  ({detail})"
+            f"index writes {total:3d}  ({detail})  counter writes {counter.counter_writes}"
         )
+    print(f"three-steps, a later run of the task: counter writes {counter_writes_of_a_later_run()}")
 
 
 if __name__ == "__main__":

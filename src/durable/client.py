@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from durable.adapters import environment_adapters
@@ -29,8 +29,13 @@ from durable.serialization import JsonData, revive
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
 from durable.services.runs import RunHandle, RunStarter
+from durable.services.stats import Stats, collect_stats
+from durable.settings import get_settings
 from durable.storage.base import RunStore
 from durable.task import TaskDefinition, TaskRegistry, default_registry
+from durable.timeline import build_timeline
+from durable.timeline import redacted_token as _redacted_token
+from durable.timeline import redacted_wait as _redacted_wait
 from durable.values import ValueCodec
 
 PayloadT = TypeVar("PayloadT")
@@ -95,6 +100,7 @@ class HistoryEntry:
     value: Any
     error: ErrorInfo | None
     wake_at: datetime | None
+    started_at: datetime | None = None  # step ends: when that attempt began
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +114,7 @@ class HistoryEntry:
             "value": self.value,
             "error": self.error.to_dict() if self.error else None,
             "wake_at": _iso(self.wake_at),
+            "started_at": _iso(self.started_at),
         }
 
 
@@ -119,19 +126,15 @@ class RunList:
     next_cursor: str | None
 
 
-def _redacted_token(token: Any) -> str:
-    """A callback token as callers may see it: enough to tell tokens apart, not to use one."""
-    return f"{str(token)[:6]}…"
-
-
-def _redacted_wait(waiting_for: str | None) -> str | None:
-    if waiting_for is not None and waiting_for.startswith("callback:"):
-        return "callback:" + _redacted_token(waiting_for.removeprefix("callback:"))
-    return waiting_for
-
-
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when is not None else None
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """An instant given without a time zone is UTC."""
+    if when is None or when.tzinfo is not None:
+        return when
+    return when.replace(tzinfo=UTC)
 
 
 class Client:
@@ -294,8 +297,17 @@ class Client:
         status: RunStatus | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        *,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        values: bool = True,
     ) -> RunList:
-        """Runs, newest first, filtered by task and status."""
+        """Runs, newest first, filtered by task, status and creation time (at or after
+        `created_after`, before `created_before`; a naive instant is UTC).
+
+        With `values=False` the views are summaries: payload and result are left None,
+        undecoded (no blob is read), as the runs list shows them.
+        """
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
         page = self.store.list_runs(
@@ -303,13 +315,35 @@ class Client:
             status=RunStatus(status) if status is not None else None,
             limit=limit,
             cursor=cursor,
+            created_after=_utc(created_after),
+            created_before=_utc(created_before),
         )
-        return RunList([self._view(run) for run in page.runs], page.next_cursor)
+        return RunList([self._view(run, values) for run in page.runs], page.next_cursor)
+
+    def stats(self, worker_limit: int | None = None) -> Stats:
+        """Queue, worker and per-task run figures (`durable.services.stats`); the worker
+        limit defaults to the settings' `worker_max_concurrency`."""
+        if worker_limit is None:
+            worker_limit = get_settings().worker_max_concurrency
+        return collect_stats(self.store, self.queue, self.clock, self.registry.ids(), worker_limit)
 
     def history(self, run_id: str) -> builtins.list[HistoryEntry]:
         """The run's checkpoint log, in order."""
         self._require(run_id)
         return [self._entry(cp) for cp in self.store.load_history(run_id)]
+
+    def timeline(self, run_id: str) -> dict[str, Any]:
+        """The run's timeline (`durable.timeline`): one read of the run and of its log,
+        plus one of each batch record it started."""
+        run = self._require(run_id)
+        checkpoints = self.store.load_history(run_id)
+        batches = {
+            (cp.task_attempt, cp.op): stored
+            for cp in checkpoints
+            if cp.kind is CheckpointKind.BATCH_STARTED
+            and (stored := self.store.get_batch(run_id, cp.task_attempt, cp.op)) is not None
+        }
+        return build_timeline(run, checkpoints, self.codec.decode, self.clock.now(), batches)
 
     def logs(self, run_id: str, cursor: str | None = None, limit: int = DEFAULT_LIMIT) -> LogPage:
         """What the run logged (`ctx.logger` and its standard logging), oldest first, up to
@@ -360,13 +394,13 @@ class Client:
             raise RunNotFoundError(run_id)
         return run
 
-    def _view(self, run: RunRecord) -> RunInfoView:
+    def _view(self, run: RunRecord, values: bool = True) -> RunInfoView:
         return RunInfoView(
             run_id=run.run_id,
             task_id=run.task_id,
             status=run.status,
-            payload=self.codec.decode(run.payload),
-            result=self.codec.decode(run.result) if run.result is not None else None,
+            payload=self.codec.decode(run.payload) if values else None,
+            result=self.codec.decode(run.result) if values and run.result is not None else None,
             error=run.error,
             attempts=run.attempt,
             created_at=run.created_at,
@@ -399,4 +433,5 @@ class Client:
             ),
             error=cp.error,
             wake_at=cp.wake_at,
+            started_at=cp.started_at,
         )

@@ -144,7 +144,8 @@ class Checkpoint:
     (the n-th durable call), -1 for attempt-level entries. `inbox_id` names the inbox event
     an entry consumed (EVENT_RECEIVED, CALLBACK_COMPLETED, CALLBACK_FAILED): that event is
     never delivered again, and its inbox item is deleted once the entry is written. Entries
-    written before ids were recorded have none (see `durable.inbox`).
+    written before ids were recorded have none (see `durable.inbox`). `started_at` is when
+    the step attempt an entry ends began (step ends only).
     """
 
     seq: int
@@ -158,6 +159,9 @@ class Checkpoint:
     error: ErrorInfo | None = None
     wake_at: datetime | None = None
     inbox_id: str | None = None
+    # When the step attempt this entry ends began (STEP_COMPLETED, STEP_FAILED): metadata
+    # for the run's timeline; replay never compares it. Older logs have none.
+    started_at: datetime | None = None
 
     @property
     def operation_kind(self) -> str:

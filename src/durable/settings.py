@@ -56,6 +56,13 @@ class Settings(BaseSettings):
         description="days a finished run (its log, inbox and idempotency key) is kept; 0 = forever",
     )
 
+    worker_max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="how many worker invocations may run at once (the SQS event source "
+        "mapping's MaximumConcurrency; `durable dev`'s pool size): the metrics' worker limit",
+    )
+
     @field_validator("endpoint_url", mode="before")
     @classmethod
     def _empty_endpoint_is_aws(cls, value: object) -> object:

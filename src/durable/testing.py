@@ -76,6 +76,10 @@ _STORE_OPERATIONS = {
     "get_batch",
     "record_batch_result",
     "list_batch_results",
+    "add_stats",
+    "read_stats",
+    "stats_task_ids",
+    "count_active",
 }
 
 

@@ -250,6 +250,50 @@ def map_naps(ctx: Context, payload: Naps) -> list[Any]:
     )
 
 
+# -- the dashboard's run page: step retries with backoff, a child run ---------------------
+
+
+class Flaky(BaseModel):
+    dir: str
+    failures: int = Field(default=2, ge=0, le=5)
+
+
+def _flaky_service(directory: str, failures: int) -> dict[str, int]:
+    """Fails its first `failures` calls (counted in `<dir>/flaky.count`), then answers."""
+    calls = record(directory, "flaky")
+    logging.getLogger("e2e.flaky").info("calling the flaky service (call %d)", calls)
+    if calls <= failures:
+        raise ConnectionError(f"the flaky service refused call {calls} of {failures}")
+    return {"calls": calls}
+
+
+@task(id="e2e-flaky-step")
+def flaky_step(ctx: Context, payload: Flaky) -> dict[str, int]:
+    """One step that fails twice and succeeds on its third attempt (1 s, then 2 s backoff)."""
+    ctx.logger.info("calling a service that fails first", failures=payload.failures)
+    retry = RetryPolicy(max_attempts=payload.failures + 1, min_delay=timedelta(seconds=1), jitter=0)
+    result: dict[str, int] = ctx.step(
+        "call-flaky-service", _flaky_service, payload.dir, payload.failures, retry=retry
+    )
+    return result
+
+
+@task(id="e2e-parent")
+def parent(ctx: Context, payload: Greeting) -> dict[str, Any]:
+    """Invokes `e2e-hello` as a child run and returns its result."""
+    return {"child": ctx.invoke("e2e-hello", {"name": payload.name})}
+
+
+@task(id="e2e-chatty")
+def chatty(ctx: Context, payload: Nap) -> str:
+    """Logs a line, naps (the run stays live), logs another: the run page follows its log."""
+    ctx.logger.info("before the nap", seconds=payload.seconds)
+    ctx.step("note", lambda: "noted")
+    ctx.sleep("nap", timedelta(seconds=payload.seconds))
+    ctx.logger.info("after the nap")
+    return "rested"
+
+
 _task_log = logging.getLogger(__name__)
 
 

@@ -44,6 +44,8 @@ def children_of(api: httpx.Client, run_id: str, task_id: str) -> list[dict[str, 
     response = api.get("/runs", params={"task_id": task_id, "limit": 1000})
     assert response.status_code == 200, response.text
     runs = [run for run in response.json()["runs"] if run["parent_run_id"] == run_id]
+    # The list carries summaries: each child's payload and result come with the run itself.
+    runs = [api.get(f"/runs/{run['run_id']}").json() for run in runs]
     return sorted(runs, key=lambda run: int(run["run_id"].rsplit(".", 1)[1]))
 
 

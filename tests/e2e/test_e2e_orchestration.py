@@ -61,7 +61,10 @@ def children_of(api: httpx.Client, run_id: str, task_id: str) -> list[dict[str, 
     runs: list[dict[str, Any]] = api.get(
         "/runs", params={"task_id": task_id, "limit": 1000}
     ).json()["runs"]
-    return [run for run in runs if run["parent_run_id"] == run_id]
+    # The list carries summaries: each child's payload and result come with the run itself.
+    return [
+        api.get(f"/runs/{run['run_id']}").json() for run in runs if run["parent_run_id"] == run_id
+    ]
 
 
 # -- child runs ------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from durable.blobs.s3 import S3BlobStore
 from durable.bootstrap import Runtime
 from durable.clock import VirtualClock
 from durable.errors import InfrastructureError
+from durable.queues.base import QueueDepths
 from durable.queues.memory import MemoryWakeQueue
 from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
@@ -186,6 +187,9 @@ class MirroredQueue(MemoryWakeQueue):
         self._sqs.waiting()  # asked of SQS, as deployed (nothing consumes it there)
         return super().waiting()
 
+    def depths(self) -> QueueDepths:
+        return self._sqs.depths()  # GET /metrics asks SQS, as deployed
+
 
 def http_event(method: str, path: str, body: Any, query: dict[str, str]) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) event."""
@@ -291,6 +295,7 @@ def resources(settings: Settings) -> tuple[str, dict[str, str]]:
         settings.table_name: "RunsTable",
         queue_url: "WakeQueue",
         dead_letters: "WakeDeadLetterQueue",
+        f"{settings.queue_name}-dlq": "WakeDeadLetterQueue",  # GetQueueUrl names it (metrics)
         settings.bucket_name: "ValuesBucket",
         settings.log_group: "WorkerLogGroup",
     }
@@ -357,6 +362,7 @@ def run_workload(stack: Stack) -> None:
     assert stack.api("GET", f"/runs/{tour_id}/history")[0] == 200
     assert stack.api("GET", f"/runs/{tour_id}/logs")[0] == 200
     assert stack.api("GET", "/openapi.json")[0] == 200
+    assert stack.api("GET", "/metrics")[0] == 200
     assert stack.api("GET", "/")[0] == 200
     stack.work(timedelta(minutes=2))
     status, body = stack.api("POST", f"/callbacks/{TOKENS['tour']}", {"data": {"ok": True}})

@@ -2,15 +2,18 @@
 
     POST /tasks/{task_id}/runs           202 {"run_id", "status", "created"}
     GET  /tasks, /tasks/{task_id}        200 the registered tasks (`durable.api.tasks`)
-    GET  /runs                           200 {"runs": [...], "next_cursor"}
-    GET  /runs/{run_id}                  200 the run
+    GET  /runs                           200 {"runs": [summaries], "next_cursor"}
+    GET  /runs/{run_id}                  200 the run (a browser's request: the dashboard page)
     GET  /runs/{run_id}/history          200 {"run_id", "history": [...]}
     GET  /runs/{run_id}/logs             200 {"run_id", "logs": [...], "next_cursor"} (api/logs.py)
+    GET  /runs/{run_id}/timeline         200 the run page's timeline (`durable.api.timeline`)
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
     POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED
+    GET  /metrics                        200 queue, worker and run figures (`api.metrics`)
     GET  /openapi.json                   the OpenAPI document
     GET  /                               the dashboard page
+    GET  /static/<name>                  its scripts and styles (durable.api.dashboard)
 
 `build_app(client)` makes a resolver bound to one client; `handle(event, context, client)`
 resolves one event with a resolver cached per client. Routes hold no rules of their own:
@@ -26,7 +29,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
@@ -39,8 +42,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from durable.api.bodies import JsonBodyValidation, parse_json_body
+from durable.api.dashboard import register_dashboard_routes
 from durable.api.errors import RequestError, register_error_handlers
 from durable.api.logs import register_log_routes
+from durable.api.metrics import register_metrics_routes
 from durable.api.models import (
     CallbackRequest,
     CallbackResponse,
@@ -51,10 +56,12 @@ from durable.api.models import (
     HistoryResponse,
     RunBody,
     RunListResponse,
+    RunSummary,
     TriggerRequest,
     TriggerResponse,
 )
 from durable.api.tasks import add_task_operations, register_task_routes
+from durable.api.timeline import html_for_browsers, register_timeline_routes
 from durable.client import Client
 from durable.errors import InputError, InvalidNameError
 from durable.names import EVENT_NAME, event_name
@@ -106,8 +113,10 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     # it to JSON (the resolver builds each route's middleware stack from this attribute).
     app._request_validation_middleware = JsonBodyValidation()  # type: ignore[no-untyped-call]  # Powertools' is untyped
     register_error_handlers(app)
+    register_timeline_routes(app, client)
     register_task_routes(app, client)
     register_log_routes(app, client)
+    register_metrics_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",
@@ -149,9 +158,25 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
             str | None,
             Query(min_length=1, max_length=4096, description="`next_cursor` of the last page"),
         ] = None,
+        created_after: Annotated[
+            datetime | None,
+            Query(description="only runs created at or after this ISO-8601 instant (UTC if naive)"),
+        ] = None,
+        created_before: Annotated[
+            datetime | None,
+            Query(description="only runs created before this ISO-8601 instant (UTC if naive)"),
+        ] = None,
     ) -> RunListResponse:
         try:
-            page = client.list(task_id=task_id, status=status, limit=limit, cursor=cursor)
+            page = client.list(
+                task_id=task_id,
+                status=status,
+                limit=limit,
+                cursor=cursor,
+                created_after=created_after,
+                created_before=created_before,
+                values=False,
+            )
         except InputError as exc:
             if cursor is None:
                 raise
@@ -161,14 +186,16 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
                 "invalid_cursor", "cursor is not a next_cursor of this listing"
             ) from exc
         return RunListResponse(
-            runs=[RunBody.of(view) for view in page.runs], next_cursor=page.next_cursor
+            runs=[RunSummary.of(view) for view in page.runs], next_cursor=page.next_cursor
         )
 
     @app.get(
         "/runs/<run_id>",
         summary="Get a run",
+        description="A browser's request (`Accept` preferring text/html) gets the run's page.",
         responses=_responses(200, RunBody, "the run", 400, 404),
         tags=["runs"],
+        middlewares=[html_for_browsers(_dashboard_html)],
     )
     def get_run(run_id: RunId) -> RunBody:
         return RunBody.of(client.get(unquote(run_id)))
@@ -260,6 +287,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
             body=_dashboard_html(),
         )
 
+    register_dashboard_routes(app, client)
     return app
 
 

@@ -147,10 +147,45 @@ class RunBody(BaseModel):
         )
 
 
-class RunListResponse(BaseModel):
-    """A page of runs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+class RunSummary(BaseModel):
+    """A run as the runs list shows it: no payload, no result (`GET /runs/{id}` has them)."""
 
-    runs: list[RunBody]
+    run_id: str
+    task_id: str
+    status: RunStatus
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    waiting_for: str | None
+    wake_at: datetime | None
+    parent_run_id: str | None
+    error: ErrorBody | None
+
+    @classmethod
+    def of(cls, view: RunInfoView) -> RunSummary:
+        return cls(
+            run_id=view.run_id,
+            task_id=view.task_id,
+            status=view.status,
+            attempts=view.attempts,
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            started_at=view.started_at,
+            finished_at=view.finished_at,
+            waiting_for=view.waiting_for,
+            wake_at=view.wake_at,
+            parent_run_id=view.parent_run_id,
+            error=ErrorBody.of(view.error),
+        )
+
+
+class RunListResponse(BaseModel):
+    """A page of run summaries, newest first; pass `next_cursor` back as `cursor` for the
+    next page."""
+
+    runs: list[RunSummary]
     next_cursor: str | None
 
 
@@ -171,6 +206,9 @@ class HistoryEntryBody(BaseModel):
     value: Any
     error: ErrorBody | None
     wake_at: datetime | None
+    started_at: datetime | None = Field(
+        default=None, description="step ends: when that step attempt began"
+    )
 
     @classmethod
     def of(cls, entry: HistoryEntry) -> HistoryEntryBody:
@@ -185,6 +223,7 @@ class HistoryEntryBody(BaseModel):
             value=_without_tracebacks(entry.kind, entry.value),
             error=ErrorBody.of(entry.error),
             wake_at=entry.wake_at,
+            started_at=entry.started_at,
         )
 
 

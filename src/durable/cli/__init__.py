@@ -6,8 +6,9 @@
     durable show RUN_ID [--history] [--table]            a run (and its checkpoint log)
     durable send-event RUN_ID NAME --data JSON           deliver an event to a waiting run
     durable cancel RUN_ID                                cancel a run
-    durable tasks [TASK_ID] [--json]                     the registered tasks (one in full)
     durable logs RUN_ID [--follow] [--json]              what a run logged (new lines as they come)
+    durable stats [--json]                               queue, worker and run figures
+    durable tasks [TASK_ID] [--json]                     the registered tasks (one in full)
     durable replay RUN_ID | --open | --history FILE      replay recorded histories against
                                                          today's code (exit 1: non-determinism)
     durable migrate [--table NAME] [--shards N]          bring a table made by an older

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from durable.cli import dev, invoke, logs, migrate, replay, runs, tasks
+from durable.cli import stats as stats_cli
 from durable.cli.transport import CliError, remote_options
 
 
@@ -20,11 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     # The order of registration is the order of the commands in `durable --help`.
     dev.register(verbs)
     runs.register(verbs, remote)
-    tasks.register(verbs, remote)
     logs.register(verbs, remote)
+    tasks.register(verbs, remote)
     invoke.register(verbs, remote)
     replay.register(verbs, remote)
     migrate.register(verbs)
+    stats_cli.register(verbs, remote)
     return parser
 
 

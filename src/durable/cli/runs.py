@@ -93,6 +93,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         query["status"] = args.status
     if args.cursor:
         query["cursor"] = args.cursor
+    if args.since:
+        query["created_after"] = args.since
+    if args.until:
+        query["created_before"] = args.until
     page = call(make_transport(args), "GET", "/runs", query=query)
     if args.json:
         print_json(page)
@@ -164,6 +168,8 @@ def register(
     runs.add_argument("--status", type=_status, help="only runs in this status")
     runs.add_argument("--limit", type=int, default=20, help="at most this many (20)")
     runs.add_argument("--cursor", help="the next page after an earlier listing")
+    runs.add_argument("--since", metavar="INSTANT", help="created at or after (ISO-8601, UTC)")
+    runs.add_argument("--until", metavar="INSTANT", help="created before (ISO-8601, UTC)")
     runs.add_argument("--json", action="store_true", help="print the API's JSON")
     runs.set_defaults(handler=cmd_runs)
 

@@ -304,6 +304,8 @@ class DevStack:
         if migrate_first_layout(settings):
             print("migrated the state directory's table to the current layout", file=sys.stderr)
         os.environ["DURABLE_QUEUE_URL"] = self.queue_url
+        # The worker limit of GET /metrics: the container pool's size.
+        os.environ["DURABLE_WORKER_MAX_CONCURRENCY"] = str(self.options.concurrency)
         reset_runtime()
 
     def _load_runtime(self) -> Runtime:

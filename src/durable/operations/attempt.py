@@ -196,6 +196,7 @@ class Attempt:
         error: ErrorInfo | None = None,
         wake_at: datetime | None = None,
         inbox_id: str | None = None,
+        started_at: datetime | None = None,
     ) -> Checkpoint:
         """Record one entry of the operation at `position` in the next log slot."""
         checkpoint = Checkpoint(
@@ -210,6 +211,7 @@ class Attempt:
             error=error,
             wake_at=wake_at,
             inbox_id=inbox_id,
+            started_at=started_at,
         )
         self.append_raw(checkpoint)
         return checkpoint

@@ -3,9 +3,11 @@
 Log entries at a step's position, in order: `step_started` (only for a step that must know
 an attempt began: at-most-once, or bounded by a timeout), `step_heartbeat`s, then
 `step_failed` per failed attempt (with the retry instant, or none when it failed for good)
-or `step_completed` with the value. Replay rule: a completed step returns its recorded
-value without running; a started attempt with no end died with its invocation and counts
-as a failed attempt (an at-most-once step is never run again).
+or `step_completed` with the value; both ends carry when their attempt began (`started_at`:
+the run's timeline draws each attempt from it; replay never reads it). Replay rule: a
+completed step returns its recorded value without running; a started attempt with no end
+died with its invocation and counts as a failed attempt (an at-most-once step is never run
+again).
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ def plan_step(
         compensate=compensate,
     )
     failures = 0
-    started_attempts: set[int] = set()
+    started_attempts: dict[int, datetime] = {}  # attempt -> its STEP_STARTED entry's time
     retry_at: datetime | None = None
     for entry in entries:
         if entry.kind is CheckpointKind.STEP_COMPLETED:
@@ -146,11 +148,11 @@ def plan_step(
                 attempt.compensations.append((name, compensate, plan.result))
             return plan
         if entry.kind is CheckpointKind.STEP_STARTED:
-            started_attempts.add(entry.step_attempt)
+            started_attempts[entry.step_attempt] = entry.at
         elif entry.kind is CheckpointKind.STEP_HEARTBEAT:
             plan.details = attempt.codec.decode(entry.value) if entry.value else None
         elif entry.kind is CheckpointKind.STEP_FAILED:
-            started_attempts.discard(entry.step_attempt)
+            started_attempts.pop(entry.step_attempt, None)
             failures += 1
             assert entry.error is not None
             if entry.wake_at is None:  # failed for good
@@ -165,7 +167,14 @@ def plan_step(
         crashed = max(started_attempts)
         error = _lost_attempt_error(name, crashed, semantics, heartbeat_timeout)
         retry_at = record_step_failure(
-            attempt, position, name, crashed, error, plan.policy, RuntimeError(error.message)
+            attempt,
+            position,
+            name,
+            crashed,
+            error,
+            plan.policy,
+            RuntimeError(error.message),
+            started_at=started_attempts[crashed],
         )
         failures = crashed
     if retry_at is not None and attempt.clock.now() < retry_at:
@@ -281,7 +290,7 @@ def _fail_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, exc: Excep
         exc, traceback.format_exc(), non_retryable=is_non_retryable(exc, plan.policy)
     )
     retry_at = record_step_failure(
-        attempt, plan.position, plan.name, plan.attempt, error, plan.policy, exc
+        attempt, plan.position, plan.name, plan.attempt, error, plan.policy, exc, plan.started
     )
     assert retry_at is not None
     raise attempt.suspend_until(RunStatus.RETRYING, retry_at) from None
@@ -297,6 +306,7 @@ def _finish_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, value: A
         plan.name,
         step_attempt=plan.attempt,
         value=stored,
+        started_at=plan.started,
     )
     # Task code gets what every replay will get, never the raw value (a datetime or a
     # tuple would come back as a string or a list on replay only). Decoded after the
@@ -316,8 +326,12 @@ def record_step_failure(
     error: ErrorInfo,
     policy: RetryPolicy,
     exc: BaseException,
+    started_at: datetime | None = None,
 ) -> datetime | None:
-    """Record a failed attempt; raise StepFailedError when it was the last one."""
+    """Record a failed attempt; raise StepFailedError when it was the last one.
+
+    `started_at` is when the attempt began (timeline metadata; replay never reads it).
+    """
     if policy.allows_retry(step_attempt, exc) and not error.non_retryable:
         delay = policy.delay(step_attempt, f"{attempt.run.id}:{position}")
         retry_at = attempt.clock.now() + delay
@@ -328,9 +342,15 @@ def record_step_failure(
             step_attempt=step_attempt,
             error=error,
             wake_at=retry_at,
+            started_at=started_at,
         )
         return retry_at
     attempt.record(
-        CheckpointKind.STEP_FAILED, position, name, step_attempt=step_attempt, error=error
+        CheckpointKind.STEP_FAILED,
+        position,
+        name,
+        step_attempt=step_attempt,
+        error=error,
+        started_at=started_at,
     )
     raise StepFailedError(name, error.type, error.message, error.non_retryable) from exc

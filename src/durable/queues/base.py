@@ -8,6 +8,7 @@ order; every consumer is idempotent. `send` takes a delay no longer than `max_de
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
@@ -38,6 +39,33 @@ class CountingWakeQueue(WakeQueue, Protocol):
     `ApproximateNumberOfMessages`; delayed and in-flight messages are not counted)."""
 
     def waiting(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepths:
+    """How many messages a queue holds (SQS's approximate counts): visible and waiting for
+    a consumer (`depth`), received and not yet deleted (`in_flight`), not yet visible
+    (`delayed`); and its dead-letter queue's depth (None when it has none)."""
+
+    name: str
+    depth: int
+    in_flight: int
+    delayed: int
+    dead_letter_name: str | None = None
+    dead_letter_depth: int | None = None
+
+
+@runtime_checkable
+class MeasuredWakeQueue(WakeQueue, Protocol):
+    """A queue that tells its depths (SQS: `GetQueueAttributes`, two requests with the
+    dead-letter queue's)."""
+
+    def depths(self) -> QueueDepths: ...
+
+
+def queue_depths(queue: WakeQueue) -> QueueDepths | None:
+    """The queue's depths; None when it cannot tell."""
+    return queue.depths() if isinstance(queue, MeasuredWakeQueue) else None
 
 
 def waiting_messages(queue: WakeQueue) -> int | None:

@@ -11,7 +11,7 @@ import threading
 from datetime import datetime, timedelta
 
 from durable.clock import Clock
-from durable.queues.base import SQS_MAX_DELAY
+from durable.queues.base import SQS_MAX_DELAY, QueueDepths
 from durable.records import WakeUp
 
 
@@ -43,6 +43,14 @@ class MemoryWakeQueue:
         now = self._clock.now()
         with self._lock:
             return sum(1 for due, _, _ in self._heap if due <= now)
+
+    def depths(self) -> QueueDepths:
+        """Due and delayed messages; none is ever in flight (`pop_due` takes it away) and
+        there is no dead-letter queue."""
+        now = self._clock.now()
+        with self._lock:
+            due = sum(1 for when, _, _ in self._heap if when <= now)
+            return QueueDepths("memory", due, 0, len(self._heap) - due)
 
     def pop_due(self, now: datetime) -> WakeUp | None:
         """The earliest message due at `now`, removed from the queue; None if none is due."""

@@ -12,6 +12,7 @@ so consumers and the console can filter without parsing. botocore errors become
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Sequence
@@ -22,12 +23,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from durable.aws import boto3_client
 from durable.errors import InfrastructureError
-from durable.queues.base import SQS_MAX_DELAY
+from durable.queues.base import SQS_MAX_DELAY, QueueDepths
 from durable.records import WakeUp
 from durable.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType
     from mypy_boto3_sqs.type_defs import (
         MessageAttributeValueTypeDef,
         SendMessageBatchRequestEntryTypeDef,
@@ -44,6 +46,7 @@ class SQSWakeQueue:
         self._queue_url = queue_url
         self._client = client if client is not None else boto3_client("sqs", get_settings())
         self._lock = threading.Lock()
+        self._dead_letter_url: str | None = None
         self.sent = 0  # messages accepted by SQS, counted for tests and benchmarks
 
     @property
@@ -111,6 +114,52 @@ class SQSWakeQueue:
         except (BotoCoreError, ClientError) as exc:
             raise InfrastructureError(f"SQS did not say how many messages wait: {exc}") from exc
         return int(response.get("Attributes", {}).get("ApproximateNumberOfMessages", "0"))
+
+    def depths(self) -> QueueDepths:
+        """The queue's approximate counts, and its dead-letter queue's depth (from the
+        queue's redrive policy; its URL is looked up once). Two or three requests."""
+        attributes = self._attributes(
+            self._queue_url,
+            [
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+                "RedrivePolicy",
+            ],
+        )
+        dead_letter_name: str | None = None
+        dead_letter_depth: int | None = None
+        policy = attributes.get("RedrivePolicy")
+        if policy:
+            arn = str(json.loads(policy).get("deadLetterTargetArn", ""))
+            if arn:
+                dead_letter_name = arn.rsplit(":", 1)[-1]
+                if self._dead_letter_url is None:
+                    try:
+                        self._dead_letter_url = self._client.get_queue_url(
+                            QueueName=dead_letter_name, QueueOwnerAWSAccountId=arn.split(":")[4]
+                        )["QueueUrl"]
+                    except (BotoCoreError, ClientError) as exc:
+                        raise InfrastructureError(
+                            f"SQS did not find the dead-letter queue {dead_letter_name}: {exc}"
+                        ) from exc
+                dead = self._attributes(self._dead_letter_url, ["ApproximateNumberOfMessages"])
+                dead_letter_depth = int(dead.get("ApproximateNumberOfMessages", "0"))
+        return QueueDepths(
+            name=self._queue_url.rstrip("/").rsplit("/", 1)[-1],
+            depth=int(attributes.get("ApproximateNumberOfMessages", "0")),
+            in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+            delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", "0")),
+            dead_letter_name=dead_letter_name,
+            dead_letter_depth=dead_letter_depth,
+        )
+
+    def _attributes(self, url: str, names: list[QueueAttributeFilterType]) -> dict[str, str]:
+        try:
+            response = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+        except (BotoCoreError, ClientError) as exc:
+            raise InfrastructureError(f"SQS did not give the queue's attributes: {exc}") from exc
+        return {str(name): value for name, value in response.get("Attributes", {}).items()}
 
     def redeliver_after(self, receipt_handle: str, delay: timedelta) -> None:
         """Make a received message visible again after `delay` (a failed record's backoff)."""

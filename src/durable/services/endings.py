@@ -36,6 +36,7 @@ from durable.records import (
 from durable.serialization import loads
 from durable.services.batches import report_child_end
 from durable.services.runs import RunStarter
+from durable.services.stats import count_ended
 
 
 def has_follow_ups(run: RunRecord, status: RunStatus) -> bool:
@@ -82,7 +83,10 @@ class RunEndings:
         except ConflictError:
             run = _require(store.get_run(run_id), run_id)
             raise RunFinishedError(run_id, run.status) from None
-        self.follow_up(run)
+        try:
+            self.follow_up(run)
+        finally:
+            count_ended(store, self.starter.clock, run)  # best effort: never raises
         return run
 
     def cancel_children(self, run_id: str) -> None:

@@ -29,6 +29,7 @@ from durable.ids import new_run_id
 from durable.queues.base import WakeQueue
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.serialization import check_depth, dumps, loads
+from durable.services.stats import count_started
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
@@ -136,6 +137,7 @@ class RunStarter:
                 )
             else:
                 self.queue.send(WakeUp(run_id, WakeReason.START))
+            count_started(self.store, self.clock, stored)  # best effort, after the run's writes
         return RunHandle(stored.run_id, stored.status, created, definition.result_annotation)
 
     def _same_payload(self, run: RunRecord, task_id: str, key: str, value: Any) -> None:

@@ -3,7 +3,9 @@
 The layout these items take (their keys, which index holds what, and why) is in
 `durable.storage._tables`, which also binds the models to a table (`make_models`). Here are
 only the attributes: an item class per kind of item, the index classes the run item
-declares, and `ErrorMap`, an `ErrorInfo` as a map attribute.
+declares, and `ErrorMap`, an `ErrorInfo` as a map attribute. The counter items (`STATS#...`)
+have no model: their attributes are named by their counters (`c_<name>`), so
+`durable.storage.dynamodb.stats` writes them with plain `UpdateItem` requests.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class CheckpointItem(Model):
     # Not `wake_at`: a checkpoint must never look like a run to the due index.
     cp_wake_at = UTCDateTimeAttribute(null=True)
     inbox_id = UnicodeAttribute(null=True)  # the inbox event the entry consumed, if any
+    started_at = UTCDateTimeAttribute(null=True)  # a step attempt's start (absent in old logs)
 
 
 class InboxItem(Model):

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from functools import cache, partial
+from typing import Any
 
 from pynamodb.indexes import GlobalSecondaryIndex
 
@@ -35,7 +36,7 @@ from durable.storage._shards import (
     per_shard_page,
     sorted_within_ties,
 )
-from durable.storage.base import RunPage
+from durable.storage.base import RunPage, run_id_bound
 
 ReadRuns = Callable[[list[str]], list[RunRecord]]
 # The threads that query a listing's shards, shared by every listing of the process. Each
@@ -51,6 +52,23 @@ def shard_query_pool() -> Executor:
     (idle between invocations in Lambda), so a listing starts none, and they share the
     store's botocore client (PynamoDB builds one per connection, not one per thread)."""
     return ThreadPoolExecutor(max_workers=SHARD_QUERY_THREADS, thread_name_prefix="shard-query")
+
+
+def _created_range(
+    m: type[RunItem], low: str | None, high: str | None, after: str | None
+) -> tuple[Any, str | None]:
+    """The key condition on `created_key` for ids in [low, high) and below the cursor's
+    `after`; and the one id the condition lets through that must be skipped (`after`
+    itself, when `between` takes both ends). `low` and `high` are prefixes
+    (`run_id_bound`): no run id equals one, so `between` needs no skip for them."""
+    upper, upper_excluded = high, None
+    if after is not None and (upper is None or after < upper):
+        upper, upper_excluded = after, after
+    if low is None:
+        return (m.created_key < upper if upper is not None else None), None
+    if upper is None:
+        return m.created_key >= low, None
+    return m.created_key.between(low, upper), upper_excluded
 
 
 def run_id_of(pk: str) -> str:
@@ -81,38 +99,65 @@ class IndexReader:
         self._executor = executor
 
     def list_runs(
-        self, task_id: str | None, status: RunStatus | None, limit: int, cursor: str | None
+        self,
+        task_id: str | None,
+        status: RunStatus | None,
+        limit: int,
+        cursor: str | None,
+        *,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> RunPage:
-        """Newest first, `limit` a page; the cursor names the listing and where it stopped."""
+        """Newest first, `limit` a page; the cursor names the listing and where it stopped.
+
+        A creation-time range is part of every shard query's key condition (the range key,
+        `created_key`, is the run id, which sorts by creation time): never a filter.
+        """
         m, shards = self._m, self._shards
-        listing = {"task": task_id, "status": str(status) if status else None, "shards": shards}
+        listing: dict[str, object] = {
+            "task": task_id,
+            "status": str(status) if status else None,
+            "shards": shards,
+        }
+        low = run_id_bound(created_after) if created_after is not None else None
+        high = run_id_bound(created_before) if created_before is not None else None
+        if low is not None or high is not None:
+            listing["created"] = [low, high]
         position = ListingCursor.decode(cursor, listing, shards) if cursor else None
         per_shard = per_shard_page(limit, shards, self._page_size)
-        older_than_cursor = m.created_key < position.after if position else None
+        after = position.after if position else None
+        upper = after if after is not None and (high is None or after < high) else high
+        if low is not None and upper is not None and upper <= low:
+            return RunPage(runs=[], next_cursor=None)  # an empty range (DynamoDB refuses it)
+        key_condition, skip = _created_range(m, low, high, after)
 
         def shard_query(shard: int) -> Iterator[RunItem]:
             if status is not None:
                 # by-status projects task_id, so the task filter needs no second index.
-                return m.status_index.query(
+                items = m.status_index.query(
                     _tables.status_pk(str(status), shard),
-                    older_than_cursor,
+                    key_condition,
                     filter_condition=(m.task_id == task_id) if task_id is not None else None,
                     scan_index_forward=False,
                     page_size=per_shard,
                 )
-            if task_id is not None:
-                return m.task_index.query(
+            elif task_id is not None:
+                items = m.task_index.query(
                     _tables.task_pk(task_id, shard),
-                    older_than_cursor,
+                    key_condition,
                     scan_index_forward=False,
                     page_size=per_shard,
                 )
-            return m.all_runs_index.query(
-                _tables.all_runs_pk(shard),
-                older_than_cursor,
-                scan_index_forward=False,
-                page_size=per_shard,
-            )
+            else:
+                items = m.all_runs_index.query(
+                    _tables.all_runs_pk(shard),
+                    key_condition,
+                    scan_index_forward=False,
+                    page_size=per_shard,
+                )
+            if skip is None:
+                return items
+            return (item for item in items if item.created_key != skip)
 
         done = position.done if position else frozenset()
         first_pages = first_reads_at_once(

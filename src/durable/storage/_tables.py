@@ -10,6 +10,17 @@ Layout (single table, `pk` hash key, `sk` range key):
     IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
     TABLE#CONFIG             CONFIG              the layout version and the index shard count
     PURGE#<k>                PURGE               who purges expiry shard k, until when
+    STATS#<task>#<s>         B#<slot:02d>        a task's counters of one time bucket, shard s
+    STATS#<task>#<s>         TOTAL               a task's lifetime counters, shard s
+    STATS#TASKS              <task_id>           a task that has counters (read by the metrics)
+
+The counter items (`durable.storage.dynamodb.stats`, `durable.services.stats`) hold a number
+attribute `c_<name>` per counter, and a bucket item the number of the time bucket it holds
+(`bucket`): `slot = bucket % STATS_BUCKETS`, a ring that keeps the last 16 buckets (80
+minutes of 5) whatever the age of the table, so they are bounded (tasks x 4 shards x 17
+items) and need no expiry. They carry no index key: no index, no purge, no listing sees
+them. The task is escaped as in `idempotency_pk`, so `STATS#TASKS` (no second '#') cannot
+be a task's key.
 
 Global secondary indexes. Their hash keys are sharded by run: `k = shard_of(run_id, shards)`
 (`durable.storage._shards`), so the runs of the table, of one task or in one status spread
@@ -136,6 +147,18 @@ def event_id_sk(event_id_hash: str) -> str:
 
 
 PURGE_LEASE_SK = "PURGE"
+
+STATS_TASKS_PK = "STATS#TASKS"
+STATS_TOTAL_SK = "TOTAL"
+STATS_COUNTER_PREFIX = "c_"
+
+
+def stats_pk(task_id: str, shard: int) -> str:
+    return f"STATS#{escape_key_part(task_id)}#{shard}"
+
+
+def stats_bucket_sk(slot: int) -> str:
+    return f"B#{slot:02d}"
 
 
 def purge_lease_pk(shard: int) -> str:

@@ -3,7 +3,8 @@
 `RunStore` is the union of small ports, one a record family, each stating its contract:
 `RunRecords` (creating, leasing and updating runs), `RunLog` (the checkpoint log), `Inbox`
 (events waiting for a run), `Listings` (runs by task, status, wake-up time), `Retention`
-(expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out). A
+(expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out),
+`RunStats` (counters of runs per task, for metrics: never a run's state). A
 consumer that uses one family can depend on that port alone; adapters implement them all.
 The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
@@ -124,8 +125,11 @@ class Inbox(Protocol):
 class Listings(Protocol):
     """Runs found by task, status or wake-up time.
 
-    - `list_runs` pages runs newest first, of a task and in a status when given; a page's
-      `next_cursor` continues that listing.
+    - `list_runs` pages runs newest first, of a task and in a status when given, created at
+      or after `created_after` and before `created_before` when given; a page's
+      `next_cursor` continues that listing. The creation instant is the one a run's id
+      carries (`durable.ids`: run ids sort by it, to the millisecond; a batch child's is
+      its parent's), so a time range is a range of run ids (`run_id_bound`).
     - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
       `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of
       the previous page). A finished run carries a `wake_at` only while the follow-ups of
@@ -139,6 +143,8 @@ class Listings(Protocol):
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> RunPage: ...
 
     def due_runs(
@@ -234,8 +240,85 @@ class Batches(Protocol):
     ) -> list[BatchItemResult]: ...
 
 
-class RunStore(RunRecords, RunLog, Inbox, Listings, Retention, Callbacks, Batches, Protocol):
+# How many time buckets of counters a store keeps per task (a ring: an add to a newer bucket
+# takes the slot of the one `STATS_BUCKETS` before it), and how many shards each task's
+# counters are spread over (by a hash of the run, so a busy task is not one hot key).
+STATS_BUCKETS = 16
+STATS_SHARDS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    """A task's counters as read: `window` summed over the buckets asked for, `totals` its
+    lifetime counters (name -> amount; a name never added is absent)."""
+
+    task_id: str
+    window: dict[str, int]
+    totals: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCounts:
+    """Runs not yet ended, per task and status, from the status index; `capped` names the
+    statuses with more runs than the count read (their figure is a lower bound)."""
+
+    counts: dict[str, dict[RunStatus, int]]
+    capped: frozenset[RunStatus]
+
+
+class RunStats(Protocol):
+    """Counters of runs per task (`durable.services.stats` says what it counts). Counters are
+    figures about runs, never their state: nothing reads them to decide what a run does.
+
+    - `add_stats(task_id, bucket, window, totals, shard_key)` adds each amount of `window`
+      (counter name -> amount) to the task's counters of time bucket `bucket` (a number
+      that grows with time, chosen by the caller) and each of `totals` to its lifetime
+      counters; `shard_key` (the run id) picks one of `STATS_SHARDS` shards. A store keeps
+      the last `STATS_BUCKETS` buckets of a task: an add to a bucket newer than the one in
+      its slot (`bucket % STATS_BUCKETS`) replaces it, an add to an older one is dropped.
+      Each add is atomic per item (window, totals), not across the two. Names are
+      `[a-z0-9_]` only. The first add of a task records the task (`stats_task_ids`).
+    - `read_stats(task_ids, since_bucket, until_bucket)` returns each task's counters: its
+      window summed over the buckets it still keeps from `since_bucket` on (up to
+      `until_bucket` when given, which lets an adapter read only those slots), its totals;
+      a task with none has empty ones. Reads by key only (no scan).
+    - `stats_task_ids()` lists every task that has counters.
+    - `count_active(statuses, cap)` counts the runs in each of `statuses` per task (from
+      the status index), reading about `cap` runs of each status at most (an adapter
+      with index shards reads at least one a shard); `capped` names the statuses it did
+      not read to the end.
+    """
+
+    def add_stats(
+        self,
+        task_id: str,
+        bucket: int,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
+        shard_key: str,
+    ) -> None: ...
+
+    def read_stats(
+        self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
+    ) -> list[TaskCounts]: ...
+
+    def stats_task_ids(self) -> set[str]: ...
+
+    def count_active(self, statuses: Collection[RunStatus], cap: int) -> ActiveCounts: ...
+
+
+class RunStore(
+    RunRecords, RunLog, Inbox, Listings, Retention, Callbacks, Batches, RunStats, Protocol
+):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""
+
+
+def run_id_bound(when: datetime) -> str:
+    """The run-id prefix of the instant `when` (`durable.ids.new_run_id`, to the millisecond):
+    every run created at or after `when` has an id above it, every run created before it
+    one below (a prefix sorts before every id that extends it)."""
+    millis = int(when.timestamp() * 1000)
+    return f"run_{max(millis, 0):012x}"
 
 
 def token_key(token: str) -> str:

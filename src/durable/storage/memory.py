@@ -26,7 +26,15 @@ from durable.records import (
     RunStatus,
 )
 from durable.storage._shards import shard_of
-from durable.storage.base import RunPage, token_key
+from durable.storage.base import (
+    STATS_BUCKETS,
+    STATS_SHARDS,
+    ActiveCounts,
+    RunPage,
+    TaskCounts,
+    run_id_bound,
+    token_key,
+)
 
 
 class MemoryRunStore:
@@ -47,6 +55,9 @@ class MemoryRunStore:
         self._batches: dict[tuple[str, int, int], BatchRecord] = {}
         self._batch_results: dict[tuple[str, int, int], dict[int, BatchItemResult]] = {}
         self._purge_leases: dict[int, tuple[str, datetime]] = {}
+        # Counters: (task, shard, slot) -> (bucket, counts); (task, shard) -> lifetime counts.
+        self._stat_buckets: dict[tuple[str, int, int], tuple[int, dict[str, int]]] = {}
+        self._stat_totals: dict[tuple[str, int], dict[str, int]] = {}
         self.writes = 0  # counted for tests and benchmarks
 
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
@@ -180,14 +191,20 @@ class MemoryRunStore:
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> RunPage:
         runs = sorted(self._runs.values(), key=lambda run: run.run_id, reverse=True)
+        low = run_id_bound(created_after) if created_after is not None else None
+        high = run_id_bound(created_before) if created_before is not None else None
         selected = [
             run
             for run in runs
             if (task_id is None or run.task_id == task_id)
             and (status is None or run.status == status)
             and (cursor is None or run.run_id < cursor)
+            and (low is None or run.run_id >= low)
+            and (high is None or run.run_id < high)
         ]
         page = selected[:limit]
         next_cursor = page[-1].run_id if len(selected) > limit else None
@@ -352,3 +369,75 @@ class MemoryRunStore:
         results = self._batch_results.get((run_id, task_attempt, position), {})
         indexes = sorted(index for index in results if index >= start)
         return [results[index] for index in indexes[:limit]]
+
+    # Counters (`RunStats`): the same ring of buckets per task and shard as on DynamoDB.
+
+    def add_stats(
+        self,
+        task_id: str,
+        bucket: int,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
+        shard_key: str,
+    ) -> None:
+        shard = shard_of(shard_key, STATS_SHARDS)
+        with self._lock:
+            if window:
+                slot = (task_id, shard, bucket % STATS_BUCKETS)
+                held, counts = self._stat_buckets.get(slot, (bucket, {}))
+                # An add older than the bucket in its slot is dropped, as on DynamoDB.
+                if held <= bucket:
+                    counts = dict(counts) if held == bucket else {}
+                    _add_into(counts, window)
+                    self._stat_buckets[slot] = (bucket, counts)
+                    self.writes += 1
+            if totals:
+                lifetime = self._stat_totals.setdefault((task_id, shard), {})
+                for name, amount in totals.items():
+                    lifetime[name] = lifetime.get(name, 0) + amount
+                self.writes += 1
+
+    def read_stats(
+        self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
+    ) -> list[TaskCounts]:
+        last = until_bucket if until_bucket is not None else float("inf")
+        found: list[TaskCounts] = []
+        with self._lock:
+            for task_id in task_ids:
+                window: dict[str, int] = {}
+                totals: dict[str, int] = {}
+                for shard in range(STATS_SHARDS):
+                    for slot in range(STATS_BUCKETS):
+                        bucket, counts = self._stat_buckets.get((task_id, shard, slot), (-1, {}))
+                        if since_bucket <= bucket <= last:
+                            _add_into(window, counts)
+                    _add_into(totals, self._stat_totals.get((task_id, shard), {}))
+                found.append(TaskCounts(task_id, window, totals))
+        return found
+
+    def stats_task_ids(self) -> set[str]:
+        with self._lock:
+            return {task_id for task_id, _ in self._stat_totals} | {
+                task_id for task_id, _, _ in self._stat_buckets
+            }
+
+    def count_active(self, statuses: Collection[RunStatus], cap: int) -> ActiveCounts:
+        counts: dict[str, dict[RunStatus, int]] = {}
+        seen: dict[RunStatus, int] = {}
+        capped: set[RunStatus] = set()
+        with self._lock:
+            for run in self._runs.values():
+                if run.status not in statuses:
+                    continue
+                if seen.get(run.status, 0) >= cap:
+                    capped.add(run.status)
+                    continue
+                seen[run.status] = seen.get(run.status, 0) + 1
+                per_task = counts.setdefault(run.task_id, {})
+                per_task[run.status] = per_task.get(run.status, 0) + 1
+        return ActiveCounts(counts, frozenset(capped))
+
+
+def _add_into(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for name, amount in counts.items():
+        into[name] = into.get(name, 0) + amount

@@ -101,7 +101,8 @@ class RunEnvironment:
         self._cancelled = False
         self._inbox: list[InboxEvent] | None = None
         self.appended = 0
-        # Failed step and task attempts appended with a retry time, by kind (telemetry).
+        # Failed step and task attempts appended with a retry time, by kind (the
+        # invocation's metrics and the run counters of `services.stats`).
         self.retries: dict[CheckpointKind, int] = {}
         self.logged = 0  # checkpoints in the log when the invocation loaded it
         # Inbox events the log has consumed: as loaded, then as this invocation appends.

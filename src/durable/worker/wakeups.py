@@ -63,10 +63,11 @@ from durable.inbox import consumed_inbox_ids
 from durable.logs import library_logger
 from durable.operations.observer import AttemptObserver
 from durable.queues.base import WakeQueue
-from durable.records import ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
+from durable.records import CheckpointKind, ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
 from durable.services.endings import RunEndings, has_follow_ups
 from durable.services.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
 from durable.services.runs import RunStarter
+from durable.services.stats import count_ended, count_retries
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
@@ -413,8 +414,11 @@ class Worker:
         # process dies here is recovered by the sweeper (the run's wake_at is set).
         if isinstance(outcome, Completed | Failed):
             self.log_cache.forget(run.run_id)
-            if ended.wake_at is not None:
-                self.endings.follow_up(ended)
+            try:
+                if ended.wake_at is not None:
+                    self.endings.follow_up(ended)
+            finally:
+                count_ended(self.store, self.clock, ended)  # best effort: never raises
         elif isinstance(outcome, Suspended):
             if outcome.wake_at is not None:
                 self._send_timer(run.run_id, outcome.wake_at, token)
@@ -424,6 +428,14 @@ class Worker:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
         if not ends:
             self._prune_inbox(run.run_id, environment, ended=False)
+        if environment.retries:  # best effort, last
+            count_retries(
+                self.store,
+                self.clock,
+                run,
+                environment.retries.get(CheckpointKind.STEP_FAILED, 0),
+                environment.retries.get(CheckpointKind.ATTEMPT_FAILED, 0),
+            )
         return Handled.EXECUTED
 
     def _prune_inbox(self, run_id: str, environment: RunEnvironment, ended: bool) -> None:

@@ -21,6 +21,7 @@ docstring says which requests its methods make:
     retention.py   expired_runs, delete_run, claim_purge_lease, release_purge_lease
     callbacks.py   put_callback, claim_callback, callback_outcome
     batches.py     create_batch, get_batch, record_batch_result, list_batch_results
+    stats.py       add_stats, read_stats, stats_task_ids, count_active (metrics counters)
     store.py       DynamoDBRunStore: all of them
 
 Nothing but `durable.errors` escapes: PynamoDB and botocore errors are translated at the

@@ -88,6 +88,7 @@ def checkpoint_record(item: CheckpointItem) -> Checkpoint:
         error=error_info(item.error),
         wake_at=item.cp_wake_at,
         inbox_id=item.inbox_id,
+        started_at=item.started_at,
     )
 
 

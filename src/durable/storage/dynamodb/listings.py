@@ -33,6 +33,8 @@ class DynamoListings(DynamoTable):
         status: RunStatus | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> RunPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -44,7 +46,14 @@ class DynamoListings(DynamoTable):
             # it already on any store that has read the table).
             _ = self._models.connection.client
             reader = self._index_reader(executor=shard_query_pool())
-            return reader.list_runs(task_id, status, limit, cursor)
+            return reader.list_runs(
+                task_id,
+                status,
+                limit,
+                cursor,
+                created_after=created_after,
+                created_before=created_before,
+            )
 
     def due_runs(
         self, before: datetime, limit: int = 100, after: RunRecord | None = None

@@ -35,6 +35,7 @@ class DynamoRunLog(DynamoTable):
             error=error_map(checkpoint.error),
             cp_wake_at=checkpoint.wake_at,
             inbox_id=checkpoint.inbox_id,
+            started_at=checkpoint.started_at,
         )
         self._save_new(
             item,

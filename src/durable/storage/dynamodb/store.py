@@ -11,6 +11,7 @@ from durable.storage.dynamodb.listings import DynamoListings
 from durable.storage.dynamodb.log import DynamoRunLog
 from durable.storage.dynamodb.retention import DynamoRetention
 from durable.storage.dynamodb.runs import DynamoRunRecords
+from durable.storage.dynamodb.stats import DynamoRunStats
 
 
 class DynamoDBRunStore(
@@ -21,6 +22,7 @@ class DynamoDBRunStore(
     DynamoRetention,
     DynamoCallbacks,
     DynamoBatches,
+    DynamoRunStats,
 ):
     """Runs, logs and inboxes in one DynamoDB table (see `durable.storage._tables`).
 

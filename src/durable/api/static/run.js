@@ -1,0 +1,231 @@
+// The run page, /runs/{id}: the run (GET /runs/{id} as JSON), its timeline, its log lines
+// (GET /runs/{id}/logs, followed with next_cursor) and its checkpoint log. While the run is
+// live the timeline and the logs are polled every 1.5 s; polling stops once it is over.
+"use strict";
+
+(function () {
+  const { $, el, setText } = D;
+  const POLL_MS = 1500;
+  let state = null; // {runId, run, logCursor, timer, live, generation}
+  let generation = 0;
+
+  function fact(name, value) {
+    if (value == null || value === "") return [];
+    return [el("dt", {}, name), el("dd", {}, value)];
+  }
+
+  function renderRun(run) {
+    setText($("run-id"), run.run_id);
+    const status = $("run-status");
+    status.className = "status " + run.status;
+    setText(status, run.status);
+    document.title = run.task_id + " " + run.run_id.slice(-8) + ": " + run.status;
+    const version = run.version || {};
+    const parent = run.parent_run_id ? el("a", { href: D.runUrl(run.parent_run_id), dataset: { nav: "" }, id: "run-parent" }, run.parent_run_id) : null;
+    const took = run.started_at && run.finished_at ? D.seconds(D.between(run.started_at, run.finished_at)) : "";
+    $("run-facts").replaceChildren(
+      ...fact("task", run.task_id),
+      ...fact("attempts", run.attempts),
+      ...fact("created", D.time(run.created_at)),
+      ...fact("started", D.time(run.started_at)),
+      ...fact("finished", run.finished_at ? D.time(run.finished_at) + (took ? " (" + took + ")" : "") : ""),
+      ...fact("version", [version.task && "task " + version.task, version.code && "code " + version.code].filter(Boolean).join(", ") || "—"),
+      ...fact("parent", parent),
+      ...fact("idempotency key", run.idempotency_key),
+    );
+    // What it waits for, and until when (the timeline's words when it has them).
+    const waiting = state.waiting ? state.waiting.description : D.describeWait(run);
+    $("run-waiting").hidden = !waiting;
+    setText($("run-waiting"), waiting ? "Waiting for " + waiting : "");
+    // Actions that cannot apply are hidden: no cancel once over, no event unless awaited.
+    $("cancel").hidden = D.TERMINAL.has(run.status);
+    const event = awaitedEvent(run);
+    $("event-form").hidden = !event;
+    if (event && !$("event-name").value) $("event-name").value = event;
+    setText($("run-payload"), D.pretty(run.payload));
+    setText($("run-result"), run.result === null && !D.TERMINAL.has(run.status) ? "(not finished)" : D.pretty(run.result));
+    const error = run.error;
+    const box = $("run-error");
+    if (!error) box.replaceChildren();
+    else if (box.dataset.shown !== JSON.stringify(error)) {
+      box.replaceChildren(el("div", { className: "error-box" }, el("strong", {}, error.type + ": "), el("span", {}, error.message), error.traceback ? el("details", { className: "traceback" }, el("summary", {}, "traceback"), el("pre", {}, error.traceback)) : null));
+    }
+    box.dataset.shown = error ? JSON.stringify(error) : "";
+  }
+
+  function awaitedEvent(run) {
+    const waiting = state.waiting;
+    if (waiting && waiting.for && waiting.for.startsWith("event:")) return waiting.for.slice(6);
+    return D.waitedEvent(run);
+  }
+
+  function renderHistory(history) {
+    const list = $("history");
+    const entries = history.history || [];
+    if (list.children.length === entries.length && list.dataset.runId === history.run_id) return;
+    list.dataset.runId = history.run_id;
+    list.replaceChildren(
+      ...entries.map((entry) => {
+        const attempt = "task attempt " + entry.task_attempt + (entry.kind.startsWith("step_") ? " · step attempt " + entry.attempt : "");
+        const item = el("li", {}, el("div", {}, entry.kind + " " + entry.name + " (" + attempt + ") at " + D.time(entry.at)));
+        const shown = entry.error || entry.value;
+        if (shown != null) item.append(el("pre", { className: "json" }, D.pretty(shown)));
+        return item;
+      }),
+    );
+  }
+
+  function appendLogs(lines) {
+    const box = $("logs");
+    if (!lines.length) return;
+    if (!box.querySelector(".log-line")) box.replaceChildren();
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 8;
+    for (const line of lines) {
+      const extra = line.data && Object.keys(line.data).length ? " " + JSON.stringify(line.data) : "";
+      box.append(
+        el(
+          "div",
+          { className: "log-line level-" + line.level },
+          el("span", { className: "log-time" }, D.clock(line.at)),
+          el("span", { className: "log-level" }, line.level),
+          el(
+            "span",
+            { className: "log-message" },
+            // `attempt` is the run's (task) attempt that logged the line, not the step's.
+            line.step ? el("span", { className: "log-step", title: "step " + line.step }, line.step) : null,
+            line.attempt > 1 ? el("span", { className: "log-attempt", title: "task attempt " + line.attempt }, "attempt " + line.attempt) : null,
+            line.message + extra,
+          ),
+        ),
+      );
+    }
+    if (atBottom) box.scrollTop = box.scrollHeight;
+  }
+
+  // One round: the run, its timeline, new log lines; then the next round if still live.
+  async function poll(mine) {
+    const runPath = D.runUrl(state.runId);
+    try {
+      const [run, timeline] = await Promise.all([
+        D.api(runPath),
+        D.api(runPath + "/timeline").catch((error) => (error.status === 404 && error.code !== "run_not_found" ? null : Promise.reject(error))),
+      ]);
+      if (mine !== generation) return;
+      state.run = run;
+      state.waiting = timeline ? timeline.waiting : null;
+      renderRun(run);
+      if (timeline) D.timeline.draw($("timeline"), $("op-details"), timeline);
+      else setText($("timeline"), "GET /runs/{id}/timeline is not served by this API.");
+      await followLogs(runPath, mine);
+      if (mine !== generation) return;
+      // Read at nearly the same time, the run and its timeline may disagree on whether it is
+      // over: one more round until both say so.
+      state.live = Boolean(timeline && timeline.live) || !D.TERMINAL.has(run.status);
+      // The checkpoint log is read when it is open, and once the run is over.
+      if (!state.live || $("history-box").open) await loadHistory(mine);
+    } catch (error) {
+      if (mine !== generation) return;
+      if (!state.reported) D.failed("Run " + state.runId, error);
+      state.reported = true;
+      if (error.status === 404) state.live = false;
+    }
+    setText($("run-live"), state.live ? "live" : "");
+    if (state.live && mine === generation) state.timer = setTimeout(() => poll(mine), POLL_MS);
+  }
+
+  async function loadHistory(mine) {
+    const history = await D.api(D.runUrl(state.runId) + "/history");
+    if (mine === generation) renderHistory(history);
+  }
+
+  async function followLogs(runPath, mine) {
+    if (state.logs === false) return;
+    try {
+      for (let page = 0; page < 10; page++) {
+        const answer = await D.api(runPath + "/logs" + (state.logCursor ? "?cursor=" + encodeURIComponent(state.logCursor) : ""));
+        if (mine !== generation) return;
+        appendLogs(answer.logs || []);
+        const moved = answer.next_cursor && answer.next_cursor !== state.logCursor;
+        state.logCursor = answer.next_cursor || state.logCursor;
+        if (!moved || !(answer.logs || []).length) break;
+      }
+    } catch (error) {
+      if (error.status === 404 && error.code !== "run_not_found") {
+        state.logs = false;
+        $("logs").replaceChildren(el("p", { className: "muted" }, "GET /runs/{id}/logs is not served by this API."));
+      } else throw error;
+    }
+  }
+
+  function show(runId) {
+    stop();
+    generation += 1;
+    state = { runId, run: null, waiting: null, logCursor: null, live: true, timer: null, reported: false, logs: true };
+    for (const id of ["run-id", "run-payload", "run-result", "run-live"]) setText($(id), "");
+    $("run-status").className = "status";
+    setText($("run-status"), "…");
+    $("run-facts").replaceChildren();
+    $("run-error").replaceChildren();
+    $("history").replaceChildren();
+    $("history").dataset.runId = "";
+    $("timeline").replaceChildren(el("p", { className: "muted" }, "Loading…"));
+    $("logs").replaceChildren(el("p", { className: "muted" }, "No log lines yet."));
+    $("event-name").value = "";
+    $("event-data").value = "";
+    $("event-form").hidden = true;
+    $("cancel").hidden = true;
+    D.timeline.reset($("op-details"));
+    poll(generation);
+  }
+
+  function stop() {
+    if (state && state.timer) clearTimeout(state.timer);
+    generation += 1;
+  }
+
+  // After an action: poll again now (and keep polling if the run came alive).
+  function again() {
+    if (state.timer) clearTimeout(state.timer);
+    generation += 1;
+    state.live = true;
+    poll(generation);
+  }
+
+  D.run = { show, stop };
+
+  document.addEventListener("DOMContentLoaded", () => {
+    D.timeline.attach($("timeline"), $("op-details"));
+    $("history-box").addEventListener("toggle", () => {
+      if ($("history-box").open && state) loadHistory(generation).catch((error) => D.failed("Checkpoint log", error));
+    });
+    $("cancel").addEventListener("click", async () => {
+      try {
+        await D.api(D.runUrl(state.runId) + "/cancel", { method: "POST" });
+        D.info("Cancelled " + state.runId + ".");
+      } catch (error) {
+        D.failed("Cancel", error);
+      }
+      again();
+    });
+    $("event-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const name = $("event-name").value.trim();
+      let data = null;
+      try {
+        const text = $("event-data").value.trim();
+        data = text ? JSON.parse(text) : null;
+      } catch (error) {
+        D.error("Event data is not JSON: " + error.message);
+        return;
+      }
+      try {
+        await D.api(D.runUrl(state.runId) + "/events/" + encodeURIComponent(name), { method: "POST", json: { data } });
+        D.info('Sent event "' + name + '" to ' + state.runId + ".");
+        $("event-data").value = "";
+      } catch (error) {
+        D.failed('Send event "' + name + '"', error);
+      }
+      again();
+    });
+  });
+})();
