@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -79,6 +79,8 @@ def play(
         for run in env.list(limit=100).runs:
             runs[run.task_id] = runs.get(run.task_id, 0) + 1
         calls = faults.calls
+        with faults.paused():
+            notes = _timeline_problems(env, [run.run_id for run in env.list(limit=100).runs])
     result = info.result
     if isinstance(result, dict):
         result = {key: value for key, value in result.items() if key != "at"}
@@ -90,6 +92,7 @@ def play(
         effects=effects,
         calls=calls,
         crashed_at=crash,
+        notes=notes,
     )
 
 
@@ -108,6 +111,27 @@ def problems(reference: Outcome, crashed: Outcome) -> list[str]:
     if crashed.runs != reference.runs:
         found.append(f"runs per task {crashed.runs}, not {reference.runs}")
     found.extend(_double_executions(reference, crashed))
+    found.extend(crashed.notes)
+    return found
+
+
+def _timeline_problems(env: TestEnvironment, run_ids: list[str]) -> list[str]:
+    """What the run page would draw wrong of the logs a crash left: every entry drawn
+    once, each step attempt starting before it ends, one band a task attempt."""
+    found: list[str] = []
+    for run_id in run_ids:
+        timeline = env.client.timeline(run_id)
+        drawn = sorted(seq for op in timeline["operations"] for seq in op["seqs"])
+        logged = sorted(entry.seq for entry in env.history(run_id) if entry.position >= 0)
+        if drawn != logged:
+            found.append(f"timeline of {run_id} draws entries {drawn}, the log has {logged}")
+        if len(timeline["attempts"]) != env.get(run_id).attempts:
+            found.append(f"timeline of {run_id}: {len(timeline['attempts'])} attempt bands")
+        for op in timeline["operations"]:
+            for bar in op["attempts"]:
+                start, end = bar["started_at"], bar["ended_at"]
+                if start and end and datetime.fromisoformat(start) > datetime.fromisoformat(end):
+                    found.append(f"timeline of {run_id}: {op['name']} ends before it starts")
     return found
 
 
