@@ -574,7 +574,9 @@ def test_the_cli_history_table_has_a_column_for_each_attempt(
     ]
 
 
-def test_no_traceback_reaches_a_caller(api: Api, env: TestEnvironment) -> None:
+def test_no_traceback_reaches_a_caller_but_the_run_pages_timeline(
+    api: Api, env: TestEnvironment
+) -> None:
     # given a run that failed, and a parent whose batch holds a failed child
     failed = trigger(api, "broken")
     parent = trigger(api, "fan-out")
@@ -607,6 +609,10 @@ def test_no_traceback_reaches_a_caller(api: Api, env: TestEnvironment) -> None:
     assert "NonRetryableError: it broke" in replies[2].json["error"]["message"]
     for reply in replies:
         assert "traceback" not in reply.text and "Traceback" not in reply.text
+    # the run page is where tracebacks are read: its timeline carries them
+    timeline = api.get(f"/runs/{failed}/timeline").json
+    attempt_errors = [attempt["error"] for attempt in timeline["attempts"] if attempt["error"]]
+    assert attempt_errors and "Traceback" in attempt_errors[-1]["traceback"]
 
 
 # -- POST /runs/{run_id}/events/{name} --------------------------------------------------
