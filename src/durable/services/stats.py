@@ -3,7 +3,7 @@ counted as runs go, read by key, never by scanning the table.
 
 What is counted, per task, and where (each a best-effort write AFTER the run's own write):
 
-    at                                   window counters (5-minute bucket)   lifetime totals
+    at                                   window counters (10-minute bucket) lifetime totals
     a run created (`services.runs`)      started                             created
     a run ended (worker, cancel)         completed|failed|cancelled|         the same
                                          timed_out, h<bin> (its duration)
@@ -12,13 +12,13 @@ What is counted, per task, and where (each a best-effort write AFTER the run's o
 
 The store keeps them as counter items beside the runs (`RunStats`, `durable.storage._tables`
 draws the keys): per task, 4 shards (by the run's hash: one busy task writes 4 keys, not
-one), each with a ring of 16 buckets of 5 minutes (bounded: no expiry needed) and a total.
+one), each with a ring of 8 buckets of 10 minutes (bounded: no expiry needed) and a total.
 
 Cost per run: 2 writes at its start (its bucket and its total), 2 at its end, 1 per
 invocation that schedules step or task retries, plus one write per task per process (the
 task list). A bucket's first write in a slot costs one more (the ring's rollover).
 
-Reading: `BatchGetItem`s of the last hour's buckets and the totals (56 keys a task, 100
+Reading: `BatchGetItem`s of the last hour's buckets and the totals (32 keys a task, 100
 a request, sent at once), one query of the task list, and the active runs from the status
 index (`count_active`: QUEUED, RUNNING, WAITING, RETRYING, one query per status and index
 shard, on the listings' thread pool, at most `ACTIVE_CAP` runs a status read). The
@@ -32,7 +32,7 @@ Rules, and what they cost in accuracy:
 - A counter write never fails, loses or delays a run: any `Exception` it raises is logged
   (a warning) and dropped. A crash between the run's write and its counter's under-counts
   by one; so does a throttled counter write. The run is never re-run for it.
-- The last hour is the buckets since `now - 1h` rounded down to 5 minutes (60 to 65
+- The last hour is the buckets since `now - 1h` rounded down to 10 minutes (60 to 70
   minutes). p50/p95 come from a log-scale histogram of run durations (`finished_at` minus
   `started_at`, or `created_at` for a run that never started): bins 2^(1/4) wide from 10 ms,
   interpolated within a bin, so within about 10 % of the true value.
@@ -59,7 +59,7 @@ from durable.queues.base import QueueDepths, WakeQueue, queue_depths
 from durable.records import RunRecord, RunStatus
 from durable.storage.base import RunStats, TaskCounts
 
-BUCKET = timedelta(minutes=5)
+BUCKET = timedelta(minutes=10)
 WINDOW = timedelta(hours=1)
 ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.RETRYING)
 ENDED_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT)
@@ -80,7 +80,7 @@ _COUNTER_OF_STATUS = {
 
 
 def bucket_of(at: datetime) -> int:
-    """The number of the 5-minute bucket `at` falls in."""
+    """The number of the 10-minute bucket `at` falls in."""
     return math.floor(at.timestamp() / BUCKET.total_seconds())
 
 

@@ -9,6 +9,7 @@ from durable.storage.base import (
     RunLog,
     RunPage,
     RunRecords,
+    RunStats,
     RunStore,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "RunLog",
     "RunPage",
     "RunRecords",
+    "RunStats",
     "RunStore",
 ]

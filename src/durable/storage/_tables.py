@@ -16,8 +16,8 @@ Layout (single table, `pk` hash key, `sk` range key):
 
 The counter items (`durable.storage.dynamodb.stats`, `durable.services.stats`) hold a number
 attribute `c_<name>` per counter, and a bucket item the number of the time bucket it holds
-(`bucket`): `slot = bucket % STATS_BUCKETS`, a ring that keeps the last 16 buckets (80
-minutes of 5) whatever the age of the table, so they are bounded (tasks x 4 shards x 17
+(`bucket`): `slot = bucket % STATS_BUCKETS`, a ring that keeps the last 8 buckets (80
+minutes of 10) whatever the age of the table, so they are bounded (tasks x 4 shards x 9
 items) and need no expiry. They carry no index key: no index, no purge, no listing sees
 them. The task is escaped as in `idempotency_pk`, so `STATS#TASKS` (no second '#') cannot
 be a task's key.

@@ -243,7 +243,7 @@ class Batches(Protocol):
 # How many time buckets of counters a store keeps per task (a ring: an add to a newer bucket
 # takes the slot of the one `STATS_BUCKETS` before it), and how many shards each task's
 # counters are spread over (by a hash of the run, so a busy task is not one hot key).
-STATS_BUCKETS = 16
+STATS_BUCKETS = 8
 STATS_SHARDS = 4
 
 

@@ -11,7 +11,7 @@ the run, so one busy task writes 4 partitions' keys, not one.
   write, plus one at each rollover of its slot (every 80 minutes of a task's activity).
   The task is recorded once per process (`STATS#TASKS`, an unconditional put).
 - `read_stats` is `BatchGetItem`s of the slots of the buckets asked for and the totals
-  of the tasks (14 x 4 keys a task for the last hour, 100 keys a request, sent at once on
+  of the tasks (8 x 4 keys a task for the last hour, 100 keys a request, sent at once on
   the listings' pool), eventually consistent: a figure a second old is fine.
 - `stats_task_ids` is one query of `STATS#TASKS` (paged).
 - `count_active` queries the status index, each (status, shard) key once, at once on the
