@@ -35,24 +35,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TextIO
 
+from durable.runlogs.base import LAMBDA_CONTEXT_KEYS
+
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
 # Keys Powertools' Logger adds from the Lambda context: noise on a developer's console.
-LAMBDA_NOISE = frozenset(
-    {
-        "service",
-        "cold_start",
-        "function_name",
-        "function_memory_size",
-        "function_arn",
-        "function_request_id",
-        "correlation_id",
-        "xray_trace_id",
-        "sampling_rate",
-        "location",
-    }
-)
+LAMBDA_NOISE = LAMBDA_CONTEXT_KEYS
 # Keys a record's line shows in its own columns (or, for exceptions, at its end).
 _COLUMNS = frozenset(
     {"timestamp", "level", "message", "run_id", "task_id", "exception", "exception_name"}

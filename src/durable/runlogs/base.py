@@ -43,20 +43,11 @@ DEFAULT_LIMIT = 100
 MAX_CURSOR_CHARS = 16384
 _HASH_CHARS = 10
 
-# Keys of a record that have columns of their own, or that Powertools adds from the
-# Lambda context (the same for every line of an invocation): not the record's data.
-_OWN_KEYS = frozenset(
+# Keys Powertools' Logger adds from the Lambda context, the same for every line of an
+# invocation (`durable dev`'s console hides them too).
+LAMBDA_CONTEXT_KEYS = frozenset(
     {
-        "level",
-        "message",
-        "timestamp",
-        "run_id",
-        "task_id",
-        "attempt",
-        "step",
-        "logger",
         "service",
-        "location",
         "cold_start",
         "function_name",
         "function_memory_size",
@@ -65,8 +56,21 @@ _OWN_KEYS = frozenset(
         "correlation_id",
         "xray_trace_id",
         "sampling_rate",
+        "location",
     }
 )
+# Keys of a record that have columns of their own, or are the Lambda context's: not the
+# record's data.
+_OWN_KEYS = LAMBDA_CONTEXT_KEYS | {
+    "level",
+    "message",
+    "timestamp",
+    "run_id",
+    "task_id",
+    "attempt",
+    "step",
+    "logger",
+}
 
 
 class InvalidLogCursorError(InputError):
