@@ -19,10 +19,10 @@ minutes, one number attribute per counter: `t_<name>` a total, `b<slot>_<name>` 
 of the bucket in ring slot `slot = bucket % STATS_BUCKETS`, and `p<slot>` the number of
 the bucket that slot holds (its period). The ring keeps the last 8 buckets (80 minutes)
 whatever the age of the table, so the items are bounded (tasks x 4 shards, each at most
-8 x 128 bucket counters + 5 totals: 28 KB in the worst case, 1 to 3 KB for a task with
-a busy hour) and need no expiry. They carry no index key: no index, no purge, no listing
-sees them. The task is escaped as in `idempotency_pk`, so `STATS#TASKS` (no second '#')
-cannot be a task's key.
+8 x 127 bucket counters + 5 totals: 13 KB with 10-digit amounts, 27 KB with 38-digit
+ones, by `bench/metrics_scale.py`; a few KB for a busy task) and need no expiry. They
+carry no index key: no index, no purge, no listing sees them. The task is escaped as in
+`idempotency_pk`, so `STATS#TASKS` (no second '#') cannot be a task's key.
 
 Global secondary indexes. Their hash keys are sharded by run: `k = shard_of(run_id, shards)`
 (`durable.storage._shards`), so the runs of the table, of one task or in one status spread
