@@ -22,7 +22,11 @@ are each timed 20 times; the figures printed are the median and the slowest, and
 requests one call makes (counted at botocore); then `GET /metrics` again on moto with the
 patches `durable dev` applies to its moto server (`durable.local.moto_patches`). Moto's
 own serializer costs most of a request's time per attribute value it writes, which these
-patches remove. Nothing here asserts.
+patches remove. Last, the sizes of the counter items (one per task and shard: its totals
+and its ring of buckets), which set what each counter write costs (DynamoDB bills an
+`UpdateItem` 1 write unit per KB of the larger of the item before and after it): those
+filled here, and the largest one can be (every counter of every slot, every bin of the
+histogram, 10-digit and 38-digit amounts). Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -40,12 +44,14 @@ from datetime import timedelta
 from typing import Any
 
 import botocore.client
+from dynamodb_items import item_size, write_units
 
 from durable import Context, RetryPolicy, TaskRegistry, task
 from durable.api import handle
 from durable.local import moto_patches
 from durable.records import RunRecord, RunStatus
 from durable.services.stats import BUCKET, bucket_of, duration_bin
+from durable.storage import _tables
 from durable.storage.base import STATS_BUCKETS, STATS_SHARDS
 from durable.storage.dynamodb import DynamoDBRunStore
 from durable.testing import TestEnvironment
@@ -170,6 +176,45 @@ def write_run_items(env: TestEnvironment, count: int) -> None:
             batch.save(store._run_item(run))
 
 
+def counter_item_sizes(env: TestEnvironment) -> list[int]:
+    """The size of every counter item in the table (read back from moto, by key)."""
+    store = env.store
+    assert isinstance(store, DynamoDBRunStore)
+    sizes = []
+    for task_id in TASKS:
+        for shard in range(STATS_SHARDS):
+            key = {"pk": {"S": _tables.stats_pk(task_id, shard)}, "sk": {"S": _tables.STATS_SK}}
+            response = store._models.connection.dispatch(
+                "GetItem", {"TableName": store.table_name, "Key": key}
+            )
+            if "Item" in response:
+                sizes.append(item_size(response["Item"]))
+    return sizes
+
+
+def largest_counter_item(digits: int) -> int:
+    """The size of a counter item holding every counter `durable.services.stats` writes in
+    every slot, each amount `digits` digits long, and a task id of 64 characters."""
+    amount = {"N": "9" * digits}
+    names = ["started", "completed", "failed", "cancelled", "timed_out", "step_retries"]
+    names += ["attempt_retries", *(f"h{index}" for index in range(_histogram_bins()))]
+    item: dict[str, Any] = {
+        "pk": {"S": _tables.stats_pk("t" * 64, STATS_SHARDS - 1)},
+        "sk": {"S": _tables.STATS_SK},
+    }
+    for name in ("created", "completed", "failed", "cancelled", "timed_out"):
+        item[_tables.STATS_TOTAL_PREFIX + name] = amount
+    for slot in range(STATS_BUCKETS):
+        item[_tables.stats_period_attribute(slot)] = {"N": "9" * 9}
+        for name in names:
+            item[_tables.stats_slot_prefix(slot) + name] = amount
+    return item_size(item)
+
+
+def _histogram_bins() -> int:
+    return duration_bin(1e12) + 1  # the last bin holds everything above
+
+
 def timed(call: Callable[[], Any], times: int = 20) -> tuple[float, float, Counter[str]]:
     call()  # warm: the store's first read of its table's config
     durations = []
@@ -218,6 +263,7 @@ def main() -> None:
         api_median, api_max, api_requests = timed(get_metrics)
         client_median, client_max, client_requests = timed(env.client.stats)
         figures = get_metrics()
+        sizes = counter_item_sizes(env)
         # The same moto as `durable dev` serves it: with its patches (`durable.local.
         # moto_patches`: answers serialized without moto's generic serializer, a base-table
         # query reading one partition...), which moto's own costs per value dominate.
@@ -246,6 +292,12 @@ def main() -> None:
     print(
         f"Client.stats()   median {client_median * 1000:7.1f} ms  max {client_max * 1000:7.1f} ms"
         f"  requests {dict(client_requests)}"
+    )
+    print(
+        f"counter items: {len(sizes)}, {min(sizes):,} to {max(sizes):,} bytes "
+        f"(median {statistics.median(sizes):,.0f}): {write_units(max(sizes)):.0f} write units "
+        f"per write at most; the largest possible: {largest_counter_item(10):,} bytes with "
+        f"10-digit amounts, {largest_counter_item(38):,} with 38-digit ones"
     )
 
 

@@ -1,13 +1,18 @@
-"""RunStore contract, counters (`RunStats`): buckets in a ring, lifetime totals, the tasks
-that have counters, active runs from the status index. Every test runs on memory and moto."""
+"""RunStore contract, counters (`RunStats`): buckets in a ring and lifetime totals, one
+record per task and shard (one write an add, one more at a slot's rollover, races between
+two writers on a rollover), the tasks that have counters, active runs from the status index.
+Every test runs on memory and moto."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from tests.contract.test_retention import finish
 from tests.contract.test_run_store import make_run
 
 from durable.records import RunStatus
-from durable.storage.base import STATS_BUCKETS, RunStore
+from durable.storage._shards import shard_of
+from durable.storage.base import STATS_BUCKETS, STATS_SHARDS, RunStore, SlotHeld
 
 
 def test_adds_are_summed_per_task_over_the_buckets_asked_for(store: RunStore) -> None:
@@ -88,3 +93,101 @@ def test_a_read_up_to_a_bucket_leaves_later_ones_out(store: RunStore) -> None:
 
     assert counts.window == {"started": 3}
     assert counts.totals == {"created": 10}
+
+
+def test_an_add_is_one_write_and_a_rollover_one_more(store: RunStore) -> None:
+    store.add_stats("orders", 5, {"started": 1}, {"created": 1}, "run_1")  # records the task
+    before = store.writes  # type: ignore[attr-defined]
+
+    store.add_stats("orders", 5, {"completed": 1, "h40": 1}, {"completed": 1}, "run_1")
+    added = store.writes - before  # type: ignore[attr-defined]
+    store.add_stats("orders", 5 + STATS_BUCKETS, {"started": 1}, {"created": 1}, "run_1")
+    rolled = store.writes - before - added  # type: ignore[attr-defined]
+
+    # window and totals are one record: one write each, the rollover's failed add is the other
+    assert (added, rolled) == (1, 1)
+
+
+def test_a_rollover_replaces_the_slots_counters_and_keeps_the_totals(store: RunStore) -> None:
+    # given a bucket with a duration histogram, in slot 5
+    store.add_stats("orders", 5, {"completed": 3, "h40": 2, "h41": 1}, {"completed": 3}, "run_1")
+    store.add_stats("orders", 6, {"started": 2}, {"created": 2}, "run_1")
+
+    # when a bucket one ring later lands in the same slot, with other counters
+    store.add_stats("orders", 5 + STATS_BUCKETS, {"failed": 1, "h41": 1}, {"failed": 1}, "run_1")
+
+    # then the slot holds only the new bucket's counters (no old bin left over), the other
+    # slot is untouched, and the totals hold everything
+    [new] = store.read_stats(["orders"], since_bucket=5 + STATS_BUCKETS)
+    assert new.window == {"failed": 1, "h41": 1}
+    [ring] = store.read_stats(["orders"], since_bucket=0)
+    assert ring.window == {"started": 2, "failed": 1, "h41": 1}
+    assert ring.totals == {"completed": 3, "created": 2, "failed": 1}
+
+
+def test_the_totals_survive_every_rollover(store: RunStore) -> None:
+    # three turns of the ring, on every shard
+    for bucket in range(3 * STATS_BUCKETS):
+        for n in range(4):
+            store.add_stats(
+                "orders", bucket, {"started": 1, "h3": 1}, {"created": 1}, f"run_{bucket}_{n}"
+            )
+
+    [counts] = store.read_stats(["orders"], since_bucket=2 * STATS_BUCKETS)
+
+    assert counts.totals == {"created": 3 * STATS_BUCKETS * 4}
+    assert counts.window == {"started": STATS_BUCKETS * 4, "h3": STATS_BUCKETS * 4}
+
+
+def test_two_writers_racing_on_a_rollover_both_count(store: RunStore) -> None:
+    steps: Any = store  # the adapters' two steps of an add (`SlotHeld`), run in a racing order
+    shard = shard_of("run_1", STATS_SHARDS)
+    store.add_stats("orders", 5, {"started": 9, "h7": 9}, {"created": 9}, "run_1")
+    new = 5 + STATS_BUCKETS
+
+    # both writers' guarded adds fail on the old bucket, and see what it held
+    held_a = steps._stats_try_add("orders", shard, new, {"started": 1}, {"created": 1})
+    held_b = steps._stats_try_add("orders", shard, new, {"completed": 1}, {"completed": 1})
+    assert held_a == held_b == SlotHeld(period=5, names=frozenset({"started", "h7"}))
+    # A rolls the slot over first; B's rollover is refused, not applied over A's
+    assert steps._stats_roll("orders", shard, new, held_a, {"started": 1}, {"created": 1})
+    assert not steps._stats_roll("orders", shard, new, held_b, {"completed": 1}, {"completed": 1})
+    # and B's add, tried again, lands in the new bucket
+    assert steps._stats_try_add("orders", shard, new, {"completed": 1}, {"completed": 1}) is None
+
+    [counts] = store.read_stats(["orders"], since_bucket=0)
+    assert counts.window == {"started": 1, "completed": 1}
+    assert counts.totals == {"created": 10, "completed": 1}
+
+
+def test_a_writer_losing_a_rollover_race_adds_to_the_new_bucket(store: RunStore) -> None:
+    # the whole add_stats of another writer runs between this one's failed add and its rollover
+    steps: Any = store
+    store.add_stats("orders", 5, {"started": 9}, {"created": 9}, "run_1")
+    new = 5 + STATS_BUCKETS
+    roll = steps._stats_roll
+    raced: list[bool] = []
+
+    def racing_roll(*args: Any) -> bool:
+        if not raced:
+            raced.append(True)
+            store.add_stats("orders", new, {"started": 1, "h2": 1}, {"created": 1}, "run_1")
+        return bool(roll(*args))
+
+    steps._stats_roll = racing_roll
+    store.add_stats("orders", new, {"started": 1, "h3": 1}, {"created": 1}, "run_1")
+
+    [counts] = store.read_stats(["orders"], since_bucket=0)
+    assert raced
+    assert counts.window == {"started": 2, "h2": 1, "h3": 1}
+    assert counts.totals == {"created": 11}
+
+
+def test_an_add_to_a_bucket_gone_from_the_ring_still_counts_its_totals(store: RunStore) -> None:
+    store.add_stats("orders", 5 + STATS_BUCKETS, {"started": 1}, {"created": 1}, "run_1")
+
+    store.add_stats("orders", 5, {"completed": 1, "h9": 1}, {"completed": 1}, "run_1")
+
+    [counts] = store.read_stats(["orders"], since_bucket=0)
+    assert counts.window == {"started": 1}
+    assert counts.totals == {"created": 1, "completed": 1}

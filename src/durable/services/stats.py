@@ -10,16 +10,20 @@ What is counted, per task, and where (each a best-effort write AFTER the run's o
     an invocation that scheduled         step_retries, attempt_retries       -
     retries (the worker)
 
-The store keeps them as counter items beside the runs (`RunStats`, `durable.storage._tables`
-draws the keys): per task, 4 shards (by the run's hash: one busy task writes 4 keys, not
-one), each with a ring of 8 buckets of 10 minutes (bounded: no expiry needed) and a total.
+The store keeps them as one counter item per task and shard beside the runs (`RunStats`,
+`durable.storage._tables` draws the key and attributes): 4 shards per task (by the run's
+hash: one busy task writes 4 keys, not one), each item holding the lifetime totals and a
+ring of 8 buckets of 10 minutes (bounded: no expiry needed).
 
-Cost per run: 2 writes at its start (its bucket and its total), 2 at its end, 1 per
-invocation that schedules step or task retries, plus one write per task per process (the
-task list). A bucket's first write in a slot costs one more (the ring's rollover).
+Cost per run: 1 write at its start (its bucket and its total, one `UpdateItem`), 1 at its
+end, 1 per invocation that schedules step or task retries, plus one write per task per
+process (the task list). A bucket's first write in a slot costs one more (the ring's
+rollover: its guarded add fails, a second write starts the bucket), once per 80 minutes
+of a task's activity per shard. A write is billed by the item's size (1 unit per KB):
+1 unit for a quiet task, 2 to 3 for one whose 8 buckets hold wide duration histograms.
 
-Reading: `BatchGetItem`s of the last hour's buckets and the totals (32 keys a task, 100
-a request, sent at once), one query of the task list, and the active runs from the status
+Reading: `BatchGetItem`s of the counter items (4 keys a task, 100 a request, sent at
+once), one query of the task list, and the active runs from the status
 index (`count_active`: QUEUED, RUNNING, WAITING, RETRYING, one query per status and index
 shard, on the listings' thread pool, at most `ACTIVE_CAP` runs a status read). The
 terminal statuses come from the lifetime totals.
@@ -32,6 +36,10 @@ Rules, and what they cost in accuracy:
 - A counter write never fails, loses or delays a run: any `Exception` it raises is logged
   (a warning) and dropped. A crash between the run's write and its counter's under-counts
   by one; so does a throttled counter write. The run is never re-run for it.
+- A run's bucket and totals are one write: both are counted, or neither. Two writers
+  rolling a slot over at once: one wins, the other adds to the bucket it started (counted
+  once each). An add whose bucket has left the ring (a writer 80 minutes late) counts
+  its totals only; one racing the slot's rollover may leave its counter in the new bucket.
 - The last hour is the buckets since `now - 1h` rounded down to 10 minutes (60 to 70
   minutes). p50/p95 come from a log-scale histogram of run durations (`finished_at` minus
   `started_at`, or `created_at` for a run that never started): bins 2^(1/4) wide from 10 ms,

@@ -258,6 +258,19 @@ class TaskCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotHeld:
+    """What an add found in its ring slot when that slot held another bucket than its own:
+    that bucket's number (`period`, None for an empty slot) and the names of its counters
+    (what a rollover removes). The adapters' two steps of an add, `_stats_try_add` (the add,
+    guarded by the slot's period: a `SlotHeld` when the guard failed) and `_stats_roll` (the
+    rollover, guarded by the slot still holding `period`: False when another writer rolled
+    it first), take and give it, so a test can run two writers' steps in a racing order."""
+
+    period: int | None
+    names: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ActiveCounts:
     """Runs not yet ended, per task and status, from the status index; `capped` names the
     statuses with more runs than the count read (their figure is a lower bound)."""
@@ -275,8 +288,9 @@ class RunStats(Protocol):
       that grows with time, chosen by the caller) and each of `totals` to its lifetime
       counters; `shard_key` (the run id) picks one of `STATS_SHARDS` shards. A store keeps
       the last `STATS_BUCKETS` buckets of a task: an add to a bucket newer than the one in
-      its slot (`bucket % STATS_BUCKETS`) replaces it, an add to an older one is dropped.
-      Each add is atomic per item (window, totals), not across the two. Names are
+      its slot (`bucket % STATS_BUCKETS`) replaces it (rolls the slot over), the window of an
+      add to an older one is dropped (its totals are kept). A shard's totals and ring are
+      one record: an add is one atomic write of both (one more at a rollover). Names are
       `[a-z0-9_]` only. The first add of a task records the task (`stats_task_ids`).
     - `read_stats(task_ids, since_bucket, until_bucket)` returns each task's counters: its
       window summed over the buckets it still keeps from `since_bucket` on (up to

@@ -31,6 +31,7 @@ from durable.storage.base import (
     STATS_SHARDS,
     ActiveCounts,
     RunPage,
+    SlotHeld,
     TaskCounts,
     run_id_bound,
     token_key,
@@ -370,7 +371,8 @@ class MemoryRunStore:
         indexes = sorted(index for index in results if index >= start)
         return [results[index] for index in indexes[:limit]]
 
-    # Counters (`RunStats`): the same ring of buckets per task and shard as on DynamoDB.
+    # Counters (`RunStats`): the same record per task and shard (totals and a ring of
+    # buckets), written in the same steps as on DynamoDB (`durable.storage.dynamodb.stats`).
 
     def add_stats(
         self,
@@ -381,21 +383,74 @@ class MemoryRunStore:
         shard_key: str,
     ) -> None:
         shard = shard_of(shard_key, STATS_SHARDS)
-        with self._lock:
-            if window:
-                slot = (task_id, shard, bucket % STATS_BUCKETS)
-                held, counts = self._stat_buckets.get(slot, (bucket, {}))
-                # An add older than the bucket in its slot is dropped, as on DynamoDB.
-                if held <= bucket:
-                    counts = dict(counts) if held == bucket else {}
-                    _add_into(counts, window)
-                    self._stat_buckets[slot] = (bucket, counts)
-                    self.writes += 1
+        if not window:
             if totals:
-                lifetime = self._stat_totals.setdefault((task_id, shard), {})
-                for name, amount in totals.items():
-                    lifetime[name] = lifetime.get(name, 0) + amount
-                self.writes += 1
+                self._stats_add_totals(task_id, shard, totals)
+            return
+        for _ in range(2):
+            held = self._stats_try_add(task_id, shard, bucket, window, totals)
+            if held is None:
+                return
+            if held.period is not None and held.period > bucket:
+                break  # the slot holds a newer bucket: this add's is gone from the ring
+            if self._stats_roll(task_id, shard, bucket, held, window, totals):
+                return
+        if totals:
+            self._stats_add_totals(task_id, shard, totals)
+
+    def _stats_try_add(
+        self,
+        task_id: str,
+        shard: int,
+        bucket: int,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
+    ) -> SlotHeld | None:
+        with self._lock:
+            slot = (task_id, shard, bucket % STATS_BUCKETS)
+            held = self._stat_buckets.get(slot)
+            if held is None or held[0] != bucket:
+                return SlotHeld(
+                    period=None if held is None else held[0],
+                    names=frozenset(held[1] if held else ()),
+                )
+            counts = dict(held[1])
+            _add_into(counts, window)
+            self._stat_buckets[slot] = (bucket, counts)
+            _add_into(self._stat_totals.setdefault((task_id, shard), {}), totals)
+            self.writes += 1
+        return None
+
+    def _stats_roll(
+        self,
+        task_id: str,
+        shard: int,
+        bucket: int,
+        held: SlotHeld,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
+    ) -> bool:
+        with self._lock:
+            slot = (task_id, shard, bucket % STATS_BUCKETS)
+            current = self._stat_buckets.get(slot)
+            if (None if current is None else current[0]) != held.period:
+                return False
+            # As on DynamoDB, only the counters the failed add saw are removed.
+            counts = {
+                name: amount
+                for name, amount in (current[1] if current else {}).items()
+                if name not in held.names
+            }
+            counts.update(window)
+            self._stat_buckets[slot] = (bucket, counts)
+            _add_into(self._stat_totals.setdefault((task_id, shard), {}), totals)
+            self.writes += 1
+        return True
+
+    def _stats_add_totals(self, task_id: str, shard: int, totals: Mapping[str, int]) -> None:
+        with self._lock:
+            _add_into(self._stat_totals.setdefault((task_id, shard), {}), totals)
+            self.writes += 1
 
     def read_stats(
         self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None

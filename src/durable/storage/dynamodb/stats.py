@@ -1,18 +1,28 @@
 """Counters of runs on DynamoDB (`RunStats`): items beside the runs, never in an index.
 
-Keys (`durable.storage._tables`): `STATS#<task>#<s>` / `B#<slot>` per time bucket and
-`STATS#<task>#<s>` / `TOTAL` for the lifetime counts, `s` one of `STATS_SHARDS` by a hash of
-the run, so one busy task writes 4 partitions' keys, not one.
+Keys and attributes (`durable.storage._tables`): one item `STATS#<task>#<s>` / `COUNTERS`
+per task and shard `s` (one of `STATS_SHARDS` by a hash of the run, so one busy task writes
+4 partitions' keys, not one), holding the lifetime totals (`t_<name>`) and a ring of 8 time
+buckets (`b<slot>_<name>`, and `p<slot>` the bucket the slot holds).
 
-- `add_stats` is one `UpdateItem` per item (`ADD c_<name> :n`), the bucket's guarded by
-  `bucket = :b`. When the slot holds an older bucket (or nothing) that fails, and a `PutItem`
-  conditioned on `attribute_not_exists(pk) OR bucket < :b` starts the new bucket with these
-  amounts; if someone started it first, the `ADD` is tried once more. So a bucket costs one
-  write, plus one at each rollover of its slot (every 80 minutes of a task's activity).
-  The task is recorded once per process (`STATS#TASKS`, an unconditional put).
-- `read_stats` is `BatchGetItem`s of the slots of the buckets asked for and the totals
-  of the tasks (8 x 4 keys a task for the last hour, 100 keys a request, sent at once on
-  the listings' pool), eventually consistent: a figure a second old is fine.
+- `add_stats` is one `UpdateItem`: `ADD t_x :1, b3_x :1, b3_h<bin> :1` guarded by
+  `p3 = :bucket` (`_stats_try_add`). When the slot holds an older bucket (or none) the
+  guard fails, and DynamoDB sends the item back with the failure
+  (`ReturnValuesOnConditionCheckFailure`, no read); one rollover write (`_stats_roll`)
+  then sets `p3` and the slot's counters to this add's amounts, removes the slot's other
+  counters and adds the totals, guarded by the slot still holding what the failed add saw.
+  If another writer rolled it first, the `ADD` is tried once more. An add whose bucket is
+  older than the slot's (a writer 80 minutes late) keeps only its totals (an `ADD` of
+  them alone). So an add costs one write, two at the rollover of its slot (every 80
+  minutes of a task's activity, per shard), three when it loses a rollover race; a failed
+  conditional write is billed too. The task is recorded once per process (`STATS#TASKS`,
+  an unconditional put).
+- A race the guard does not see: an add to the old bucket between the failed add's answer
+  and the rollover (a writer 80 minutes late racing the slot's first of the new bucket)
+  adds a counter the rollover does not know to remove, so it stays in the new bucket.
+- `read_stats` is `BatchGetItem`s of the tasks' items (4 keys a task, 100 keys a request,
+  sent at once on the listings' pool), eventually consistent: a figure a second old is
+  fine. The slots whose period is in the range asked for make the window.
 - `stats_task_ids` is one query of `STATS#TASKS` (paged).
 - `count_active` queries the status index, each (status, shard) key once, at once on the
   listings' thread pool, reading at most `cap / shards` runs a key, and one more to know
@@ -34,7 +44,13 @@ from durable.records import RunStatus
 from durable.storage import _tables
 from durable.storage._listings import shard_query_pool
 from durable.storage._shards import shard_of
-from durable.storage.base import STATS_BUCKETS, STATS_SHARDS, ActiveCounts, TaskCounts
+from durable.storage.base import (
+    STATS_BUCKETS,
+    STATS_SHARDS,
+    ActiveCounts,
+    SlotHeld,
+    TaskCounts,
+)
 from durable.storage.dynamodb.table import DynamoTable
 from durable.storage.dynamodb.translation import CONDITION_FAILED, response_code, translated
 
@@ -55,13 +71,24 @@ class DynamoRunStats(DynamoTable):
         shard_key: str,
     ) -> None:
         shard = shard_of(shard_key, STATS_SHARDS)
-        pk = _tables.stats_pk(task_id, shard)
         with translated("add_stats"):
             self._record_stats_task(task_id)
-            if window:
-                self._add_to_bucket(pk, bucket, window)
+            if not window:
+                if totals:
+                    self._stats_update(task_id, shard, {}, totals)
+                return
+            for _ in range(2):
+                held = self._stats_try_add(task_id, shard, bucket, window, totals)
+                if held is None:
+                    return
+                if held.period is not None and held.period > bucket:
+                    break  # the slot holds a newer bucket: this add's is gone from the ring
+                if self._stats_roll(task_id, shard, bucket, held, window, totals):
+                    return
+            # The window's bucket is gone (or the ring moves faster than this writer): the
+            # totals are still counted.
             if totals:
-                self._update(pk, _tables.STATS_TOTAL_SK, totals)
+                self._stats_update(task_id, shard, {}, totals)
 
     def _record_stats_task(self, task_id: str) -> None:
         recorded = self.__dict__.setdefault("_stats_tasks_recorded", set())
@@ -77,103 +104,169 @@ class DynamoRunStats(DynamoTable):
         self._wrote()
         recorded.add(task_id)
 
-    def _add_to_bucket(self, pk: str, bucket: int, window: Mapping[str, int]) -> None:
-        sk = _tables.stats_bucket_sk(bucket % STATS_BUCKETS)
-        for _ in range(2):
-            if self._update(pk, sk, window, bucket=bucket):
-                return
-            # The slot holds another bucket (or none): start this one, unless it is older.
-            item: dict[str, Any] = {
-                "pk": {"S": pk},
-                "sk": {"S": sk},
-                "bucket": {"N": str(bucket)},
-            }
-            for name, amount in window.items():
-                item[_tables.STATS_COUNTER_PREFIX + name] = {"N": str(amount)}
-            try:
-                self._models.connection.dispatch(
-                    "PutItem",
-                    {
-                        "TableName": self.table_name,
-                        "Item": item,
-                        "ConditionExpression": "attribute_not_exists(pk) OR #b < :b",
-                        "ExpressionAttributeNames": {"#b": "bucket"},
-                        "ExpressionAttributeValues": {":b": {"N": str(bucket)}},
-                    },
-                )
-            except (PynamoDBException, ClientError) as exc:
-                if response_code(exc) != CONDITION_FAILED:
-                    raise
-                continue  # started by another writer (add again), or newer (then dropped)
-            self._wrote()
-            return
+    def _stats_try_add(
+        self,
+        task_id: str,
+        shard: int,
+        bucket: int,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
+    ) -> SlotHeld | None:
+        """`ADD` the amounts, guarded by the slot holding `bucket`; what the slot held when
+        the guard failed, None when added."""
+        slot = bucket % STATS_BUCKETS
+        prefix = _tables.stats_slot_prefix(slot)
+        period = _tables.stats_period_attribute(slot)
+        try:
+            self._stats_update(
+                task_id,
+                shard,
+                {prefix + name: amount for name, amount in window.items()},
+                totals,
+                condition=("#p = :p", {"#p": period}, {":p": {"N": str(bucket)}}),
+            )
+        except (PynamoDBException, ClientError) as exc:
+            if response_code(exc) != CONDITION_FAILED:
+                raise
+            item = _failed_item(exc)
+            held = item.get(period)
+            return SlotHeld(
+                period=None if held is None else int(held["N"]),
+                names=frozenset(
+                    name.removeprefix(prefix) for name in item if name.startswith(prefix)
+                ),
+            )
+        return None
 
-    def _update(
-        self, pk: str, sk: str, amounts: Mapping[str, int], bucket: int | None = None
+    def _stats_roll(
+        self,
+        task_id: str,
+        shard: int,
+        bucket: int,
+        held: SlotHeld,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
     ) -> bool:
-        """`ADD` the amounts to one item (guarded by its bucket when given); False when the
-        guard did not hold."""
+        """Start the slot's bucket with this add's amounts (and add its totals), guarded by
+        the slot still holding `held.period`; False when another writer rolled it first."""
+        slot = bucket % STATS_BUCKETS
+        prefix = _tables.stats_slot_prefix(slot)
+        period = _tables.stats_period_attribute(slot)
+        names = {"#p": period}
+        values: dict[str, Any] = {":p": {"N": str(bucket)}}
+        sets = ["#p = :p"]
+        for index, (name, amount) in enumerate(sorted(window.items())):
+            names[f"#s{index}"] = prefix + name
+            values[f":s{index}"] = {"N": str(amount)}
+            sets.append(f"#s{index} = :s{index}")
+        removes = []
+        for index, name in enumerate(sorted(held.names - set(window))):
+            names[f"#r{index}"] = prefix + name
+            removes.append(f"#r{index}")
+        if held.period is None:
+            condition = "attribute_not_exists(#p)"
+        else:
+            condition = "#p = :held"
+            values[":held"] = {"N": str(held.period)}
+        try:
+            self._stats_update(
+                task_id,
+                shard,
+                {},
+                totals,
+                condition=(condition, names, values),
+                sets=sets,
+                removes=removes,
+            )
+        except (PynamoDBException, ClientError) as exc:
+            if response_code(exc) != CONDITION_FAILED:
+                raise
+            return False
+        return True
+
+    def _stats_update(
+        self,
+        task_id: str,
+        shard: int,
+        adds: Mapping[str, int],
+        totals: Mapping[str, int],
+        *,
+        condition: tuple[str, dict[str, str], dict[str, Any]] | None = None,
+        sets: list[str] | None = None,
+        removes: list[str] | None = None,
+    ) -> None:
+        """One `UpdateItem` of the shard's item: `ADD` each of `adds` (attribute names) and
+        of `totals` (counter names), then the given `SET`s and `REMOVE`s, under `condition`
+        (its expression, names and values); the item comes back with a failed condition."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
-        adds: list[str] = []
-        for index, (name, amount) in enumerate(sorted(amounts.items())):
-            names[f"#c{index}"] = _tables.STATS_COUNTER_PREFIX + name
-            values[f":c{index}"] = {"N": str(amount)}
-            adds.append(f"#c{index} :c{index}")
+        amounts = {attribute: amount for attribute, amount in adds.items()}
+        amounts.update(
+            {_tables.STATS_TOTAL_PREFIX + name: amount for name, amount in totals.items()}
+        )
+        clauses = []
+        if amounts:
+            parts = []
+            for index, (attribute, amount) in enumerate(sorted(amounts.items())):
+                names[f"#a{index}"] = attribute
+                values[f":a{index}"] = {"N": str(amount)}
+                parts.append(f"#a{index} :a{index}")
+            clauses.append("ADD " + ", ".join(parts))
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        if removes:
+            clauses.append("REMOVE " + ", ".join(removes))
         request: dict[str, Any] = {
             "TableName": self.table_name,
-            "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
-            "UpdateExpression": "ADD " + ", ".join(adds),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
+            "Key": {
+                "pk": {"S": _tables.stats_pk(task_id, shard)},
+                "sk": {"S": _tables.STATS_SK},
+            },
+            "UpdateExpression": " ".join(clauses),
         }
-        if bucket is not None:
-            request["ConditionExpression"] = "#b = :b"
-            names["#b"] = "bucket"
-            values[":b"] = {"N": str(bucket)}
-        try:
-            self._models.connection.dispatch("UpdateItem", request)
-        except (PynamoDBException, ClientError) as exc:
-            if bucket is not None and response_code(exc) == CONDITION_FAILED:
-                return False
-            raise
+        if condition is not None:
+            expression, condition_names, condition_values = condition
+            names.update(condition_names)
+            values.update(condition_values)
+            request["ConditionExpression"] = expression
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        request["ExpressionAttributeNames"] = names
+        request["ExpressionAttributeValues"] = values
+        self._models.connection.dispatch("UpdateItem", request)
         self._wrote()
-        return True
 
     def read_stats(
         self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
     ) -> list[TaskCounts]:
-        if until_bucket is not None and until_bucket - since_bucket + 1 < STATS_BUCKETS:
-            slots = sorted({b % STATS_BUCKETS for b in range(since_bucket, until_bucket + 1)})
-        else:
-            slots = list(range(STATS_BUCKETS))
         last = until_bucket if until_bucket is not None else math.inf
-        keys: list[tuple[str, str]] = []
-        for task_id in task_ids:
-            for shard in range(STATS_SHARDS):
-                pk = _tables.stats_pk(task_id, shard)
-                keys.append((pk, _tables.STATS_TOTAL_SK))
-                keys.extend((pk, _tables.stats_bucket_sk(slot)) for slot in slots)
+        keys = [
+            (_tables.stats_pk(task_id, shard), _tables.STATS_SK)
+            for task_id in task_ids
+            for shard in range(STATS_SHARDS)
+        ]
         # The requests go out at once, on the listings' pool (100 keys each).
         pool = shard_query_pool()
         chunks = [
             pool.submit(self._batch_get, keys[start : start + _BATCH_GET])
             for start in range(0, len(keys), _BATCH_GET)
         ]
-        items: dict[str, list[dict[str, Any]]] = {}
+        items: dict[str, dict[str, Any]] = {}
         for chunk in chunks:
             for item in chunk.result():
-                items.setdefault(item["pk"]["S"], []).append(item)
+                items[item["pk"]["S"]] = item
         found: list[TaskCounts] = []
         for task_id in task_ids:
             window: dict[str, int] = {}
             totals: dict[str, int] = {}
             for shard in range(STATS_SHARDS):
-                for item in items.get(_tables.stats_pk(task_id, shard), []):
-                    if item["sk"]["S"] == _tables.STATS_TOTAL_SK:
-                        _add_counters(totals, item)
-                    elif since_bucket <= int(item["bucket"]["N"]) <= last:
-                        _add_counters(window, item)
+                shard_item = items.get(_tables.stats_pk(task_id, shard))
+                if shard_item is None:
+                    continue
+                _add_counters(totals, shard_item, _tables.STATS_TOTAL_PREFIX)
+                for slot in range(STATS_BUCKETS):
+                    held = shard_item.get(_tables.stats_period_attribute(slot))
+                    if held is not None and since_bucket <= int(held["N"]) <= last:
+                        _add_counters(window, shard_item, _tables.stats_slot_prefix(slot))
             found.append(TaskCounts(task_id, window, totals))
         return found
 
@@ -240,8 +333,21 @@ class DynamoRunStats(DynamoTable):
             ]
 
 
-def _add_counters(into: dict[str, int], item: Mapping[str, Any]) -> None:
+def _add_counters(into: dict[str, int], item: Mapping[str, Any], prefix: str) -> None:
     for attribute, value in item.items():
-        if attribute.startswith(_tables.STATS_COUNTER_PREFIX):
-            name = attribute.removeprefix(_tables.STATS_COUNTER_PREFIX)
+        if attribute.startswith(prefix):
+            name = attribute.removeprefix(prefix)
             into[name] = into.get(name, 0) + int(value["N"])
+
+
+def _failed_item(exc: BaseException) -> dict[str, Any]:
+    """The item a write whose condition failed sent back (`ReturnValuesOnConditionCheckFailure`);
+    empty when there was none. PynamoDB's error drops it: botocore's, its cause, keeps it."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        item = response.get("Item") if isinstance(response, dict) else None
+        if isinstance(item, dict):
+            return dict(item)
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return {}
