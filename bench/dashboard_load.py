@@ -20,7 +20,8 @@ pool), with the example tasks and `bench/dashboard_tasks.py`, then:
    100 walked by the cursors the API hands out (the median of the walk, and page 100 again),
    filtered by task, by status, by both, by one day's creation range; with the bytes of
    each answer and the AWS requests it made (moto's request counter);
-4. times what the run page reads: `GET /runs/{id}`, its timeline and its logs;
+4. times what the run page reads (`GET /runs/{id}`, its timeline and its logs) and what the
+   metrics panel reads (`GET /metrics`: the active statuses counted from the status index);
 5. (unless `--no-browser`) opens the dashboard in Debian's Chromium driven by Playwright (as
    tests/e2e do), `--loads` times each: "/" until the runs table holds its first page (25
    rows) and until the metrics panel is drawn; "/runs/{id}" of the many-step run until its
@@ -197,8 +198,13 @@ def measure_api(dev: DevProcess, middle: datetime, repeat: int, run_id: str) -> 
     line("one day's creation range", {**limit, **window})
     line("range + task", {**limit, **window, "task_id": TASKS[2]})
 
-    print(f"\nwhat the run page of {run_id} reads, median of {repeat}:")
-    for path in (f"/runs/{run_id}", f"/runs/{run_id}/timeline", f"/runs/{run_id}/logs"):
+    print(f"\nwhat the run page of {run_id} reads, and the metrics panel, median of {repeat}:")
+    for path in (
+        f"/runs/{run_id}",
+        f"/runs/{run_id}/timeline",
+        f"/runs/{run_id}/logs",
+        "/metrics",
+    ):
         seconds, response, per_get = timed_get(api, path, {}, repeat, dev.moto_url)
         print(
             f"  GET {path.replace(run_id, '{id}'):<26} {median_ms(seconds)} ms "
