@@ -20,6 +20,8 @@ The patches, numbered as they were added; each module's docstring explains its o
   walks without per-node overhead; 12. condition expressions lexed once per text.
 - `answers`: 10. DynamoDB answers serialized without moto's generic serializer.
 - `logs`: 14. CloudWatch Logs' JSON equality filter (`{ $.run_id = "..." }`).
+- `indexes`: 15. an index query's sort keys cast once per item; 16. an item projected
+  onto top-level names converted to JSON once.
 - `installer`: `apply()`, `revert()`, the version check; `originals`: what was replaced.
 """
 

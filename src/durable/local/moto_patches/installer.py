@@ -9,6 +9,7 @@ from __future__ import annotations
 from durable.local.moto_patches import (
     answers,
     expressions,
+    indexes,
     logs,
     queries,
     server,
@@ -43,6 +44,7 @@ def apply() -> None:
         expressions.install()
         answers.install()
         logs.install()
+        indexes.install()
 
 
 def revert() -> None:
