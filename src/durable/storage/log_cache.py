@@ -22,8 +22,8 @@ Why this is correct, and the rules that keep it so:
   whole log again: correctness first.
 - The cache is bounded (least recently used runs go first, and past a total number of
   entries), and owned by one worker or client, so by one store: stores in one process
-  never share entries. The worker drops a run that ends; the client keeps it (its log no
-  longer grows) until it is evicted.
+  never share entries. The worker drops a run that ends; the client keeps it until it is
+  evicted (each read still reads its tail, as for any run).
 """
 
 from __future__ import annotations
