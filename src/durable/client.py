@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from durable.adapters import environment_adapters
+from durable.blobs.cache import CachedBlobs
 from durable.clock import Clock, SystemClock
 from durable.errors import RunNotFoundError, TaskFailedError
 from durable.queues.base import WakeQueue
@@ -32,6 +33,7 @@ from durable.services.runs import RunHandle, RunStarter
 from durable.services.stats import Stats, collect_stats
 from durable.settings import get_settings
 from durable.storage.base import RunStore
+from durable.storage.log_cache import LogCache
 from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.timeline import build_timeline
 from durable.timeline import redacted_token as _redacted_token
@@ -162,6 +164,12 @@ class Client:
         # Where runs' log lines are read: CloudWatch Logs in a deployment; without one, a
         # memory source (the test kit feeds its own).
         self.log_source: RunLogSource = logs if logs is not None else MemoryRunLogSource()
+        # What the run page's polls read again and again, read once: logs, whose tail alone
+        # is read next time (`durable.storage.log_cache`), and the blobs of large values
+        # (`durable.blobs.cache`). Each is its store's: replaced if the store is swapped.
+        self._logs = LogCache(store)
+        self._blobs_read = CachedBlobs(codec.blobs)
+        self._reads = codec.over(self._blobs_read)
 
     @classmethod
     def from_environment(cls) -> Client:
@@ -329,21 +337,20 @@ class Client:
 
     def history(self, run_id: str) -> builtins.list[HistoryEntry]:
         """The run's checkpoint log, in order."""
-        self._require(run_id)
-        return [self._entry(cp) for cp in self.store.load_history(run_id)]
+        return [self._entry(cp) for cp in self._log(self._require(run_id))]
 
     def timeline(self, run_id: str) -> dict[str, Any]:
-        """The run's timeline (`durable.timeline`): one read of the run and of its log,
-        plus one of each batch record it started."""
+        """The run's timeline (`durable.timeline`): one read of the run and of its log (of
+        the entries not read before), plus one of each batch record it started."""
         run = self._require(run_id)
-        checkpoints = self.store.load_history(run_id)
+        checkpoints = self._log(run)
         batches = {
             (cp.task_attempt, cp.op): stored
             for cp in checkpoints
             if cp.kind is CheckpointKind.BATCH_STARTED
             and (stored := self.store.get_batch(run_id, cp.task_attempt, cp.op)) is not None
         }
-        return build_timeline(run, checkpoints, self.codec.decode, self.clock.now(), batches)
+        return build_timeline(run, checkpoints, self._decode, self.clock.now(), batches)
 
     def logs(self, run_id: str, cursor: str | None = None, limit: int = DEFAULT_LIMIT) -> LogPage:
         """What the run logged (`ctx.logger` and its standard logging), oldest first, up to
@@ -394,6 +401,18 @@ class Client:
             raise RunNotFoundError(run_id)
         return run
 
+    def _log(self, run: RunRecord) -> builtins.list[Checkpoint]:
+        if self._logs.store is not self.store:
+            self._logs = LogCache(self.store)
+        return self._logs.load(run.run_id, run.created_at)
+
+    def _decode(self, stored: str) -> JsonData:
+        """A stored value, its blob read once."""
+        if self._blobs_read.inner is not self.codec.blobs:
+            self._blobs_read = CachedBlobs(self.codec.blobs)
+            self._reads = self.codec.over(self._blobs_read)
+        return self._reads.decode(stored)
+
     def _view(self, run: RunRecord, values: bool = True) -> RunInfoView:
         return RunInfoView(
             run_id=run.run_id,
@@ -425,9 +444,9 @@ class Client:
             task_attempt=cp.task_attempt,
             at=cp.at,
             value=(
-                _redacted_token(self.codec.decode(cp.value))
+                _redacted_token(self._decode(cp.value))
                 if cp.kind is CheckpointKind.CALLBACK_CREATED and cp.value is not None
-                else self.codec.decode(cp.value)
+                else self._decode(cp.value)
                 if cp.value is not None
                 else None
             ),

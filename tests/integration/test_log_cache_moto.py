@@ -10,8 +10,8 @@ from botocore.client import BaseClient
 
 from durable import Context, RunStatus, TaskRegistry, task
 from durable.storage import _tables
+from durable.storage.log_cache import LogCache
 from durable.testing import TestEnvironment
-from durable.worker.log_cache import LogCache
 
 STEPS = 10
 

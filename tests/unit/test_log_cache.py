@@ -1,4 +1,4 @@
-"""A warm worker reads each entry of a run's log once (`durable.worker.log_cache`)."""
+"""A warm worker reads each entry of a run's log once (`durable.storage.log_cache`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from durable import Context, RunStatus, TaskRegistry, task
 from durable.faults import SimulatedCrash, When
 from durable.records import Checkpoint, CheckpointKind, RunRecord
+from durable.storage.log_cache import LogCache
 from durable.storage.memory import MemoryRunStore
 from durable.testing import TestEnvironment
-from durable.worker.log_cache import LogCache
 
 STEPS = 30
 T0 = datetime(2030, 1, 1, tzinfo=UTC)

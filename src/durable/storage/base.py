@@ -92,7 +92,7 @@ class RunLog(Protocol):
       the whole log is: a worker that holds the start of a log reads only what follows it).
       A log entry never changes once written and a log never shrinks while its run exists
       (only the retention purge deletes checkpoints, and only of finished runs), which is
-      what makes reading the tail alone correct (`durable.worker.log_cache`).
+      what makes reading the tail alone correct (`durable.storage.log_cache`).
     """
 
     def append_checkpoint(self, run_id: str, checkpoint: Checkpoint) -> None: ...

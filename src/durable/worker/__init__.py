@@ -4,7 +4,6 @@
     invocation.py  one invocation's hold on its run: the attempt's window on storage
     waits.py       whether what a waiting run waits for has happened
     versions.py    runs pinned to another code version: routed, or held visibly
-    log_cache.py   a warm container's copy of the logs it has read
     redelivery.py  SQS's redelivery backoff for a failed wake-up (Powertools' batch processor)
     report.py      what an invocation did, in figures (`Worker.process`), for telemetry
 

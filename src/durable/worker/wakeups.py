@@ -69,10 +69,10 @@ from durable.services.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, pu
 from durable.services.runs import RunStarter
 from durable.services.stats import count_ended, count_retries
 from durable.storage.base import RunStore
+from durable.storage.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
 from durable.worker.invocation import ACTIVE, InterruptingBlobs, RunEnvironment, give_back_lease
-from durable.worker.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
 from durable.worker.report import InvocationFigures, InvocationReport
 from durable.worker.versions import VersionRouter, hold_for_version
 from durable.worker.waits import wait_satisfied
@@ -117,7 +117,7 @@ class WorkerConfig:
     purge_budget: timedelta = PURGE_BUDGET
     purge_threads: int = PURGE_THREADS
     # Logs of runs this worker served kept to read only their tail next time
-    # (`durable.worker.log_cache`): runs at most, entries at most; 0 runs turns it off.
+    # (`durable.storage.log_cache`): runs at most, entries at most; 0 runs turns it off.
     log_cache_runs: int = DEFAULT_MAX_RUNS
     log_cache_entries: int = DEFAULT_MAX_ENTRIES
 

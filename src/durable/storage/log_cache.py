@@ -1,11 +1,13 @@
-"""The logs a warm worker has read, so that it reads only their tail the next time.
+"""Logs read from a store, kept so that the next read of a run reads only its tail.
 
 Replay starts at the top of a run's log, so every invocation needs the whole log; but a
 Lambda container serves many invocations, often of the same run (a run with a sleep, a
-retry, an event wakes up again). The worker keeps the logs it has read and, serving the
-same run again, reads only the entries after the last one it holds:
-`store.load_history(run_id, after_seq=last)`. A run of N invocations then reads each entry
-once instead of N times.
+retry, an event wakes up again). The worker (`durable.worker.wakeups`) keeps the logs it
+has read and, serving the same run again, reads only the entries after the last one it
+holds: `store.load_history(run_id, after_seq=last)`. A run of N invocations then reads
+each entry once instead of N times. The client (`Client.timeline`, `Client.history`) does
+the same for the run page, which polls a live run's timeline every 1.5 s: each poll reads
+the run's new entries only.
 
 Why this is correct, and the rules that keep it so:
 - A log entry never changes once written: each is a conditional put on an empty slot
@@ -13,14 +15,15 @@ Why this is correct, and the rules that keep it so:
   nothing deletes checkpoints but the retention purge (`durable.services.purge`), and it deletes
   only finished runs. A run id can be given again after its run was purged, so an entry
   is also keyed by the run's `created_at`: a run created again is a new log.
-- Only what was read from the store is cached, never an append of this worker: an append
-  whose write failed, or whose answer was lost, may or may not be in the log.
+- Only what was read from the store is cached, never an append of the worker's own: an
+  append whose write failed, or whose answer was lost, may or may not be in the log.
 - The part read is checked against the part held: seqs run on from the last one held, by
   one, from 1. Anything else (a gap, a seq not expected) drops the entry and reads the
   whole log again: correctness first.
-- A run that ends is dropped; the cache is bounded (least recently used runs go first,
-  and past a total number of entries), and owned by one worker, so by one store: stores
-  in one process never share entries.
+- The cache is bounded (least recently used runs go first, and past a total number of
+  entries), and owned by one worker or client, so by one store: stores in one process
+  never share entries. The worker drops a run that ends; the client keeps it until it is
+  evicted (each read still reads its tail, as for any run).
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ class LogCache:
         # Held while the dict changes, never across a read of the store: a worker served
         # by several threads (`durable dev`) keeps whichever contiguous read came last.
         self._lock = threading.Lock()
+
+    @property
+    def store(self) -> RunStore:
+        """The store the logs are read from."""
+        return self._store
 
     def __len__(self) -> int:
         return len(self._logs)
