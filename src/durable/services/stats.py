@@ -21,12 +21,14 @@ current slot's item), 1 at its end, 1 per invocation that schedules step or task
 plus one write per task per process (the task list). A bucket's first write in a slot
 costs one more (the ring's rollover: its guarded add fails, a second write starts the
 bucket), once per 80 minutes of a task's activity per shard. A write is billed by the
-item's size (1 unit per KB): one slot's item, so 1 unit (SIZES below 1 KB).
+item's size (1 unit per KB): one slot's item, 0.1 to 0.4 KB as measured by
+`bench/metrics_scale.py`, so 1 unit; 2 only when a bucket's histogram fills most of its
+120 bins (1.6 KB at most with 10-digit amounts).
 
 Reading: `BatchGetItem`s of the counter items (32 keys a task, 100 a request, sent at
-once), one query of the task list, and the active runs from the status
-index (`count_active`: QUEUED, RUNNING, WAITING, RETRYING, one query per status and index
-shard, on the listings' thread pool, at most `ACTIVE_CAP` runs a status read). The
+once; 0.5 read unit an item), one query of the task list, and the active runs from the
+status index (`count_active`: QUEUED, RUNNING, WAITING, RETRYING, one query per status and
+index shard, on the listings' thread pool, at most `ACTIVE_CAP` runs a status read). The
 terminal statuses come from the lifetime totals.
 Choosing the index over counters moved at every transition: a transition is a run's own
 write, counters moved beside it would drift for good at each crash between the two (a

@@ -16,15 +16,15 @@ Layout (single table, `pk` hash key, `sk` range key):
 The counter items of a task's shard (`durable.storage.dynamodb.stats`, `durable.services.
 stats`) are a ring of `STATS_BUCKETS` (8) items, one per time bucket slot of 10 minutes
 (`slot = bucket % STATS_BUCKETS`), one number attribute per counter: `p` the number of the
-bucket the slot holds (its period), `b_<name>` a counter of that bucket, and `t_<name>` the
-slot's share of the lifetime totals (never cleared: a task's totals are the sum over its
-shards' and slots' items). The ring keeps the last 8 buckets (80 minutes) whatever the age
-of the table, so the items are bounded (tasks x 4 shards x 8 slots, each at most 127
-bucket counters + 5 totals: under 1 KB with 10-digit amounts, by `bench/metrics_scale.py`)
-and need no expiry. A counter write touches one slot's item only, so it is billed by that
-item's size, not by the ring's. They carry no index key: no index, no purge, no listing
-sees them. The task is escaped as in `idempotency_pk`, so `STATS#TASKS` (no second '#')
-cannot be a task's key.
+bucket the slot holds (its period), `b_<name>` a counter of that bucket, and `t_<name>`
+the slot's share of the lifetime totals (never cleared: a task's totals are the sum over
+its shards' and slots' items). The ring keeps the last 8 buckets (80 minutes) whatever the
+age of the table, so the items are bounded (tasks x 4 shards x 8 slots, each at most 127
+bucket counters + 5 totals: 1.6 KB with 10-digit amounts, 3.5 KB with 38-digit ones; 0.1
+to 0.4 KB for a busy task, by `bench/metrics_scale.py`) and need no expiry. A counter
+write touches one slot's item only, so it is billed by that item's size, not by the
+ring's. They carry no index key: no index, no purge, no listing sees them. The task is
+escaped as in `idempotency_pk`, so `STATS#TASKS` (no second '#') cannot be a task's key.
 
 Global secondary indexes. Their hash keys are sharded by run: `k = shard_of(run_id, shards)`
 (`durable.storage._shards`), so the runs of the table, of one task or in one status spread

@@ -6,20 +6,20 @@ per task, shard `s` (one of `STATS_SHARDS` by a hash of the run, so one busy tas
 minutes), holding the bucket the slot holds (`p`), that bucket's counters (`b_<name>`) and
 the slot's share of the lifetime totals (`t_<name>`, never cleared).
 
-- `add_stats` is one `UpdateItem` of the current slot's item: `ADD t_x :1, b_x :1, b_h<bin>
-  :1` guarded by `p = :bucket` (`_stats_try_add`). When the slot holds an older bucket (or
-  none) the guard fails, and DynamoDB sends the item back with the failure
+- `add_stats` is one `UpdateItem` of the current slot's item: `ADD t_x :1, b_x :1,
+  b_h<bin> :1` guarded by `p = :bucket` (`_stats_try_add`). When the slot holds an older
+  bucket (or none) the guard fails, and DynamoDB sends the item back with the failure
   (`ReturnValuesOnConditionCheckFailure`, no read); one rollover write (`_stats_roll`)
   then sets `p` and the bucket's counters to this add's amounts, removes the item's other
-  `b_` counters and adds the totals, guarded by the slot still holding what the failed
-  add saw. If another writer rolled it first, the `ADD` is tried once more. An add whose
+  `b_` counters and adds the totals, guarded by the slot still holding what the failed add
+  saw. If another writer rolled it first, the `ADD` is tried once more. An add whose
   bucket is older than the slot's (a writer 80 minutes late) keeps only its totals (an
   `ADD` of them alone, to the slot's item). So an add costs one write, two at the rollover
   of its slot (every 80 minutes of a task's activity, per shard), three when it loses a
   rollover race; a failed conditional write is billed too. Each is billed by one slot's
-  item (one bucket's counters and the slot's totals: 1 write unit up to 1 KB, see
-  `bench/metrics_scale.py`), not by the whole ring. The task is recorded once per process
-  (`STATS#TASKS`, an unconditional put).
+  item (one bucket's counters and the slot's totals: 0.1 to 0.4 KB, 1 write unit; 1.6 KB
+  at most with 10-digit amounts, see `bench/metrics_scale.py`), not by the whole ring. The
+  task is recorded once per process (`STATS#TASKS`, an unconditional put).
 - A race the guard does not see: an add to the old bucket between the failed add's answer
   and the rollover (a writer 80 minutes late racing the slot's first of the new bucket)
   adds a counter the rollover does not know to remove, so it stays in the new bucket.
