@@ -293,8 +293,8 @@ class RunStats(Protocol):
       record holding the slot's bucket and its share of the totals: an add is one atomic
       write of both to the current slot's record (one more at a rollover, which clears
       that slot's bucket only, never its totals; the totals are the sum over the
-      records). Names are
-      `[a-z0-9_]` only. The first add of a task records the task (`stats_task_ids`).
+      records). Names are `[a-z0-9_]` only. The first add of a task records the task
+      (`stats_task_ids`).
     - `read_stats(task_ids, since_bucket, until_bucket)` returns each task's counters: its
       window summed over the buckets it still keeps from `since_bucket` on (up to
       `until_bucket` when given, which lets an adapter read only those slots), its totals;
