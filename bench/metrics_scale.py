@@ -22,11 +22,13 @@ are each timed 20 times; the figures printed are the median and the slowest, and
 requests one call makes (counted at botocore); then `GET /metrics` again on moto with the
 patches `durable dev` applies to its moto server (`durable.local.moto_patches`). Moto's
 own serializer costs most of a request's time per attribute value it writes, which these
-patches remove. Last, the sizes of the counter items (one per task and shard: its totals
-and its ring of buckets), which set what each counter write costs (DynamoDB bills an
-`UpdateItem` 1 write unit per KB of the larger of the item before and after it): those
-filled here, and the largest one can be (every counter of every slot, every bin of the
-histogram, 10-digit and 38-digit amounts). Nothing here asserts.
+patches remove. Last, the sizes of the counter items (one per task, shard and ring slot:
+one bucket's counters and the slot's share of the totals), which set what each counter
+write costs (DynamoDB bills an `UpdateItem` 1 write unit per KB of the larger of the item
+before and after it, and a counter write touches one item): those filled here (the
+typical: their median; and the largest), and the largest one can be (every counter and
+every bin of the histogram in one bucket, 10-digit and 38-digit amounts). Nothing here
+asserts.
 """
 
 from __future__ import annotations
@@ -183,31 +185,35 @@ def counter_item_sizes(env: TestEnvironment) -> list[int]:
     sizes = []
     for task_id in TASKS:
         for shard in range(STATS_SHARDS):
-            key = {"pk": {"S": _tables.stats_pk(task_id, shard)}, "sk": {"S": _tables.STATS_SK}}
-            response = store._models.connection.dispatch(
-                "GetItem", {"TableName": store.table_name, "Key": key}
-            )
-            if "Item" in response:
-                sizes.append(item_size(response["Item"]))
+            for slot in range(STATS_BUCKETS):
+                key = {
+                    "pk": {"S": _tables.stats_pk(task_id, shard)},
+                    "sk": {"S": _tables.stats_slot_sk(slot)},
+                }
+                response = store._models.connection.dispatch(
+                    "GetItem", {"TableName": store.table_name, "Key": key}
+                )
+                if "Item" in response:
+                    sizes.append(item_size(response["Item"]))
     return sizes
 
 
 def largest_counter_item(digits: int) -> int:
     """The size of a counter item holding every counter `durable.services.stats` writes in
-    every slot, each amount `digits` digits long, and a task id of 64 characters."""
+    its bucket and every total, each amount `digits` digits long, and a task id of 64
+    characters."""
     amount = {"N": "9" * digits}
     names = ["started", "completed", "failed", "cancelled", "timed_out", "step_retries"]
     names += ["attempt_retries", *(f"h{index}" for index in range(_histogram_bins()))]
     item: dict[str, Any] = {
         "pk": {"S": _tables.stats_pk("t" * 64, STATS_SHARDS - 1)},
-        "sk": {"S": _tables.STATS_SK},
+        "sk": {"S": _tables.stats_slot_sk(STATS_BUCKETS - 1)},
+        _tables.STATS_PERIOD: {"N": "9" * 9},
     }
     for name in ("created", "completed", "failed", "cancelled", "timed_out"):
         item[_tables.STATS_TOTAL_PREFIX + name] = amount
-    for slot in range(STATS_BUCKETS):
-        item[_tables.stats_period_attribute(slot)] = {"N": "9" * 9}
-        for name in names:
-            item[_tables.stats_slot_prefix(slot) + name] = amount
+    for name in names:
+        item[_tables.STATS_BUCKET_PREFIX + name] = amount
     return item_size(item)
 
 
@@ -293,11 +299,18 @@ def main() -> None:
         f"Client.stats()   median {client_median * 1000:7.1f} ms  max {client_max * 1000:7.1f} ms"
         f"  requests {dict(client_requests)}"
     )
+    typical = round(statistics.median(sizes))
+    worst = [largest_counter_item(digits) for digits in (10, 38)]
     print(
-        f"counter items: {len(sizes)}, {min(sizes):,} to {max(sizes):,} bytes "
-        f"(median {statistics.median(sizes):,.0f}): {write_units(max(sizes)):.0f} write units "
-        f"per write at most; the largest possible: {largest_counter_item(10):,} bytes with "
-        f"10-digit amounts, {largest_counter_item(38):,} with 38-digit ones"
+        f"counter items: {len(sizes)} (tasks x shards x slots), {min(sizes):,} to "
+        f"{max(sizes):,} bytes; typical (median) {typical:,} bytes = "
+        f"{write_units(typical):.0f} write unit(s) a write, largest filled "
+        f"{write_units(max(sizes)):.0f}"
+    )
+    print(
+        f"largest possible item (every counter and bin of a bucket): {worst[0]:,} bytes = "
+        f"{write_units(worst[0]):.0f} write unit(s) with 10-digit amounts, {worst[1]:,} bytes = "
+        f"{write_units(worst[1]):.0f} with 38-digit ones"
     )
 
 

@@ -1,18 +1,24 @@
 """RunStore contract, counters (`RunStats`): buckets in a ring and lifetime totals, one
-record per task and shard (one write an add, one more at a slot's rollover, races between
-two writers on a rollover), the tasks that have counters, active runs from the status index.
-Every test runs on memory and moto."""
+record per task, shard and ring slot holding the slot's bucket and its share of the totals
+(one write an add, one more at a slot's rollover, which clears that slot's bucket only;
+races between two writers on a rollover), the tasks that have counters, active runs from
+the status index. Every test runs on memory and moto; the last one reads moto's items."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from moto import mock_aws
+from tests.contract.conftest import REGION, TABLE
 from tests.contract.test_retention import finish
 from tests.contract.test_run_store import make_run
 
 from durable.records import RunStatus
+from durable.storage import _tables
 from durable.storage._shards import shard_of
+from durable.storage._tables import create_table
 from durable.storage.base import STATS_BUCKETS, STATS_SHARDS, RunStore, SlotHeld
+from durable.storage.dynamodb import DynamoDBRunStore
 
 
 def test_adds_are_summed_per_task_over_the_buckets_asked_for(store: RunStore) -> None:
@@ -191,3 +197,60 @@ def test_an_add_to_a_bucket_gone_from_the_ring_still_counts_its_totals(store: Ru
     [counts] = store.read_stats(["orders"], since_bucket=0)
     assert counts.window == {"started": 1}
     assert counts.totals == {"created": 1, "completed": 1}
+
+    # and the late totals stay through the slot's next rollover
+    store.add_stats("orders", 5 + 2 * STATS_BUCKETS, {"started": 2}, {"created": 2}, "run_1")
+    [counts] = store.read_stats(["orders"], since_bucket=0)
+    assert counts.window == {"started": 2}
+    assert counts.totals == {"created": 3, "completed": 1}
+
+
+def test_a_rollover_keeps_the_slots_share_of_the_totals_and_other_slots_buckets(
+    store: RunStore,
+) -> None:
+    # given totals spread over three slots of one shard, and the two other slots' buckets
+    for bucket in (5, 6, 7):
+        store.add_stats("orders", bucket, {"started": bucket}, {"created": bucket}, "run_1")
+
+    # when slot 5 turns over twice
+    store.add_stats("orders", 5 + STATS_BUCKETS, {"failed": 1}, {"failed": 1}, "run_1")
+    store.add_stats("orders", 5 + 2 * STATS_BUCKETS, {"completed": 1}, {"completed": 1}, "run_1")
+
+    # then only slot 5's bucket was replaced; every slot's share of the totals is kept
+    [counts] = store.read_stats(["orders"], since_bucket=0)
+    assert counts.window == {"started": 13, "completed": 1}
+    assert counts.totals == {"created": 18, "failed": 1, "completed": 1}
+
+
+def test_on_dynamodb_an_add_writes_its_slots_item_only(aws_credentials: None) -> None:
+    with mock_aws():
+        create_table(TABLE, REGION)
+        store = DynamoDBRunStore(TABLE, region=REGION)
+        shard = shard_of("run_1", STATS_SHARDS)
+        store.add_stats("orders", 5, {"started": 2, "h7": 2}, {"created": 2}, "run_1")
+        store.add_stats("orders", 6, {"started": 1}, {"created": 1}, "run_1")
+        store.add_stats("orders", 5 + STATS_BUCKETS, {"failed": 1}, {"failed": 1}, "run_1")
+
+        def item(slot: int) -> dict[str, str]:
+            key = {
+                "pk": {"S": _tables.stats_pk("orders", shard)},
+                "sk": {"S": _tables.stats_slot_sk(slot)},
+            }
+            found = store._models.connection.dispatch(
+                "GetItem", {"TableName": TABLE, "Key": key}
+            ).get("Item", {})
+            return {
+                name: next(iter(value.values()))
+                for name, value in found.items()
+                if name not in ("pk", "sk")
+            }
+
+        # slot 5's item holds the new bucket and both of its buckets' totals; slot 6 its own
+        assert item(5) == {
+            "p": str(5 + STATS_BUCKETS),
+            "b_failed": "1",
+            "t_created": "2",
+            "t_failed": "1",
+        }
+        assert item(6) == {"p": "6", "b_started": "1", "t_created": "1"}
+        assert all(item(slot) == {} for slot in range(STATS_BUCKETS) if slot not in (5, 6))

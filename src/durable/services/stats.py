@@ -10,22 +10,25 @@ What is counted, per task, and where (each a best-effort write AFTER the run's o
     an invocation that scheduled         step_retries, attempt_retries       -
     retries (the worker)
 
-The store keeps them as one counter item per task and shard beside the runs (`RunStats`,
-`durable.storage._tables` draws the key and attributes): 4 shards per task (by the run's
-hash: one busy task writes 4 keys, not one), each item holding the lifetime totals and a
-ring of 8 buckets of 10 minutes (bounded: no expiry needed).
+The store keeps them as one counter item per task, shard and ring slot beside the runs
+(`RunStats`, `durable.storage._tables` draws the key and attributes): 4 shards per task (by
+the run's hash: one busy task writes 4 keys, not one), 8 slots per shard (a ring of
+buckets of 10 minutes: bounded, no expiry needed), each item holding its slot's bucket
+and its share of the lifetime totals.
 
-Cost per run: 1 write at its start (its bucket and its total, one `UpdateItem`), 1 at its
-end, 1 per invocation that schedules step or task retries, plus one write per task per
-process (the task list). A bucket's first write in a slot costs one more (the ring's
-rollover: its guarded add fails, a second write starts the bucket), once per 80 minutes
-of a task's activity per shard. A write is billed by the item's size (1 unit per KB):
-1 unit for a quiet task, 2 to 3 for one whose 8 buckets hold wide duration histograms.
+Cost per run: 1 write at its start (its bucket and its total, one `UpdateItem` of the
+current slot's item), 1 at its end, 1 per invocation that schedules step or task retries,
+plus one write per task per process (the task list). A bucket's first write in a slot
+costs one more (the ring's rollover: its guarded add fails, a second write starts the
+bucket), once per 80 minutes of a task's activity per shard. A write is billed by the
+item's size (1 unit per KB): one slot's item, 0.1 to 0.4 KB as measured by
+`bench/metrics_scale.py`, so 1 unit; 2 only when a bucket's histogram fills most of its
+120 bins (1.6 KB at most with 10-digit amounts).
 
-Reading: `BatchGetItem`s of the counter items (4 keys a task, 100 a request, sent at
-once), one query of the task list, and the active runs from the status
-index (`count_active`: QUEUED, RUNNING, WAITING, RETRYING, one query per status and index
-shard, on the listings' thread pool, at most `ACTIVE_CAP` runs a status read). The
+Reading: `BatchGetItem`s of the counter items (32 keys a task, 100 a request, sent at
+once; 0.5 read unit an item), one query of the task list, and the active runs from the
+status index (`count_active`: QUEUED, RUNNING, WAITING, RETRYING, one query per status and
+index shard, on the listings' thread pool, at most `ACTIVE_CAP` runs a status read). The
 terminal statuses come from the lifetime totals.
 Choosing the index over counters moved at every transition: a transition is a run's own
 write, counters moved beside it would drift for good at each crash between the two (a

@@ -4,8 +4,8 @@ The layout these items take (their keys, which index holds what, and why) is in
 `durable.storage._tables`, which also binds the models to a table (`make_models`). Here are
 only the attributes: an item class per kind of item, the index classes the run item
 declares, and `ErrorMap`, an `ErrorInfo` as a map attribute. The counter items (`STATS#...`)
-have no model: their attributes are named by their counters and ring slots (`t_<name>`,
-`b<slot>_<name>`, `p<slot>`), so `durable.storage.dynamodb.stats` writes them with plain
+have no model: their attributes are named by their counters (`t_<name>`, `b_<name>`, and
+`p` the bucket a ring slot's item holds), so `durable.storage.dynamodb.stats` writes them with plain
 `UpdateItem` requests.
 """
 

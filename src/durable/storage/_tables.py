@@ -10,19 +10,21 @@ Layout (single table, `pk` hash key, `sk` range key):
     IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
     TABLE#CONFIG             CONFIG              the layout version and the index shard count
     PURGE#<k>                PURGE               who purges expiry shard k, until when
-    STATS#<task>#<s>         COUNTERS            a task's counters, shard s: totals and buckets
+    STATS#<task>#<s>         SLOT#<slot>         a task's counters, shard s, ring slot `slot`
     STATS#TASKS              <task_id>           a task that has counters (read by the metrics)
 
-The counter item of a task's shard (`durable.storage.dynamodb.stats`, `durable.services.
-stats`) holds its lifetime totals and a ring of `STATS_BUCKETS` (8) time buckets of 10
-minutes, one number attribute per counter: `t_<name>` a total, `b<slot>_<name>` a counter
-of the bucket in ring slot `slot = bucket % STATS_BUCKETS`, and `p<slot>` the number of
-the bucket that slot holds (its period). The ring keeps the last 8 buckets (80 minutes)
-whatever the age of the table, so the items are bounded (tasks x 4 shards, each at most
-8 x 127 bucket counters + 5 totals: 13 KB with 10-digit amounts, 27 KB with 38-digit
-ones, by `bench/metrics_scale.py`; a few KB for a busy task) and need no expiry. They
-carry no index key: no index, no purge, no listing sees them. The task is escaped as in
-`idempotency_pk`, so `STATS#TASKS` (no second '#') cannot be a task's key.
+The counter items of a task's shard (`durable.storage.dynamodb.stats`, `durable.services.
+stats`) are a ring of `STATS_BUCKETS` (8) items, one per time bucket slot of 10 minutes
+(`slot = bucket % STATS_BUCKETS`), one number attribute per counter: `p` the number of the
+bucket the slot holds (its period), `b_<name>` a counter of that bucket, and `t_<name>`
+the slot's share of the lifetime totals (never cleared: a task's totals are the sum over
+its shards' and slots' items). The ring keeps the last 8 buckets (80 minutes) whatever the
+age of the table, so the items are bounded (tasks x 4 shards x 8 slots, each at most 127
+bucket counters + 5 totals: 1.6 KB with 10-digit amounts, 3.5 KB with 38-digit ones; 0.1
+to 0.4 KB for a busy task, by `bench/metrics_scale.py`) and need no expiry. A counter
+write touches one slot's item only, so it is billed by that item's size, not by the
+ring's. They carry no index key: no index, no purge, no listing sees them. The task is
+escaped as in `idempotency_pk`, so `STATS#TASKS` (no second '#') cannot be a task's key.
 
 Global secondary indexes. Their hash keys are sharded by run: `k = shard_of(run_id, shards)`
 (`durable.storage._shards`), so the runs of the table, of one task or in one status spread
@@ -151,22 +153,18 @@ def event_id_sk(event_id_hash: str) -> str:
 PURGE_LEASE_SK = "PURGE"
 
 STATS_TASKS_PK = "STATS#TASKS"
-STATS_SK = "COUNTERS"
-STATS_TOTAL_PREFIX = "t_"
+STATS_TOTAL_PREFIX = "t_"  # a slot's share of a lifetime total: t_<name>
+STATS_BUCKET_PREFIX = "b_"  # a counter of the bucket the slot holds: b_<name>
+STATS_PERIOD = "p"  # the number of the bucket the slot holds
 
 
 def stats_pk(task_id: str, shard: int) -> str:
     return f"STATS#{escape_key_part(task_id)}#{shard}"
 
 
-def stats_slot_prefix(slot: int) -> str:
-    """The prefix of the attributes of ring slot `slot`'s counters: `b<slot>_<name>`."""
-    return f"b{slot}_"
-
-
-def stats_period_attribute(slot: int) -> str:
-    """The attribute holding the number of the bucket ring slot `slot` holds."""
-    return f"p{slot}"
+def stats_slot_sk(slot: int) -> str:
+    """The sort key of ring slot `slot`'s item under a task's shard (`stats_pk`)."""
+    return f"SLOT#{slot}"
 
 
 def purge_lease_pk(shard: int) -> str:

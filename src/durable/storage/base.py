@@ -289,9 +289,12 @@ class RunStats(Protocol):
       counters; `shard_key` (the run id) picks one of `STATS_SHARDS` shards. A store keeps
       the last `STATS_BUCKETS` buckets of a task: an add to a bucket newer than the one in
       its slot (`bucket % STATS_BUCKETS`) replaces it (rolls the slot over), the window of an
-      add to an older one is dropped (its totals are kept). A shard's totals and ring are
-      one record: an add is one atomic write of both (one more at a rollover). Names are
-      `[a-z0-9_]` only. The first add of a task records the task (`stats_task_ids`).
+      add to an older one is dropped (its totals are kept). Each (shard, slot) is one
+      record holding the slot's bucket and its share of the totals: an add is one atomic
+      write of both to the current slot's record (one more at a rollover, which clears
+      that slot's bucket only, never its totals; the totals are the sum over the
+      records). Names are `[a-z0-9_]` only. The first add of a task records the task
+      (`stats_task_ids`).
     - `read_stats(task_ids, since_bucket, until_bucket)` returns each task's counters: its
       window summed over the buckets it still keeps from `since_bucket` on (up to
       `until_bucket` when given, which lets an adapter read only those slots), its totals;

@@ -1,6 +1,7 @@
 """In-memory `RunStore`: the test kit's backend and the reference for the contract.
 
-Thread-safe (one lock); every method copies nothing because records are frozen.
+Thread-safe (one lock); every method copies nothing because records are frozen. The run
+counters (`RunStats`) are in `durable.storage.memory_stats`, a mixin.
 """
 
 from __future__ import annotations
@@ -26,19 +27,11 @@ from durable.records import (
     RunStatus,
 )
 from durable.storage._shards import shard_of
-from durable.storage.base import (
-    STATS_BUCKETS,
-    STATS_SHARDS,
-    ActiveCounts,
-    RunPage,
-    SlotHeld,
-    TaskCounts,
-    run_id_bound,
-    token_key,
-)
+from durable.storage.base import RunPage, run_id_bound, token_key
+from durable.storage.memory_stats import MemoryRunStats
 
 
-class MemoryRunStore:
+class MemoryRunStore(MemoryRunStats):
     """Keeps everything in dictionaries; behaves like the DynamoDB adapter."""
 
     def __init__(self, index_shards: int = 1) -> None:
@@ -56,9 +49,7 @@ class MemoryRunStore:
         self._batches: dict[tuple[str, int, int], BatchRecord] = {}
         self._batch_results: dict[tuple[str, int, int], dict[int, BatchItemResult]] = {}
         self._purge_leases: dict[int, tuple[str, datetime]] = {}
-        # Counters: (task, shard, slot) -> (bucket, counts); (task, shard) -> lifetime counts.
-        self._stat_buckets: dict[tuple[str, int, int], tuple[int, dict[str, int]]] = {}
-        self._stat_totals: dict[tuple[str, int], dict[str, int]] = {}
+        self._stat_slots = {}  # the counters (`MemoryRunStats`)
         self.writes = 0  # counted for tests and benchmarks
 
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
@@ -370,129 +361,3 @@ class MemoryRunStore:
         results = self._batch_results.get((run_id, task_attempt, position), {})
         indexes = sorted(index for index in results if index >= start)
         return [results[index] for index in indexes[:limit]]
-
-    # Counters (`RunStats`): the same record per task and shard (totals and a ring of
-    # buckets), written in the same steps as on DynamoDB (`durable.storage.dynamodb.stats`).
-
-    def add_stats(
-        self,
-        task_id: str,
-        bucket: int,
-        window: Mapping[str, int],
-        totals: Mapping[str, int],
-        shard_key: str,
-    ) -> None:
-        shard = shard_of(shard_key, STATS_SHARDS)
-        if not window:
-            if totals:
-                self._stats_add_totals(task_id, shard, totals)
-            return
-        for _ in range(2):
-            held = self._stats_try_add(task_id, shard, bucket, window, totals)
-            if held is None:
-                return
-            if held.period is not None and held.period > bucket:
-                break  # the slot holds a newer bucket: this add's is gone from the ring
-            if self._stats_roll(task_id, shard, bucket, held, window, totals):
-                return
-        if totals:
-            self._stats_add_totals(task_id, shard, totals)
-
-    def _stats_try_add(
-        self,
-        task_id: str,
-        shard: int,
-        bucket: int,
-        window: Mapping[str, int],
-        totals: Mapping[str, int],
-    ) -> SlotHeld | None:
-        with self._lock:
-            slot = (task_id, shard, bucket % STATS_BUCKETS)
-            held = self._stat_buckets.get(slot)
-            if held is None or held[0] != bucket:
-                return SlotHeld(
-                    period=None if held is None else held[0],
-                    names=frozenset(held[1] if held else ()),
-                )
-            counts = dict(held[1])
-            _add_into(counts, window)
-            self._stat_buckets[slot] = (bucket, counts)
-            _add_into(self._stat_totals.setdefault((task_id, shard), {}), totals)
-            self.writes += 1
-        return None
-
-    def _stats_roll(
-        self,
-        task_id: str,
-        shard: int,
-        bucket: int,
-        held: SlotHeld,
-        window: Mapping[str, int],
-        totals: Mapping[str, int],
-    ) -> bool:
-        with self._lock:
-            slot = (task_id, shard, bucket % STATS_BUCKETS)
-            current = self._stat_buckets.get(slot)
-            if (None if current is None else current[0]) != held.period:
-                return False
-            # As on DynamoDB, only the counters the failed add saw are removed.
-            counts = {
-                name: amount
-                for name, amount in (current[1] if current else {}).items()
-                if name not in held.names
-            }
-            counts.update(window)
-            self._stat_buckets[slot] = (bucket, counts)
-            _add_into(self._stat_totals.setdefault((task_id, shard), {}), totals)
-            self.writes += 1
-        return True
-
-    def _stats_add_totals(self, task_id: str, shard: int, totals: Mapping[str, int]) -> None:
-        with self._lock:
-            _add_into(self._stat_totals.setdefault((task_id, shard), {}), totals)
-            self.writes += 1
-
-    def read_stats(
-        self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
-    ) -> list[TaskCounts]:
-        last = until_bucket if until_bucket is not None else float("inf")
-        found: list[TaskCounts] = []
-        with self._lock:
-            for task_id in task_ids:
-                window: dict[str, int] = {}
-                totals: dict[str, int] = {}
-                for shard in range(STATS_SHARDS):
-                    for slot in range(STATS_BUCKETS):
-                        bucket, counts = self._stat_buckets.get((task_id, shard, slot), (-1, {}))
-                        if since_bucket <= bucket <= last:
-                            _add_into(window, counts)
-                    _add_into(totals, self._stat_totals.get((task_id, shard), {}))
-                found.append(TaskCounts(task_id, window, totals))
-        return found
-
-    def stats_task_ids(self) -> set[str]:
-        with self._lock:
-            return {task_id for task_id, _ in self._stat_totals} | {
-                task_id for task_id, _, _ in self._stat_buckets
-            }
-
-    def count_active(self, statuses: Collection[RunStatus], cap: int) -> ActiveCounts:
-        counts: dict[str, dict[RunStatus, int]] = {}
-        seen: dict[RunStatus, int] = {}
-        capped: set[RunStatus] = set()
-        with self._lock:
-            for run in self._runs.values():
-                if run.status not in statuses:
-                    continue
-                if seen.get(run.status, 0) >= cap:
-                    capped.add(run.status)
-                    continue
-                seen[run.status] = seen.get(run.status, 0) + 1
-                per_task = counts.setdefault(run.task_id, {})
-                per_task[run.status] = per_task.get(run.status, 0) + 1
-        return ActiveCounts(counts, frozenset(capped))
-
-
-def _add_into(into: dict[str, int], counts: Mapping[str, int]) -> None:
-    for name, amount in counts.items():
-        into[name] = into.get(name, 0) + amount

@@ -1,28 +1,32 @@
 """Counters of runs on DynamoDB (`RunStats`): items beside the runs, never in an index.
 
-Keys and attributes (`durable.storage._tables`): one item `STATS#<task>#<s>` / `COUNTERS`
-per task and shard `s` (one of `STATS_SHARDS` by a hash of the run, so one busy task writes
-4 partitions' keys, not one), holding the lifetime totals (`t_<name>`) and a ring of 8 time
-buckets (`b<slot>_<name>`, and `p<slot>` the bucket the slot holds).
+Keys and attributes (`durable.storage._tables`): one item `STATS#<task>#<s>` / `SLOT#<slot>`
+per task, shard `s` (one of `STATS_SHARDS` by a hash of the run, so one busy task writes
+4 partitions' keys, not one) and ring slot (`slot = bucket % STATS_BUCKETS`, 8 slots of 10
+minutes), holding the bucket the slot holds (`p`), that bucket's counters (`b_<name>`) and
+the slot's share of the lifetime totals (`t_<name>`, never cleared).
 
-- `add_stats` is one `UpdateItem`: `ADD t_x :1, b3_x :1, b3_h<bin> :1` guarded by
-  `p3 = :bucket` (`_stats_try_add`). When the slot holds an older bucket (or none) the
-  guard fails, and DynamoDB sends the item back with the failure
+- `add_stats` is one `UpdateItem` of the current slot's item: `ADD t_x :1, b_x :1,
+  b_h<bin> :1` guarded by `p = :bucket` (`_stats_try_add`). When the slot holds an older
+  bucket (or none) the guard fails, and DynamoDB sends the item back with the failure
   (`ReturnValuesOnConditionCheckFailure`, no read); one rollover write (`_stats_roll`)
-  then sets `p3` and the slot's counters to this add's amounts, removes the slot's other
-  counters and adds the totals, guarded by the slot still holding what the failed add saw.
-  If another writer rolled it first, the `ADD` is tried once more. An add whose bucket is
-  older than the slot's (a writer 80 minutes late) keeps only its totals (an `ADD` of
-  them alone). So an add costs one write, two at the rollover of its slot (every 80
-  minutes of a task's activity, per shard), three when it loses a rollover race; a failed
-  conditional write is billed too. The task is recorded once per process (`STATS#TASKS`,
-  an unconditional put).
+  then sets `p` and the bucket's counters to this add's amounts, removes the item's other
+  `b_` counters and adds the totals, guarded by the slot still holding what the failed add
+  saw. If another writer rolled it first, the `ADD` is tried once more. An add whose
+  bucket is older than the slot's (a writer 80 minutes late) keeps only its totals (an
+  `ADD` of them alone, to the slot's item). So an add costs one write, two at the rollover
+  of its slot (every 80 minutes of a task's activity, per shard), three when it loses a
+  rollover race; a failed conditional write is billed too. Each is billed by one slot's
+  item (one bucket's counters and the slot's totals: 0.1 to 0.4 KB, 1 write unit; 1.6 KB
+  at most with 10-digit amounts, see `bench/metrics_scale.py`), not by the whole ring. The
+  task is recorded once per process (`STATS#TASKS`, an unconditional put).
 - A race the guard does not see: an add to the old bucket between the failed add's answer
   and the rollover (a writer 80 minutes late racing the slot's first of the new bucket)
   adds a counter the rollover does not know to remove, so it stays in the new bucket.
-- `read_stats` is `BatchGetItem`s of the tasks' items (4 keys a task, 100 keys a request,
-  sent at once on the listings' pool), eventually consistent: a figure a second old is
-  fine. The slots whose period is in the range asked for make the window.
+- `read_stats` is `BatchGetItem`s of the tasks' items (32 keys a task: 4 shards x 8 slots,
+  100 keys a request, sent at once on the listings' pool), eventually consistent: a figure
+  a second old is fine. The totals are summed over every item; the bucket counters over
+  the items whose period is in the range asked for.
 - `stats_task_ids` is one query of `STATS#TASKS` (paged).
 - `count_active` queries the status index, each (status, shard) key once, at once on the
   listings' thread pool, reading at most `cap / shards` runs a key, and one more to know
@@ -75,7 +79,7 @@ class DynamoRunStats(DynamoTable):
             self._record_stats_task(task_id)
             if not window:
                 if totals:
-                    self._stats_update(task_id, shard, {}, totals)
+                    self._stats_update(task_id, shard, bucket % STATS_BUCKETS, {}, totals)
                 return
             for _ in range(2):
                 held = self._stats_try_add(task_id, shard, bucket, window, totals)
@@ -88,7 +92,7 @@ class DynamoRunStats(DynamoTable):
             # The window's bucket is gone (or the ring moves faster than this writer): the
             # totals are still counted.
             if totals:
-                self._stats_update(task_id, shard, {}, totals)
+                self._stats_update(task_id, shard, bucket % STATS_BUCKETS, {}, totals)
 
     def _record_stats_task(self, task_id: str) -> None:
         recorded = self.__dict__.setdefault("_stats_tasks_recorded", set())
@@ -114,13 +118,13 @@ class DynamoRunStats(DynamoTable):
     ) -> SlotHeld | None:
         """`ADD` the amounts, guarded by the slot holding `bucket`; what the slot held when
         the guard failed, None when added."""
-        slot = bucket % STATS_BUCKETS
-        prefix = _tables.stats_slot_prefix(slot)
-        period = _tables.stats_period_attribute(slot)
+        prefix = _tables.STATS_BUCKET_PREFIX
+        period = _tables.STATS_PERIOD
         try:
             self._stats_update(
                 task_id,
                 shard,
+                bucket % STATS_BUCKETS,
                 {prefix + name: amount for name, amount in window.items()},
                 totals,
                 condition=("#p = :p", {"#p": period}, {":p": {"N": str(bucket)}}),
@@ -149,10 +153,8 @@ class DynamoRunStats(DynamoTable):
     ) -> bool:
         """Start the slot's bucket with this add's amounts (and add its totals), guarded by
         the slot still holding `held.period`; False when another writer rolled it first."""
-        slot = bucket % STATS_BUCKETS
-        prefix = _tables.stats_slot_prefix(slot)
-        period = _tables.stats_period_attribute(slot)
-        names = {"#p": period}
+        prefix = _tables.STATS_BUCKET_PREFIX
+        names = {"#p": _tables.STATS_PERIOD}
         values: dict[str, Any] = {":p": {"N": str(bucket)}}
         sets = ["#p = :p"]
         for index, (name, amount) in enumerate(sorted(window.items())):
@@ -172,6 +174,7 @@ class DynamoRunStats(DynamoTable):
             self._stats_update(
                 task_id,
                 shard,
+                bucket % STATS_BUCKETS,
                 {},
                 totals,
                 condition=(condition, names, values),
@@ -188,6 +191,7 @@ class DynamoRunStats(DynamoTable):
         self,
         task_id: str,
         shard: int,
+        slot: int,
         adds: Mapping[str, int],
         totals: Mapping[str, int],
         *,
@@ -195,7 +199,7 @@ class DynamoRunStats(DynamoTable):
         sets: list[str] | None = None,
         removes: list[str] | None = None,
     ) -> None:
-        """One `UpdateItem` of the shard's item: `ADD` each of `adds` (attribute names) and
+        """One `UpdateItem` of the slot's item: `ADD` each of `adds` (attribute names) and
         of `totals` (counter names), then the given `SET`s and `REMOVE`s, under `condition`
         (its expression, names and values); the item comes back with a failed condition."""
         names: dict[str, str] = {}
@@ -220,7 +224,7 @@ class DynamoRunStats(DynamoTable):
             "TableName": self.table_name,
             "Key": {
                 "pk": {"S": _tables.stats_pk(task_id, shard)},
-                "sk": {"S": _tables.STATS_SK},
+                "sk": {"S": _tables.stats_slot_sk(slot)},
             },
             "UpdateExpression": " ".join(clauses),
         }
@@ -239,34 +243,29 @@ class DynamoRunStats(DynamoTable):
         self, task_ids: Collection[str], since_bucket: int, until_bucket: int | None = None
     ) -> list[TaskCounts]:
         last = until_bucket if until_bucket is not None else math.inf
-        keys = [
-            (_tables.stats_pk(task_id, shard), _tables.STATS_SK)
-            for task_id in task_ids
-            for shard in range(STATS_SHARDS)
-        ]
+        keys = [key for task_id in task_ids for key in _keys_of_task(task_id)]
         # The requests go out at once, on the listings' pool (100 keys each).
         pool = shard_query_pool()
         chunks = [
             pool.submit(self._batch_get, keys[start : start + _BATCH_GET])
             for start in range(0, len(keys), _BATCH_GET)
         ]
-        items: dict[str, dict[str, Any]] = {}
+        items: dict[tuple[str, str], dict[str, Any]] = {}
         for chunk in chunks:
             for item in chunk.result():
-                items[item["pk"]["S"]] = item
+                items[item["pk"]["S"], item["sk"]["S"]] = item
         found: list[TaskCounts] = []
         for task_id in task_ids:
             window: dict[str, int] = {}
             totals: dict[str, int] = {}
-            for shard in range(STATS_SHARDS):
-                shard_item = items.get(_tables.stats_pk(task_id, shard))
-                if shard_item is None:
+            for key in _keys_of_task(task_id):
+                slot_item = items.get(key)
+                if slot_item is None:
                     continue
-                _add_counters(totals, shard_item, _tables.STATS_TOTAL_PREFIX)
-                for slot in range(STATS_BUCKETS):
-                    held = shard_item.get(_tables.stats_period_attribute(slot))
-                    if held is not None and since_bucket <= int(held["N"]) <= last:
-                        _add_counters(window, shard_item, _tables.stats_slot_prefix(slot))
+                _add_counters(totals, slot_item, _tables.STATS_TOTAL_PREFIX)
+                held = slot_item.get(_tables.STATS_PERIOD)
+                if held is not None and since_bucket <= int(held["N"]) <= last:
+                    _add_counters(window, slot_item, _tables.STATS_BUCKET_PREFIX)
             found.append(TaskCounts(task_id, window, totals))
         return found
 
@@ -331,6 +330,15 @@ class DynamoRunStats(DynamoTable):
                     _tables.status_pk(status, shard), limit=limit, attributes_to_get=["task_id"]
                 )
             ]
+
+
+def _keys_of_task(task_id: str) -> list[tuple[str, str]]:
+    """The keys (pk, sk) of a task's counter items: one per shard and ring slot."""
+    return [
+        (_tables.stats_pk(task_id, shard), _tables.stats_slot_sk(slot))
+        for shard in range(STATS_SHARDS)
+        for slot in range(STATS_BUCKETS)
+    ]
 
 
 def _add_counters(into: dict[str, int], item: Mapping[str, Any], prefix: str) -> None:
