@@ -75,6 +75,10 @@ test: lint typecheck browser sam-local-setup $(STAMP) $(SAM_STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/list_runs.py
+	$(BIN)/python bench/timeline_poll.py
+	$(BIN)/python bench/run_logs.py
+	$(BIN)/python -m bench.tasks_listing
+	$(BIN)/python bench/telemetry_overhead.py
 
 # The capacity model on AWS (bench/capacity.py): a few hundred runs measured on moto in
 # process, then the model and its simulation at 1,000 and 10,000 runs/s (about a minute).
