@@ -9,7 +9,7 @@ OpenAPI document describes; instants are ISO-8601 UTC strings.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
@@ -105,48 +105,6 @@ class VersionBody(BaseModel):
     code: str
 
 
-class RunBody(BaseModel):
-    """A run: status, payload, result or error, attempts, timestamps and version."""
-
-    run_id: str
-    task_id: str
-    status: RunStatus
-    payload: Any
-    result: Any
-    error: ErrorBody | None
-    attempts: int
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    idempotency_key: str | None
-    version: VersionBody
-    waiting_for: str | None
-    wake_at: datetime | None
-    parent_run_id: str | None
-
-    @classmethod
-    def of(cls, view: RunInfoView) -> RunBody:
-        return cls(
-            run_id=view.run_id,
-            task_id=view.task_id,
-            status=view.status,
-            payload=view.payload,
-            result=view.result,
-            error=ErrorBody.of(view.error),
-            attempts=view.attempts,
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            started_at=view.started_at,
-            finished_at=view.finished_at,
-            idempotency_key=view.idempotency_key,
-            version=VersionBody(task=view.task_version, code=view.code_version),
-            waiting_for=view.waiting_for,
-            wake_at=view.wake_at,
-            parent_run_id=view.parent_run_id,
-        )
-
-
 class RunSummary(BaseModel):
     """A run as the runs list shows it: no payload, no result (`GET /runs/{id}` has them)."""
 
@@ -164,20 +122,43 @@ class RunSummary(BaseModel):
     error: ErrorBody | None
 
     @classmethod
-    def of(cls, view: RunInfoView) -> RunSummary:
+    def of(cls, view: RunInfoView) -> Self:
+        return cls(**cls._summary_fields(view))
+
+    @staticmethod
+    def _summary_fields(view: RunInfoView) -> dict[str, Any]:
+        return {
+            "run_id": view.run_id,
+            "task_id": view.task_id,
+            "status": view.status,
+            "attempts": view.attempts,
+            "created_at": view.created_at,
+            "updated_at": view.updated_at,
+            "started_at": view.started_at,
+            "finished_at": view.finished_at,
+            "waiting_for": view.waiting_for,
+            "wake_at": view.wake_at,
+            "parent_run_id": view.parent_run_id,
+            "error": ErrorBody.of(view.error),
+        }
+
+
+class RunBody(RunSummary):
+    """A run: its summary, with its payload and result, idempotency key and version."""
+
+    payload: Any
+    result: Any
+    idempotency_key: str | None
+    version: VersionBody
+
+    @classmethod
+    def of(cls, view: RunInfoView) -> Self:
         return cls(
-            run_id=view.run_id,
-            task_id=view.task_id,
-            status=view.status,
-            attempts=view.attempts,
-            created_at=view.created_at,
-            updated_at=view.updated_at,
-            started_at=view.started_at,
-            finished_at=view.finished_at,
-            waiting_for=view.waiting_for,
-            wake_at=view.wake_at,
-            parent_run_id=view.parent_run_id,
-            error=ErrorBody.of(view.error),
+            **cls._summary_fields(view),
+            payload=view.payload,
+            result=view.result,
+            idempotency_key=view.idempotency_key,
+            version=VersionBody(task=view.task_version, code=view.code_version),
         )
 
 
