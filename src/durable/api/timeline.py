@@ -29,7 +29,8 @@ RunId = Annotated[str, Path(max_length=512, description="the run's id")]
 
 _INPUT = (
     'arguments, {"args": [...], "kwargs": {...}} (up to 4 KB of JSON, else {"omitted": '
-    '"<why>"}); null for a step without arguments or one recorded before inputs were kept'
+    '"<why>"}); null for a step without arguments, an attempt still running or lost with '
+    "its invocation, and logs written before inputs were kept"
 )
 
 
