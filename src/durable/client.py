@@ -35,7 +35,7 @@ from durable.settings import get_settings
 from durable.storage.base import RunStore
 from durable.storage.log_cache import LogCache
 from durable.task import TaskDefinition, TaskRegistry, default_registry
-from durable.timeline import build_timeline
+from durable.timeline import build_timeline, decoded_input
 from durable.timeline import redacted_token as _redacted_token
 from durable.timeline import redacted_wait as _redacted_wait
 from durable.values import ValueCodec
@@ -103,6 +103,7 @@ class HistoryEntry:
     error: ErrorInfo | None
     wake_at: datetime | None
     started_at: datetime | None = None  # step ends: when that attempt began
+    input: Any = None  # step ends: that attempt's arguments (a bounded preview), decoded
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,7 @@ class HistoryEntry:
             "error": self.error.to_dict() if self.error else None,
             "wake_at": _iso(self.wake_at),
             "started_at": _iso(self.started_at),
+            "input": self.input,
         }
 
 
@@ -453,4 +455,5 @@ class Client:
             error=cp.error,
             wake_at=cp.wake_at,
             started_at=cp.started_at,
+            input=decoded_input(cp.input),
         )

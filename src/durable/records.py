@@ -145,7 +145,8 @@ class Checkpoint:
     an entry consumed (EVENT_RECEIVED, CALLBACK_COMPLETED, CALLBACK_FAILED): that event is
     never delivered again, and its inbox item is deleted once the entry is written. Entries
     written before ids were recorded have none (see `durable.inbox`). `started_at` is when
-    the step attempt an entry ends began (step ends only).
+    the step attempt an entry ends began (step ends only); `input` is that attempt's
+    arguments as bounded JSON text (`durable.operations.step_input`).
     """
 
     seq: int
@@ -162,6 +163,10 @@ class Checkpoint:
     # When the step attempt this entry ends began (STEP_COMPLETED, STEP_FAILED): metadata
     # for the run's timeline; replay never compares it. Older logs have none.
     started_at: datetime | None = None
+    # A fresh step attempt's arguments (STEP_COMPLETED, STEP_FAILED): JSON text of at most
+    # `step_input.MAX_INPUT_PREVIEW` bytes, or a note of why they were left out; None for
+    # a step without arguments and in older logs. Metadata: replay never reads it.
+    input: str | None = None
 
     @property
     def operation_kind(self) -> str:

@@ -4,12 +4,15 @@
 records of its fan-outs (the caller reads those, one item a batch) and returns the JSON
 shape the run page draws: task attempts as bands; one operation per durable call, in
 position order, with step attempts and the labelled backoff gaps between them, what
-ended each wait (timer, event, callback, timeout), child run ids, batch progress.
+ended each wait (timer, event, callback, timeout), child run ids, batch progress. Each
+step attempt carries its `input` (the argument preview its end recorded), and a step its
+latest attempt's.
 Callback tokens are redacted here for every view (`redacted_token`, `redacted_wait`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -41,6 +44,16 @@ def redacted_wait(waiting_for: str | None) -> str | None:
     if waiting_for is not None and waiting_for.startswith("callback:"):
         return "callback:" + redacted_token(waiting_for.removeprefix("callback:"))
     return waiting_for
+
+
+def decoded_input(text: str | None) -> Any:
+    """A step end's recorded input (`Checkpoint.input`) as JSON values; None when absent."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # written by no version of this library: shown, not fatal
+        return {"omitted": "unreadable input preview"}
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -229,6 +242,7 @@ class _Operations:
             "batch": None,
             "attempts": [],
             "gaps": [],
+            "input": None,
             "seqs": [cp.seq for cp in entries],
         }
 
@@ -351,6 +365,7 @@ class _Operations:
                     "outcome": "running",
                     "error": None,
                     "retry_at": None,
+                    "input": None,
                 },
             )
             if cp.kind is K.STEP_STARTED:
@@ -358,6 +373,7 @@ class _Operations:
                 continue
             bar["started_at"] = _iso(cp.started_at) or bar["started_at"]
             bar["ended_at"] = _iso(cp.at)
+            bar["input"] = decoded_input(cp.input)
             if cp.kind is K.STEP_COMPLETED:
                 bar["outcome"] = "completed"
                 op["value"] = self._value(cp)
@@ -370,6 +386,8 @@ class _Operations:
         bars = [attempts[number] for number in sorted(attempts)]
         op["attempts"] = bars
         op["gaps"] = _gaps(bars)
+        recorded = [bar["input"] for bar in bars if bar["input"] is not None]
+        op["input"] = recorded[-1] if recorded else None
         starts = [bar["started_at"] for bar in bars if bar["started_at"]]
         op["started_at"] = starts[0] if starts else _iso(entries[0].at)
         last = bars[-1] if bars else None

@@ -1,11 +1,13 @@
 """The dashboard's run page (`/runs/{id}`) in Debian's Chromium, against the session's
 `durable dev`: a step that failed twice is three attempt bars with two labelled backoff
-gaps, and its details carry the error and a collapsible traceback; a child run's bar links
-to the child's page and back; a deep link loads the run; a finished run offers no cancel;
-the run's log lines appear while it runs; the page fits a 1,280 px screen."""
+gaps, and its details carry the attempt's input (above its output), the error and a
+collapsible traceback; a child run's bar links to the child's page and back; a deep link
+loads the run; a finished run offers no cancel; the run's log lines appear while it runs;
+the page fits a 1,280 px screen."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,9 +82,17 @@ def test_a_step_that_failed_twice_shows_three_attempts_and_two_backoff_gaps(
     expect(traceback.locator("pre")).to_be_hidden()  # collapsed until asked for
     traceback.locator("summary").click()
     expect(traceback.locator("pre")).to_contain_text("Traceback (most recent call last)")
+    # What the attempt was given: the step's arguments (its directory, the failures to make)
+    given = details.locator('pre.json[data-part="input"]')
+    expect(given).to_contain_text('"args"')
+    expect(given).to_contain_text(json.dumps(str(tmp_path)))
+    expect(given).to_contain_text(re.compile(r",\s*2\s*\]"))
     bars.nth(2).click()
     expect(details).to_contain_text("step attempt 3")
-    expect(details.locator("pre.json")).to_contain_text('"calls": 3')
+    expect(details.locator('pre.json[data-part="output"]')).to_contain_text('"calls": 3')
+    expect(given).to_contain_text(json.dumps(str(tmp_path)))
+    headings = details.locator("h4").all_inner_texts()
+    assert headings.index("input") < headings.index("output")  # input above output
 
     # What the task and the step logged, one line per attempt of the step.
     logs = p.locator("#logs .log-line")

@@ -117,7 +117,8 @@ def problems(reference: Outcome, crashed: Outcome) -> list[str]:
 
 def _timeline_problems(env: TestEnvironment, run_ids: list[str]) -> list[str]:
     """What the run page would draw wrong of the logs a crash left: every entry drawn
-    once, each step attempt starting before it ends, one band a task attempt."""
+    once, each step attempt starting before it ends, one band a task attempt, the input of
+    each completed submit and compensation step."""
     found: list[str] = []
     for run_id in run_ids:
         timeline = env.client.timeline(run_id)
@@ -132,7 +133,21 @@ def _timeline_problems(env: TestEnvironment, run_ids: list[str]) -> list[str]:
                 start, end = bar["started_at"], bar["ended_at"]
                 if start and end and datetime.fromisoformat(start) > datetime.fromisoformat(end):
                     found.append(f"timeline of {run_id}: {op['name']} ends before it starts")
+                found.extend(_input_problems(run_id, op["name"], bar))
     return found
+
+
+def _input_problems(run_id: str, name: str, bar: dict[str, Any]) -> list[str]:
+    """A submit or compensation step is given one argument: each attempt that completed shows
+    it (a callback's token redacted), whatever crash came before."""
+    given = bar.get("input")
+    if not name.startswith(("submit:", "compensate:")) or bar["outcome"] != "completed":
+        return []
+    if not isinstance(given, dict) or len(given.get("args", [])) != 1:
+        return [f"timeline of {run_id}: {name} attempt {bar['attempt']} shows input {given!r}"]
+    if name.startswith("submit:") and not str(given["args"][0]).endswith("…"):
+        return [f"timeline of {run_id}: {name} shows its callback token whole"]
+    return []
 
 
 def _double_executions(reference: Outcome, crashed: Outcome) -> list[str]:

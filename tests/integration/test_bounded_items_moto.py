@@ -1,17 +1,21 @@
 """Bounded items on moto, measured as DynamoDB stores them: a batch's end entry does not grow
-with the batch, and an inbox holds only what is still to be consumed."""
+with the batch, an inbox holds only what is still to be consumed, and a step's end holds at
+most 4 KB of its input preview, never a blob of it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 
-from durable import Context, TaskRegistry, task
-from durable.records import CheckpointKind
+from durable import Context, RetryPolicy, TaskRegistry, task
+from durable.operations.step_input import MAX_INPUT_PREVIEW
+from durable.records import MAX_ERROR_MESSAGE, MAX_TRACEBACK, CheckpointKind
 from durable.serialization import dumps
 from durable.storage import _tables
 from durable.testing import TestEnvironment
+from durable.values import DEFAULT_INLINE_LIMIT
 
 
 def item_size(item: dict[str, Any]) -> int:
@@ -101,3 +105,47 @@ def test_the_inbox_holds_only_unconsumed_events_on_moto() -> None:
 
     assert info.result == [0, 1, 2]
     assert left == ["tock"]
+
+
+def _step_end_items(env: TestEnvironment, run_id: str) -> dict[str, dict[str, Any]]:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    items: dict[str, dict[str, Any]] = {}
+    for cp in env.store.load_history(run_id):
+        if cp.kind in (CheckpointKind.STEP_COMPLETED, CheckpointKind.STEP_FAILED):
+            key = {"pk": {"S": _tables.run_pk(run_id)}, "sk": {"S": _tables.checkpoint_sk(cp.seq)}}
+            items[f"{cp.kind}:{cp.name}"] = client.get_item(
+                TableName=env.store.table_name,  # type: ignore[attr-defined]
+                Key=key,
+                ConsistentRead=True,
+            )["Item"]
+    return items
+
+
+def test_a_step_end_with_its_input_preview_stays_bounded_and_puts_no_blob() -> None:
+    registry = TaskRegistry()
+    frame = len('{"args":[""],"kwargs":{}}')
+    at_bound = "y" * (MAX_INPUT_PREVIEW - frame)
+
+    def fail_loudly(text: str) -> None:
+        raise ValueError("m" * 2 * MAX_ERROR_MESSAGE)  # cut to MAX_ERROR_MESSAGE
+
+    @task(id="big-inputs", registry=registry, retry=RetryPolicy(max_attempts=1))
+    def big_inputs(ctx: Context, payload: None) -> None:
+        # a 1 MB argument and a value just under the inline limit: the item holds a note
+        ctx.step("big", lambda text: text[: DEFAULT_INLINE_LIMIT - 1024], "x" * 1_000_000)
+        ctx.step("fails", fail_loudly, at_bound)
+
+    with TestEnvironment(backend="moto", registry=registry) as env:
+        run = env.trigger("big-inputs")
+        env.run_until_complete(run.run_id)
+        items = _step_end_items(env, run.run_id)
+        s3 = boto3.client("s3", region_name="us-east-1")
+        bucket = env.blobs._bucket  # type: ignore[attr-defined]
+        blobs = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+
+    big, failed = items["step_completed:big"], items["step_failed:fails"]
+    assert json.loads(big["input"]["S"]) == {"omitted": "input is over 4 KB, the preview's bound"}
+    assert item_size(big) < DEFAULT_INLINE_LIMIT + 1024  # the value, the note, small fields
+    assert len(failed["input"]["S"].encode()) == MAX_INPUT_PREVIEW
+    assert item_size(failed) < MAX_ERROR_MESSAGE + MAX_TRACEBACK + MAX_INPUT_PREVIEW + 1024
+    assert [blob["Key"] for blob in blobs if run.run_id in blob["Key"]] == []

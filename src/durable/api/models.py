@@ -190,6 +190,11 @@ class HistoryEntryBody(BaseModel):
     started_at: datetime | None = Field(
         default=None, description="step ends: when that step attempt began"
     )
+    input: Any = Field(
+        default=None,
+        description='step ends: that attempt\'s arguments, {"args": [...], "kwargs": {...}} '
+        '(up to 4 KB of JSON, else {"omitted": "<why>"}); null for no arguments',
+    )
 
     @classmethod
     def of(cls, entry: HistoryEntry) -> HistoryEntryBody:
@@ -205,6 +210,7 @@ class HistoryEntryBody(BaseModel):
             error=ErrorBody.of(entry.error),
             wake_at=entry.wake_at,
             started_at=entry.started_at,
+            input=entry.input,
         )
 
 

@@ -27,6 +27,13 @@ from durable.records import RunStatus
 RunId = Annotated[str, Path(max_length=512, description="the run's id")]
 
 
+_INPUT = (
+    'arguments, {"args": [...], "kwargs": {...}} (up to 4 KB of JSON, else {"omitted": '
+    '"<why>"}); null for a step without arguments, an attempt still running or lost with '
+    "its invocation, and logs written before inputs were kept"
+)
+
+
 class TimelineError(BaseModel):
     """An error as the run page shows it: type, message and traceback."""
 
@@ -66,6 +73,7 @@ class StepAttemptBar(BaseModel):
     outcome: Literal["failed", "completed", "running"]
     error: TimelineError | None
     retry_at: datetime | None
+    input: Any = Field(default=None, description=_INPUT)
 
 
 class BackoffGap(BaseModel):
@@ -122,6 +130,7 @@ class TimelineOperation(BaseModel):
     gaps: list[BackoffGap]
     seqs: list[int] = Field(description="the checkpoint seqs this operation is made of")
     token: str | None = Field(default=None, description="a callback's token, redacted")
+    input: Any = Field(default=None, description="a step's: its latest attempt's " + _INPUT)
 
 
 class TimelineResponse(BaseModel):

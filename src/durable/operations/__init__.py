@@ -8,6 +8,7 @@ position bookkeeping (the next operation's position, the next log slot, replay o
     attempt.py       the shared base: positions, log slots, fresh-operation checks, suspending
     observer.py      the optional hook telemetry stands on: replayed operations, step attempts
     steps.py         ctx.step, @step, retries, timeouts, lost attempts
+    step_input.py    a fresh step attempt's input preview: its arguments as bounded JSON
     heartbeats.py    ctx.heartbeat, ctx.step_id, ctx.heartbeat_details (inside a step)
     compensation.py  ctx.compensate: completed steps' undo functions, newest first
     sleeps.py        ctx.sleep, ctx.sleep_until

@@ -197,6 +197,7 @@ class Attempt:
         wake_at: datetime | None = None,
         inbox_id: str | None = None,
         started_at: datetime | None = None,
+        input: str | None = None,
     ) -> Checkpoint:
         """Record one entry of the operation at `position` in the next log slot."""
         checkpoint = Checkpoint(
@@ -212,6 +213,7 @@ class Attempt:
             wake_at=wake_at,
             inbox_id=inbox_id,
             started_at=started_at,
+            input=input,
         )
         self.append_raw(checkpoint)
         return checkpoint

@@ -4,7 +4,8 @@ Log entries at a step's position, in order: `step_started` (only for a step that
 an attempt began: at-most-once, or bounded by a timeout), `step_heartbeat`s, then
 `step_failed` per failed attempt (with the retry instant, or none when it failed for good)
 or `step_completed` with the value; both ends carry when their attempt began (`started_at`:
-the run's timeline draws each attempt from it; replay never reads it). Replay rule: a
+the run's timeline draws each attempt from it; replay never reads it) and the attempt's
+arguments (`input`: a bounded preview, `durable.operations.step_input`). Replay rule: a
 completed step returns its recorded value without running; a started attempt with no end
 died with its invocation and counts as a failed attempt (an at-most-once step is never run
 again).
@@ -27,6 +28,7 @@ from durable.engine.outcomes import HandedOver
 from durable.engine.retry import NO_RETRY, RetryPolicy, is_non_retryable
 from durable.errors import StepFailedError, StepTimeoutError
 from durable.operations.attempt import Attempt, Suspend
+from durable.operations.step_input import input_preview
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
 from durable.serialization import JsonData, dumps
 
@@ -90,6 +92,7 @@ class StepPlan:
     replayed: bool = False
     result: Any = None
     started: datetime | None = None
+    input: str | None = None  # the fresh attempt's argument preview, recorded at its end
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +199,8 @@ def run_step(
     """Run a planned step to its checkpoint (a coroutine function is run to completion)."""
     if plan.replayed:
         return plan.result
+    # Before the body runs: what it was given, even if it mutates its arguments.
+    plan.input = input_preview(args, kwargs, attempt.callback_expiries)
     tokens = _enter_step(attempt, plan)
     try:
         value = fn(*args, **kwargs)
@@ -213,6 +218,8 @@ async def run_step_async(
     """Run a planned step to its checkpoint, awaiting it in the task's event loop."""
     if plan.replayed:
         return plan.result
+    # Before the body runs: what it was given, even if it mutates its arguments.
+    plan.input = input_preview(args, kwargs, attempt.callback_expiries)
     tokens = _enter_step(attempt, plan)
     try:
         value = fn(*args, **kwargs)
@@ -290,7 +297,15 @@ def _fail_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, exc: Excep
         exc, traceback.format_exc(), non_retryable=is_non_retryable(exc, plan.policy)
     )
     retry_at = record_step_failure(
-        attempt, plan.position, plan.name, plan.attempt, error, plan.policy, exc, plan.started
+        attempt,
+        plan.position,
+        plan.name,
+        plan.attempt,
+        error,
+        plan.policy,
+        exc,
+        plan.started,
+        input=plan.input,
     )
     assert retry_at is not None
     raise attempt.suspend_until(RunStatus.RETRYING, retry_at) from None
@@ -307,6 +322,7 @@ def _finish_step(attempt: Attempt, plan: StepPlan, tokens: _StepTokens, value: A
         step_attempt=plan.attempt,
         value=stored,
         started_at=plan.started,
+        input=plan.input,
     )
     # Task code gets what every replay will get, never the raw value (a datetime or a
     # tuple would come back as a string or a list on replay only). Decoded after the
@@ -327,10 +343,13 @@ def record_step_failure(
     policy: RetryPolicy,
     exc: BaseException,
     started_at: datetime | None = None,
+    *,
+    input: str | None = None,
 ) -> datetime | None:
     """Record a failed attempt; raise StepFailedError when it was the last one.
 
-    `started_at` is when the attempt began (timeline metadata; replay never reads it).
+    `started_at` is when the attempt began and `input` its argument preview (timeline
+    metadata; replay never reads them).
     """
     if policy.allows_retry(step_attempt, exc) and not error.non_retryable:
         delay = policy.delay(step_attempt, f"{attempt.run.id}:{position}")
@@ -343,6 +362,7 @@ def record_step_failure(
             error=error,
             wake_at=retry_at,
             started_at=started_at,
+            input=input,
         )
         return retry_at
     attempt.record(
@@ -352,5 +372,6 @@ def record_step_failure(
         step_attempt=step_attempt,
         error=error,
         started_at=started_at,
+        input=input,
     )
     raise StepFailedError(name, error.type, error.message, error.non_retryable) from exc

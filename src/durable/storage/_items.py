@@ -173,6 +173,9 @@ class CheckpointItem(Model):
     cp_wake_at = UTCDateTimeAttribute(null=True)
     inbox_id = UnicodeAttribute(null=True)  # the inbox event the entry consumed, if any
     started_at = UTCDateTimeAttribute(null=True)  # a step attempt's start (absent in old logs)
+    # A step attempt's argument preview: at most 4 KB (`step_input.MAX_INPUT_PREVIEW`), so
+    # that an end item stays far below 400 KB beside its inline value and bounded error.
+    input = UnicodeAttribute(null=True)
 
 
 class InboxItem(Model):

@@ -195,12 +195,15 @@
       const links = (op.batch.child_run_ids || []).slice(0, 20).map((id) => el("a", { href: D.runUrl(id), dataset: { nav: "" } }, id.slice(-12)));
       box.append(el("p", {}, op.batch.completed + " of " + op.batch.total + " done, " + op.batch.failed + " failed"), el("p", { className: "links" }, ...links.flatMap((link) => [link, " "])));
     }
+    // A step attempt's input (its arguments, or a note of why they were left out), above
+    // what came out of it; a step's bar shows its latest attempt's.
+    const input = attempt ? attempt.input : op.input;
+    if (input !== null && input !== undefined) box.append(el("h4", {}, "input"), el("pre", { className: "json", dataset: { part: "input" } }, D.pretty(input)));
     const error = errorBox(attempt ? attempt.error : op.error);
     if (error) box.append(error);
     if (!attempt || attempt.outcome === "completed") {
-      if (op.value !== null && op.value !== undefined) box.append(el("h4", {}, "output"), el("pre", { className: "json" }, D.pretty(op.value)));
+      if (op.value !== null && op.value !== undefined) box.append(el("h4", {}, "output"), el("pre", { className: "json", dataset: { part: "output" } }, D.pretty(op.value)));
     }
-    if (op.input !== undefined && op.input !== null) box.append(el("h4", {}, "input"), el("pre", { className: "json" }, D.pretty(op.input)));
     const others = (op.attempts || []).filter((item) => item !== attempt && item.error);
     if (others.length) {
       const list = el("details", {}, el("summary", {}, "errors of the other attempts"));

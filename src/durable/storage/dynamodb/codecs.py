@@ -89,6 +89,7 @@ def checkpoint_record(item: CheckpointItem) -> Checkpoint:
         wake_at=item.cp_wake_at,
         inbox_id=item.inbox_id,
         started_at=item.started_at,
+        input=item.input,
     )
 
 

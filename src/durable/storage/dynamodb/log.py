@@ -36,6 +36,7 @@ class DynamoRunLog(DynamoTable):
             cp_wake_at=checkpoint.wake_at,
             inbox_id=checkpoint.inbox_id,
             started_at=checkpoint.started_at,
+            input=checkpoint.input,
         )
         self._save_new(
             item,
