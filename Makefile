@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_logs.py
 	$(BIN)/python -m bench.tasks_listing
 	$(BIN)/python bench/telemetry_overhead.py
+	$(BIN)/python bench/step_input.py
 
 # The capacity model on AWS (bench/capacity.py): a few hundred runs measured on moto in
 # process, then the model and its simulation at 1,000 and 10,000 runs/s (about a minute).

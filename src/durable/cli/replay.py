@@ -58,9 +58,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 if cursor:
                     query["cursor"] = cursor
                 page = call(transport, "GET", "/runs", query=query)
-                for run in page.get("runs", []):
-                    if run["run_id"] not in seen:
-                        seen.add(run["run_id"])
+                for summary in page.get("runs", []):
+                    if summary["run_id"] not in seen:
+                        seen.add(summary["run_id"])
+                        # The list carries summaries: the run itself holds the payload.
+                        run = call(transport, "GET", f"/runs/{path_segment(summary['run_id'])}")
                         yield fetch(transport, run)
                 cursor = page.get("next_cursor")
                 if not cursor:
