@@ -32,7 +32,11 @@ def _instants() -> tuple[datetime, datetime]:
 def _scheduled_runs(api: httpx.Client) -> list[dict[str, Any]]:
     response = api.get("/runs", params={"task_id": "e2e-scheduled", "limit": 100})
     response.raise_for_status()
-    runs: list[dict[str, Any]] = response.json()["runs"]
+    # The list carries summaries: each run is read whole, for its result.
+    runs: list[dict[str, Any]] = [
+        api.get(f"/runs/{summary['run_id']}").raise_for_status().json()
+        for summary in response.json()["runs"]
+    ]
     return sorted(runs, key=lambda run: run["started_at"])
 
 

@@ -24,6 +24,7 @@ SUMMARY_FIELDS = {
     "waiting_for",
     "wake_at",
     "parent_run_id",
+    "idempotency_key",  # bounded (256 characters), and how a caller finds its run
     "error",
 }
 

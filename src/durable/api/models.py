@@ -119,6 +119,7 @@ class RunSummary(BaseModel):
     waiting_for: str | None
     wake_at: datetime | None
     parent_run_id: str | None
+    idempotency_key: str | None
     error: ErrorBody | None
 
     @classmethod
@@ -139,16 +140,16 @@ class RunSummary(BaseModel):
             "waiting_for": view.waiting_for,
             "wake_at": view.wake_at,
             "parent_run_id": view.parent_run_id,
+            "idempotency_key": view.idempotency_key,
             "error": ErrorBody.of(view.error),
         }
 
 
 class RunBody(RunSummary):
-    """A run: its summary, with its payload and result, idempotency key and version."""
+    """A run: its summary, with its payload, result and version."""
 
     payload: Any
     result: Any
-    idempotency_key: str | None
     version: VersionBody
 
     @classmethod
@@ -157,7 +158,6 @@ class RunBody(RunSummary):
             **cls._summary_fields(view),
             payload=view.payload,
             result=view.result,
-            idempotency_key=view.idempotency_key,
             version=VersionBody(task=view.task_version, code=view.code_version),
         )
 
