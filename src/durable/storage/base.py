@@ -270,6 +270,58 @@ class SlotHeld:
     names: frozenset[str]
 
 
+class StatsRingSteps(Protocol):
+    """An adapter's steps of a counter add (see `SlotHeld`), for `add_to_stats_ring`."""
+
+    def _stats_try_add(
+        self,
+        task_id: str,
+        shard: int,
+        bucket: int,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
+    ) -> SlotHeld | None: ...
+
+    def _stats_roll(
+        self,
+        task_id: str,
+        shard: int,
+        bucket: int,
+        held: SlotHeld,
+        window: Mapping[str, int],
+        totals: Mapping[str, int],
+    ) -> bool: ...
+
+    def _stats_add_totals(
+        self, task_id: str, shard: int, bucket: int, totals: Mapping[str, int]
+    ) -> None: ...
+
+
+def add_to_stats_ring(
+    steps: StatsRingSteps,
+    task_id: str,
+    shard: int,
+    bucket: int,
+    window: Mapping[str, int],
+    totals: Mapping[str, int],
+) -> None:
+    """`RunStats.add_stats` on an adapter's steps: the add; on a slot holding an older
+    bucket (or none), its rollover, and the add once more if another writer rolled it
+    first. An add whose bucket has left the ring (the slot holds a newer one), or that
+    loses the race twice, still counts its totals."""
+    if window:
+        for _ in range(2):
+            held = steps._stats_try_add(task_id, shard, bucket, window, totals)
+            if held is None:
+                return
+            if held.period is not None and held.period > bucket:
+                break  # the slot holds a newer bucket: this add's is gone from the ring
+            if steps._stats_roll(task_id, shard, bucket, held, window, totals):
+                return
+    if totals:
+        steps._stats_add_totals(task_id, shard, bucket, totals)
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveCounts:
     """Runs not yet ended, per task and status, from the status index; `capped` names the

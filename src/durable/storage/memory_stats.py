@@ -17,6 +17,7 @@ from durable.storage.base import (
     ActiveCounts,
     SlotHeld,
     TaskCounts,
+    add_to_stats_ring,
 )
 
 
@@ -47,21 +48,7 @@ class MemoryRunStats:
         totals: Mapping[str, int],
         shard_key: str,
     ) -> None:
-        shard = shard_of(shard_key, STATS_SHARDS)
-        if not window:
-            if totals:
-                self._stats_add_totals(task_id, shard, bucket, totals)
-            return
-        for _ in range(2):
-            held = self._stats_try_add(task_id, shard, bucket, window, totals)
-            if held is None:
-                return
-            if held.period is not None and held.period > bucket:
-                break  # the slot holds a newer bucket: this add's is gone from the ring
-            if self._stats_roll(task_id, shard, bucket, held, window, totals):
-                return
-        if totals:
-            self._stats_add_totals(task_id, shard, bucket, totals)
+        add_to_stats_ring(self, task_id, shard_of(shard_key, STATS_SHARDS), bucket, window, totals)
 
     def _stats_try_add(
         self,

@@ -54,6 +54,7 @@ from durable.storage.base import (
     ActiveCounts,
     SlotHeld,
     TaskCounts,
+    add_to_stats_ring,
 )
 from durable.storage.dynamodb.table import DynamoTable
 from durable.storage.dynamodb.translation import CONDITION_FAILED, response_code, translated
@@ -74,25 +75,16 @@ class DynamoRunStats(DynamoTable):
         totals: Mapping[str, int],
         shard_key: str,
     ) -> None:
-        shard = shard_of(shard_key, STATS_SHARDS)
         with translated("add_stats"):
             self._record_stats_task(task_id)
-            if not window:
-                if totals:
-                    self._stats_update(task_id, shard, bucket % STATS_BUCKETS, {}, totals)
-                return
-            for _ in range(2):
-                held = self._stats_try_add(task_id, shard, bucket, window, totals)
-                if held is None:
-                    return
-                if held.period is not None and held.period > bucket:
-                    break  # the slot holds a newer bucket: this add's is gone from the ring
-                if self._stats_roll(task_id, shard, bucket, held, window, totals):
-                    return
-            # The window's bucket is gone (or the ring moves faster than this writer): the
-            # totals are still counted.
-            if totals:
-                self._stats_update(task_id, shard, bucket % STATS_BUCKETS, {}, totals)
+            add_to_stats_ring(
+                self, task_id, shard_of(shard_key, STATS_SHARDS), bucket, window, totals
+            )
+
+    def _stats_add_totals(
+        self, task_id: str, shard: int, bucket: int, totals: Mapping[str, int]
+    ) -> None:
+        self._stats_update(task_id, shard, bucket % STATS_BUCKETS, {}, totals)
 
     def _record_stats_task(self, task_id: str) -> None:
         recorded = self.__dict__.setdefault("_stats_tasks_recorded", set())
