@@ -64,6 +64,9 @@ class CheckpointKind(StrEnum):
     BATCH_COMPLETED = "batch_completed"
     BATCH_FAILED = "batch_failed"  # too many children failed; value as for BATCH_COMPLETED
     ATTEMPT_FAILED = "attempt_failed"  # the task attempt failed; wake_at is the retry time
+    # Someone acted on the run (`durable.services.audit`): name is the action (resume,
+    # retry, cancel...), value a JSON object {"by": caller, ...details}. Replay never reads it.
+    RUN_ACTION = "run_action"
 
 
 # What an error may take of a DynamoDB item (400 KB in all, with a payload and a result of
@@ -197,6 +200,7 @@ _OPERATION_OF_KIND = {
     CheckpointKind.BATCH_COMPLETED: "batch",
     CheckpointKind.BATCH_FAILED: "batch",
     CheckpointKind.ATTEMPT_FAILED: "attempt",
+    CheckpointKind.RUN_ACTION: "action",
 }
 
 
