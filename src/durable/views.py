@@ -1,0 +1,103 @@
+"""What callers see of runs: `RunInfoView` (a run, values decoded), `HistoryEntry` (one
+checkpoint) and `RunList` (a page of runs). The client builds them; the HTTP API and the CLI
+render their `to_dict()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from durable.records import ErrorInfo, RunStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfoView:
+    """A run as callers see it: values decoded, statuses as `RunStatus`."""
+
+    run_id: str
+    task_id: str
+    status: RunStatus
+    payload: Any
+    result: Any
+    error: ErrorInfo | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    idempotency_key: str | None
+    task_version: str
+    code_version: str
+    waiting_for: str | None
+    wake_at: datetime | None
+    parent_run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the HTTP API's run body)."""
+        return {
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "status": str(self.status),
+            "payload": self.payload,
+            "result": self.result,
+            "error": self.error.to_dict() if self.error else None,
+            "attempts": self.attempts,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "idempotency_key": self.idempotency_key,
+            "version": {"task": self.task_version, "code": self.code_version},
+            "waiting_for": self.waiting_for,
+            "wake_at": iso(self.wake_at),
+            "parent_run_id": self.parent_run_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One checkpoint as callers see it. `attempt` is the step's attempt number."""
+
+    seq: int
+    kind: str
+    name: str
+    position: int
+    attempt: int
+    task_attempt: int
+    at: datetime
+    value: Any
+    error: ErrorInfo | None
+    wake_at: datetime | None
+    started_at: datetime | None = None  # step ends: when that attempt began
+    input: Any = None  # step ends: that attempt's arguments (a bounded preview), decoded
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "name": self.name,
+            "position": self.position,
+            "attempt": self.attempt,
+            "task_attempt": self.task_attempt,
+            "at": iso(self.at),
+            "value": self.value,
+            "error": self.error.to_dict() if self.error else None,
+            "wake_at": iso(self.wake_at),
+            "started_at": iso(self.started_at),
+            "input": self.input,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunList:
+    """A page of runs, newest first."""
+
+    runs: list[RunInfoView]
+    next_cursor: str | None
+
+
+def iso(when: datetime | None) -> str | None:
+    """An instant as ISO 8601 text, None as None."""
+    return when.isoformat() if when is not None else None
