@@ -28,6 +28,7 @@ from durable.runlogs.memory import MemoryRunLogSource
 from durable.serialization import JsonData, revive
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
+from durable.services.resume import resume_run
 from durable.services.runs import RunHandle, RunStarter
 from durable.services.stats import Stats, collect_stats
 from durable.settings import get_settings
@@ -202,6 +203,14 @@ class Client:
     def cancel(self, run_id: str) -> RunInfoView:
         """Cancel a run that has not ended; a running invocation stops at its next operation."""
         return self._view(RunEndings(self._starter(), self.retention).cancel(run_id))
+
+    def resume(self, run_id: str, by: str = "anonymous") -> RunInfoView:
+        """Let a held run go on (`durable.services.resume`): RunNotHeldError if it is not held."""
+        return self._view(
+            resume_run(
+                self.store, self.queue, self.clock, run_id, by, code_version=self.code_version
+            )
+        )
 
     def cancel_children(self, run_id: str) -> None:
         """Cancel every child run this run started that has not ended (recursively)."""

@@ -25,6 +25,7 @@ DurableError                      base of everything raised by the library
 │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
 ├── RunNotFoundError              no run with that id
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
+├── RunNotHeldError               resume: the run is not held (409 run_not_held)
 ├── ConflictError                 a conditional write lost: another invocation owns the run
 ├── TableLayoutError              the table has an older layout: run `durable migrate`
 └── InfrastructureError           DynamoDB, SQS or S3 failed (throttled, 5xx, timed out, a
@@ -307,6 +308,17 @@ class RunFinishedError(DurableError):
         self.run_id = run_id
         self.status = status
         super().__init__(f"run {run_id} has already ended ({status})")
+
+
+class RunNotHeldError(DurableError):
+    """`resume` of a run that is not held (for a code fix or a code version): nothing to do."""
+
+    code = "run_not_held"
+
+    def __init__(self, run_id: str, doing: str) -> None:
+        self.run_id = run_id
+        self.doing = doing
+        super().__init__(f"run {run_id} is not held: it is {doing}")
 
 
 class ConflictError(DurableError):

@@ -256,30 +256,32 @@ class TestEnvironment:
             lambda record: self.log_source.append(record, int(self.clock.now().timestamp() * 1000))
         )
         logging.getLogger().addHandler(self._capture)
-        self.client = Client(
-            store=store,
-            queue=queue,
-            codec=codec,
-            clock=self.clock,
-            registry=self.registry,
-            code_version=self._code_version,
-            retention=self._retention,
-            logs=self.log_source,
-        )
-        self.worker = Worker(
-            store=store,
-            queue=queue,
-            codec=codec,
-            clock=self.clock,
-            registry=self.registry,
-            config=WorkerConfig(
-                lease=self._lease,
-                retention=self._retention,
-                code_version=self._code_version,
-                purge_threads=self._purge_threads,
-            ),
-        )
+        self._build_runtime()
         return self
+
+    def _build_runtime(self) -> None:
+        """The client and worker on the runtime's adapters, for the registry deployed."""
+        store, queue, codec, clock = self.runtime_store, self.runtime_queue, self.codec, self.clock
+        code_version, retention = self._code_version, self._retention
+        self.client = Client(
+            store=store, queue=queue, codec=codec, clock=clock, registry=self.registry,
+            code_version=code_version, retention=retention, logs=self.log_source
+        )  # fmt: skip
+        config = WorkerConfig(
+            lease=self._lease, retention=retention, code_version=code_version,
+            purge_threads=self._purge_threads
+        )  # fmt: skip
+        self.worker = Worker(
+            store=store, queue=queue, codec=codec, clock=clock, registry=self.registry,
+            config=config
+        )  # fmt: skip
+
+    def deploy(self, registry: TaskRegistry, code_version: str | None = None) -> None:
+        """ "Deploy" other code: the worker and client serve `registry` (and `code_version`)
+        from now on, on the same store, queue and clock (`durable.worker.holds`)."""
+        self.registry = registry
+        self._code_version = code_version or self._code_version
+        self._build_runtime()
 
     def __exit__(
         self,
@@ -356,6 +358,10 @@ class TestEnvironment:
 
     def cancel(self, run_id: str) -> RunInfoView:
         return self.client.cancel(run_id)
+
+    def resume(self, run_id: str, by: str = "test") -> RunInfoView:
+        """`Client.resume`: let a held run go on (`durable.services.resume`)."""
+        return self.client.resume(run_id, by=by)
 
     def complete_callback(self, token: str, data: Any = None, error: Any = None) -> None:
         self.client.complete_callback(token, data=data, error=error)

@@ -10,6 +10,7 @@
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
     POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
     POST /runs/{run_id}/cancel           200 the run, now CANCELLED
+    POST /runs/{run_id}/resume           200 the run, resumed; 409 not held (`api.resume`)
     GET  /metrics                        200 queue, worker and run figures (`api.metrics`)
     GET  /openapi.json                   the OpenAPI document
     GET  /                               the dashboard page
@@ -60,6 +61,7 @@ from durable.api.models import (
     TriggerRequest,
     TriggerResponse,
 )
+from durable.api.resume import register_resume_routes
 from durable.api.tasks import add_task_operations, register_task_routes
 from durable.api.timeline import html_for_browsers, register_timeline_routes
 from durable.client import Client
@@ -117,6 +119,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     register_task_routes(app, client)
     register_log_routes(app, client)
     register_metrics_routes(app, client)
+    register_resume_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",

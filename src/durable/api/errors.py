@@ -18,6 +18,7 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
     404 not_found               no such route
     405 method_not_allowed      the route exists, not with this method (`Allow` lists them)
     409 run_finished            the run has ended: it takes no more events or cancels
+    409 run_not_held            resume of a run that is not held
     409 callback_completed      the callback was completed before, or its wait timed out
     409 idempotency_conflict    the idempotency key started a run with another payload
     413 payload_too_large       the body (or a value in it) is over Lambda's 6 MB limit
@@ -57,6 +58,7 @@ from durable.errors import (
     PayloadValidationError,
     RunFinishedError,
     RunNotFoundError,
+    RunNotHeldError,
     UnknownTaskError,
 )
 from durable.logs import library_logger
@@ -70,6 +72,7 @@ _STATUS: dict[type[Exception], HTTPStatus] = {
     InputError: HTTPStatus.BAD_REQUEST,
     RunNotFoundError: HTTPStatus.NOT_FOUND,
     RunFinishedError: HTTPStatus.CONFLICT,
+    RunNotHeldError: HTTPStatus.CONFLICT,
     CallbackNotFoundError: HTTPStatus.NOT_FOUND,
     CallbackAlreadyCompletedError: HTTPStatus.CONFLICT,
 }

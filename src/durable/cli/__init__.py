@@ -6,6 +6,7 @@
     durable show RUN_ID [--history] [--table]            a run (and its checkpoint log)
     durable send-event RUN_ID NAME --data JSON           deliver an event to a waiting run
     durable cancel RUN_ID                                cancel a run
+    durable resume RUN_ID                                let a held run go on (409: not held)
     durable logs RUN_ID [--follow] [--json]              what a run logged (new lines as they come)
     durable stats [--json]                               queue, worker and run figures
     durable tasks [TASK_ID] [--json]                     the registered tasks (one in full)

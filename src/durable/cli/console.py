@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from durable.cli import dev, invoke, logs, migrate, replay, runs, tasks
+from durable.cli import resume as resume_cli
 from durable.cli import stats as stats_cli
 from durable.cli.transport import CliError, remote_options
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.register(verbs, remote)
     migrate.register(verbs)
     stats_cli.register(verbs, remote)
+    resume_cli.register(verbs, remote)
     return parser
 
 

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from durable.cli.output import format_history, format_runs, print_json
+from durable.cli.resume import print_hold_note
 from durable.cli.transport import CliError, Transport, call, make_transport, path_segment
 from durable.serialization import JsonData
 
@@ -116,8 +117,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         run["history"] = log.get("history", log) if isinstance(log, dict) else log
     if not args.table:
         print_json(run)
+        print_hold_note(run, to_stderr=True)
         return 0
     print(format_runs([run]))
+    print_hold_note(run, to_stderr=False)
     if args.history:
         print()
         print(format_history(run["history"]) if run["history"] else "no checkpoints yet")
