@@ -110,6 +110,7 @@ class Runtime:
                 margin=timedelta(seconds=settings.invocation_margin_seconds),
                 retention=settings.retention,
                 code_version=settings.code_version,
+                hold_recheck=settings.hold_recheck,
             ),
             router=LambdaVersionRouter.from_settings(settings),
         )

@@ -4,7 +4,9 @@ The executor replays the task function against the loaded log through a `Context
 `AsyncContext`) over an `Attempt`; the operations write each new checkpoint through the
 `AttemptEnvironment` as it happens (so a crash loses nothing already done) and the
 executor returns what the attempt ended in.
-The worker persists the outcome and schedules the next wake-up.
+The worker persists the outcome and schedules the next wake-up. A replay that diverges
+from the log (however it is noticed: an operation, the task's end, a compensation) ends in
+`Held`, never `Failed`: the run waits for fixed code (`durable.worker.holds`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from durable.clock import Clock
 from durable.context import AsyncContext, Context
-from durable.engine.outcomes import AnyOutcome, Completed, Failed, Suspended
+from durable.engine.outcomes import AnyOutcome, Completed, Failed, Held, Suspended
 from durable.engine.replay import HistoryView
 from durable.engine.retry import is_non_retryable
 from durable.errors import NonDeterminismError, RunCancelledError, WaitTimeoutError
@@ -27,7 +29,14 @@ from durable.operations.attempt import Attempt, AttemptEnvironment, RunInfo, Sus
 from durable.operations.compensation import compensate
 from durable.operations.observer import AttemptObserver
 from durable.operations.steps import current_context
-from durable.records import Checkpoint, CheckpointKind, ErrorInfo, RunRecord, RunStatus
+from durable.records import (
+    HOLD_NONDETERMINISM,
+    Checkpoint,
+    CheckpointKind,
+    ErrorInfo,
+    RunRecord,
+    RunStatus,
+)
 from durable.serialization import as_json_list, dumps, is_plain_annotation, type_adapter
 from durable.task import TaskDefinition
 from durable.values import ValueCodec
@@ -139,8 +148,9 @@ def _result_json(definition: TaskDefinition[Any, Any], result: object) -> str:
     return dumps(adapter.dump_python(result, mode="json", fallback=as_json_list))
 
 
-def _diverged(error: NonDeterminismError) -> Failed:
-    return Failed(ErrorInfo.from_exception(error, non_retryable=True))
+def _diverged(error: NonDeterminismError) -> Held:
+    """The code diverged from the log: the run is held for a fix, never failed."""
+    return Held(ErrorInfo.from_exception(error), HOLD_NONDETERMINISM)
 
 
 def _cancelled() -> Failed:

@@ -241,9 +241,41 @@ class RunRecord:
     expires_at: datetime | None = None  # a finished run is purged after this (None: kept)
     batch_slot: str | None = None  # a ctx.map/parallel child: "attempt:position:index"
     crash_streak: int = 0  # invocations in a row that took the lease and never finished
+    # A held run (`HOLD_NONDETERMINISM`, `HOLD_UNKNOWN_TASK`): the fingerprint of the code
+    # that held it (`durable.worker.holds`); workers with that same code do not replay it.
+    held_code: str | None = None
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)
+
+
+# A run held instead of failed (WAITING, `waiting_for` one of these, `error` says why):
+# its replay diverged from its log, or its task is not in the deployed code. A run pinned
+# to a code version nobody runs waits with `code-version:V` (`HOLD_CODE_VERSION` + V).
+HOLD_NONDETERMINISM = "fix:nondeterminism"
+HOLD_UNKNOWN_TASK = "fix:unknown-task"
+HOLD_CODE_VERSION = "code-version:"
+
+
+def is_fix_hold(waiting_for: str | None) -> bool:
+    """Whether a run waits for a code fix (a divergence, an unknown task)."""
+    return waiting_for in (HOLD_NONDETERMINISM, HOLD_UNKNOWN_TASK)
+
+
+def is_held(waiting_for: str | None) -> bool:
+    """Whether a run is held: for a code fix, or for a code version nobody runs."""
+    return is_fix_hold(waiting_for) or (waiting_for or "").startswith(HOLD_CODE_VERSION)
+
+
+def hold_reason(waiting_for: str | None) -> str | None:
+    """Why a run is held: `nondeterminism`, `unknown-task`, `code-version`; None if it is not."""
+    if waiting_for == HOLD_NONDETERMINISM:
+        return "nondeterminism"
+    if waiting_for == HOLD_UNKNOWN_TASK:
+        return "unknown-task"
+    if (waiting_for or "").startswith(HOLD_CODE_VERSION):
+        return "code-version"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         ge=0,
         description="days a finished run (its log, inbox and idempotency key) is kept; 0 = forever",
     )
+    hold_recheck_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how often a run held for a code fix is looked at again (one read and "
+        "one write, no replay, until other code is deployed)",
+    )
 
     worker_max_concurrency: int | None = Field(
         default=None,
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     def retention(self) -> timedelta | None:
         """How long finished runs are kept; None keeps them forever."""
         return timedelta(days=self.retention_days) if self.retention_days > 0 else None
+
+    @property
+    def hold_recheck(self) -> timedelta:
+        """How often a held run is looked at again (`WorkerConfig.hold_recheck`)."""
+        return timedelta(seconds=self.hold_recheck_seconds)
 
     @property
     def schedule_lookback(self) -> timedelta:

@@ -19,11 +19,14 @@ type-checking-only import.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from types import CodeType
 from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 from pydantic import ValidationError
@@ -59,6 +62,24 @@ class TaskDefinition(Generic[PayloadT, ResultT]):
     timezone: str = "UTC"  # the IANA zone `cron` is read in
     schedule: CronSchedule | None = None  # `cron` parsed in `timezone`
     scheduled_payload: Any = None  # what a scheduled run gets: null, or {} for defaults
+    # The digest of the function's code and module, worked out once (see `fingerprint`).
+    _code_digest: dict[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def fingerprint(self, code_version: str) -> str:
+        """A short hash of the code that runs this task under `code_version` (a label).
+
+        It covers the label, the task version, the function's code (bytecode, names and
+        constants, nested functions included) and the source of its module: a deploy that
+        changes any of them changes it. A held run records the fingerprint of the code that
+        held it (`durable.worker.holds`); only other code replays it again.
+        """
+        digest = self._code_digest.get("code")
+        if digest is None:
+            digest = self._code_digest["code"] = _function_digest(self.fn)
+        text = f"{code_version}\0{self.version}\0{digest}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def is_async(self) -> bool:
@@ -132,6 +153,34 @@ class TaskRegistry:
 
 
 default_registry = TaskRegistry()
+
+
+def _function_digest(fn: Callable[..., Any]) -> str:
+    """The digest of `fn`'s code object (recursively) and of its module's source text."""
+    digest = hashlib.sha256()
+    fn = inspect.unwrap(fn)
+    code = getattr(fn, "__code__", None)
+    if isinstance(code, CodeType):
+        _add_code(digest, code)
+    module = inspect.getmodule(fn)
+    if module is not None:
+        # No source (a REPL, a zip without it): the code object stands alone.
+        with contextlib.suppress(OSError, TypeError):
+            digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()
+
+
+def _add_code(digest: Any, code: CodeType) -> None:
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            _add_code(digest, constant)
+        elif isinstance(constant, frozenset):
+            # A set's order follows string hashes, which differ per process: sort them.
+            digest.update(repr(sorted(repr(item) for item in constant)).encode())
+        else:
+            digest.update(repr(constant).encode())
 
 
 def _annotations(

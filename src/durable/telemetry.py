@@ -52,7 +52,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "runs_failed": (COUNT, "runs that ended FAILED (whatever the cause)"),
     "runs_timed_out": (COUNT, "runs that exceeded their task timeout"),
     "attempts_exhausted": (COUNT, "runs that failed on their last task attempt, after retries"),
-    "non_determinism_errors": (COUNT, "runs that failed because the code diverged from the log"),
+    "non_determinism_errors": (COUNT, "runs held because the code diverged from the log"),
+    "runs_held": (COUNT, "runs held for a code fix (a divergence, an unknown task)"),
     "step_retries": (COUNT, "failed step attempts with a retry to come"),
     "task_retries": (COUNT, "failed task attempts with a retry to come"),
     "checkpoints_written": (COUNT, "log entries one invocation wrote"),
@@ -78,6 +79,7 @@ def invocation_metrics(report: InvocationReport, duration_ms: float) -> dict[str
         "runs_started": int(report.started),
         "attempts_exhausted": int(report.attempts_exhausted),
         "non_determinism_errors": int(report.non_determinism),
+        "runs_held": int(report.held),
         "step_retries": report.step_retries,
         "task_retries": report.task_retries,
     }

@@ -9,7 +9,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from durable.records import ErrorInfo, RunStatus
+from durable.records import ErrorInfo, RunStatus, hold_reason
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    """Why a run is held and since when: `reason` is `nondeterminism` (its replay diverged
+    from its log), `unknown-task` (its task is not deployed) or `code-version` (pinned to a
+    code version nobody runs); `error` says what. `resume` (API, CLI, Client) lets it go on."""
+
+    reason: str
+    since: datetime
+    error: ErrorInfo | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "since": iso(self.since),
+            "error": self.error.to_dict() if self.error else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +52,14 @@ class RunInfoView:
     wake_at: datetime | None
     parent_run_id: str | None
 
+    @property
+    def held(self) -> HoldView | None:
+        """The run's hold (`durable.worker.holds`), None when it is not held."""
+        reason = None if self.status.is_terminal else hold_reason(self.waiting_for)
+        if reason is None:
+            return None
+        return HoldView(reason, self.updated_at, self.error)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the HTTP API's run body)."""
         return {
@@ -53,6 +79,7 @@ class RunInfoView:
             "waiting_for": self.waiting_for,
             "wake_at": iso(self.wake_at),
             "parent_run_id": self.parent_run_id,
+            "held": self.held.to_dict() if self.held else None,
         }
 
 

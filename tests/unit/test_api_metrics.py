@@ -16,6 +16,7 @@ LAST_HOUR = {
     "timed_out",
     "step_retries",
     "attempt_retries",
+    "held",
     "retry_rate",
     "p50_seconds",
     "p95_seconds",
@@ -43,7 +44,7 @@ def test_metrics_answers_the_contract_shape_with_the_runs_figures() -> None:
     tasks = {task["task_id"]: task for task in body["tasks"]}
     assert set(tasks) == set(make_registry().ids())
     for task in tasks.values():
-        assert set(task) == {"task_id", "by_status", "last_hour"}
+        assert set(task) == {"task_id", "by_status", "last_hour", "held"}
         assert set(task["by_status"]) == STATUSES
         assert set(task["last_hour"]) == LAST_HOUR
     assert tasks["flaky"]["by_status"]["COMPLETED"] == 1

@@ -111,7 +111,9 @@ def test_a_renamed_step_stops_the_run_before_executing_anything(
     env.worker.registry = redeployed
     info = env.run_until_complete(run.run_id)
 
-    assert info.status == RunStatus.FAILED
+    # then: it is held for a fix, not failed, and nothing of the new code ran
+    assert info.status == RunStatus.WAITING
+    assert info.waiting_for == "fix:nondeterminism"
     assert info.error is not None and info.error.type == "NonDeterminismError"
     assert "fetch" in info.error.message and "fetch-v2" in info.error.message
     assert executed == ["fetch"]
@@ -137,7 +139,7 @@ def test_a_step_removed_at_the_end_is_a_divergence(registry: TaskRegistry) -> No
         env.worker.registry = registry_v2
         info = env.run_until_complete(run.run_id)
 
-    assert info.status == RunStatus.FAILED
+    assert info.status == RunStatus.WAITING and info.waiting_for == "fix:nondeterminism"
     assert info.error is not None and info.error.type == "NonDeterminismError"
 
 
@@ -157,7 +159,7 @@ def test_user_code_cannot_swallow_a_divergence(
     run = env.trigger("swallow")
     info = env.run_until_complete(run.run_id)
 
-    assert info.status == RunStatus.FAILED
+    assert info.status == RunStatus.WAITING and info.waiting_for == "fix:nondeterminism"
     assert info.error is not None and info.error.type == NonDeterminismError.__name__
 
 

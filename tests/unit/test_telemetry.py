@@ -71,13 +71,14 @@ def test_a_run_that_fails_after_its_last_retry_has_exhausted_its_attempts(
     assert "non_determinism_errors" not in last.metrics
 
 
-def test_a_divergence_is_a_non_determinism_error_not_exhausted_attempts(
+def test_a_divergence_is_a_non_determinism_error_and_a_hold_not_a_failure(
     scenarios: tuple[WorkerLambda, dict[str, str]],
 ) -> None:
     worker, _ = scenarios
     totals = worker.totals("mon-diverges")
     assert totals["non_determinism_errors"] == 1
-    assert totals["runs_failed"] == 1
+    assert totals["runs_held"] == 1
+    assert "runs_failed" not in totals
     assert "attempts_exhausted" not in totals
 
 

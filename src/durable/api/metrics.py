@@ -42,6 +42,7 @@ class LastHourFigures(BaseModel):
     timed_out: int
     step_retries: int
     attempt_retries: int
+    held: int = Field(description="runs held for a code fix (a divergence, an unknown task)")
     retry_rate: float | None = Field(description="retries per run started; null if none")
     p50_seconds: float | None
     p95_seconds: float | None
@@ -51,6 +52,7 @@ class TaskFigures(BaseModel):
     task_id: str
     by_status: dict[str, int]
     last_hour: LastHourFigures
+    held: int = Field(description="holds for a code fix, ever (`WAITING` fix:... runs)")
 
 
 class TotalFigures(BaseModel):

@@ -9,7 +9,7 @@ OpenAPI document describes; instants are ISO-8601 UTC strings.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
@@ -145,12 +145,24 @@ class RunSummary(BaseModel):
         }
 
 
+class HoldBody(BaseModel):
+    """Why a run is held (`POST /runs/{run_id}/resume` lets it go on)."""
+
+    reason: Literal["nondeterminism", "unknown-task", "code-version"] = Field(
+        description="nondeterminism: its replay diverged from its log; unknown-task: its "
+        "task is not deployed; code-version: pinned to a code version nobody runs"
+    )
+    since: datetime = Field(description="when it was held")
+    error: ErrorBody | None = Field(description="what diverged, or what is missing")
+
+
 class RunBody(RunSummary):
-    """A run: its summary, with its payload, result and version."""
+    """A run: its summary, with its payload, result and version, and its hold if held."""
 
     payload: Any
     result: Any
     version: VersionBody
+    held: HoldBody | None = None
 
     @classmethod
     def of(cls, view: RunInfoView) -> Self:
@@ -159,7 +171,16 @@ class RunBody(RunSummary):
             payload=view.payload,
             result=view.result,
             version=VersionBody(task=view.task_version, code=view.code_version),
+            held=_hold_body(view),
         )
+
+
+def _hold_body(view: RunInfoView) -> HoldBody | None:
+    held = view.held
+    if held is None:
+        return None
+    reason = cast(Literal["nondeterminism", "unknown-task", "code-version"], held.reason)
+    return HoldBody(reason=reason, since=held.since, error=ErrorBody.of(held.error))
 
 
 class RunListResponse(BaseModel):

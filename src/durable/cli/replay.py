@@ -101,7 +101,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     if counts[ReplayStatus.DIVERGED]:
         print(
-            "\ntoday's code would stop these runs with a NonDeterminismError. Keep the old "
+            "\ntoday's code would hold these runs (WAITING fix:nondeterminism, a "
+            "NonDeterminismError) until code that can replay them is deployed. Keep the old "
             'path for them with `if ctx.patched("change-id"): <new> else: <old>`, '
             "or deploy once they have ended."
         )

@@ -35,7 +35,7 @@ def format_stats(figures: dict[str, Any]) -> str:
         "",
     ]
     headers: tuple[str, ...] = ("TASK", *_ACTIVE, *_ENDED, "1H STARTED", "DONE", "FAILED")
-    headers = (*headers, "RETRY RATE", "P50", "P95")
+    headers = (*headers, "RETRY RATE", "P50", "P95", "HELD")
     rows: list[tuple[str, ...]] = []
     for task in figures["tasks"]:
         by_status, hour = task["by_status"], task["last_hour"]
@@ -49,11 +49,12 @@ def format_stats(figures: dict[str, Any]) -> str:
                 _rate(hour["retry_rate"]),
                 _seconds(hour["p50_seconds"]),
                 _seconds(hour["p95_seconds"]),
+                str(task.get("held", 0)),
             )
         )
     totals = figures["totals"]["by_status"]
     rows.append(
-        ("(all)", *(str(totals.get(status, 0)) for status in (*_ACTIVE, *_ENDED)), *("",) * 6)
+        ("(all)", *(str(totals.get(status, 0)) for status in (*_ACTIVE, *_ENDED)), *("",) * 7)
     )
     lines.append(_table(headers, rows) if figures["tasks"] else "no tasks")
     capped = figures.get("capped_statuses") or []

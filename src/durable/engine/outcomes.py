@@ -39,11 +39,21 @@ class Suspended:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """The run cannot go on with this code: its replay diverged from its log (or its task is
+    not deployed). It waits, visibly, for a fix (`waiting_for` is `reason`, a
+    `records.HOLD_*`), instead of failing: nothing ran, no attempt is spent."""
+
+    error: ErrorInfo
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class HandedOver:
     """The invocation ran low on time; a new invocation continues at once."""
 
 
-Outcome = Completed | Failed | Suspended | HandedOver
+Outcome = Completed | Failed | Suspended | Held | HandedOver
 
 
 @dataclass(frozen=True, slots=True)

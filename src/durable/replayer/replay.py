@@ -32,11 +32,12 @@ from typing import Any
 
 from durable.clock import VirtualClock
 from durable.context import Context, attempt_of
-from durable.engine.outcomes import AnyOutcome, Completed, Failed
+from durable.engine.outcomes import AnyOutcome, Completed, Failed, Held
 from durable.engine.replay import HistoryView
 from durable.errors import NonDeterminismError, UnknownTaskError
 from durable.executor import execute_attempt
 from durable.records import (
+    HOLD_NONDETERMINISM,
     BatchItemResult,
     BatchRecord,
     Checkpoint,
@@ -293,6 +294,8 @@ def _how_the_task_ended(outcome: AnyOutcome | None, stopped: Checkpoint | None) 
         return None  # a fresh operation: the end of the recorded history
     if isinstance(outcome, Completed):
         return "returned"
+    if isinstance(outcome, Held) and outcome.reason == HOLD_NONDETERMINISM:
+        return "returned"  # the engine's own end-of-task check held it
     if isinstance(outcome, Failed) and outcome.status is RunStatus.FAILED:
         if outcome.error.type == NonDeterminismError.__name__:
             return "returned"  # the engine's own end-of-task check

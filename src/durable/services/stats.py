@@ -9,6 +9,7 @@ What is counted, per task, and where (each a best-effort write AFTER the run's o
                                          timed_out, h<bin> (its duration)
     an invocation that scheduled         step_retries, attempt_retries       -
     retries (the worker)
+    a run held for a code fix (worker)   held                                held
 
 The store keeps them as one counter item per task, shard and ring slot beside the runs
 (`RunStats`, `durable.storage._tables` draws the key and attributes): 4 shards per task (by
@@ -173,6 +174,11 @@ def count_retries(
         _add(store, run, clock.now(), window, {})
 
 
+def count_held(store: RunStats, clock: Clock, run: RunRecord) -> None:
+    """Count a run just held for a code fix (each hold, not each recheck of it)."""
+    _add(store, run, clock.now(), {"held": 1}, {"held": 1})
+
+
 # -- reading -----------------------------------------------------------------------------
 
 
@@ -187,6 +193,7 @@ class LastHour:
     timed_out: int = 0
     step_retries: int = 0
     attempt_retries: int = 0
+    held: int = 0
     p50_seconds: float | None = None
     p95_seconds: float | None = None
 
@@ -206,6 +213,7 @@ class LastHour:
             "timed_out": self.timed_out,
             "step_retries": self.step_retries,
             "attempt_retries": self.attempt_retries,
+            "held": self.held,
             "retry_rate": self.retry_rate,
             "p50_seconds": self.p50_seconds,
             "p95_seconds": self.p95_seconds,
@@ -217,12 +225,14 @@ class TaskStats:
     task_id: str
     by_status: dict[RunStatus, int]
     last_hour: LastHour
+    held: int = 0  # holds for a code fix, ever (each hold counts, a recheck does not)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id,
             "by_status": _status_dict(self.by_status),
             "last_hour": self.last_hour.to_dict(),
+            "held": self.held,
         }
 
 
@@ -320,10 +330,11 @@ def _task_stats(counts: TaskCounts, active: Mapping[RunStatus, int]) -> TaskStat
         timed_out=window.get("timed_out", 0),
         step_retries=window.get("step_retries", 0),
         attempt_retries=window.get("attempt_retries", 0),
+        held=window.get("held", 0),
         p50_seconds=None if p50 is None else round(p50, 3),
         p95_seconds=None if p95 is None else round(p95, 3),
     )
-    return TaskStats(counts.task_id, by_status, last_hour)
+    return TaskStats(counts.task_id, by_status, last_hour, counts.totals.get("held", 0))
 
 
 def _status_dict(counts: Mapping[RunStatus, int]) -> dict[str, int]:

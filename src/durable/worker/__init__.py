@@ -4,6 +4,8 @@
     invocation.py  one invocation's hold on its run: the attempt's window on storage
     waits.py       whether what a waiting run waits for has happened
     versions.py    runs pinned to another code version: routed, or held visibly
+    holds.py       runs held for a code fix (a divergence, an unknown task), rechecked
+    config.py      `Handled` (what was done with a message) and `WorkerConfig`
     redelivery.py  SQS's redelivery backoff for a failed wake-up (Powertools' batch processor)
     report.py      what an invocation did, in figures (`Worker.process`), for telemetry
 
@@ -11,6 +13,7 @@ It stands on the engine (`durable.engine`) and the run services (`durable.servic
 the composition roots (`durable.bootstrap`, `durable.testing`) build it.
 """
 
-from durable.worker.wakeups import Handled, Worker, WorkerConfig
+from durable.worker.config import Handled, WorkerConfig
+from durable.worker.wakeups import Worker
 
 __all__ = ["Handled", "Worker", "WorkerConfig"]

@@ -1,7 +1,7 @@
 """What one invocation did to its run, in figures: what telemetry turns into metrics.
 
     Worker.process(message) ─► InvocationReport: handled, the run and task, started?,
-                               ended how?, attempts exhausted?, non-determinism?,
+                               ended how?, attempts exhausted?, held (non-determinism?),
                                checkpoints written, operations replayed, retries
 
 `InvocationFigures` is filled as the invocation goes (the run as leased, the log as
@@ -16,7 +16,9 @@ The figures, and when each counts:
   invocation that lost its run to a cancel meanwhile ends nothing).
 - `attempts_exhausted`: the run FAILED on its last task attempt, having had retries
   (`max_attempts` > 1); a non-determinism error or a crash loop is not an exhausted retry.
-- `non_determinism`: the run failed because its code diverged from its log.
+- `held`: this invocation held the run for a code fix (`durable.worker.holds`): its
+  code diverged from its log (`non_determinism` then too), or its task is not here.
+- `non_determinism`: the run was held because its code diverged from its log.
 - `step_retries`, `task_retries`: failed step attempts and task attempts recorded with a
   retry time by this invocation; `checkpoints_written`: every log entry it appended.
 """
@@ -27,13 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from durable.engine.outcomes import AnyOutcome, Completed, Failed
+from durable.engine.outcomes import AnyOutcome, Completed, Failed, Held
 from durable.errors import NonDeterminismError
 from durable.operations.observer import AttemptObserver, StepSpan
-from durable.records import Checkpoint, CheckpointKind, RunRecord, RunStatus
+from durable.records import HOLD_NONDETERMINISM, Checkpoint, CheckpointKind, RunRecord, RunStatus
 
 if TYPE_CHECKING:
-    from durable.worker.wakeups import Handled
+    from durable.worker.config import Handled
 
 # Failures that are not a task's retries running out.
 _NOT_EXHAUSTED = frozenset(
@@ -53,6 +55,7 @@ class InvocationReport:
     ended: RunStatus | None = None
     attempts_exhausted: bool = False
     non_determinism: bool = False
+    held: bool = False
     checkpoints_written: int = 0
     operations_replayed: int = 0
     step_retries: int = 0
@@ -124,7 +127,8 @@ class InvocationFigures:
             started=self.first_start,
             ended=ended,
             attempts_exhausted=exhausted,
-            non_determinism=error_type == NonDeterminismError.__name__,
+            non_determinism=isinstance(outcome, Held) and outcome.reason == HOLD_NONDETERMINISM,
+            held=isinstance(outcome, Held),
             checkpoints_written=self.checkpoints_written,
             operations_replayed=self.replayed,
             step_retries=self.retries_recorded.get(CheckpointKind.STEP_FAILED, 0),

@@ -8,7 +8,9 @@ a Lambda version or alias); otherwise the run is held:
 - `waiting_for` names the version it needs (`code-version:V`) and its error names both;
 - its wake-ups keep coming (the sweeper's, every `version_recheck`), so it resumes by
   itself once that version is deployed again or routed;
-- its `wake_at` moves on each time, so held runs never crowd the sweeper's due index.
+- its `wake_at` moves on each time, so held runs never crowd the sweeper's due index
+  (`durable.worker.holds.recheck_hold`, as for runs held for a code fix);
+- `resume` (`durable.services.resume`) re-pins it to the caller's code version instead.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from typing import Protocol
 
 from durable.clock import Clock
 from durable.errors import ConflictError
-from durable.records import ErrorInfo, RunRecord, WakeUp
+from durable.records import HOLD_CODE_VERSION, ErrorInfo, RunRecord, WakeUp
 from durable.storage.base import RunStore
+from durable.worker.holds import recheck_hold
 
 
 class VersionRouter(Protocol):
@@ -37,9 +40,11 @@ def hold_for_version(
 ) -> None:
     """Hold `run`, pinned to a version other than `running` (this worker's), until
     `recheck` from now; a run held already and not yet due is left as it is."""
-    needed = f"code-version:{run.code_version}"
+    needed = f"{HOLD_CODE_VERSION}{run.code_version}"
     now = clock.now()
-    if run.waiting_for != needed or run.wake_at is None or run.wake_at <= now:
+    if run.waiting_for == needed:
+        recheck_hold(store, clock, run, recheck)  # held already: its wake_at moves on, if due
+    else:
         error = ErrorInfo(
             type="VersionMismatch",
             message=f"run {run.run_id} is pinned to code version {run.code_version!r}; "

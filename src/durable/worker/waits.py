@@ -17,7 +17,8 @@ def wait_satisfied(
     """Whether what `waiting_for` names has happened.
 
     Waits are told apart by prefix: `batch:ATTEMPT:POSITION`, `child:RUN_ID`,
-    `callback:TOKEN_HASH`, `code-version:V` (nothing to look at); an event name never
+    `callback:TOKEN_HASH`, `code-version:V` and `fix:...` (held: nothing to look at, an
+    event can never wake a held run into a replay bound to diverge); an event name never
     holds a colon (see `durable.names`). For an inbox wait, `seen` is the inbox the attempt
     read: an event that arrived since counts; without it, any event of that name does
     (one consumed by a run that died before deleting it too: the run then runs, finds

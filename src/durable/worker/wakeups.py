@@ -42,9 +42,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from durable.clock import Clock
@@ -53,6 +51,7 @@ from durable.engine.outcomes import (
     AnyOutcome,
     Completed,
     Failed,
+    Held,
     InfrastructureInterrupt,
     Suspended,
 )
@@ -63,67 +62,29 @@ from durable.inbox import consumed_inbox_ids
 from durable.logs import library_logger
 from durable.operations.observer import AttemptObserver
 from durable.queues.base import WakeQueue
-from durable.records import CheckpointKind, ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
+from durable.records import (
+    HOLD_UNKNOWN_TASK,
+    CheckpointKind,
+    ErrorInfo,
+    RunRecord,
+    RunStatus,
+    WakeReason,
+    WakeUp,
+)
 from durable.services.endings import RunEndings, has_follow_ups
-from durable.services.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
+from durable.services.purge import LEASE_MARGIN, purge_shard
 from durable.services.runs import RunStarter
-from durable.services.stats import count_ended, count_retries
+from durable.services.stats import count_ended, count_held, count_retries
 from durable.storage.base import RunStore
-from durable.storage.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS, LogCache
+from durable.storage.log_cache import LogCache
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
+from durable.worker.config import Handled, WorkerConfig
+from durable.worker.holds import code_fingerprint, hold_changes, recheck_hold, still_held
 from durable.worker.invocation import ACTIVE, InterruptingBlobs, RunEnvironment, give_back_lease
 from durable.worker.report import InvocationFigures, InvocationReport
 from durable.worker.versions import VersionRouter, hold_for_version
 from durable.worker.waits import wait_satisfied
-
-
-class Handled(StrEnum):
-    """What the worker did with a message (logged, and asserted on in tests)."""
-
-    EXECUTED = "executed"
-    UNKNOWN_RUN = "unknown_run"
-    FINISHED = "finished"
-    STALE = "stale"
-    NOT_DUE = "not_due"
-    REHOPPED = "rehopped"
-    BUSY = "busy"
-    ABANDONED = "abandoned"
-    ROUTED = "routed"  # handed to the code version the run is pinned to
-    VERSION_MISMATCH = "version_mismatch"  # pinned to a version nobody here runs: held
-    FOLLOWED_UP = "followed_up"  # a finished run's pending follow-ups were carried out
-    PURGED = "purged"  # a PURGE message: its shard's expired runs were purged
-    PURGE_CONTINUED = "purge_continued"  # ... some of them; a continuation was sent
-    PURGE_HELD = "purge_held"  # ... another purger holds the shard: dropped
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    """Timing of invocations."""
-
-    lease: timedelta = timedelta(minutes=15)
-    margin: timedelta = timedelta(seconds=10)
-    cancel_check_interval: float = 1.0  # seconds of wall time between cancellation reads
-    code_version: str = "dev"  # the code this worker runs; recorded on child runs it starts
-    # Invocations in a row that may die before persisting anything (a crash, Lambda's
-    # timeout, memory) before the run is stopped instead of looping forever.
-    max_crash_streak: int = 5
-    retention: timedelta | None = None  # how long a finished run is kept; None: forever
-    # A run held for a code version nobody here runs is looked at again this often (its
-    # wake_at moves on, so held runs never crowd the head of the sweeper's due index).
-    version_recheck: timedelta = timedelta(minutes=5)
-    # A PURGE message's purger (`durable.services.purge`): its budget (also bounded by the
-    # invocation's time left) and its deletes in flight.
-    purge_budget: timedelta = PURGE_BUDGET
-    purge_threads: int = PURGE_THREADS
-    # Logs of runs this worker served kept to read only their tail next time
-    # (`durable.storage.log_cache`): runs at most, entries at most; 0 runs turns it off.
-    log_cache_runs: int = DEFAULT_MAX_RUNS
-    log_cache_entries: int = DEFAULT_MAX_ENTRIES
-
-    def expires_at(self, finished_at: datetime) -> datetime | None:
-        """When a run that finished at `finished_at` is purged; None keeps it forever."""
-        return None if self.retention is None else finished_at + self.retention
 
 
 class Worker:
@@ -216,6 +177,10 @@ class Worker:
                 return Handled.NOT_DUE
         if run.code_version != self.config.code_version:
             return self._pinned_elsewhere(run, message)
+        if still_held(run, self.registry, self.config.code_version):
+            # This code held it: a replay would diverge again (`durable.worker.holds`).
+            recheck_hold(self.store, self.clock, run, self.config.hold_recheck)
+            return Handled.HELD
         owner = new_owner_id()
         first_start = run.started_at is None
         try:
@@ -315,13 +280,10 @@ class Worker:
         try:
             definition = self.registry.get(run.task_id)
         except UnknownTaskError as exc:
-            outcome = Failed(
-                ErrorInfo(
-                    type="UnknownTaskError",
-                    message=f"{exc}; this code version cannot run it",
-                    non_retryable=True,
-                )
-            )
+            # Held until code that has the task is deployed (`durable.worker.holds`).
+            message = f"{exc}; this code version cannot run it: the run waits for one that can"
+            error = ErrorInfo(type="UnknownTaskError", message=message)
+            outcome = Held(error, HOLD_UNKNOWN_TASK)
         else:
             deadline = None
             if time_left is not None:
@@ -356,6 +318,7 @@ class Worker:
             "lease_expires": None,
             "crash_streak": 0,
             "checkpoints": environment.logged + environment.appended,
+            "held_code": None,  # set again below if it is held again
         }
         if isinstance(outcome, Abandoned):
             return Handled.ABANDONED
@@ -400,10 +363,23 @@ class Worker:
                     expect_owner=owner,
                     expect_status=ACTIVE,
                 )
+            elif isinstance(outcome, Held):
+                code = code_fingerprint(self.registry, run.task_id, self.config.code_version)
+                changes = hold_changes(outcome, code, now, self.config.hold_recheck)
+                self.store.update_run(
+                    run.run_id, {**base, **changes}, expect_owner=owner, expect_status=ACTIVE
+                )
             else:
                 self.store.update_run(
                     run.run_id,
-                    {**base, "status": RunStatus.QUEUED, "wake_at": now, "wake_token": None},
+                    {
+                        **base,
+                        "status": RunStatus.QUEUED,
+                        "wake_at": now,
+                        "wake_token": None,
+                        "waiting_for": None,
+                        "error": None,
+                    },
                     expect_owner=owner,
                     expect_status=ACTIVE,
                 )
@@ -424,6 +400,11 @@ class Worker:
                 self._send_timer(run.run_id, outcome.wake_at, token)
             if outcome.waiting_for is not None:
                 self._recheck_wait(run.run_id, outcome.waiting_for, environment)
+        elif isinstance(outcome, Held):
+            library_logger().warning(
+                "run held: its code cannot go on", run_id=run.run_id, error=outcome.error.message
+            )
+            count_held(self.store, self.clock, run)  # best effort: never raises
         else:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
         if not ends:
