@@ -219,6 +219,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             InputError,
             RunNotFoundError,
             RunFinishedError,
+            RunNotHeldError,
             CallbackNotFoundError,
             CallbackAlreadyCompletedError,
         ]
