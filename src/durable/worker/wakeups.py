@@ -16,6 +16,8 @@ Rules, each making a duplicate, late or lost message harmless:
   its lease expires and the sweeper re-enqueues the run.
 - Each checkpoint is a conditional put at the next log slot; losing it abandons the
   invocation without writing anything else.
+- A replay that diverges from the log, or a run whose task is not here, is held, never
+  failed (`durable.worker.holds`): rechecked without a replay until other code comes.
 - Infrastructure errors (DynamoDB, SQS, S3 failing beyond botocore's retries) are never a
   failure of the task: inside an attempt they unwind past task code as
   `InfrastructureInterrupt`, the invocation gives its lease back and ends with the error,
