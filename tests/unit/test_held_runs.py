@@ -290,3 +290,16 @@ def test_the_code_fingerprint_follows_the_code_and_the_label(effects: list[str])
     assert first.fingerprint("v1") == again.fingerprint("v1")  # the same code
     assert first.fingerprint("v1") != first.fingerprint("v2")  # another label
     assert first.fingerprint("v1") != renamed.fingerprint("v1")  # other code
+
+
+def test_a_held_run_can_be_cancelled(env: TestEnvironment, effects: list[str]) -> None:
+    run_id = env.trigger(TASK).run_id
+    env.run_until_idle()
+    env.deploy(v2(effects))
+    env.advance(timedelta(hours=1))
+    assert env.get(run_id).waiting_for == HOLD_NONDETERMINISM
+    cancelled = env.cancel(run_id)
+    assert cancelled.status is RunStatus.CANCELLED and cancelled.held is None
+    recheck(env)  # its old wake-up finds it ended
+    assert env.get(run_id).status is RunStatus.CANCELLED
+    assert effects == ["reserve", "charge"]
