@@ -55,7 +55,9 @@ class RunInfoView:
     @property
     def held(self) -> HoldView | None:
         """The run's hold (`durable.worker.holds`), None when it is not held."""
-        reason = None if self.status.is_terminal else hold_reason(self.waiting_for)
+        # A held run that a worker has taken (RUNNING) is no longer held: it is replayed.
+        busy = self.status.is_terminal or self.status is RunStatus.RUNNING
+        reason = None if busy else hold_reason(self.waiting_for)
         if reason is None:
             return None
         return HoldView(reason, self.updated_at, self.error)

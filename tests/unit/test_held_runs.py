@@ -303,3 +303,23 @@ def test_a_held_run_can_be_cancelled(env: TestEnvironment, effects: list[str]) -
     recheck(env)  # its old wake-up finds it ended
     assert env.get(run_id).status is RunStatus.CANCELLED
     assert effects == ["reserve", "charge"]
+
+
+def test_the_recheck_interval_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable.blobs.memory import MemoryBlobStore
+    from durable.bootstrap import Runtime
+    from durable.clock import VirtualClock
+    from durable.queues.memory import MemoryWakeQueue
+    from durable.settings import Settings
+    from durable.storage.memory import MemoryRunStore
+
+    monkeypatch.setenv("DURABLE_HOLD_RECHECK_SECONDS", "60")
+    assert Settings().hold_recheck == timedelta(seconds=60)
+    clock = VirtualClock()
+    runtime = Runtime.from_parts(
+        store=MemoryRunStore(), queue=MemoryWakeQueue(clock), blobs=MemoryBlobStore(), clock=clock
+    )
+    assert runtime.worker.config.hold_recheck == timedelta(seconds=60)
+    monkeypatch.setenv("DURABLE_HOLD_RECHECK_SECONDS", "0")
+    with pytest.raises(ValueError, match="hold_recheck_seconds"):
+        Settings()
