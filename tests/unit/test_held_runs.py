@@ -323,3 +323,62 @@ def test_the_recheck_interval_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("DURABLE_HOLD_RECHECK_SECONDS", "0")
     with pytest.raises(ValueError, match="hold_recheck_seconds"):
         Settings()
+
+
+def _saga(undone: list[str], compensate_b: bool) -> TaskRegistry:
+    """Steps a (undone by a flaky undo) and b (undone too when `compensate_b`), then a
+    failure for good: the compensations run, newest first."""
+    from durable import NonRetryableError
+
+    registry = TaskRegistry()
+
+    def undo_a(result: str) -> None:
+        undone.append("undo-a")
+        if undone.count("undo-a") == 1:
+            raise RuntimeError("the undo service is down")
+
+    def undo_b(result: str) -> None:
+        undone.append("undo-b")
+
+    if compensate_b:
+
+        @task(id="saga", registry=registry)
+        def saga_v2(ctx: Context, payload: Any) -> None:
+            ctx.step("a", lambda: "a", compensate=undo_a)
+            ctx.step("b", lambda: "b", compensate=undo_b)
+            raise NonRetryableError("no car")
+
+    else:
+
+        @task(id="saga", registry=registry)
+        def saga_v1(ctx: Context, payload: Any) -> None:
+            ctx.step("a", lambda: "a", compensate=undo_a)
+            ctx.step("b", lambda: "b")
+            raise NonRetryableError("no car")
+
+    return registry
+
+
+def test_a_divergence_in_a_compensation_holds_the_run(backend: Backend) -> None:
+    undone: list[str] = []
+    with TestEnvironment(backend=backend, registry=_saga(undone, False)) as env:
+        # given: the run failed for good; its undo of a failed once and waits for its retry
+        run_id = env.trigger("saga").run_id
+        env.run_until_idle()
+        assert env.get(run_id).status is RunStatus.RETRYING and undone == ["undo-a"]
+        # when: a deploy gives b a compensation: newest first, it comes where the log has a's
+        env.deploy(_saga(undone, True))
+        env.advance(timedelta(minutes=1))
+        info = env.get(run_id)
+        # then: held, not failed; no compensation ran
+        assert (info.status, info.waiting_for) == (RunStatus.WAITING, HOLD_NONDETERMINISM)
+        assert info.error is not None and "compensate:b" in info.error.message
+        assert undone == ["undo-a"]
+        # when: the code that recorded it is deployed again
+        env.deploy(_saga(undone, False))
+        recheck(env)
+        info = env.run_until_complete(run_id)
+        # then: the compensation is retried and the run ends as designed
+        assert info.status is RunStatus.FAILED and info.error is not None
+        assert info.error.type == "NonRetryableError"
+        assert undone == ["undo-a", "undo-a"]
