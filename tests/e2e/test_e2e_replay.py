@@ -81,6 +81,7 @@ def test_an_edited_history_file_diverges_with_a_side_by_side(
         "position  recorded         requested",
         "0         step 'greet-v0'  step 'greet'",
     ]
+    assert "today's code would hold these runs" in diverged.stdout  # held, never failed
 
 
 def test_a_history_file_of_a_task_not_in_todays_code_exits_1(
