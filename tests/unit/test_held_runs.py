@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from durable import Context, RunStatus, TaskRegistry, task
+from durable.cli.stats import format_stats
 from durable.records import HOLD_NONDETERMINISM, HOLD_UNKNOWN_TASK, WakeReason
 from durable.testing import Backend, TestEnvironment
 from durable.worker import Handled
@@ -148,6 +149,10 @@ def test_a_deploy_that_renames_a_step_holds_its_runs_and_a_patched_deploy_comple
     stats = {task.task_id: task for task in env.client.stats().tasks}
     assert stats[TASK].held == 3 and stats[TASK].last_hour.held == 3
     assert stats[TASK].last_hour.failed == 0
+    table = format_stats(env.client.stats().to_dict()).splitlines()
+    header = next(line.split() for line in table if line.startswith("TASK"))
+    row = next(line.split() for line in table if line.startswith(TASK))
+    assert header[-1] == "HELD" and row[-1] == "3"
 
     # when: the hold's recheck comes with v2 still deployed
     reads = LogReads(env, monkeypatch)
