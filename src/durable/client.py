@@ -28,6 +28,7 @@ from durable.runlogs.memory import MemoryRunLogSource
 from durable.serialization import JsonData, revive
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
+from durable.services.repair import fork_run, rerun_run, retry_run
 from durable.services.runs import RunHandle, RunStarter
 from durable.services.stats import Stats, collect_stats
 from durable.settings import get_settings
@@ -42,6 +43,8 @@ from durable.views import HistoryEntry, RunInfoView, RunList
 
 __all__ = ["Client", "HistoryEntry", "RunInfoView", "RunList"]
 
+# Who a repair made through this class is recorded as (the HTTP API records its caller).
+CLIENT_CALLER = "client:python"
 PayloadT = TypeVar("PayloadT")
 ResultT = TypeVar("ResultT")
 
@@ -203,6 +206,52 @@ class Client:
         """Cancel a run that has not ended; a running invocation stops at its next operation."""
         return self._view(RunEndings(self._starter(), self.retention).cancel(run_id))
 
+    # -- repairs (`durable.services.repair`): each recorded in the run's log, by `by` ----
+
+    def retry(self, run_id: str, *, by: str = CLIENT_CALLER) -> RunInfoView:
+        """Retry a FAILED, TIMED_OUT or CANCELLED run from its failure point (same run id,
+        fresh attempt budget); `RepairRefusedError` (409) when that does not apply."""
+        return self._view(retry_run(self.store, self.queue, self.clock, run_id, by))
+
+    def rerun(
+        self, run_id: str, *, by: str = CLIENT_CALLER, idempotency_key: str | None = None
+    ) -> RunInfoView:
+        """A new run of the run's task with its payload, linked to it; the new run."""
+        return self._view(
+            rerun_run(
+                self.store,
+                self.queue,
+                self.clock,
+                run_id,
+                by,
+                starter=self._starter(),
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def fork(
+        self,
+        run_id: str,
+        from_step: int | str,
+        *,
+        by: str = CLIENT_CALLER,
+        idempotency_key: str | None = None,
+    ) -> RunInfoView:
+        """A new run that copies the run's first `from_step` log entries (or those before
+        the step so named) and runs the rest on today's code; the new run."""
+        return self._view(
+            fork_run(
+                self.store,
+                self.queue,
+                self.clock,
+                run_id,
+                by,
+                from_step,
+                starter=self._starter(),
+                idempotency_key=idempotency_key,
+            )
+        )
+
     def cancel_children(self, run_id: str) -> None:
         """Cancel every child run this run started that has not ended (recursively)."""
         RunEndings(self._starter(), self.retention).cancel_children(run_id)
@@ -346,6 +395,7 @@ class Client:
             waiting_for=_redacted_wait(run.waiting_for),
             wake_at=run.wake_at,
             parent_run_id=run.parent_run_id,
+            origin=run.origin,
         )
 
     def _entry(self, cp: Checkpoint) -> HistoryEntry:

@@ -241,6 +241,9 @@ class RunRecord:
     expires_at: datetime | None = None  # a finished run is purged after this (None: kept)
     batch_slot: str | None = None  # a ctx.map/parallel child: "attempt:position:index"
     crash_streak: int = 0  # invocations in a row that took the lease and never finished
+    # Where a repaired run came from: "rerun:<run id>" or "fork:<run id>@<entries copied>"
+    # (`durable.services.repair`); None for a run started any other way.
+    origin: str | None = None
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)

@@ -33,6 +33,7 @@ class RunInfoView:
     waiting_for: str | None
     wake_at: datetime | None
     parent_run_id: str | None
+    origin: str | None = None  # "rerun:<run id>" / "fork:<run id>@<N>" (`origin_of` parses it)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the HTTP API's run body)."""
@@ -53,6 +54,7 @@ class RunInfoView:
             "waiting_for": self.waiting_for,
             "wake_at": iso(self.wake_at),
             "parent_run_id": self.parent_run_id,
+            "origin": origin_of(self.origin),
         }
 
 
@@ -96,6 +98,18 @@ class RunList:
 
     runs: list[RunInfoView]
     next_cursor: str | None
+
+
+def origin_of(origin: str | None) -> dict[str, Any] | None:
+    """A run's `origin` as callers see it: {"kind": "rerun" | "fork", "run_id", "from_step"?}."""
+    if origin is None:
+        return None
+    kind, _, rest = origin.partition(":")
+    run_id, _, cut = rest.partition("@")
+    shown: dict[str, Any] = {"kind": kind, "run_id": run_id}
+    if cut.isdigit():
+        shown["from_step"] = int(cut)
+    return shown
 
 
 def iso(when: datetime | None) -> str | None:

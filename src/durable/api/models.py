@@ -9,13 +9,14 @@ OpenAPI document describes; instants are ISO-8601 UTC strings.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from durable.client import HistoryEntry, RunInfoView
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
 from durable.serialization import JsonData
+from durable.views import origin_of
 
 # A delayed start may be years away, but no further than a datetime can represent.
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
@@ -145,12 +146,23 @@ class RunSummary(BaseModel):
         }
 
 
+class OriginBody(BaseModel):
+    """Where a repaired run came from: a rerun of a run, or a fork of its first entries."""
+
+    kind: Literal["rerun", "fork"]
+    run_id: str = Field(description="the original run")
+    from_step: int | None = Field(default=None, description="a fork's: log entries copied")
+
+
 class RunBody(RunSummary):
     """A run: its summary, with its payload, result and version."""
 
     payload: Any
     result: Any
     version: VersionBody
+    origin: OriginBody | None = Field(
+        default=None, description="a rerun's or a fork's original run (`POST /runs/{id}/rerun`)"
+    )
 
     @classmethod
     def of(cls, view: RunInfoView) -> Self:
@@ -159,6 +171,7 @@ class RunBody(RunSummary):
             payload=view.payload,
             result=view.result,
             version=VersionBody(task=view.task_version, code=view.code_version),
+            origin=origin_of(view.origin),
         )
 
 

@@ -118,6 +118,7 @@ class RunItem(Model):
     expires_at = UTCDateTimeAttribute(null=True)
     batch_slot = UnicodeAttribute(null=True)
     crash_streak = NumberAttribute(null=True)
+    origin = UnicodeAttribute(null=True)
 
     # Index keys, derived from the fields above by the store (see the layout above).
     created_key = UnicodeAttribute()

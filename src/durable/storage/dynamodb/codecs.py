@@ -72,6 +72,7 @@ def run_record(item: RunItem) -> RunRecord:
         expires_at=item.expires_at,
         batch_slot=item.batch_slot,
         crash_streak=int(item.crash_streak or 0),
+        origin=item.origin,
     )
 
 
