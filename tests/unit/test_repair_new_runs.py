@@ -67,6 +67,7 @@ def test_a_rerun_is_a_new_run_with_the_same_payload_linked_both_ways(
     assert rerun.to_dict()["origin"] == {"kind": "rerun", "run_id": original.run_id}
     info = env.run_until_complete(rerun.run_id)
     assert info.status == RunStatus.COMPLETED
+    assert info.origin == f"rerun:{original.run_id}"  # kept by the store through the run
     assert world.calls == {"s1": 2, "s2": 2, "s3": 2, "s4": 1, "s5": 1}  # all of it again
     assert _actions(env, rerun.run_id) == [("rerun", {"by": "jwt:u-1", "run_id": original.run_id})]
     assert _actions(env, original.run_id) == [("rerun", {"by": "jwt:u-1", "run_id": rerun.run_id})]
@@ -128,6 +129,7 @@ def test_a_fork_copies_the_first_entries_and_runs_the_rest(
     }
     info = env.run_until_complete(fork.run_id)
     assert info.status == RunStatus.COMPLETED
+    assert info.origin == f"fork:{original.run_id}@2"
     assert info.result == [["s1", 3], ["s2", 3], ["s3", 3], ["s4", 3], ["s5", 3]]
     assert world.calls == {"s1": 1, "s2": 1, "s3": 2, "s4": 1, "s5": 1}
     log = env.store.load_history(fork.run_id)
