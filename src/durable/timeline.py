@@ -26,6 +26,8 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
+from durable.timeline_actions import OUTCOME as _ATTEMPT_OUTCOME
+from durable.timeline_actions import actions, retried_end, retry_starts
 
 K = CheckpointKind
 BATCH_IDS_SHOWN = 100  # a batch lists the run ids of its first children only
@@ -66,15 +68,6 @@ def _error(error: ErrorInfo | None) -> Json | None:
     return {"type": error.type, "message": error.message, "traceback": error.traceback}
 
 
-_ATTEMPT_OUTCOME = {
-    RunStatus.COMPLETED: "completed",
-    RunStatus.FAILED: "failed",
-    RunStatus.CANCELLED: "cancelled",
-    RunStatus.TIMED_OUT: "timed_out",
-    RunStatus.RUNNING: "running",
-}
-
-
 def build_timeline(
     run: RunRecord,
     checkpoints: list[Checkpoint],
@@ -106,59 +99,7 @@ def build_timeline(
         "waiting": waiting(run, operations),
         "attempts": _task_attempts(run, checkpoints),
         "operations": operations,
-        "actions": _actions(checkpoints),
-    }
-
-
-def _action_details(cp: Checkpoint) -> Json:  # a RUN_ACTION entry's JSON object, or {}
-    try:
-        details = json.loads(cp.value or "{}")
-    except ValueError:
-        return {}
-    return details if isinstance(details, dict) else {}
-
-
-def _actions(checkpoints: list[Checkpoint]) -> list[Json]:
-    """What people did to the run (retry, rerun, fork, resume, cancel...), as markers."""
-    actions: list[Json] = []
-    for cp in checkpoints:
-        if cp.kind is not K.RUN_ACTION:
-            continue
-        details = _action_details(cp)
-        by = details.pop("by", None)
-        at, attempt = _iso(cp.at), cp.task_attempt
-        by = str(by) if by is not None else None
-        actions.append(
-            {"seq": cp.seq, "at": at, "name": cp.name, "by": by, "task_attempt": attempt}
-            | {"details": details}
-        )
-    return actions
-
-
-def _retry_starts(checkpoints: list[Checkpoint]) -> dict[int, Checkpoint]:
-    """The "retry" entries, by the task attempt each started."""
-    starts: dict[int, Checkpoint] = {}
-    for cp in (cp for cp in checkpoints if cp.kind is K.RUN_ACTION and cp.name == "retry"):
-        attempt = _action_details(cp).get("attempt")
-        starts[attempt if isinstance(attempt, int) else cp.task_attempt + 1] = cp
-    return starts
-
-
-def _retried_end(band: Json, retry: Checkpoint) -> Json:
-    """How an attempt ended before someone retried the run (its retry entry keeps it)."""
-    previous = _action_details(retry).get("previous")
-    previous = previous if isinstance(previous, dict) else {}
-    status, error = str(previous.get("status")), previous.get("error")
-    outcome = (
-        _ATTEMPT_OUTCOME.get(RunStatus(status), "failed")
-        if status in RunStatus.__members__
-        else "failed"
-    )
-    return band | {
-        "ended_at": previous.get("finished_at") or _iso(retry.at),
-        "outcome": outcome,
-        "error": {**error, "traceback": None} if isinstance(error, dict) else None,
-        "retry_at": None,
+        "actions": actions(checkpoints),
     }
 
 
@@ -167,7 +108,7 @@ def _task_attempts(run: RunRecord, checkpoints: list[Checkpoint]) -> list[Json]:
     first_at: dict[int, datetime] = {}
     for cp in checkpoints:
         first_at.setdefault(cp.task_attempt, cp.at)
-    retries = _retry_starts(checkpoints)
+    retries = retry_starts(checkpoints)
     bands: list[Json] = []
     previous: Checkpoint | None = None
     for number in range(1, run.attempt + 1):
@@ -182,7 +123,7 @@ def _task_attempts(run: RunRecord, checkpoints: list[Checkpoint]) -> list[Json]:
         failure = failures.get(number)
         band: Json = {"task_attempt": number, "started_at": _iso(start)}
         if failure is None and number + 1 in retries:
-            band = _retried_end(band, retries[number + 1])
+            band = retried_end(band, retries[number + 1])
         elif failure is not None:
             band |= {
                 "ended_at": _iso(failure.at),
