@@ -3,13 +3,19 @@ original both ways, a fork starting from a copy of the original's first entries.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from durable import Context, RetryPolicy, RunStatus, TaskRegistry, task
-from durable.errors import IdempotencyConflictError, InvalidForkPointError, PayloadValidationError
+from durable.errors import (
+    IdempotencyConflictError,
+    InvalidForkPointError,
+    ParentWaitsError,
+    PayloadValidationError,
+)
 from durable.records import CheckpointKind
 from durable.services.audit import action_details
 from durable.testing import TestEnvironment
@@ -205,3 +211,73 @@ def test_a_fork_with_a_key_is_made_once(registry: TaskRegistry, env: TestEnviron
     assert env.client.fork(original.run_id, 1, idempotency_key="f").run_id == first.run_id
     with pytest.raises(IdempotencyConflictError):
         env.client.fork(original.run_id, 2, idempotency_key="f")  # the key, another cut
+
+
+def test_a_fork_never_copies_a_fan_out_or_an_open_callback(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    @task(id="item", registry=registry)
+    def item(ctx: Context, payload: int) -> int:
+        return payload * 2
+
+    @task(id="fans", registry=registry)
+    def fans(ctx: Context, payload: None) -> Any:
+        first = ctx.step("a", lambda: 1)
+        doubled = list(ctx.map("item", [1, 2]))
+        token = ctx.create_callback("answer")
+        ctx.step("hand-out", lambda t: None, token)
+        answer = ctx.wait_for_callback("answer", token=token)
+        return [first, doubled, answer]
+
+    run = env.trigger("fans")
+    env.run_until_complete(run.run_id)
+    log = env.store.load_history(run.run_id)
+    created = next(cp.seq for cp in log if cp.kind is CheckpointKind.CALLBACK_CREATED)
+    token = next(cp.value for cp in log if cp.kind is CheckpointKind.CALLBACK_CREATED)
+    assert token is not None
+    env.complete_callback(json.loads(token), "yes")
+    assert env.run_until_complete(run.run_id).result == [1, [2, 4], "yes"]
+    log = env.store.load_history(run.run_id)
+
+    with pytest.raises(InvalidForkPointError) as fan_out:
+        env.client.fork(run.run_id, created - 1)  # after the batch's end
+    assert "fan-out" in str(fan_out.value)
+    assert fan_out.value.valid == [0, 1]  # before the batch only
+    with pytest.raises(InvalidForkPointError):
+        env.client.fork(run.run_id, len(log))  # the whole log: past the fan-out too
+    fork = env.client.fork(run.run_id, "map:item")  # from before the fan-out: run again
+    assert env.run_until_complete(fork.run_id).waiting_for is not None  # a new callback
+    assert len(env.list(task_id="item").runs) == 4
+
+    @task(id="calls-back", registry=registry)
+    def calls_back(ctx: Context, payload: None) -> Any:
+        token = ctx.create_callback("answer")
+        ctx.step("hand-out", lambda t: None, token)
+        return ctx.wait_for_callback("answer", token=token)
+
+    waits = env.trigger("calls-back")
+    env.run_until_complete(waits.run_id)
+    with pytest.raises(InvalidForkPointError) as open_callback:
+        env.client.fork(waits.run_id, 2)  # created and handed out, not answered
+    assert "callback 'answer'" in str(open_callback.value)
+    assert open_callback.value.valid == [0]
+
+
+def test_a_batch_child_whose_parent_waits_is_refused(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    @task(id="bad-item", registry=registry, retry=RetryPolicy(max_attempts=1))
+    def bad_item(ctx: Context, payload: int) -> int:
+        raise ValueError("no")
+
+    @task(id="fan", registry=registry)
+    def fan(ctx: Context, payload: None) -> Any:
+        results = ctx.map("bad-item", [1], tolerated_failures=1)
+        return ctx.wait_for_event(f"after-{len(results)}")
+
+    run = env.trigger("fan")
+    env.run_until_complete(run.run_id)
+    [child] = env.list(task_id="bad-item").runs
+    assert child.status == RunStatus.FAILED
+    with pytest.raises(ParentWaitsError):
+        env.client.retry(child.run_id)
