@@ -16,12 +16,13 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from durable.api.caller import caller_of
-from durable.api.models import RunBody
+from durable.api.models import ErrorResponse, RunBody
 from durable.client import Client
 
 RunId = Annotated[str, Path(max_length=512, description="the run's id")]
@@ -48,9 +49,32 @@ class ForkRequest(RerunRequest):
     )
 
 
+_ERRORS = {
+    400: "an invalid request (path or body fields)",
+    404: "no such run, or today's code has no task of that id",
+    409: "the action does not apply to the run as it is (`run_not_ended`, `run_completed`, "
+    "`run_expiring`, `parent_waits`), or the idempotency key started another run",
+    422: "the payload no longer fits today's task, or a fork's cut falls inside an operation "
+    "(`invalid_fork_point`: `details[0].valid_from_steps` lists the cuts near it)",
+}
+
+
+def _responses(status: int, description: str, *errors: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries of a repair route: the run it answers, the errors it can answer."""
+    json_type = content_types.APPLICATION_JSON
+    responses: dict[int, OpenAPIResponse] = {
+        status: {"description": description, "content": {json_type: {"model": RunBody}}}
+    }
+    for error in errors:
+        responses[error] = {
+            "description": _ERRORS[error],
+            "content": {json_type: {"model": ErrorResponse}},
+        }
+    return responses
+
+
 def register_repair_routes(app: APIGatewayHttpResolver, client: Client) -> None:
     """Add the retry, rerun and fork routes to `app`, served by `client`."""
-    from durable.api.app import _responses  # the app imports this module: import when called
 
     @app.post(
         "/runs/<run_id>/retry",
@@ -58,7 +82,7 @@ def register_repair_routes(app: APIGatewayHttpResolver, client: Client) -> None:
         description="A FAILED, TIMED_OUT or CANCELLED run goes on under the same id, its log "
         "kept: completed steps are not run again, the attempt budget and the task timeout "
         "start afresh. Compensations its end ran are not undone. Recorded in its history.",
-        responses=_responses(200, RunBody, "the run, queued again", 400, 404, 409),
+        responses=_responses(200, "the run, queued again", 400, 404, 409),
         tags=["repair"],
     )
     def retry(run_id: RunId) -> RunBody:
@@ -70,7 +94,7 @@ def register_repair_routes(app: APIGatewayHttpResolver, client: Client) -> None:
         summary="Run a run's task again with its payload, as a new run",
         description="Any status. The new run's `origin` names the original; both histories "
         "record the rerun.",
-        responses=_responses(202, RunBody, "the new run", 400, 404, 409, 422),
+        responses=_responses(202, "the new run", 400, 404, 409, 422),
         tags=["repair"],
     )
     def rerun(run_id: RunId, body: Annotated[RerunRequest | None, Body()] = None) -> RunBody:
@@ -88,7 +112,7 @@ def register_repair_routes(app: APIGatewayHttpResolver, client: Client) -> None:
         description="The rest runs on today's code. A cut inside an operation that has not "
         "ended (a step without its end, a child or callback waited for, a fan-out) is "
         "refused with 422 and the valid cuts near it.",
-        responses=_responses(202, RunBody, "the new run", 400, 404, 409, 422),
+        responses=_responses(202, "the new run", 400, 404, 409, 422),
         tags=["repair"],
     )
     def fork(run_id: RunId, body: Annotated[ForkRequest, Body()]) -> RunBody:
