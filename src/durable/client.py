@@ -6,7 +6,7 @@ Every write is validated first and stores nothing on bad input: an unknown task 
 
 The writes are the run services' (which the worker uses too): `durable.services.runs`
 starts runs, `durable.services.delivery` delivers events and callback completions,
-`durable.services.endings` cancels.
+`durable.services.endings` cancels, `durable.services.repair` retries, reruns and forks.
 The client adds the caller's view: values decoded, callback tokens redacted.
 """
 

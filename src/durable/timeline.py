@@ -75,7 +75,8 @@ def build_timeline(
     now: datetime,
     batches: Mapping[tuple[int, int], BatchRecord] | None = None,
 ) -> Json:
-    """The timeline of `run` (see CONTRACTS: `GET /runs/{run_id}/timeline`).
+    """The timeline of `run` (see CONTRACTS: `GET /runs/{run_id}/timeline`), with its audit
+    entries as `actions` (`durable.timeline_actions`).
 
     `decode` turns a stored value into JSON values; `batches` maps (task attempt, position)
     to the batch record of each fan-out, when the caller has read them.
