@@ -101,7 +101,9 @@ def retry_run(store: RunStore, queue: WakeQueue, clock: Clock, run_id: str, by: 
         boundary = record_action(
             store, clock, run_id, RETRY_ACTION, by, _retry_details(run, history, view.attempt)
         )
-        history = [*history, boundary]
+        # Read back what follows the log as read: a retry made at the same moment may have
+        # written its boundary too, and the attempt must be the one the log says.
+        history = [*history, *store.load_history(run_id, after_seq=view.next_seq - 1)]
     attempt = HistoryView(run_id, history).attempt
     try:
         updated = store.update_run(
@@ -120,7 +122,7 @@ def retry_run(store: RunStore, queue: WakeQueue, clock: Clock, run_id: str, by: 
                 "wake_token": None,
                 "lease_owner": None,
                 "lease_expires": None,
-                "checkpoints": boundary.seq,
+                "checkpoints": history[-1].seq,
                 "updated_at": now,
             },
             expect_status=[run.status],
