@@ -77,10 +77,16 @@ def retry_run(store: RunStore, queue: WakeQueue, clock: Clock, run_id: str, by: 
         if _retry_in_flight(store, run):
             queue.send(WakeUp(run_id, WakeReason.START))  # the wake-up a cut call never sent
             return run
+        held = run.waiting_for or ""
+        hint = (
+            f" (it is held, {held}: resume it instead)"
+            if held.startswith(("fix:", "code-version:"))
+            else ""
+        )
         raise RunNotEndedError(
             run_id,
-            f"run {run_id} is {run.status}: only a FAILED, TIMED_OUT or CANCELLED run can be "
-            "retried",
+            f"run {run_id} is {run.status}{hint}: only a FAILED, TIMED_OUT or CANCELLED run "
+            "can be retried",
         )
     if run.status is RunStatus.COMPLETED:
         raise RunCompletedError(
