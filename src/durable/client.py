@@ -6,7 +6,7 @@ Every write is validated first and stores nothing on bad input: an unknown task 
 
 The writes are the run services' (which the worker uses too): `durable.services.runs`
 starts runs, `durable.services.delivery` delivers events and callback completions,
-`durable.services.endings` cancels.
+`durable.services.endings` cancels, `durable.services.repair` retries, reruns and forks.
 The client adds the caller's view: values decoded, callback tokens redacted.
 """
 
@@ -28,6 +28,7 @@ from durable.runlogs.memory import MemoryRunLogSource
 from durable.serialization import JsonData, revive
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
+from durable.services.repair import fork_run, rerun_run, retry_run
 from durable.services.resume import resume_run
 from durable.services.runs import RunHandle, RunStarter
 from durable.services.stats import Stats, collect_stats
@@ -43,6 +44,8 @@ from durable.views import HistoryEntry, RunInfoView, RunList
 
 __all__ = ["Client", "HistoryEntry", "RunInfoView", "RunList"]
 
+# Who a repair made through this class is recorded as (the HTTP API records its caller).
+CLIENT_CALLER = "client:python"
 PayloadT = TypeVar("PayloadT")
 ResultT = TypeVar("ResultT")
 
@@ -204,11 +207,57 @@ class Client:
         """Cancel a run that has not ended; a running invocation stops at its next operation."""
         return self._view(RunEndings(self._starter(), self.retention).cancel(run_id))
 
-    def resume(self, run_id: str, by: str = "anonymous") -> RunInfoView:
+    def resume(self, run_id: str, *, by: str = CLIENT_CALLER) -> RunInfoView:
         """Let a held run go on (`durable.services.resume`): RunNotHeldError if it is not held."""
         return self._view(
             resume_run(
                 self.store, self.queue, self.clock, run_id, by, code_version=self.code_version
+            )
+        )
+
+    # -- repairs (`durable.services.repair`): each recorded in the run's log, by `by` ----
+
+    def retry(self, run_id: str, *, by: str = CLIENT_CALLER) -> RunInfoView:
+        """Retry a FAILED, TIMED_OUT or CANCELLED run from its failure point (same run id,
+        fresh attempt budget); `RepairRefusedError` (409) when that does not apply."""
+        return self._view(retry_run(self.store, self.queue, self.clock, run_id, by))
+
+    def rerun(
+        self, run_id: str, *, by: str = CLIENT_CALLER, idempotency_key: str | None = None
+    ) -> RunInfoView:
+        """A new run of the run's task with its payload, linked to it; the new run."""
+        return self._view(
+            rerun_run(
+                self.store,
+                self.queue,
+                self.clock,
+                run_id,
+                by,
+                starter=self._starter(),
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def fork(
+        self,
+        run_id: str,
+        from_step: int | str,
+        *,
+        by: str = CLIENT_CALLER,
+        idempotency_key: str | None = None,
+    ) -> RunInfoView:
+        """A new run that copies the run's first `from_step` log entries (or those before
+        the step so named) and runs the rest on today's code; the new run."""
+        return self._view(
+            fork_run(
+                self.store,
+                self.queue,
+                self.clock,
+                run_id,
+                by,
+                from_step,
+                starter=self._starter(),
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -355,6 +404,7 @@ class Client:
             waiting_for=_redacted_wait(run.waiting_for),
             wake_at=run.wake_at,
             parent_run_id=run.parent_run_id,
+            origin=run.origin,
         )
 
     def _entry(self, cp: Checkpoint) -> HistoryEntry:

@@ -22,10 +22,16 @@ DurableError                      base of everything raised by the library
 │   ├── UnknownTaskError          no task registered under that id
 │   ├── PayloadValidationError    the payload does not fit the task's annotation
 │   ├── IdempotencyConflictError  an idempotency key reused with another payload
+│   ├── InvalidForkPointError     fork: a cut inside an operation that has not ended (422)
 │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
 ├── RunNotFoundError              no run with that id
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
 ├── RunNotHeldError               resume: the run is not held (409 run_not_held)
+├── RepairRefusedError            retry / rerun / fork does not apply to the run as it is (409)
+│   ├── RunNotEndedError          retry: the run has not ended (or its end is being followed up)
+│   ├── RunCompletedError         retry: the run completed (rerun or fork it instead)
+│   ├── RunExpiringError          the run is past its retention, being purged
+│   └── ParentWaitsError          retry: a child run whose parent has not ended (retry the parent)
 ├── ConflictError                 a conditional write lost: another invocation owns the run
 ├── TableLayoutError              the table has an older layout: run `durable migrate`
 └── InfrastructureError           DynamoDB, SQS or S3 failed (throttled, 5xx, timed out, a
@@ -283,6 +289,19 @@ class PayloadValidationError(InputError):
         super().__init__(f"invalid payload for task {task_id!r}: {details}")
 
 
+class InvalidForkPointError(InputError):
+    """Fork: the cut falls inside an operation that has not ended (a step started without
+    its end, a child run or a callback waited for, a fan-out), or past the log, or names
+    no step. `valid` lists the cut points near it (log entry counts a fork may copy)."""
+
+    code = "invalid_fork_point"
+
+    def __init__(self, run_id: str, message: str, valid: list[int]) -> None:
+        self.run_id = run_id
+        self.valid = valid
+        super().__init__(message)
+
+
 class PayloadTooLargeError(InputError):
     """A value is over Lambda's 6 MB request limit."""
 
@@ -319,6 +338,47 @@ class RunNotHeldError(DurableError):
         self.run_id = run_id
         self.doing = doing
         super().__init__(f"run {run_id} is not held: it is {doing}")
+
+
+class RepairRefusedError(DurableError):
+    """A repair (retry, rerun, fork: `durable.services.repair`) that does not apply to the
+    run as it is now; nothing was changed. `code` says why."""
+
+    code = "repair_refused"
+
+    def __init__(self, run_id: str, message: str) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class RunNotEndedError(RepairRefusedError):
+    """Retry: the run has not ended (retry applies to FAILED, TIMED_OUT and CANCELLED runs)."""
+
+    code = "run_not_ended"
+
+
+class RunCompletedError(RepairRefusedError):
+    """Retry: the run completed; rerun it (a new run) or fork it instead."""
+
+    code = "run_completed"
+
+
+class RunExpiringError(RepairRefusedError):
+    """The run is past its retention (`expires_at`): it is being purged."""
+
+    code = "run_expiring"
+
+
+class ParentWaitsError(RepairRefusedError):
+    """Retry: a child run (`ctx.invoke`, `ctx.map`, `ctx.parallel`) whose parent has not
+    ended: the parent records this child's end. Retry the parent run once it has ended:
+    its retried attempt calls the child again, as a new child run."""
+
+    code = "parent_waits"
+
+    def __init__(self, run_id: str, parent_run_id: str, message: str) -> None:
+        self.parent_run_id = parent_run_id
+        super().__init__(run_id, message)
 
 
 class ConflictError(DurableError):

@@ -87,16 +87,17 @@ def _execute_attempt(
     view = HistoryView(run.run_id, history)
     now = clock.now()
     started_at = run.started_at or now
-    run_deadline = started_at + definition.timeout if definition.timeout is not None else None
+    # A retried run's timeout counts from its retry (`HistoryView.retried_at`).
+    timeout_from = view.retried_at or started_at
+    run_deadline = timeout_from + definition.timeout if definition.timeout is not None else None
     if run_deadline is not None and now >= run_deadline:
         return Failed(
             ErrorInfo(type="TaskTimeoutError", message="the run exceeded its task timeout"),
             RunStatus.TIMED_OUT,
         )
-    if view.attempt_failures:
-        retry_at = view.attempt_failures[-1].wake_at
-        if retry_at is not None and now < retry_at:
-            return Suspended(RunStatus.RETRYING, retry_at, attempt=view.attempt)
+    retry_at = view.pending_retry_at
+    if retry_at is not None and now < retry_at:
+        return Suspended(RunStatus.RETRYING, retry_at, attempt=view.attempt)
     attempt = Attempt(
         run=RunInfo(
             id=run.run_id,
@@ -179,7 +180,7 @@ def _attempt_failed(
     final = (
         isinstance(exc, WaitTimeoutError)
         or is_non_retryable(exc, policy)
-        or not policy.allows_retry(view.attempt, exc)
+        or not policy.allows_retry(view.budget_attempt, exc)  # counted since the last retry
     )
     error = ErrorInfo.from_exception(exc, traceback.format_exc(), non_retryable=final)
     if final:
@@ -194,7 +195,7 @@ def _attempt_failed(
             return _cancelled()
         return Failed(error)
     now = clock.now()
-    retry_at = now + policy.delay(view.attempt, f"{attempt.run.id}:attempt")
+    retry_at = now + policy.delay(view.budget_attempt, f"{attempt.run.id}:attempt")
     checkpoint = Checkpoint(
         seq=attempt.next_seq,
         kind=CheckpointKind.ATTEMPT_FAILED,

@@ -244,6 +244,9 @@ class RunRecord:
     # A held run (`HOLD_NONDETERMINISM`, `HOLD_UNKNOWN_TASK`): the fingerprint of the code
     # that held it (`durable.worker.holds`); workers with that same code do not replay it.
     held_code: str | None = None
+    # Where a repaired run came from: "rerun:<run id>" or "fork:<run id>@<entries copied>"
+    # (`durable.services.repair`); None for a run started any other way.
+    origin: str | None = None
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)

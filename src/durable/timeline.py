@@ -26,6 +26,8 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
+from durable.timeline_actions import OUTCOME as _ATTEMPT_OUTCOME
+from durable.timeline_actions import actions, retried_end, retry_starts
 
 K = CheckpointKind
 BATCH_IDS_SHOWN = 100  # a batch lists the run ids of its first children only
@@ -66,15 +68,6 @@ def _error(error: ErrorInfo | None) -> Json | None:
     return {"type": error.type, "message": error.message, "traceback": error.traceback}
 
 
-_ATTEMPT_OUTCOME = {
-    RunStatus.COMPLETED: "completed",
-    RunStatus.FAILED: "failed",
-    RunStatus.CANCELLED: "cancelled",
-    RunStatus.TIMED_OUT: "timed_out",
-    RunStatus.RUNNING: "running",
-}
-
-
 def build_timeline(
     run: RunRecord,
     checkpoints: list[Checkpoint],
@@ -82,7 +75,8 @@ def build_timeline(
     now: datetime,
     batches: Mapping[tuple[int, int], BatchRecord] | None = None,
 ) -> Json:
-    """The timeline of `run` (see CONTRACTS: `GET /runs/{run_id}/timeline`).
+    """The timeline of `run` (see CONTRACTS: `GET /runs/{run_id}/timeline`), with its audit
+    entries as `actions` (`durable.timeline_actions`).
 
     `decode` turns a stored value into JSON values; `batches` maps (task attempt, position)
     to the batch record of each fan-out, when the caller has read them.
@@ -106,6 +100,7 @@ def build_timeline(
         "waiting": waiting(run, operations),
         "attempts": _task_attempts(run, checkpoints),
         "operations": operations,
+        "actions": actions(checkpoints),
     }
 
 
@@ -114,18 +109,23 @@ def _task_attempts(run: RunRecord, checkpoints: list[Checkpoint]) -> list[Json]:
     first_at: dict[int, datetime] = {}
     for cp in checkpoints:
         first_at.setdefault(cp.task_attempt, cp.at)
+    retries = retry_starts(checkpoints)
     bands: list[Json] = []
     previous: Checkpoint | None = None
     for number in range(1, run.attempt + 1):
         if number == 1:
             start = run.started_at or first_at.get(1)
+        elif number in retries:
+            start = retries[number].at
         else:
             start = previous.wake_at if previous is not None else first_at.get(number)
             if number in first_at and (start is None or first_at[number] < start):
                 start = first_at[number]
         failure = failures.get(number)
         band: Json = {"task_attempt": number, "started_at": _iso(start)}
-        if failure is not None:
+        if failure is None and number + 1 in retries:
+            band = retried_end(band, retries[number + 1])
+        elif failure is not None:
             band |= {
                 "ended_at": _iso(failure.at),
                 "outcome": "failed",

@@ -51,6 +51,7 @@ class RunInfoView:
     waiting_for: str | None
     wake_at: datetime | None
     parent_run_id: str | None
+    origin: str | None = None  # "rerun:<run id>" / "fork:<run id>@<N>" (`origin_of` parses it)
 
     @property
     def held(self) -> HoldView | None:
@@ -82,6 +83,7 @@ class RunInfoView:
             "wake_at": iso(self.wake_at),
             "parent_run_id": self.parent_run_id,
             "held": self.held.to_dict() if self.held else None,
+            "origin": origin_of(self.origin),
         }
 
 
@@ -125,6 +127,18 @@ class RunList:
 
     runs: list[RunInfoView]
     next_cursor: str | None
+
+
+def origin_of(origin: str | None) -> dict[str, Any] | None:
+    """A run's `origin` as callers see it: {"kind": "rerun" | "fork", "run_id", "from_step"?}."""
+    if origin is None:
+        return None
+    kind, _, rest = origin.partition(":")
+    run_id, _, cut = rest.partition("@")
+    shown: dict[str, Any] = {"kind": kind, "run_id": run_id}
+    if cut.isdigit():
+        shown["from_step"] = int(cut)
+    return shown
 
 
 def iso(when: datetime | None) -> str | None:

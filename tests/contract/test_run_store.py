@@ -79,6 +79,7 @@ def test_create_then_get_round_trips_every_field(store: RunStore) -> None:
         parent_run_id="run_parent",
         tags={"team": "payments", "env": "test"},
         batch_slot="1:2:3",
+        origin="fork:run_original@4",
     )
 
     stored, created = store.create_run(run)

@@ -312,3 +312,18 @@ def logs_lines(ctx: Context, payload: Nap) -> str:
     result: str = ctx.step("log", _log_in_step, ctx)
     _task_log.info("stdlib after the nap")
     return result
+
+
+def _fails_until_fixed(directory: str) -> str:
+    record(directory, "second")
+    if not (Path(directory) / "fixed").exists():
+        raise RuntimeError("not fixed yet")
+    return "fixed"
+
+
+@task(id="e2e-repairable", retry=RetryPolicy(max_attempts=1))
+def repairable(ctx: Context, payload: InDirectory) -> dict[str, Any]:
+    """Fails at its second step until `<dir>/fixed` exists: retried, rerun and forked."""
+    first = ctx.step("first", record, payload.dir, "first")
+    second = ctx.step("second", _fails_until_fixed, payload.dir, retry=RetryPolicy(max_attempts=1))
+    return {"first": first, "second": second}

@@ -805,6 +805,9 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
         ("POST", "/callbacks/{token}"),
         ("POST", "/runs/{run_id}/cancel"),
         ("POST", "/runs/{run_id}/resume"),
+        ("POST", "/runs/{run_id}/retry"),
+        ("POST", "/runs/{run_id}/rerun"),
+        ("POST", "/runs/{run_id}/fork"),
         ("GET", "/metrics"),
     }
     trigger_responses = document["paths"]["/tasks/{task_id}/runs"]["post"]["responses"]

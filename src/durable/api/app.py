@@ -61,6 +61,7 @@ from durable.api.models import (
     TriggerRequest,
     TriggerResponse,
 )
+from durable.api.repair import register_repair_routes
 from durable.api.resume import register_resume_routes
 from durable.api.tasks import add_task_operations, register_task_routes
 from durable.api.timeline import html_for_browsers, register_timeline_routes
@@ -120,6 +121,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     register_log_routes(app, client)
     register_metrics_routes(app, client)
     register_resume_routes(app, client)
+    register_repair_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",

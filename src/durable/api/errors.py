@@ -21,10 +21,14 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
     409 run_not_held            resume of a run that is not held
     409 callback_completed      the callback was completed before, or its wait timed out
     409 idempotency_conflict    the idempotency key started a run with another payload
+    409 run_not_ended, run_completed, run_expiring, parent_waits
+                                retry / rerun / fork does not apply to the run as it is
     413 payload_too_large       the body (or a value in it) is over Lambda's 6 MB limit
     415 unsupported_media_type  the body is not JSON by its Content-Type (forms included)
     422 invalid_payload         the envelope is fine but the payload does not fit the task;
                                 `details` holds pydantic's errors
+    422 invalid_fork_point      a fork's cut inside an operation that has not ended;
+                                `details` lists the valid cut points near it
     500 internal_error          anything unexpected (logged; details stay in the logs)
     503 service_unavailable     DynamoDB, SQS or S3 failed past botocore's retries (throttled,
                                 their own 5xx): not the caller's fault; `Retry-After` says when
@@ -54,8 +58,10 @@ from durable.errors import (
     IdempotencyConflictError,
     InfrastructureError,
     InputError,
+    InvalidForkPointError,
     PayloadTooLargeError,
     PayloadValidationError,
+    RepairRefusedError,
     RunFinishedError,
     RunNotFoundError,
     RunNotHeldError,
@@ -75,6 +81,7 @@ _STATUS: dict[type[Exception], HTTPStatus] = {
     RunNotHeldError: HTTPStatus.CONFLICT,
     CallbackNotFoundError: HTTPStatus.NOT_FOUND,
     CallbackAlreadyCompletedError: HTTPStatus.CONFLICT,
+    RepairRefusedError: HTTPStatus.CONFLICT,
 }
 
 
@@ -154,6 +161,11 @@ def _invalid_payload(exc: PayloadValidationError) -> Response[str]:
     return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, exc.code, message, details or None)
 
 
+def _invalid_fork_point(exc: InvalidForkPointError) -> Response[str]:
+    details = [{"loc": ["body", "from_step"], "valid_from_steps": exc.valid}]
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, exc.code, str(exc), details)
+
+
 def _library_error(exc: Exception) -> Response[str]:
     status = next(
         (_STATUS[cls] for cls in type(exc).__mro__ if cls in _STATUS), HTTPStatus.BAD_REQUEST
@@ -214,6 +226,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(PayloadValidationError)(_invalid_payload)
+    app.exception_handler(InvalidForkPointError)(_invalid_fork_point)
     app.exception_handler(
         [
             InputError,
@@ -222,6 +235,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             RunNotHeldError,
             CallbackNotFoundError,
             CallbackAlreadyCompletedError,
+            RepairRefusedError,
         ]
     )(_library_error)
     app.exception_handler(NotFoundError)(not_found)

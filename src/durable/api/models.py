@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 from durable.client import HistoryEntry, RunInfoView
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
 from durable.serialization import JsonData
+from durable.views import origin_of
 
 # A delayed start may be years away, but no further than a datetime can represent.
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
@@ -156,6 +157,14 @@ class HoldBody(BaseModel):
     error: ErrorBody | None = Field(description="what diverged, or what is missing")
 
 
+class OriginBody(BaseModel):
+    """Where a repaired run came from: a rerun of a run, or a fork of its first entries."""
+
+    kind: Literal["rerun", "fork"]
+    run_id: str = Field(description="the original run")
+    from_step: int | None = Field(default=None, description="a fork's: log entries copied")
+
+
 class RunBody(RunSummary):
     """A run: its summary, with its payload, result and version, and its hold if held."""
 
@@ -163,6 +172,9 @@ class RunBody(RunSummary):
     result: Any
     version: VersionBody
     held: HoldBody | None = None
+    origin: OriginBody | None = Field(
+        default=None, description="a rerun's or a fork's original run (`POST /runs/{id}/rerun`)"
+    )
 
     @classmethod
     def of(cls, view: RunInfoView) -> Self:
@@ -172,6 +184,7 @@ class RunBody(RunSummary):
             result=view.result,
             version=VersionBody(task=view.task_version, code=view.code_version),
             held=_hold_body(view),
+            origin=origin_of(view.origin),
         )
 
 

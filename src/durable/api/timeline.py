@@ -133,6 +133,20 @@ class TimelineOperation(BaseModel):
     input: Any = Field(default=None, description="a step's: its latest attempt's " + _INPUT)
 
 
+class TimelineAction(BaseModel):
+    """Someone acted on the run (an audit entry): a marker on the time axis."""
+
+    seq: int = Field(description="the audit entry's slot in the log")
+    at: datetime
+    name: str = Field(description="retry, rerun, fork, resume, cancel...")
+    by: str | None = Field(description="the caller: iam:<arn>, jwt:<sub>, unverified:<...>")
+    task_attempt: int = Field(description="the task attempt the run was at")
+    details: dict[str, Any] = Field(
+        description='the action\'s own details: a retry\'s {"attempt", "previous", '
+        '"compensated"?}, a rerun\'s or fork\'s {"run_id", "from_step"?}'
+    )
+
+
 class TimelineResponse(BaseModel):
     """A run's timeline: task attempts as bands, one operation per durable call."""
 
@@ -147,6 +161,9 @@ class TimelineResponse(BaseModel):
     waiting: TimelineWaiting | None
     attempts: list[TaskAttemptBand]
     operations: list[TimelineOperation]
+    actions: list[TimelineAction] = Field(
+        default_factory=list, description="audit entries, in log order"
+    )
 
 
 def register_timeline_routes(app: APIGatewayHttpResolver, client: Client) -> None:

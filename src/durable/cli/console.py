@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from durable.cli import dev, invoke, logs, migrate, replay, runs, tasks
+from durable.cli import dev, invoke, logs, migrate, repair, replay, runs, tasks
 from durable.cli import resume as resume_cli
 from durable.cli import stats as stats_cli
 from durable.cli.transport import CliError, remote_options
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     # The order of registration is the order of the commands in `durable --help`.
     dev.register(verbs)
     runs.register(verbs, remote)
+    repair.register(verbs, remote)
     logs.register(verbs, remote)
     tasks.register(verbs, remote)
     invoke.register(verbs, remote)

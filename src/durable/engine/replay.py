@@ -3,13 +3,18 @@
 Rules (the same for every backend and every invocation):
 
 - Operations are numbered by the order the task's code asks for them (`op` = position).
-- The current task attempt is 1 + the number of ATTEMPT_FAILED entries.
+- The current task attempt is 1 + the number of attempt boundaries: ATTEMPT_FAILED entries
+  (a task retry) and RUN_ACTION entries named "retry" (someone retried the ended run,
+  `durable.services.repair`). The retry policy's budget and the task timeout count from the
+  last "retry" boundary (`budget_attempt`, `retried_at`): a retried run gets them afresh.
 - A task retry re-executes from the failure point: positions before the *horizon* keep what
   earlier attempts recorded (the latest attempt that reached each one); from the horizon on,
   only entries written by the current attempt count. The horizon is the furthest position
   the failed attempt reached, or one past it when what it recorded there is settled (a
   completed step, a started sleep or wait, a received event, a recorded value): a step the
-  task caught and went past is not run again, the one it failed on is.
+  task caught and went past is not run again, the one it failed on is. After a "retry"
+  boundary, the compensations the run's end ran (trailing `compensate:*` steps, past its
+  failure point) are not where it failed: they are left out, so the failure point re-executes.
 - At each position the code must ask for the operation the log holds there (same kind and
   name); otherwise `NonDeterminismError`, raised before anything executes. When the task
   returns, positions the view still holds but the code never asked for are a divergence too.
@@ -18,6 +23,7 @@ Rules (the same for every backend and every invocation):
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 
 from durable.errors import NonDeterminismError
 from durable.records import Checkpoint, CheckpointKind
@@ -41,6 +47,15 @@ SETTLED_KINDS = frozenset(
 )
 
 
+RETRY_ACTION = "retry"  # the RUN_ACTION name of a retry boundary (`durable.services.repair`)
+COMPENSATION_PREFIX = "compensate:"  # the step name of a compensation (operations.compensation)
+
+
+def is_retry_boundary(cp: Checkpoint) -> bool:
+    """Whether `cp` is a "retry" action: someone retried the ended run, a new task attempt."""
+    return cp.kind is CheckpointKind.RUN_ACTION and cp.name == RETRY_ACTION
+
+
 class HistoryView:
     """Indexes a loaded log for one attempt's replay."""
 
@@ -48,17 +63,31 @@ class HistoryView:
         "_by_position",
         "attempt",
         "attempt_failures",
+        "boundaries",
+        "budget_attempt",
         "consumed_inbox_ids",
         "furthest",
         "horizon",
         "next_seq",
+        "retried_at",
         "run_id",
     )
 
     def __init__(self, run_id: str, history: list[Checkpoint]) -> None:
         self.run_id = run_id
         self.attempt_failures = [cp for cp in history if cp.kind is CheckpointKind.ATTEMPT_FAILED]
-        self.attempt = 1 + len(self.attempt_failures)
+        # Every entry that starts a new task attempt, in log order.
+        self.boundaries = [
+            cp
+            for cp in history
+            if cp.kind is CheckpointKind.ATTEMPT_FAILED or is_retry_boundary(cp)
+        ]
+        self.attempt = 1 + len(self.boundaries)
+        retries = [index for index, cp in enumerate(self.boundaries) if is_retry_boundary(cp)]
+        # The attempt as the retry policy counts it: 1 for the first since the last retry.
+        self.budget_attempt = self.attempt - (retries[-1] + 1 if retries else 0)
+        # When the last retry began (a task timeout counts from it); None: never retried.
+        self.retried_at = self.boundaries[retries[-1]].at if retries else None
         self.next_seq = (history[-1].seq + 1) if history else 1
         # Every inbox event any entry consumed, whatever attempt wrote it (durable.inbox).
         self.consumed_inbox_ids = frozenset(
@@ -68,6 +97,8 @@ class HistoryView:
         for cp in history:
             if cp.op >= 0:
                 by_position[cp.op].append(cp)
+        for index in retries:  # attempt index + 1 ended, and was retried
+            _drop_final_compensations(by_position, index + 1)
         # One past the furthest operation any attempt asked for: the code before it has run.
         self.furthest = max(by_position, default=-1) + 1
         self.horizon = self._horizon(by_position)
@@ -104,6 +135,13 @@ class HistoryView:
         latest = max(cp.task_attempt for cp in earlier)
         settled = any(cp.kind in SETTLED_KINDS for cp in earlier if cp.task_attempt == latest)
         return furthest + 1 if settled else furthest
+
+    @property
+    def pending_retry_at(self) -> datetime | None:
+        """When the current attempt may start, if its boundary is a task retry's backoff."""
+        if self.boundaries and self.boundaries[-1].kind is CheckpointKind.ATTEMPT_FAILED:
+            return self.boundaries[-1].wake_at
+        return None
 
     def entries(self, position: int) -> list[Checkpoint]:
         """The entries that answer the operation at `position` (empty: not yet executed)."""
@@ -143,3 +181,24 @@ class HistoryView:
                 recorded=f"{entry.operation_kind} {entry.name!r}",
                 requested=None,
             )
+
+
+def _drop_final_compensations(by_position: dict[int, list[Checkpoint]], ended: int) -> None:
+    """Leave out the compensations that the end of attempt `ended` ran (it was retried).
+
+    They are that attempt's trailing positions holding nothing but `compensate:*` steps:
+    the run failed just before them, and that is where the retried attempt starts again.
+    What they undid stays undone: a retry does not redo it.
+    """
+    for position in sorted(by_position, reverse=True):
+        entries = by_position[position]
+        own = [cp for cp in entries if cp.task_attempt == ended]
+        if not own:
+            continue
+        if not all(cp.name.startswith(COMPENSATION_PREFIX) for cp in own):
+            return
+        kept = [cp for cp in entries if cp.task_attempt != ended]
+        if kept:
+            by_position[position] = kept
+        else:
+            del by_position[position]

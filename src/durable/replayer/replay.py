@@ -13,7 +13,9 @@ ask for the same operations, in the same order, as the recorded runs did? Rules:
   in a failed attempt; `run.updated_at` for an empty log): sleeps and waits that the log
   shows as done stay done, the others end the replay where the run waits now.
 - Each task attempt is replayed on its own log (the history up to its ATTEMPT_FAILED entry,
-  as that attempt saw it), so what a failed attempt recorded is checked too.
+  or up to the "retry" entry of someone retrying the ended run, as that attempt saw it), so
+  what a failed attempt recorded is checked too. Audit entries (RUN_ACTION) are no
+  operations: replay never asks for them.
 - A recording that *ended* (a failed attempt, a COMPLETED run, a run FAILED by its own code)
   is closed by an end marker one position past its last operation: today's code asking for
   one more operation there is a divergence (recorded: the end), as is today's code ending,
@@ -33,7 +35,7 @@ from typing import Any
 from durable.clock import VirtualClock
 from durable.context import Context, attempt_of
 from durable.engine.outcomes import AnyOutcome, Completed, Failed, Held
-from durable.engine.replay import HistoryView
+from durable.engine.replay import HistoryView, is_retry_boundary
 from durable.errors import NonDeterminismError, UnknownTaskError
 from durable.executor import execute_attempt
 from durable.records import (
@@ -47,6 +49,7 @@ from durable.records import (
     RunStatus,
 )
 from durable.replayer.report import Operation, ReplayReport, ReplayStatus
+from durable.services.audit import action_details
 from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.values import ValueCodec
 
@@ -177,6 +180,10 @@ def _recordings(run: RunRecord, history: list[Checkpoint]) -> list[_Recording]:
             raised = entry.error.type if entry.error is not None else "an error"
             # The attempt's clock stands where it failed (after any earlier retry time).
             recordings.append(_Recording(log, entry.at, f"raised {raised}"))
+        elif is_retry_boundary(entry):
+            # Someone retried the ended run: the attempt before ended as its entry says.
+            log = history[:index]
+            recordings.append(_Recording(log, _frozen_at(log, entry.at), _retried_end(entry)))
     ended: str | None = None
     if run.status is RunStatus.COMPLETED:
         ended = "returned"
@@ -188,6 +195,19 @@ def _recordings(run: RunRecord, history: list[Checkpoint]) -> list[_Recording]:
         ended = f"raised {run.error.type}"
     recordings.append(_Recording(list(history), _frozen_at(history, run.updated_at), ended))
     return recordings
+
+
+def _retried_end(entry: Checkpoint) -> str | None:
+    """How the attempt a "retry" entry ended had ended: raised by its own code, or None
+    (cancelled, timed out, or stopped by the engine)."""
+    previous = action_details(entry).get("previous")
+    if not isinstance(previous, dict) or previous.get("status") != str(RunStatus.FAILED):
+        return None
+    error = previous.get("error")
+    raised = error.get("type") if isinstance(error, dict) else None
+    if not isinstance(raised, str) or raised in _ENGINE_FAILURES:
+        return None
+    return f"raised {raised}"
 
 
 def _frozen_at(log: list[Checkpoint], fallback: datetime) -> datetime:

@@ -119,6 +119,7 @@ class RunItem(Model):
     batch_slot = UnicodeAttribute(null=True)
     crash_streak = NumberAttribute(null=True)
     held_code = UnicodeAttribute(null=True)
+    origin = UnicodeAttribute(null=True)
 
     # Index keys, derived from the fields above by the store (see the layout above).
     created_key = UnicodeAttribute()

@@ -73,6 +73,7 @@ def run_record(item: RunItem) -> RunRecord:
         batch_slot=item.batch_slot,
         crash_streak=int(item.crash_streak or 0),
         held_code=item.held_code,
+        origin=item.origin,
     )
 
 
