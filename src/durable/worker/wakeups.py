@@ -64,6 +64,7 @@ from durable.logs import library_logger
 from durable.operations.observer import AttemptObserver
 from durable.queues.base import WakeQueue
 from durable.records import CheckpointKind, ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
+from durable.services.bulk import BULK_BUDGET, BULK_THREADS, BulkPorts, work_on_message
 from durable.services.endings import RunEndings, has_follow_ups
 from durable.services.purge import LEASE_MARGIN, PURGE_BUDGET, PURGE_THREADS, purge_shard
 from durable.services.runs import RunStarter
@@ -95,6 +96,7 @@ class Handled(StrEnum):
     PURGED = "purged"  # a PURGE message: its shard's expired runs were purged
     PURGE_CONTINUED = "purge_continued"  # ... some of them; a continuation was sent
     PURGE_HELD = "purge_held"  # ... another purger holds the shard: dropped
+    BULK = "bulk"  # a BULK message: its bulk job was worked on (`durable.services.bulk`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class WorkerConfig:
     # invocation's time left) and its deletes in flight.
     purge_budget: timedelta = PURGE_BUDGET
     purge_threads: int = PURGE_THREADS
+    bulk_budget: timedelta = BULK_BUDGET  # a BULK message's worker: as the purger's
+    bulk_threads: int = BULK_THREADS
     # Logs of runs this worker served kept to read only their tail next time
     # (`durable.storage.log_cache`): runs at most, entries at most; 0 runs turns it off.
     log_cache_runs: int = DEFAULT_MAX_RUNS
@@ -194,6 +198,13 @@ class Worker:
     ) -> Handled:
         if message.reason is WakeReason.PURGE:
             return self._purge(message, time_left)
+        if message.reason is WakeReason.BULK and message.job is not None:  # no run's either
+            endings = RunEndings(self.starter, self.config.retention)
+            ports = BulkPorts(self.store, self.queue, self.clock, endings)
+            config = self.config
+            budget, threads = config.bulk_budget, config.bulk_threads
+            work_on_message(ports, message.job, time_left, config.margin, budget, threads)
+            return Handled.BULK
         run = self.store.get_run(message.run_id)
         if run is None:
             return Handled.UNKNOWN_RUN
