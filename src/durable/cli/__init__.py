@@ -6,6 +6,8 @@
     durable show RUN_ID [--history] [--table]            a run (and its checkpoint log)
     durable send-event RUN_ID NAME --data JSON           deliver an event to a waiting run
     durable cancel RUN_ID                                cancel a run
+    durable bulk cancel|retry|resume [--task T] ...      act on every matching run (a job)
+    durable bulk show JOB_ID                             a bulk job's progress
     durable logs RUN_ID [--follow] [--json]              what a run logged (new lines as they come)
     durable stats [--json]                               queue, worker and run figures
     durable tasks [TASK_ID] [--json]                     the registered tasks (one in full)
