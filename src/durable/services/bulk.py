@@ -248,10 +248,10 @@ def run_bulk_job(
     *,
     budget: timedelta = BULK_BUDGET,
     threads: int = BULK_THREADS,
-    page_size: int = BULK_PAGE,
+    page_size: int | None = None,
 ) -> BulkProgress:
     """Work on the job `job_id` for `budget` at most (see the module's docstring).
-    `actions` defaults to `ACTIONS` built on `ports`."""
+    `actions` defaults to `ACTIONS` built on `ports`, `page_size` to `BULK_PAGE`."""
     store, clock = ports.store, ports.clock
     started = clock.now()
     owner = new_owner_id()
@@ -262,7 +262,7 @@ def run_bulk_job(
         actions = {name: factory(ports) for name, factory in ACTIONS.items()}
     work = _Work(ports, job, owner, started, budget)
     try:
-        return work.run(actions.get(job.action), max(1, threads), page_size)
+        return work.run(actions.get(job.action), max(1, threads), page_size or BULK_PAGE)
     except Exception:
         # An infrastructure error: the message comes back, and must find the job free.
         with contextlib.suppress(Exception):
