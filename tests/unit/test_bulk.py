@@ -20,7 +20,7 @@ from durable.errors import (
 )
 from durable.records import CheckpointKind, WakeReason, WakeUp
 from durable.services.audit import action_details
-from durable.services.bulk import BulkPorts, run_bulk_job
+from durable.services.bulk import BulkPorts, Target, run_bulk_job
 from durable.services.endings import RunEndings
 from durable.storage.bulk_jobs import BulkFilter, BulkJob, BulkState
 from durable.testing import Backend, TestEnvironment
@@ -247,8 +247,8 @@ def test_errors_are_counted_with_their_first_messages(memory_env: TestEnvironmen
     job = env.client.bulk("cancel", WAITING_ORDERS, by="tester")
     env.queue.pop_due(env.now())
 
-    def refuse(run_id: str, job: BulkJob) -> Any:
-        raise ValueError(f"no {run_id[-4:]}")
+    def refuse(target: Target, job: BulkJob) -> Any:
+        raise ValueError(f"no {target.run_id[-4:]}")
 
     progress = run_bulk_job(_ports(env), job.job_id, actions={job.action: refuse})
     assert progress.handling == "completed" and progress.job is not None

@@ -76,8 +76,20 @@ BULK_THREADS = 8
 BULK_PAGE = 100
 
 Outcome = Literal["acted", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A run a job acts on: its id, and, on a page this worker has just listed, the run as
+    listed (`listed`): no run on such a page can have been acted on by this job before (a
+    page is listed once, and then saved as pending), so an action may skip looking."""
+
+    run_id: str
+    listed: RunRecord | None = None
+
+
 # An action on one run, for a job: "acted" or "skipped"; raises what went wrong otherwise.
-RunAction = Callable[[str, BulkJob], Outcome]
+RunAction = Callable[[Target, BulkJob], Outcome]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +118,13 @@ def acted_by_job(store: RunStore, run_id: str, action: str, job_id: str) -> bool
 def cancel_action(ports: BulkPorts) -> RunAction:
     """Cancel a run that has not ended (`RunEndings.cancel`), audited first."""
 
-    def cancel(run_id: str, job: BulkJob) -> Outcome:
-        run = ports.store.get_run(run_id)
+    def cancel(target: Target, job: BulkJob) -> Outcome:
+        run_id = target.run_id
+        run = target.listed or ports.store.get_run(run_id)
         if run is None:
             return "skipped"  # purged since it was listed
-        mine = acted_by_job(ports.store, run_id, "cancel", job.job_id)
+        # A page listed just now holds no run this job acted on (see `Target`).
+        mine = target.listed is None and acted_by_job(ports.store, run_id, "cancel", job.job_id)
         if run.status.is_terminal:
             return "acted" if mine else "skipped"
         if not mine:
@@ -136,9 +150,9 @@ def service_action(name: str, service: RunService) -> ActionFactory:
     (which records its own audit entry)."""
 
     def factory(ports: BulkPorts) -> RunAction:
-        def act(run_id: str, job: BulkJob) -> Outcome:
+        def act(target: Target, job: BulkJob) -> Outcome:
             try:
-                service(ports.store, ports.queue, ports.clock, run_id, job.by)
+                service(ports.store, ports.queue, ports.clock, target.run_id, job.by)
             except NOT_APPLICABLE:
                 return "skipped"
             return "acted"
@@ -294,6 +308,7 @@ class _Work:
         self.owner = owner
         self.started = started
         self.budget = budget
+        self.listed: dict[str, RunRecord] = {}  # the page this worker listed, as listed
 
     def save(self, **changes: object) -> BulkJob:
         changed = self.job.with_changes(updated_at=self.ports.clock.now(), **changes)
@@ -325,6 +340,7 @@ class _Work:
                 outcomes = list(
                     pool.map(lambda run_id: self._act(action, run_id), self.job.pending)
                 )
+                self.listed = {}
                 counted = self._counted(outcomes)
                 if self.job.exhausted:
                     self.finish(BulkState.COMPLETED, **counted)
@@ -347,6 +363,7 @@ class _Work:
             return f"the listing refused the job's filter or cursor: {exc}"
         except TypeError:
             return "this store cannot filter runs by tag"
+        self.listed = {run.run_id: run for run in page.runs}
         self.save(
             pending=tuple(run.run_id for run in page.runs),
             cursor=page.next_cursor,
@@ -359,7 +376,7 @@ class _Work:
     def _act(self, action: RunAction, run_id: str) -> Outcome | str:
         """The action's outcome on one run, or the message of the error it raised."""
         try:
-            return action(run_id, self.job)
+            return action(Target(run_id, self.listed.get(run_id)), self.job)
         except InfrastructureError:
             raise
         except Exception as exc:  # counted, and the job goes on
