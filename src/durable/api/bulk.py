@@ -27,7 +27,7 @@ from durable.api.caller import caller_of
 from durable.api.models import ErrorResponse
 from durable.client import Client
 from durable.records import RunStatus
-from durable.storage.bulk_jobs import BulkAction, BulkFilter, BulkJob
+from durable.storage.bulk_jobs import BulkAction, BulkFilter, BulkJob, BulkState
 
 # `bulk_` and 32 hex digits; longer names no job.
 MAX_JOB_ID_LENGTH = 64
@@ -106,7 +106,7 @@ class BulkJobBody(BaseModel):
     job_id: str
     action: BulkAction
     filter: BulkFilterView
-    state: str = Field(description='"running", "completed" or "failed" (see `reason`)')
+    state: BulkState = Field(description="running, then completed or failed (see `reason`)")
     done: bool = Field(description="whether the job has ended (completed or failed)")
     reason: str | None = Field(description="why the job failed")
     by: str = Field(description="who started it")
@@ -126,7 +126,7 @@ class BulkJobBody(BaseModel):
             "job_id": job.job_id,
             "action": job.action,
             "filter": BulkFilterView(**job.filter.to_dict()),
-            "state": str(job.state),
+            "state": job.state,
             "done": job.done,
             "reason": job.reason,
             "by": job.by,

@@ -41,8 +41,8 @@ class MemoryBulkJobs:
             job = self._bulk_jobs.get(job_id)
             if job is None or job.state is not BulkState.RUNNING:
                 return None
-            held = job.lease_owner is not None and job.lease_until is not None
-            if held and job.lease_owner != owner and job.lease_until > now:  # type: ignore[operator]
+            held_until = job.lease_until
+            if job.lease_owner not in (None, owner) and held_until is not None and held_until > now:
                 return None
             claimed = replace(job, lease_owner=owner, lease_until=until)
             self._bulk_jobs[job_id] = claimed
