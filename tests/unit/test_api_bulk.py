@@ -97,6 +97,11 @@ def test_the_single_cancel_route_records_who_cancelled(api: Api, env: TestEnviro
     reply = api.post(f"/runs/{run_id}/cancel", headers=CALLER)
     assert reply.status == 200 and reply.json["status"] == "CANCELLED"
     assert _actions(env, run_id) == [("cancel", {"by": "unverified:cli ana@laptop"})]
+    # the run's history and its page's timeline still read with the entry in its log
+    history = api.get(f"/runs/{run_id}/history")
+    assert history.status == 200
+    assert [entry["kind"] for entry in history.json["history"]][-1] == "run_action"
+    assert api.get(f"/runs/{run_id}/timeline").status == 200
     again = api.post(f"/runs/{run_id}/cancel", headers=CALLER)
     assert again.status == 409 and again.error_code == "run_finished"
     assert len(_actions(env, run_id)) == 1
@@ -154,6 +159,19 @@ def test_an_explicit_all_cancels_every_run(api: Api, env: TestEnvironment) -> No
     done = api.get(f"/bulk/{reply.json['job_id']}").json
     assert (done["matched"], done["acted"]) == (2, 2)
     assert all(api.get(f"/runs/{run_id}").json["status"] == "CANCELLED" for run_id in runs)
+
+
+def test_a_tag_filter_fails_the_job_until_runs_can_be_listed_by_tag(
+    api: Api, env: TestEnvironment
+) -> None:
+    env.trigger("order", 1)
+    env.run_until_idle()
+    reply = api.post("/bulk", {"action": "cancel", "filter": {"tag": "vip"}})
+    assert reply.status == 202 and reply.json["filter"]["tag"] == "vip"
+    env.run_until_idle()
+    job = api.get(f"/bulk/{reply.json['job_id']}").json
+    assert (job["state"], job["done"], job["acted"]) == ("failed", True, 0)
+    assert "tag" in job["reason"]
 
 
 @pytest.mark.parametrize("job_id", ["bulk_" + "0" * 32, "nope", "x" * 64])

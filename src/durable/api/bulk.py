@@ -182,7 +182,9 @@ def register_bulk_routes(app: APIGatewayHttpResolver, client: Client) -> None:
     @app.get(
         "/bulk/<job_id>",
         summary="A bulk job and its progress",
-        responses=_responses(200, "the job", {404: "no such bulk job"}),
+        responses=_responses(
+            200, "the job", {400: "a job id over 64 characters", 404: "no such bulk job"}
+        ),
         tags=["bulk"],
     )
     def get_bulk_job(
