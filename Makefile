@@ -8,7 +8,7 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed
 SAM_CLI_VERSION := 1.170.0
 
-.PHONY: dev test lint typecheck unit bench bench-dev bench-capacity bench-metrics bench-dashboard faults-sweep clean sam-validate browser
+.PHONY: dev test lint typecheck unit bench bench-dev bench-capacity bench-metrics bench-dashboard bench-bulk faults-sweep clean sam-validate browser
 
 # Progress lines, so a first `make dev` is not two silent minutes.
 $(STAMP): pyproject.toml
@@ -99,6 +99,10 @@ bench-metrics: $(STAMP)
 # ("/" and a 200-step run's page) loaded in Debian's Chromium (a few minutes).
 bench-dashboard: $(STAMP) browser
 	$(BIN)/python bench/dashboard_load.py --runs 10000 --steps 200
+
+# `durable dev` with 10,000 waiting runs: one POST /bulk cancels them all; how long it takes.
+bench-bulk: $(STAMP)
+	$(BIN)/python bench/bulk_cancel.py --runs 10000
 
 # The larger fault sweep (every crash point on memory and moto, throttling at 1/10/30 %,
 # delivery storms over ten seeds): minutes, so not part of `make test`.

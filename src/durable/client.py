@@ -26,6 +26,7 @@ from durable.records import Checkpoint, CheckpointKind, RunRecord, RunStatus
 from durable.runlogs.base import DEFAULT_LIMIT, LogPage, RunLogSource
 from durable.runlogs.memory import MemoryRunLogSource
 from durable.serialization import JsonData, revive
+from durable.services.bulk import cancel_audited, read_bulk_job, start_bulk
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
 from durable.services.repair import fork_run, rerun_run, retry_run
@@ -34,6 +35,7 @@ from durable.services.runs import RunHandle, RunStarter
 from durable.services.stats import Stats, collect_stats
 from durable.settings import get_settings
 from durable.storage.base import RunStore
+from durable.storage.bulk_jobs import BulkFilter, BulkJob
 from durable.storage.log_cache import LogCache
 from durable.task import TaskDefinition, TaskRegistry, default_registry
 from durable.timeline import build_timeline, decoded_input
@@ -203,9 +205,22 @@ class Client:
         """
         self._delivery().complete_callback(token, data, error)
 
-    def cancel(self, run_id: str) -> RunInfoView:
-        """Cancel a run that has not ended; a running invocation stops at its next operation."""
-        return self._view(RunEndings(self._starter(), self.retention).cancel(run_id))
+    def cancel(self, run_id: str, *, by: str | None = None) -> RunInfoView:
+        """Cancel a run that has not ended; a running invocation stops at its next operation.
+        With `by` (the caller), the cancel is audited in the run's log."""
+        endings = RunEndings(self._starter(), self.retention)
+        return self._view(cancel_audited(endings, self.clock, run_id, by))
+
+    def bulk(
+        self, action: str, filter: BulkFilter, *, by: str = CLIENT_CALLER, all_runs: bool = False
+    ) -> BulkJob:
+        """Start a bulk job: `action` on every run `filter` matches (`durable.services.bulk`);
+        an empty filter needs `all_runs=True`."""
+        return start_bulk(self.store, self.queue, self.clock, action, filter, by, all_runs=all_runs)
+
+    def bulk_job(self, job_id: str) -> BulkJob:
+        """A bulk job and its progress; raises BulkJobNotFoundError for an unknown id."""
+        return read_bulk_job(self.store, self.queue, self.clock, job_id)
 
     def resume(self, run_id: str, *, by: str = CLIENT_CALLER) -> RunInfoView:
         """Let a held run go on (`durable.services.resume`): RunNotHeldError if it is not held."""

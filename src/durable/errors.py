@@ -23,7 +23,11 @@ DurableError                      base of everything raised by the library
 │   ├── PayloadValidationError    the payload does not fit the task's annotation
 │   ├── IdempotencyConflictError  an idempotency key reused with another payload
 │   ├── InvalidForkPointError     fork: a cut inside an operation that has not ended (422)
-│   └── PayloadTooLargeError      over Lambda's 6 MB request limit
+│   ├── PayloadTooLargeError      over Lambda's 6 MB request limit
+│   ├── UnknownBulkActionError    a bulk action that is none of cancel, retry, resume
+│   └── BulkFilterRequiredError   a bulk job with an empty filter and no `all`
+├── BulkActionUnavailableError    a bulk action no worker serves (yet)
+├── BulkJobNotFoundError          no bulk job with that id
 ├── RunNotFoundError              no run with that id
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
 ├── RunNotHeldError               resume: the run is not held (409 run_not_held)
@@ -306,6 +310,44 @@ class PayloadTooLargeError(InputError):
     """A value is over Lambda's 6 MB request limit."""
 
     code = "payload_too_large"
+
+
+class UnknownBulkActionError(InputError):
+    """A bulk job's action is none of those bulk jobs take."""
+
+    code = "unknown_bulk_action"
+
+
+class BulkFilterRequiredError(InputError):
+    """A bulk job without a filter would act on every run: it needs `all` to say so."""
+
+    code = "bulk_filter_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the filter is empty: it would act on every run; give a filter, or all=true "
+            "to mean every run"
+        )
+
+
+class BulkActionUnavailableError(DurableError):
+    """A bulk action this deployment does not serve (yet)."""
+
+    code = "bulk_action_unavailable"
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(f"the bulk action {action!r} is not available in this deployment")
+
+
+class BulkJobNotFoundError(DurableError):
+    """No bulk job has this id."""
+
+    code = "bulk_job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no bulk job with id {job_id!r}")
 
 
 class RunNotFoundError(DurableError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -303,6 +304,7 @@ class WakeReason(StrEnum):
     CANCEL = "cancel"
     CHILD = "child"  # a child run ended
     PURGE = "purge"  # not a run's: purge one expiry shard's expired runs (`durable.services.purge`)
+    BULK = "bulk"  # not a run's: work on one bulk job (`durable.services.bulk`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,18 +314,25 @@ class WakeUp:
     A PURGE message is no run's wake-up: it names an expiry shard (`shard`) whose expired
     runs a worker purges (`durable.services.purge`); its `run_id` is `purge_message_id(shard)`, a
     name no run id can have, so a worker that did not know the kind would find no run
-    and drop it. Only a PURGE message has a shard.
+    and drop it. Only a PURGE message has a shard. A BULK message is no run's either: it
+    names a bulk job (`job`), its `run_id` is `bulk_message_id(job)`; only it has a job.
     """
 
     run_id: str
     reason: WakeReason
     token: str | None = None
     shard: int | None = None
+    job: str | None = None
 
     @classmethod
     def purge(cls, shard: int) -> WakeUp:
         """The message that asks a worker to purge the expired runs of `shard`."""
         return cls(purge_message_id(shard), WakeReason.PURGE, shard=shard)
+
+    @classmethod
+    def bulk(cls, job_id: str) -> WakeUp:
+        """The message that asks a worker to carry on with the bulk job `job_id`."""
+        return cls(bulk_message_id(job_id), WakeReason.BULK, job=job_id)
 
     def to_json(self) -> str:
         body: dict[str, object] = {
@@ -333,6 +342,8 @@ class WakeUp:
         }
         if self.shard is not None:
             body["shard"] = self.shard
+        if self.job is not None:
+            body["job"] = self.job
         return json.dumps(body)
 
     @classmethod
@@ -345,6 +356,7 @@ class WakeUp:
                 reason=WakeReason(data.get("reason", WakeReason.SWEEP)),
                 token=data.get("token"),
                 shard=data.get("shard"),
+                job=data.get("job"),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"not a wake-up message: {body[:200]!r}") from exc
@@ -357,12 +369,29 @@ class WakeUp:
                 raise ValueError(f"a purge message names a run: {body[:200]!r}")
         elif message.shard is not None:
             raise ValueError(f"a run's wake-up with a shard: {body[:200]!r}")
+        if message.reason is WakeReason.BULK:
+            job = message.job
+            if not isinstance(job, str) or not BULK_JOB_ID.fullmatch(job):
+                raise ValueError(f"a bulk message without a valid job: {body[:200]!r}")
+            if message.run_id != bulk_message_id(job):
+                raise ValueError(f"a bulk message names a run: {body[:200]!r}")
+        elif message.job is not None:
+            raise ValueError(f"a run's wake-up with a bulk job: {body[:200]!r}")
         return message
 
 
 def purge_message_id(shard: int) -> str:
     """What a PURGE message carries as its `run_id` (run ids never contain '#')."""
     return f"PURGE#{shard}"
+
+
+# A bulk job's id: `bulk_` and the hex digits of a run id (time-ordered, random).
+BULK_JOB_ID = re.compile(r"bulk_[0-9a-f]{32}")
+
+
+def bulk_message_id(job_id: str) -> str:
+    """What a BULK message carries as its `run_id` (run ids never contain '#')."""
+    return f"BULK#{job_id}"
 
 
 @dataclass(frozen=True, slots=True)

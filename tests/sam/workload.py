@@ -373,6 +373,22 @@ def run_workload(stack: Stack) -> None:
     assert stack.status(rejected_id) == "FAILED"
     assert stack.status(fan_id) == "CANCELLED"
 
+    # -- bulk cancels: the worker lists a job's matches through each listing index ----------
+    since = stack.clock.now().isoformat()
+    bulk_ids = [stack.trigger("iam-gated", 100 + n) for n in range(3)]
+    stack.work()
+    for bulk_filter in (
+        {"task_id": "iam-gated", "status": "WAITING"},  # by-status
+        {"task_id": "iam-gated"},  # by-task
+        {"created_after": since},  # all-runs
+    ):
+        status, job = stack.api("POST", "/bulk", {"action": "cancel", "filter": bulk_filter})
+        assert status == 202, job
+        stack.work()
+        status, job = stack.api("GET", f"/bulk/{job['job_id']}")
+        assert status == 200 and job["state"] == "completed", job
+    assert all(stack.status(run_id) == "CANCELLED" for run_id in bulk_ids)
+
     # -- a late callback into a run the sweeper purges between the event's put and its
     # re-read: the API takes the event back (DeleteItem) and answers 404 ----------------------
     assert stack.api("POST", f"/runs/{late_id}/cancel")[0] == 200

@@ -809,6 +809,8 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
         ("POST", "/runs/{run_id}/rerun"),
         ("POST", "/runs/{run_id}/fork"),
         ("GET", "/metrics"),
+        ("POST", "/bulk"),
+        ("GET", "/bulk/{job_id}"),
     }
     trigger_responses = document["paths"]["/tasks/{task_id}/runs"]["post"]["responses"]
     assert set(trigger_responses) == {"202", "400", "404", "409", "413", "415", "422"}

@@ -9,8 +9,9 @@
     GET  /runs/{run_id}/timeline         200 the run page's timeline (`durable.api.timeline`)
     POST /runs/{run_id}/events/{name}    202 {"run_id", "event", "accepted"}
     POST /callbacks/{token}              202; 404 unknown token; 409 completed before or expired
-    POST /runs/{run_id}/cancel           200 the run, now CANCELLED
+    POST /runs/{run_id}/cancel           200 the run, now CANCELLED (audited: the caller)
     POST /runs/{run_id}/resume           200 the run, resumed; 409 not held (`api.resume`)
+    POST /bulk, GET /bulk/{job_id}       202/200 a bulk job (`durable.api.bulk`)
     GET  /metrics                        200 queue, worker and run figures (`api.metrics`)
     GET  /openapi.json                   the OpenAPI document
     GET  /                               the dashboard page
@@ -43,6 +44,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from durable.api.bodies import JsonBodyValidation, parse_json_body
+from durable.api.bulk import register_bulk_routes
+from durable.api.caller import caller_of
 from durable.api.dashboard import register_dashboard_routes
 from durable.api.errors import RequestError, register_error_handlers
 from durable.api.logs import register_log_routes
@@ -122,6 +125,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     register_metrics_routes(app, client)
     register_resume_routes(app, client)
     register_repair_routes(app, client)
+    register_bulk_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",
@@ -253,7 +257,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
         tags=["runs"],
     )
     def cancel(run_id: RunId) -> RunBody:
-        return RunBody.of(client.cancel(unquote(run_id)))
+        return RunBody.of(client.cancel(unquote(run_id), by=caller_of(app)))
 
     @app.post(
         "/callbacks/<token>",

@@ -15,6 +15,7 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
     404 unknown_task            no task registered under that id
     404 run_not_found           no run with that id
     404 unknown_callback        no callback with that token
+    404 bulk_job_not_found      no bulk job with that id
     404 not_found               no such route
     405 method_not_allowed      the route exists, not with this method (`Allow` lists them)
     409 run_finished            the run has ended: it takes no more events or cancels
@@ -29,6 +30,9 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
                                 `details` holds pydantic's errors
     422 invalid_fork_point      a fork's cut inside an operation that has not ended;
                                 `details` lists the valid cut points near it
+    422 unknown_bulk_action     a bulk job's action is none of cancel, retry, resume
+    422 bulk_action_unavailable a bulk action this deployment does not serve yet
+    422 bulk_filter_required    a bulk job's filter is empty and `all` is not true
     500 internal_error          anything unexpected (logged; details stay in the logs)
     503 service_unavailable     DynamoDB, SQS or S3 failed past botocore's retries (throttled,
                                 their own 5xx): not the caller's fault; `Retry-After` says when
@@ -53,6 +57,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from durable.api.models import ErrorDetail, ErrorResponse
 from durable.errors import (
+    BulkActionUnavailableError,
+    BulkFilterRequiredError,
+    BulkJobNotFoundError,
     CallbackAlreadyCompletedError,
     CallbackNotFoundError,
     IdempotencyConflictError,
@@ -65,6 +72,7 @@ from durable.errors import (
     RunFinishedError,
     RunNotFoundError,
     RunNotHeldError,
+    UnknownBulkActionError,
     UnknownTaskError,
 )
 from durable.logs import library_logger
@@ -82,6 +90,10 @@ _STATUS: dict[type[Exception], HTTPStatus] = {
     CallbackNotFoundError: HTTPStatus.NOT_FOUND,
     CallbackAlreadyCompletedError: HTTPStatus.CONFLICT,
     RepairRefusedError: HTTPStatus.CONFLICT,
+    UnknownBulkActionError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    BulkFilterRequiredError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    BulkActionUnavailableError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    BulkJobNotFoundError: HTTPStatus.NOT_FOUND,
 }
 
 
@@ -236,6 +248,8 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             CallbackNotFoundError,
             CallbackAlreadyCompletedError,
             RepairRefusedError,
+            BulkActionUnavailableError,
+            BulkJobNotFoundError,
         ]
     )(_library_error)
     app.exception_handler(NotFoundError)(not_found)

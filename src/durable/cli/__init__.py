@@ -9,6 +9,8 @@
     durable resume RUN_ID                                let a held run go on (409: not held)
     durable retry|rerun RUN_ID                           retry an ended run in place; rerun it
     durable fork RUN_ID --from-step N|NAME               a new run copying its first N entries
+    durable bulk cancel|retry|resume [--task T] ...      act on every matching run (a job)
+    durable bulk show JOB_ID                             a bulk job's progress
     durable logs RUN_ID [--follow] [--json]              what a run logged (new lines as they come)
     durable stats [--json]                               queue, worker and run figures
     durable tasks [TASK_ID] [--json]                     the registered tasks (one in full)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from durable.cli import dev, invoke, logs, migrate, repair, replay, runs, tasks
+from durable.cli import bulk, dev, invoke, logs, migrate, repair, replay, runs, tasks
 from durable.cli import resume as resume_cli
 from durable.cli import stats as stats_cli
 from durable.cli.transport import CliError, remote_options
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.register(verbs)
     stats_cli.register(verbs, remote)
     resume_cli.register(verbs, remote)
+    bulk.register(verbs, remote)
     return parser
 
 

@@ -7,6 +7,7 @@
     schedules.py  firing `@task(cron=...)` instants, exactly once each
     sweeper.py    re-sending lost wake-ups, and sending the purge of expired runs
     purge.py      deleting runs past their retention, shard by shard
+    bulk.py       bulk jobs: cancel (retry, resume) every run a filter matches, page by page
     stats.py      counting runs per task (best effort), and the figures of GET /metrics
 
 They import the engine's vocabulary (records, errors, ports, task registry) and each

@@ -12,6 +12,7 @@ Layout (single table, `pk` hash key, `sk` range key):
     PURGE#<k>                PURGE               who purges expiry shard k, until when
     STATS#<task>#<s>         SLOT#<slot>         a task's counters, shard s, ring slot `slot`
     STATS#TASKS              <task_id>           a task that has counters (read by the metrics)
+    BULK#<job_id>            BULK                a bulk job and its lease (no index)
 
 The counter items of a task's shard (`durable.storage.dynamodb.stats`, `durable.services.
 stats`) are a ring of `STATS_BUCKETS` (8) items, one per time bucket slot of 10 minutes
@@ -165,6 +166,13 @@ def stats_pk(task_id: str, shard: int) -> str:
 def stats_slot_sk(slot: int) -> str:
     """The sort key of ring slot `slot`'s item under a task's shard (`stats_pk`)."""
     return f"SLOT#{slot}"
+
+
+BULK_JOB_SK = "BULK"
+
+
+def bulk_job_pk(job_id: str) -> str:
+    return f"BULK#{job_id}"
 
 
 def purge_lease_pk(shard: int) -> str:

@@ -4,7 +4,8 @@
 `RunRecords` (creating, leasing and updating runs), `RunLog` (the checkpoint log), `Inbox`
 (events waiting for a run), `Listings` (runs by task, status, wake-up time), `Retention`
 (expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out),
-`RunStats` (counters of runs per task, for metrics: never a run's state). A
+`RunStats` (counters of runs per task, for metrics: never a run's state), `BulkJobs`
+(bulk actions on runs, `durable.storage.bulk_jobs`). A
 consumer that uses one family can depend on that port alone; adapters implement them all.
 The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
@@ -30,6 +31,7 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
+from durable.storage.bulk_jobs import BulkJob
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,8 +378,43 @@ class RunStats(Protocol):
     def count_active(self, statuses: Collection[RunStatus], cap: int) -> ActiveCounts: ...
 
 
+class BulkJobs(Protocol):
+    """Bulk jobs (`durable.services.bulk`), each one record with a processing lease.
+
+    - `create_bulk_job` stores a new job (its lease free); `ConflictError` if its id exists.
+    - `get_bulk_job` returns the job as stored (strongly consistent), None when unknown.
+    - `claim_bulk_job(job_id, owner, now, until)` gives the job's lease to `owner` until
+      `until` and returns the job as stored after the write, if the job is running and
+      nobody holds its lease at `now` (free, expired, or held by `owner` already);
+      otherwise it returns None and writes nothing. One conditional write.
+    - `save_bulk_job(job, owner)` replaces the stored job with `job` (its lease fields
+      included: `lease_owner=None` frees it) only if `owner` holds the lease; otherwise
+      `ConflictError` and nothing is written. One conditional write: a worker that lost
+      its lease (expired, taken over) can never count anything twice.
+    """
+
+    def create_bulk_job(self, job: BulkJob) -> None: ...
+
+    def get_bulk_job(self, job_id: str) -> BulkJob | None: ...
+
+    def claim_bulk_job(
+        self, job_id: str, owner: str, now: datetime, until: datetime
+    ) -> BulkJob | None: ...
+
+    def save_bulk_job(self, job: BulkJob, owner: str) -> BulkJob: ...
+
+
 class RunStore(
-    RunRecords, RunLog, Inbox, Listings, Retention, Callbacks, Batches, RunStats, Protocol
+    RunRecords,
+    RunLog,
+    Inbox,
+    Listings,
+    Retention,
+    Callbacks,
+    Batches,
+    RunStats,
+    BulkJobs,
+    Protocol,
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""
 

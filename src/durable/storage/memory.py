@@ -1,7 +1,8 @@
 """In-memory `RunStore`: the test kit's backend and the reference for the contract.
 
 Thread-safe (one lock); every method copies nothing because records are frozen. The run
-counters (`RunStats`) are in `durable.storage.memory_stats`, a mixin.
+counters (`RunStats`) are in `durable.storage.memory_stats`, a mixin, and the bulk jobs
+(`BulkJobs`) in `durable.storage.memory_bulk`, another.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from durable.records import (
 )
 from durable.storage._shards import shard_of
 from durable.storage.base import RunPage, run_id_bound, token_key
+from durable.storage.memory_bulk import MemoryBulkJobs
 from durable.storage.memory_stats import MemoryRunStats
 
 
-class MemoryRunStore(MemoryRunStats):
+class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
     """Keeps everything in dictionaries; behaves like the DynamoDB adapter."""
 
     def __init__(self, index_shards: int = 1) -> None:

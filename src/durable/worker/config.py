@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from durable.services.bulk import BULK_BUDGET, BULK_THREADS
 from durable.services.purge import PURGE_BUDGET, PURGE_THREADS
 from durable.storage.log_cache import DEFAULT_MAX_ENTRIES, DEFAULT_MAX_RUNS
 
@@ -30,6 +31,7 @@ class Handled(StrEnum):
     PURGED = "purged"  # a PURGE message: its shard's expired runs were purged
     PURGE_CONTINUED = "purge_continued"  # ... some of them; a continuation was sent
     PURGE_HELD = "purge_held"  # ... another purger holds the shard: dropped
+    BULK = "bulk"  # a BULK message: its bulk job was worked on (`durable.services.bulk`)
     HELD = "held"  # held for a code fix that this worker's code is not: not replayed
 
 
@@ -55,6 +57,8 @@ class WorkerConfig:
     # invocation's time left) and its deletes in flight.
     purge_budget: timedelta = PURGE_BUDGET
     purge_threads: int = PURGE_THREADS
+    bulk_budget: timedelta = BULK_BUDGET  # a BULK message's worker: as the purger's
+    bulk_threads: int = BULK_THREADS
     # Logs of runs this worker served kept to read only their tail next time
     # (`durable.storage.log_cache`): runs at most, entries at most; 0 runs turns it off.
     log_cache_runs: int = DEFAULT_MAX_RUNS

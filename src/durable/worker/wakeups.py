@@ -73,6 +73,7 @@ from durable.records import (
     WakeReason,
     WakeUp,
 )
+from durable.services.bulk import BulkPorts, work_on_message
 from durable.services.endings import RunEndings, has_follow_ups
 from durable.services.purge import LEASE_MARGIN, purge_shard
 from durable.services.runs import RunStarter
@@ -157,6 +158,13 @@ class Worker:
     ) -> Handled:
         if message.reason is WakeReason.PURGE:
             return self._purge(message, time_left)
+        if message.reason is WakeReason.BULK and message.job is not None:  # no run's either
+            endings = RunEndings(self.starter, self.config.retention)
+            ports = BulkPorts(self.store, self.queue, self.clock, endings, self.config.code_version)
+            config = self.config
+            budget, threads = config.bulk_budget, config.bulk_threads
+            work_on_message(ports, message.job, time_left, config.margin, budget, threads)
+            return Handled.BULK
         run = self.store.get_run(message.run_id)
         if run is None:
             return Handled.UNKNOWN_RUN

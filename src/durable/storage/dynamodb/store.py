@@ -5,6 +5,7 @@ from __future__ import annotations
 from durable.aws import endpoint_url, region_name
 from durable.settings import Settings
 from durable.storage.dynamodb.batches import DynamoBatches
+from durable.storage.dynamodb.bulk import DynamoBulkJobs
 from durable.storage.dynamodb.callbacks import DynamoCallbacks
 from durable.storage.dynamodb.inbox import DynamoInbox
 from durable.storage.dynamodb.listings import DynamoListings
@@ -23,6 +24,7 @@ class DynamoDBRunStore(
     DynamoCallbacks,
     DynamoBatches,
     DynamoRunStats,
+    DynamoBulkJobs,
 ):
     """Runs, logs and inboxes in one DynamoDB table (see `durable.storage._tables`).
 
