@@ -22,6 +22,8 @@ DurableError                      base of everything raised by the library
 │   ├── UnknownTaskError          no task registered under that id
 │   ├── PayloadValidationError    the payload does not fit the task's annotation
 │   ├── IdempotencyConflictError  an idempotency key reused with another payload
+│   ├── InvalidTagsError          tags outside their limits (count, length, characters)
+│   ├── InvalidMetadataError      metadata outside its limits (keys, value sizes, total)
 │   └── PayloadTooLargeError      over Lambda's 6 MB request limit
 ├── RunNotFoundError              no run with that id
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
@@ -269,6 +271,18 @@ class IdempotencyConflictError(InputError):
             f"idempotency key {key!r} of task {task_id!r} already started run {run_id} "
             "with another payload; use a new key for a different payload"
         )
+
+
+class InvalidTagsError(InputError, ValueError):
+    """A run's tags outside their limits (`durable.services.labels`); nothing was stored."""
+
+    code = "invalid_tags"
+
+
+class InvalidMetadataError(InputError, ValueError):
+    """A run's metadata outside its limits (`durable.services.labels`); nothing was stored."""
+
+    code = "invalid_metadata"
 
 
 class PayloadValidationError(InputError):

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         ge=0,
         description="days a finished run (its log, inbox and idempotency key) is kept; 0 = forever",
     )
+    idempotency_ttl_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="how long an idempotency key given to a trigger holds (its run found "
+        "again) unless the trigger says otherwise; after it the key starts a new run",
+    )
 
     worker_max_concurrency: int | None = Field(
         default=None,
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     def retention(self) -> timedelta | None:
         """How long finished runs are kept; None keeps them forever."""
         return timedelta(days=self.retention_days) if self.retention_days > 0 else None
+
+    @property
+    def idempotency_key_ttl(self) -> timedelta:
+        """The default lifetime of a trigger's idempotency key."""
+        return timedelta(seconds=self.idempotency_ttl_seconds)
 
     @property
     def schedule_lookback(self) -> timedelta:

@@ -23,7 +23,7 @@ import builtins
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal
@@ -310,6 +310,10 @@ class TestEnvironment:
         payload: Any = None,
         idempotency_key: str | None = None,
         delay: timedelta | None = None,
+        *,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key_ttl: timedelta | None = None,
     ) -> RunHandle[Any]:
         """`Client.trigger`: a run of `task` (its handle or its id)."""
         return self.client.trigger(
@@ -317,6 +321,9 @@ class TestEnvironment:
             payload,
             idempotency_key=idempotency_key,
             delay=delay,
+            tags=tags,
+            metadata=metadata,
+            idempotency_key_ttl=idempotency_key_ttl,
         )
 
     def get(self, run_id: str) -> RunInfoView:
@@ -336,9 +343,11 @@ class TestEnvironment:
         status: RunStatus | str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        **filters: Any,
     ) -> RunList:
+        """`Client.list`; `filters`: its keyword filters (tag, created and finished ranges)."""
         with self._reading():
-            return self.client.list(task_id=task_id, status=status, limit=limit, cursor=cursor)
+            return self.client.list(task_id, status, limit, cursor, values=True, **filters)
 
     def history(self, run_id: str) -> builtins.list[HistoryEntry]:
         with self._reading():

@@ -5,7 +5,7 @@ render their `to_dict()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,8 @@ class RunInfoView:
     waiting_for: str | None
     wake_at: datetime | None
     parent_run_id: str | None
+    tags: tuple[str, ...] = ()  # given at trigger (`durable.services.labels`)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the HTTP API's run body)."""
@@ -53,6 +55,8 @@ class RunInfoView:
             "waiting_for": self.waiting_for,
             "wake_at": iso(self.wake_at),
             "parent_run_id": self.parent_run_id,
+            "tags": list(self.tags),
+            "metadata": dict(self.metadata),
         }
 
 
