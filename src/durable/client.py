@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import time
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -29,6 +30,7 @@ from durable.serialization import JsonData, revive
 from durable.services.bulk import cancel_audited, read_bulk_job, start_bulk
 from durable.services.delivery import InboxDelivery
 from durable.services.endings import RunEndings
+from durable.services.labels import check_tag
 from durable.services.repair import fork_run, rerun_run, retry_run
 from durable.services.resume import resume_run
 from durable.services.runs import RunHandle, RunStarter
@@ -48,6 +50,9 @@ __all__ = ["Client", "HistoryEntry", "RunInfoView", "RunList"]
 
 # Who a repair made through this class is recorded as (the HTTP API records its caller).
 CLIENT_CALLER = "client:python"
+# Trigger.dev's idempotencyKeyTTL default (`DURABLE_IDEMPOTENCY_TTL_SECONDS` in a deployment).
+DEFAULT_IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+
 PayloadT = TypeVar("PayloadT")
 ResultT = TypeVar("ResultT")
 
@@ -73,6 +78,7 @@ class Client:
         code_version: str = "dev",
         retention: timedelta | None = None,
         logs: RunLogSource | None = None,
+        idempotency_key_ttl: timedelta | None = DEFAULT_IDEMPOTENCY_KEY_TTL,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -81,6 +87,8 @@ class Client:
         self.registry = registry or default_registry
         self.code_version = code_version
         self.retention = retention  # how long a cancelled run is kept; None: forever
+        # How long a trigger's idempotency key holds unless the trigger says; None: forever.
+        self.idempotency_key_ttl = idempotency_key_ttl
         # Where runs' log lines are read: CloudWatch Logs in a deployment; without one, a
         # memory source (the test kit feeds its own).
         self.log_source: RunLogSource = logs if logs is not None else MemoryRunLogSource()
@@ -107,6 +115,7 @@ class Client:
             code_version=adapters.settings.code_version,
             retention=adapters.settings.retention,
             logs=adapters.logs,
+            idempotency_key_ttl=adapters.settings.idempotency_key_ttl,
         )
 
     def _starter(self) -> RunStarter:
@@ -137,6 +146,9 @@ class Client:
         run_id: str | None = None,
         batch_slot: str | None = None,
         started_at: datetime | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key_ttl: timedelta | None = None,
     ) -> RunHandle[ResultT]: ...
 
     @overload
@@ -151,6 +163,9 @@ class Client:
         run_id: str | None = None,
         batch_slot: str | None = None,
         started_at: datetime | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key_ttl: timedelta | None = None,
     ) -> RunHandle[Any]: ...
 
     def trigger(
@@ -164,6 +179,9 @@ class Client:
         run_id: str | None = None,
         batch_slot: str | None = None,
         started_at: datetime | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key_ttl: timedelta | None = None,
     ) -> RunHandle[Any]:
         """Start a run of `task` (its handle, typed, or its id); with an idempotency key,
         the same key gives the same run.
@@ -173,6 +191,11 @@ class Client:
         returns. `started_at` fixes the run's `ctx.run.started_at` before its first
         invocation (a scheduled run's is its scheduled instant); by default it is when the
         run first runs.
+
+        `tags` (up to 10, e.g. "user:123") find the run again (`list(tag=...)`); `metadata`
+        (up to 16 string key-values) is shown with it (`durable.services.labels`). The
+        idempotency key holds for `idempotency_key_ttl` (the client's default, 24 h,
+        when None); a trigger after it starts a new run under the same key.
         """
         return self._starter().trigger(
             task if isinstance(task, str) else task.id,
@@ -183,6 +206,9 @@ class Client:
             run_id=run_id,
             batch_slot=batch_slot,
             started_at=started_at,
+            tags=tags,
+            metadata=metadata,
+            idempotency_key_ttl=idempotency_key_ttl or self.idempotency_key_ttl,
         )
 
     def send_event(
@@ -295,10 +321,18 @@ class Client:
         *,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
         values: bool = True,
     ) -> RunList:
-        """Runs, newest first, filtered by task, status and creation time (at or after
-        `created_after`, before `created_before`; a naive instant is UTC).
+        """Runs, newest first, filtered by task, status, tag, creation time (at or after
+        `created_after`, before `created_before`; a naive instant is UTC) and finish time
+        (`finished_after`, `finished_before`: finished runs only).
+
+        A page filtered by what only the runs themselves hold (a tag with a task or a
+        status, a finish time) examines a bounded number of index entries
+        (`durable.storage.base.Listings`): it may be short, or empty, with a `next_cursor`.
 
         With `values=False` the views are summaries: payload and result are left None,
         undecoded (no blob is read), as the runs list shows them.
@@ -312,6 +346,9 @@ class Client:
             cursor=cursor,
             created_after=_utc(created_after),
             created_before=_utc(created_before),
+            tag=check_tag(tag) if tag is not None else None,
+            finished_after=_utc(finished_after),
+            finished_before=_utc(finished_before),
         )
         return RunList([self._view(run, values) for run in page.runs], page.next_cursor)
 
@@ -420,6 +457,8 @@ class Client:
             wake_at=run.wake_at,
             parent_run_id=run.parent_run_id,
             origin=run.origin,
+            tags=run.tags,
+            metadata=run.metadata,
         )
 
     def _entry(self, cp: Checkpoint) -> HistoryEntry:

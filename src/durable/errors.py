@@ -25,7 +25,9 @@ DurableError                      base of everything raised by the library
 │   ├── InvalidForkPointError     fork: a cut inside an operation that has not ended (422)
 │   ├── PayloadTooLargeError      over Lambda's 6 MB request limit
 │   ├── UnknownBulkActionError    a bulk action that is none of cancel, retry, resume
-│   └── BulkFilterRequiredError   a bulk job with an empty filter and no `all`
+│   ├── BulkFilterRequiredError   a bulk job with an empty filter and no `all`
+│   ├── InvalidTagsError          tags outside their limits (count, length, characters)
+│   └── InvalidMetadataError      metadata outside its limits (keys, value sizes, total)
 ├── BulkActionUnavailableError    a bulk action no worker serves (yet)
 ├── BulkJobNotFoundError          no bulk job with that id
 ├── RunNotFoundError              no run with that id
@@ -280,6 +282,18 @@ class IdempotencyConflictError(InputError):
             f"idempotency key {key!r} of task {task_id!r} already started run {run_id} "
             "with another payload; use a new key for a different payload"
         )
+
+
+class InvalidTagsError(InputError, ValueError):
+    """A run's tags outside their limits (`durable.services.labels`); nothing was stored."""
+
+    code = "invalid_tags"
+
+
+class InvalidMetadataError(InputError, ValueError):
+    """A run's metadata outside its limits (`durable.services.labels`); nothing was stored."""
+
+    code = "invalid_metadata"
 
 
 class PayloadValidationError(InputError):

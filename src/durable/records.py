@@ -238,7 +238,10 @@ class RunRecord:
     checkpoints: int = 0
     cancel_requested: bool = False
     parent_run_id: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    # Labels given at trigger (`durable.services.labels`): the tags are indexed (a listing
+    # by tag), the metadata only shown.
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
     expires_at: datetime | None = None  # a finished run is purged after this (None: kept)
     batch_slot: str | None = None  # a ctx.map/parallel child: "attempt:position:index"
     crash_streak: int = 0  # invocations in a row that took the lease and never finished
@@ -248,6 +251,9 @@ class RunRecord:
     # Where a repaired run came from: "rerun:<run id>" or "fork:<run id>@<entries copied>"
     # (`durable.services.repair`); None for a run started any other way.
     origin: str | None = None
+    # When the idempotency claim stops holding (None: never, as for the keys the library
+    # makes itself); a trigger after it starts a new run under the key.
+    idempotency_expires_at: datetime | None = None
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)

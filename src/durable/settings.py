@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         description="how often a run held for a code fix is looked at again (one read and "
         "one write, no replay, until other code is deployed)",
     )
+    idempotency_ttl_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="how long an idempotency key given to a trigger holds (its run found "
+        "again) unless the trigger says otherwise; after it the key starts a new run",
+    )
 
     worker_max_concurrency: int | None = Field(
         default=None,
@@ -84,6 +90,11 @@ class Settings(BaseSettings):
     def hold_recheck(self) -> timedelta:
         """How often a held run is looked at again (`WorkerConfig.hold_recheck`)."""
         return timedelta(seconds=self.hold_recheck_seconds)
+
+    @property
+    def idempotency_key_ttl(self) -> timedelta:
+        """The default lifetime of a trigger's idempotency key."""
+        return timedelta(seconds=self.idempotency_ttl_seconds)
 
     @property
     def schedule_lookback(self) -> timedelta:

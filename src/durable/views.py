@@ -5,7 +5,7 @@ render their `to_dict()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,8 @@ class RunInfoView:
     wake_at: datetime | None
     parent_run_id: str | None
     origin: str | None = None  # "rerun:<run id>" / "fork:<run id>@<N>" (`origin_of` parses it)
+    tags: tuple[str, ...] = ()  # given at trigger (`durable.services.labels`)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def held(self) -> HoldView | None:
@@ -84,6 +86,8 @@ class RunInfoView:
             "parent_run_id": self.parent_run_id,
             "held": self.held.to_dict() if self.held else None,
             "origin": origin_of(self.origin),
+            "tags": list(self.tags),
+            "metadata": dict(self.metadata),
         }
 
 

@@ -77,9 +77,11 @@ def test_create_then_get_round_trips_every_field(store: RunStore) -> None:
         checkpoints=4,
         cancel_requested=True,
         parent_run_id="run_parent",
-        tags={"team": "payments", "env": "test"},
+        tags=("team:payments", "env=test"),
+        metadata={"team": "payments", "env": "test"},
         batch_slot="1:2:3",
         origin="fork:run_original@4",
+        idempotency_expires_at=T0 + timedelta(hours=24),
     )
 
     stored, created = store.create_run(run)
@@ -303,7 +305,7 @@ def test_update_run_applies_changes_when_conditions_hold(store: RunStore) -> Non
             "lease_expires": None,
             "wake_at": None,
             "attempt": 2,
-            "tags": {"k": "v"},
+            "metadata": {"k": "v"},
         },
         expect_owner="worker-a",
         expect_status=[RunStatus.RUNNING],
@@ -315,18 +317,18 @@ def test_update_run_applies_changes_when_conditions_hold(store: RunStore) -> Non
     assert updated.lease_expires is None
     assert updated.wake_at is None
     assert updated.attempt == 2
-    assert updated.tags == {"k": "v"}
+    assert updated.metadata == {"k": "v"}
     assert store.get_run("run_000001") == updated
 
 
 def test_update_run_with_none_clears_a_field(store: RunStore) -> None:
-    store.create_run(make_run(1, result='"r"', waiting_for="approval", tags={"a": "b"}))
+    store.create_run(make_run(1, result='"r"', waiting_for="approval", metadata={"a": "b"}))
 
-    updated = store.update_run("run_000001", {"result": None, "waiting_for": None, "tags": {}})
+    updated = store.update_run("run_000001", {"result": None, "waiting_for": None, "metadata": {}})
 
     assert updated.result is None
     assert updated.waiting_for is None
-    assert updated.tags == {}
+    assert updated.metadata == {}
     assert store.get_run("run_000001") == updated
 
 

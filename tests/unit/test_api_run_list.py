@@ -26,6 +26,7 @@ SUMMARY_FIELDS = {
     "parent_run_id",
     "idempotency_key",  # bounded (256 characters), and how a caller finds its run
     "error",
+    "tags",  # bounded (10 of 64 characters); the metadata is the run's alone
 }
 
 

@@ -261,7 +261,14 @@ def test_the_openapi_document_has_a_trigger_per_task(api: Api) -> None:
         assert "parameters" not in operation
         media = operation["requestBody"]["content"]["application/json"]
         body = _resolve(document, media["schema"]["$ref"])
-        assert set(body["properties"]) == {"payload", "idempotency_key", "delay_seconds"}
+        assert set(body["properties"]) == {
+            "payload",
+            "idempotency_key",
+            "idempotency_key_ttl",
+            "delay_seconds",
+            "tags",
+            "metadata",
+        }
         assert body["properties"]["payload"]["$ref"].endswith(".Payload")
 
 

@@ -117,3 +117,23 @@ def test_a_bulk_resume_lets_every_held_run_go_on(backend: Backend) -> None:
             assert env.get(run_id).status is RunStatus.COMPLETED
             assert env.get(run_id).result == n
             assert [details["by"] for details in _actions(env, run_id, "resume")] == ["test:ops"]
+
+
+def test_a_bulk_cancel_by_tag_cancels_the_tagged_runs_only(backend: Backend) -> None:
+    registry = TaskRegistry()
+
+    @task(id="waits", registry=registry)
+    def waits(ctx: Context, payload: int) -> Any:
+        return ctx.wait_for_event("go")
+
+    with TestEnvironment(backend=backend, registry=registry) as env:
+        tagged = [env.trigger("waits", n, tags=["tenant:a"]).run_id for n in range(4)]
+        others = [env.trigger("waits", n, tags=["tenant:b"]).run_id for n in range(3)]
+        env.run_until_idle()
+        job = env.client.bulk(
+            "cancel", BulkFilter(tag="tenant:a", status=RunStatus.WAITING), by="test:ops"
+        )
+        done = _finish(env, job.job_id)
+        assert (done.state, done.acted, done.skipped) == (BulkState.COMPLETED, 4, 0)
+        assert {env.get(run_id).status for run_id in tagged} == {RunStatus.CANCELLED}
+        assert {env.get(run_id).status for run_id in others} == {RunStatus.WAITING}

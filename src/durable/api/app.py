@@ -72,6 +72,7 @@ from durable.client import Client
 from durable.errors import InputError, InvalidNameError
 from durable.names import EVENT_NAME, event_name
 from durable.records import RunStatus
+from durable.services.labels import TAG_PATTERN
 
 API_TITLE = "durable"
 API_DESCRIPTION = "Durable execution for AWS Lambda: trigger task runs and follow them."
@@ -147,6 +148,13 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
             request.payload,
             idempotency_key=request.idempotency_key,
             delay=delay,
+            tags=request.tags,
+            metadata=request.metadata,
+            idempotency_key_ttl=(
+                timedelta(seconds=request.idempotency_key_ttl)
+                if request.idempotency_key_ttl
+                else None
+            ),
         )
         return TriggerResponse(run_id=handle.run_id, status=handle.status, created=handle.created)
 
@@ -175,6 +183,18 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
             datetime | None,
             Query(description="only runs created before this ISO-8601 instant (UTC if naive)"),
         ] = None,
+        tag: Annotated[
+            str | None,
+            Query(pattern=TAG_PATTERN, description="only runs with this tag (given at trigger)"),
+        ] = None,
+        finished_after: Annotated[
+            datetime | None,
+            Query(description="only runs finished at or after this instant (UTC if naive)"),
+        ] = None,
+        finished_before: Annotated[
+            datetime | None,
+            Query(description="only runs finished before this instant (UTC if naive)"),
+        ] = None,
     ) -> RunListResponse:
         try:
             page = client.list(
@@ -184,6 +204,9 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
                 cursor=cursor,
                 created_after=created_after,
                 created_before=created_before,
+                tag=tag,
+                finished_after=finished_after,
+                finished_before=finished_before,
                 values=False,
             )
         except InputError as exc:

@@ -11,6 +11,8 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
                                 each problem
     400 invalid_event_name      an event name outside 1-128 letters, digits and `-_.`
     400 invalid_cursor          a cursor that is not the `next_cursor` of a listing
+    400 invalid_tags            tags outside their limits (at most 10, 1-64 of `A-Za-z0-9_.:/=@+-`)
+    400 invalid_metadata        metadata outside its limits (16 keys, 512-character values)
     400 bad_request             any other caller error the library refuses
     404 unknown_task            no task registered under that id
     404 run_not_found           no run with that id

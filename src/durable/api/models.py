@@ -9,17 +9,19 @@ OpenAPI document describes; instants are ISO-8601 UTC strings.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self, cast
+from typing import Annotated, Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from durable.client import HistoryEntry, RunInfoView
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
 from durable.serialization import JsonData
+from durable.services.labels import MAX_METADATA_KEYS, MAX_TAGS, TAG_PATTERN
 from durable.views import origin_of
 
 # A delayed start may be years away, but no further than a datetime can represent.
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 3600
+MAX_IDEMPOTENCY_TTL_SECONDS = 10 * 365 * 24 * 3600
 
 
 class _Request(BaseModel):
@@ -36,8 +38,29 @@ class TriggerRequest(_Request):
         max_length=256,
         description="the same key (for the same task) gives back the same run",
     )
+    idempotency_key_ttl: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_IDEMPOTENCY_TTL_SECONDS,
+        description="seconds the idempotency key holds (the deployment's default, 24 h, "
+        "when absent); a trigger after it starts a new run under the key",
+    )
     delay_seconds: StrictInt | None = Field(
         default=None, ge=0, le=MAX_DELAY_SECONDS, description="start the run this much later"
+    )
+    tags: list[Annotated[StrictStr, Field(pattern=TAG_PATTERN)]] | None = Field(
+        default=None,
+        max_length=MAX_TAGS,
+        description=f"up to {MAX_TAGS} tags of 1-64 characters of `A-Za-z0-9_.:/=@+-` "
+        '(e.g. "user:123"), duplicates dropped: `GET /runs?tag=` finds the run by one',
+        examples=[["user:123", "env=prod"]],
+    )
+    metadata: dict[StrictStr, StrictStr] | None = Field(
+        default=None,
+        max_length=MAX_METADATA_KEYS,
+        description=f"up to {MAX_METADATA_KEYS} string key-values shown with the run (keys "
+        "`[A-Za-z_][A-Za-z0-9_.-]*` up to 64 characters, values up to 512, 4 KB in all)",
+        examples=[{"customer": "acme", "source": "webhook"}],
     )
 
 
@@ -122,6 +145,7 @@ class RunSummary(BaseModel):
     parent_run_id: str | None
     idempotency_key: str | None
     error: ErrorBody | None
+    tags: list[str] = Field(default_factory=list, description="given at trigger")
 
     @classmethod
     def of(cls, view: RunInfoView) -> Self:
@@ -143,6 +167,7 @@ class RunSummary(BaseModel):
             "parent_run_id": view.parent_run_id,
             "idempotency_key": view.idempotency_key,
             "error": ErrorBody.of(view.error),
+            "tags": list(view.tags),
         }
 
 
@@ -175,11 +200,13 @@ class RunBody(RunSummary):
     origin: OriginBody | None = Field(
         default=None, description="a rerun's or a fork's original run (`POST /runs/{id}/rerun`)"
     )
+    metadata: dict[str, str] = Field(default_factory=dict, description="given at trigger")
 
     @classmethod
     def of(cls, view: RunInfoView) -> Self:
         return cls(
             **cls._summary_fields(view),
+            metadata=dict(view.metadata),
             payload=view.payload,
             result=view.result,
             version=VersionBody(task=view.task_version, code=view.code_version),

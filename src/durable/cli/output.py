@@ -14,8 +14,8 @@ def print_json(value: Any) -> None:
 
 def format_runs(runs: list[dict[str, Any]]) -> str:
     """A table of runs, one line each."""
-    headers = ("RUN ID", "TASK", "STATUS", "ATTEMPTS", "CREATED", "FINISHED")
-    rows = [
+    headers: tuple[str, ...] = ("RUN ID", "TASK", "STATUS", "ATTEMPTS", "CREATED", "FINISHED")
+    rows: list[tuple[str, ...]] = [
         (
             str(run.get("run_id", "")),
             str(run.get("task_id", "")),
@@ -26,6 +26,10 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
         )
         for run in runs
     ]
+    if any(run.get("tags") for run in runs):  # a column only when some run has tags
+        headers = (*headers, "TAGS")
+        tags = [",".join(run.get("tags") or []) for run in runs]
+        rows = [(*row, tag) for row, tag in zip(rows, tags, strict=True)]
     return _table(headers, rows)
 
 

@@ -54,8 +54,16 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"payload": payload}
     if args.idempotency_key is not None:
         body["idempotency_key"] = args.idempotency_key
+    if args.idempotency_ttl is not None:
+        if args.idempotency_ttl < 1:
+            raise CliError("--idempotency-ttl must be at least 1 second")
+        body["idempotency_key_ttl"] = args.idempotency_ttl
     if args.delay:
         body["delay_seconds"] = args.delay
+    if args.tag:
+        body["tags"] = args.tag
+    if args.meta:
+        body["metadata"] = dict(_key_value(item) for item in args.meta)
     transport = make_transport(args)
     started = call(transport, "POST", f"/tasks/{path_segment(args.task_id)}/runs", body)
     if not args.wait:
@@ -64,6 +72,13 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     run = wait_for_end(transport, started["run_id"], args.timeout)
     print_json(run)
     return 0 if run.get("status") == "COMPLETED" else 1
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise CliError(f"--meta {item!r}: give it as KEY=VALUE")
+    return key, value
 
 
 def wait_for_end(transport: Transport, run_id: str, timeout: float) -> dict[str, Any]:
@@ -98,6 +113,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         query["created_after"] = args.since
     if args.until:
         query["created_before"] = args.until
+    if args.tag:
+        query["tag"] = args.tag
+    if args.finished_since:
+        query["finished_after"] = args.finished_since
+    if args.finished_until:
+        query["finished_before"] = args.finished_until
     page = call(make_transport(args), "GET", "/runs", query=query)
     if args.json:
         print_json(page)
@@ -159,7 +180,19 @@ def register(
         "--payload", default="null", help="JSON payload, @file.json, or - for stdin (null)"
     )
     trigger.add_argument("--idempotency-key", help="the same key gives the same run")
+    trigger.add_argument(
+        "--idempotency-ttl",
+        type=int,
+        metavar="SECONDS",
+        help="how long the key holds (the deployment's default: 24 h); then it starts a new run",
+    )
     trigger.add_argument("--delay", type=int, metavar="SECONDS", help="start this much later")
+    trigger.add_argument(
+        "--tag", action="append", metavar="TAG", help="tag the run, e.g. user:123 (repeat)"
+    )
+    trigger.add_argument(
+        "--meta", action="append", metavar="KEY=VALUE", help="a metadata key-value (repeat)"
+    )
     trigger.add_argument("--wait", action="store_true", help="wait for the run to end")
     trigger.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="--wait at most (300)"
@@ -173,6 +206,11 @@ def register(
     runs.add_argument("--cursor", help="the next page after an earlier listing")
     runs.add_argument("--since", metavar="INSTANT", help="created at or after (ISO-8601, UTC)")
     runs.add_argument("--until", metavar="INSTANT", help="created before (ISO-8601, UTC)")
+    runs.add_argument("--tag", help="only runs with this tag")
+    runs.add_argument(
+        "--finished-since", metavar="INSTANT", help="finished at or after (ISO-8601, UTC)"
+    )
+    runs.add_argument("--finished-until", metavar="INSTANT", help="finished before (ISO-8601, UTC)")
     runs.add_argument("--json", action="store_true", help="print the API's JSON")
     runs.set_defaults(handler=cmd_runs)
 

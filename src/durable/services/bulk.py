@@ -385,10 +385,6 @@ class _Work:
             )
         except InputError as exc:
             return f"the listing refused the job's filter or cursor: {exc}"
-        except TypeError:
-            if job.filter.tag is None:
-                raise
-            return "this deployment cannot filter runs by tag yet"
         self.listed = {run.run_id: run for run in page.runs}
         self.save(
             pending=tuple(run.run_id for run in page.runs),

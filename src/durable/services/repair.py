@@ -232,7 +232,8 @@ def _new_run(
             task_version=definition.version,
             code_version=starter.code_version,
             waiting_for=setup,
-            tags=dict(original.tags),
+            tags=original.tags,
+            metadata=dict(original.metadata),
             origin=origin,
         )
     )

@@ -13,22 +13,30 @@ Rules every start honours:
   QUEUED run whose `wake_at` is due: the sweeper sends it, or a retried start with the same
   idempotency key sends it at once.
 - The same idempotency key gives the same run; with another payload it is refused
-  (`IdempotencyConflictError`). A run id given by the caller (a batch child's, derived from
-  its slot) that exists already is found, not started twice.
+  (`IdempotencyConflictError`). A key given with a TTL (`idempotency_key_ttl`: the
+  client's and the API's keys, 24 h by default) holds until `created_at + ttl`; a trigger
+  after that starts a new run under it (the store replaces the expired claim atomically)
+  and leaves the old run as it is. The keys the library makes (a child's, a batch
+  item's, a schedule's firing) are given no TTL: they never expire while their run lives.
+  A run id given by the caller (a batch child's, derived from its slot) that exists
+  already is found, not started twice.
+- Tags and metadata are checked (`durable.services.labels`) before anything is stored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from durable.clock import Clock
-from durable.errors import ConflictError, IdempotencyConflictError
+from durable.errors import ConflictError, IdempotencyConflictError, InputError
 from durable.ids import new_run_id
 from durable.queues.base import WakeQueue
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.serialization import check_depth, dumps, loads
+from durable.services.labels import checked_metadata, checked_tags
 from durable.services.stats import count_started
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry
@@ -82,11 +90,18 @@ class RunStarter:
         run_id: str | None = None,
         batch_slot: str | None = None,
         started_at: datetime | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key_ttl: timedelta | None = None,
     ) -> RunHandle[Any]:
         """Start a run of `task_id` (see `Client.trigger`)."""
         definition = self.registry.get(task_id)
         if delay is not None and delay < timedelta(0):
             raise ValueError("delay must not be negative")
+        if idempotency_key_ttl is not None and idempotency_key_ttl <= timedelta(0):
+            raise InputError("idempotency_key_ttl must be positive")
+        run_tags = checked_tags(tags)
+        run_metadata = checked_metadata(metadata)
         if started_at is not None and started_at.tzinfo is None:
             raise ValueError("started_at must be timezone-aware")
         value = definition.validate_payload(payload)
@@ -111,6 +126,13 @@ class RunStarter:
             parent_run_id=parent_run_id,
             batch_slot=batch_slot,
             started_at=started_at.astimezone(UTC) if started_at is not None else None,
+            tags=run_tags,
+            metadata=run_metadata,
+            idempotency_expires_at=(
+                now + idempotency_key_ttl
+                if idempotency_key is not None and idempotency_key_ttl is not None
+                else None
+            ),
         )
         try:
             stored, created = self.store.create_run(run)

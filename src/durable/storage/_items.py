@@ -15,6 +15,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
+    ListAttribute,
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
@@ -114,12 +115,16 @@ class RunItem(Model):
     checkpoints = NumberAttribute()
     cancel_requested = BooleanAttribute()
     parent_run_id = UnicodeAttribute(null=True)
-    tags: MapAttribute[str, str] = MapAttribute(null=True)
+    # Old items have neither: read as no tags and no metadata. (`tags` was once an unused
+    # map, never written: an empty one is left out.)
+    tags = ListAttribute(of=UnicodeAttribute, null=True)
+    metadata: MapAttribute[str, str] = MapAttribute(null=True)
     expires_at = UTCDateTimeAttribute(null=True)
     batch_slot = UnicodeAttribute(null=True)
     crash_streak = NumberAttribute(null=True)
     held_code = UnicodeAttribute(null=True)
     origin = UnicodeAttribute(null=True)
+    idempotency_expires_at = UTCDateTimeAttribute(null=True)
 
     # Index keys, derived from the fields above by the store (see the layout above).
     created_key = UnicodeAttribute()
@@ -194,12 +199,26 @@ class InboxItem(Model):
 
 
 class IdempotencyItem(Model):
-    """Claims (task_id, idempotency key) for the first run created under it."""
+    """Claims (task_id, idempotency key) for the first run created under it, until
+    `expires_at` when it has one (then a new run may replace the claim)."""
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
 
     run_id = UnicodeAttribute()
+    expires_at = UTCDateTimeAttribute(null=True)
+
+
+class TagItem(Model):
+    """One tag of a run, under the run's partition (`TAG#<tag>`): it carries the `by-task`
+    index's keys, with a hash key no task has (`_tables.tag_index_pk`), so the index lists
+    a tag's runs as it lists a task's."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+    task_pk = UnicodeAttribute()
+    created_key = UnicodeAttribute()
 
 
 class EventIdItem(Model):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache, partial
 from typing import Any
 
@@ -36,7 +36,12 @@ from durable.storage._shards import (
     per_shard_page,
     sorted_within_ties,
 )
-from durable.storage.base import RunPage, run_id_bound
+from durable.storage.base import (
+    MAX_EXAMINED_PER_PAGE,
+    RunPage,
+    finished_within,
+    run_id_bound,
+)
 
 ReadRuns = Callable[[list[str]], list[RunRecord]]
 # The threads that query a listing's shards, shared by every listing of the process. Each
@@ -44,6 +49,8 @@ ReadRuns = Callable[[list[str]], list[RunRecord]]
 # than the client keeps (`MAX_POOL_CONNECTIONS`), or connections would be opened and thrown
 # away. A table of 64 shards is read in two waves.
 SHARD_QUERY_THREADS = MAX_POOL_CONNECTIONS
+# How many entries a filtered listing reads at a time (one BatchGetItem of 100 at most).
+_FILTERED_CHUNK = 100
 
 
 @cache
@@ -69,6 +76,10 @@ def _created_range(
     if upper is None:
         return m.created_key >= low, None
     return m.created_key.between(low, upper), upper_excluded
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
 
 
 def run_id_of(pk: str) -> str:
@@ -107,11 +118,17 @@ class IndexReader:
         *,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
     ) -> RunPage:
         """Newest first, `limit` a page; the cursor names the listing and where it stopped.
 
         A creation-time range is part of every shard query's key condition (the range key,
-        `created_key`, is the run id, which sorts by creation time): never a filter.
+        `created_key`, is the run id, which sorts by creation time): never a filter. So is
+        a finish-time range's end (a run finished before an instant was created before it);
+        the finish times themselves, and a tag listing's task and status, are checked on
+        the runs read, at most `MAX_EXAMINED_PER_PAGE` index entries a page.
         """
         m, shards = self._m, self._shards
         listing: dict[str, object] = {
@@ -119,10 +136,21 @@ class IndexReader:
             "status": str(status) if status else None,
             "shards": shards,
         }
+        if tag is not None:
+            listing["tag"] = tag
+        finished = finished_after is not None or finished_before is not None
+        if finished:
+            listing["finished"] = [_iso(finished_after), _iso(finished_before)]
+            if status is not None and not status.is_terminal:
+                return RunPage(runs=[], next_cursor=None)  # no run in it has finished
         low = run_id_bound(created_after) if created_after is not None else None
         high = run_id_bound(created_before) if created_before is not None else None
         if low is not None or high is not None:
             listing["created"] = [low, high]
+        if finished_before is not None:
+            # Created at or before its finish, so in a millisecond up to finished_before's.
+            bound = run_id_bound(finished_before + timedelta(milliseconds=1))
+            high = bound if high is None else min(high, bound)
         position = ListingCursor.decode(cursor, listing, shards) if cursor else None
         per_shard = per_shard_page(limit, shards, self._page_size)
         after = position.after if position else None
@@ -132,7 +160,16 @@ class IndexReader:
         key_condition, skip = _created_range(m, low, high, after)
 
         def shard_query(shard: int) -> Iterator[RunItem]:
-            if status is not None:
+            if tag is not None:
+                # A tag's entries are its runs' tag items, in `by-task` under a key no task
+                # has (`_tables.tag_index_pk`); task and status are checked on the runs.
+                items = m.task_index.query(
+                    _tables.tag_index_pk(tag, shard),
+                    key_condition,
+                    scan_index_forward=False,
+                    page_size=per_shard,
+                )
+            elif status is not None:
                 # by-status projects task_id, so the task filter needs no second index.
                 items = m.status_index.query(
                     _tables.status_pk(str(status), shard),
@@ -159,23 +196,46 @@ class IndexReader:
                 return items
             return (item for item in items if item.created_key != skip)
 
+        def matches(run: RunRecord) -> bool:
+            # The item is newer than the index: keep only what still matches.
+            return (
+                (task_id is None or run.task_id == task_id)
+                and (status is None or run.status is status)
+                and finished_within(run, finished_after, finished_before)
+            )
+
         done = position.done if position else frozenset()
         first_pages = first_reads_at_once(
             {shard: partial(shard_query, shard) for shard in range(shards) if shard not in done},
             self._executor,
         )
         merge = ShardMerge(first_pages, lambda item: item.created_key, descending=True)
+        # A listing whose filters the runs read decide examines a bounded number of entries.
+        budget = (
+            MAX_EXAMINED_PER_PAGE if finished or (tag is not None and (task_id or status)) else None
+        )
         runs: list[RunRecord] = []
         last: str | None = None
+        examined = 0
         while len(runs) < limit and merge.more:
-            keys = [str(item.created_key) for item in merge.take(limit - len(runs))]
+            want = limit - len(runs)
+            if budget is not None:
+                want = min(max(want, _FILTERED_CHUNK), budget - examined)
+                if want <= 0:
+                    break
+            keys = [str(item.created_key) for item in merge.take(want)]
+            examined += len(keys)
             last = keys[-1]
             for run in self._read_runs(keys):
-                # The item is newer than the index: keep only what still matches.
-                if (task_id is None or run.task_id == task_id) and (
-                    status is None or run.status is status
-                ):
-                    runs.append(run)
+                if not matches(run):
+                    continue
+                runs.append(run)
+                if len(runs) == limit and run.run_id != last:
+                    # Full before the chunk's end: continue right after this run. Shards
+                    # the merge finished past it may still hold entries before it, so
+                    # none is marked done.
+                    next_position = ListingCursor(after=run.run_id, done=done)
+                    return RunPage(runs=runs, next_cursor=next_position.encode(listing))
         if not merge.more or last is None:
             return RunPage(runs=runs, next_cursor=None)
         next_position = ListingCursor(after=last, done=done | frozenset(merge.exhausted))

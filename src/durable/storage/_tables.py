@@ -7,7 +7,9 @@ Layout (single table, `pk` hash key, `sk` range key):
     RUN#<run_id>             CP#<seq:010d>       one checkpoint, the log slot `seq`
     RUN#<run_id>             INBOX#<inbox_id>    one event waiting to be consumed
     RUN#<run_id>             EVENTID#<sha256>    the inbox id of an event sent with an event id
+    RUN#<run_id>             TAG#<tag>           one tag of the run (in `by-task`, see below)
     IDEM#<task_id>#<key>     IDEM                the run created under an idempotency key
+                                                 (and when that claim expires, if it does)
     TABLE#CONFIG             CONFIG              the layout version and the index shard count
     PURGE#<k>                PURGE               who purges expiry shard k, until when
     STATS#<task>#<s>         SLOT#<slot>         a task's counters, shard s, ring slot `slot`
@@ -45,6 +47,15 @@ range key: `due` holds exactly the runs with a `wake_at` (an unfinished run that
 invocation at that time, or a finished one whose end's follow-ups are pending), `expiry`
 those with an `expires_at` (set when a run ends with a retention: the runs to purge).
 Checkpoint, inbox and idempotency items carry none of these attributes: they are in no index.
+
+Tags, with no index of their own: a tag item (`RUN#<run_id>`, `TAG#<tag>`) carries the
+`by-task` keys, `task_pk = TAG#<escaped tag>#<k>` (the run's shard) and `created_key = <run
+id>`. No task's `task_pk` has two '#' (a task id is escaped), so a tag's keys and a task's
+never meet; "the runs tagged X" is a `by-task` query on each shard's `TAG#X#<k>`, merged
+newest first like a task's listing. A tag costs 1 write and 1 index write when its run is
+created (the same transaction as the run item) and 1 + 1 when the run is purged (it is in
+the run's partition, which `delete_run` deletes whole); nothing in between, since a tag
+item never changes.
 
 Minimal index writes: DynamoDB writes an index only when a key or a projected attribute of
 the item in it changes. Only keys are projected (and `task_id`, which never changes, for
@@ -117,6 +128,7 @@ from durable.storage._items import (
     PurgeLeaseItem,
     RunItem,
     TableConfigItem,
+    TagItem,
 )
 
 RUN_SK = "RUN"
@@ -124,6 +136,7 @@ IDEM_SK = "IDEM"
 CHECKPOINT_PREFIX = "CP#"
 INBOX_PREFIX = "INBOX#"
 EVENT_ID_PREFIX = "EVENTID#"
+TAG_PREFIX = "TAG#"
 CONFIG_PK = "TABLE#CONFIG"
 CONFIG_SK = "CONFIG"
 # The layout this code reads and writes: 2 is the sharded one described above (1, the first,
@@ -189,6 +202,15 @@ def idempotency_pk(task_id: str, key: str) -> str:
     return f"IDEM#{escape_key_part(task_id)}#{key}"
 
 
+def tag_sk(tag: str) -> str:
+    return f"{TAG_PREFIX}{tag}"
+
+
+def tag_index_pk(tag: str, shard: int) -> str:
+    """A tag's `by-task` hash key in shard `shard`: two '#', which no task's key has."""
+    return f"{TAG_PREFIX}{escape_key_part(tag)}#{shard}"
+
+
 def all_runs_pk(shard: int) -> str:
     return f"RUN#{shard}"
 
@@ -245,6 +267,7 @@ class TableModels:
     batch_result: type[BatchResultItem]
     config: type[TableConfigItem]
     purge_lease: type[PurgeLeaseItem]
+    tag: type[TagItem]
     connection: Connection  # shared by every model above; transactions use it too
 
 
@@ -307,6 +330,9 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
     class BoundPurgeLeaseItem(PurgeLeaseItem):
         Meta = _meta(table_name, region, endpoint_url)
 
+    class BoundTagItem(TagItem):
+        Meta = _meta(table_name, region, endpoint_url)
+
     # One connection (one botocore client, shared by every thread; PynamoDB keeps only the
     # session per thread) for all the models: each client costs tens of milliseconds to
     # build, which a Lambda cold start pays. The run model's schema is
@@ -322,6 +348,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         BoundBatchResultItem,
         BoundTableConfigItem,
         BoundPurgeLeaseItem,
+        BoundTagItem,
     ):
         model._connection = table_connection
     return TableModels(
@@ -338,6 +365,7 @@ def make_models(table_name: str, region: str, endpoint_url: str | None = None) -
         batch_result=BoundBatchResultItem,
         config=BoundTableConfigItem,
         purge_lease=BoundPurgeLeaseItem,
+        tag=BoundTagItem,
         connection=table_connection.connection,
     )
 

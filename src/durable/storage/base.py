@@ -132,6 +132,14 @@ class Listings(Protocol):
       `next_cursor` continues that listing. The creation instant is the one a run's id
       carries (`durable.ids`: run ids sort by it, to the millisecond; a batch child's is
       its parent's), so a time range is a range of run ids (`run_id_bound`).
+      With `tag`, only runs carrying that tag (a listing of the tag's index entries, task
+      and status then checked on the runs read). With `finished_after` / `finished_before`,
+      only finished runs whose `finished_at` is in [after, before): no index holds a finish
+      time, so these are checked on the runs read; `finished_before` also bounds the
+      creation range (a run finishes after it is created). A page whose filters are checked
+      on the runs read examines at most `MAX_EXAMINED_PER_PAGE` index entries: it may hold
+      fewer than `limit` runs (none, even) and still have a `next_cursor`; the listing ends
+      only when `next_cursor` is None.
     - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
       `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of
       the previous page). A finished run carries a `wake_at` only while the follow-ups of
@@ -147,6 +155,9 @@ class Listings(Protocol):
         cursor: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
     ) -> RunPage: ...
 
     def due_runs(
@@ -417,6 +428,21 @@ class RunStore(
     Protocol,
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""
+
+
+# How many index entries one listing page may examine when its filters are checked on the
+# runs read (a tag with a task or status, a finish-time range): a bounded read per request.
+MAX_EXAMINED_PER_PAGE = 1000
+
+
+def finished_within(run: RunRecord, after: datetime | None, before: datetime | None) -> bool:
+    """Whether the run is in the finish-time range [after, before) (any run, without one)."""
+    if after is None and before is None:
+        return True
+    finished = run.finished_at
+    if finished is None or not run.status.is_terminal:
+        return False
+    return (after is None or finished >= after) and (before is None or finished < before)
 
 
 def run_id_bound(when: datetime) -> str:

@@ -47,11 +47,8 @@ class BulkState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class BulkFilter:
-    """Which runs a job acts on: those `RunStore.list_runs` lists with these arguments.
-
-    `tag` is kept and passed to the listing only when set (the tag index's listing takes
-    it); the others are `list_runs`'s own filters.
-    """
+    """Which runs a job acts on: those `RunStore.list_runs` lists with these arguments
+    (a tag with a task or a status reads the tag's runs and keeps those that match)."""
 
     task_id: str | None = None
     status: RunStatus | None = None
@@ -71,9 +68,8 @@ class BulkFilter:
             "status": self.status,
             "created_after": self.created_after,
             "created_before": self.created_before,
+            "tag": self.tag,
         }
-        if self.tag is not None:
-            arguments["tag"] = self.tag
         return arguments
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from durable.records import (
     RunStatus,
 )
 from durable.storage._shards import shard_of
-from durable.storage.base import RunPage, run_id_bound, token_key
+from durable.storage.base import RunPage, finished_within, run_id_bound, token_key
 from durable.storage.memory_bulk import MemoryBulkJobs
 from durable.storage.memory_stats import MemoryRunStats
 
@@ -45,7 +45,9 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
         self._logs: dict[str, dict[int, Checkpoint]] = {}
         self._inbox: dict[str, list[InboxEvent]] = {}
         self._event_ids: dict[tuple[str, str], str] = {}
-        self._idempotency: dict[tuple[str, str], str] = {}
+        # (task, key) -> (run id, when the claim expires; None: never)
+        self._idempotency: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+        self._tags: dict[str, set[str]] = {}  # tag -> its runs' ids (DynamoDB's tag items)
         self._callbacks: dict[str, tuple[str, str, datetime | None, bool]] = {}
         self._callback_outcomes: dict[str, str] = {}
         self._batches: dict[tuple[str, int, int], BatchRecord] = {}
@@ -56,14 +58,17 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
 
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         with self._lock:
-            if run.idempotency_key is not None:
-                key = (run.task_id, run.idempotency_key)
-                existing = self._idempotency.get(key)
-                if existing is not None:
-                    return self._runs[existing], False
-                self._idempotency[key] = run.run_id
             if run.run_id in self._runs:
                 raise ConflictError(f"run {run.run_id} exists")
+            if run.idempotency_key is not None:
+                key = (run.task_id, run.idempotency_key)
+                claim = self._idempotency.get(key)
+                # A claim holds until it expires; an expired one is replaced.
+                if claim is not None and (claim[1] is None or claim[1] > run.created_at):
+                    return self._runs[claim[0]], False
+                self._idempotency[key] = (run.run_id, run.idempotency_expires_at)
+            for tag in run.tags:
+                self._tags.setdefault(tag, set()).add(run.run_id)
             self._runs[run.run_id] = run
             self._logs[run.run_id] = {}
             self.writes += 1
@@ -116,6 +121,8 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
         expect_wake_by: datetime | None = None,
         expect_lease_until: datetime | None = None,
     ) -> RunRecord:
+        if "tags" in changes:
+            raise TypeError("update_run cannot change ['tags']: they are fixed at creation")
         with self._lock:
             run = self._require(run_id)
             if expect_owner is not None and run.lease_owner != expect_owner:
@@ -187,8 +194,17 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
         cursor: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
     ) -> RunPage:
-        runs = sorted(self._runs.values(), key=lambda run: run.run_id, reverse=True)
+        with self._lock:
+            candidates = (
+                [self._runs[run_id] for run_id in self._tags.get(tag, ()) if run_id in self._runs]
+                if tag is not None
+                else list(self._runs.values())
+            )
+        runs = sorted(candidates, key=lambda run: run.run_id, reverse=True)
         low = run_id_bound(created_after) if created_after is not None else None
         high = run_id_bound(created_before) if created_before is not None else None
         selected = [
@@ -199,6 +215,7 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
             and (cursor is None or run.run_id < cursor)
             and (low is None or run.run_id >= low)
             and (high is None or run.run_id < high)
+            and finished_within(run, finished_after, finished_before)
         ]
         page = selected[:limit]
         next_cursor = page[-1].run_id if len(selected) > limit else None
@@ -274,9 +291,13 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
                 deleted += 1
             if run.idempotency_key is not None:
                 key = (run.task_id, run.idempotency_key)
-                if self._idempotency.get(key) == run_id:
+                claim = self._idempotency.get(key)
+                if claim is not None and claim[0] == run_id:
                     del self._idempotency[key]
                     deleted += 1
+            for tag in run.tags:
+                self._tags.get(tag, set()).discard(run_id)
+                deleted += 1
             for token, callback in list(self._callbacks.items()):
                 if callback[0] == run_id:
                     del self._callbacks[token]

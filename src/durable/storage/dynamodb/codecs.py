@@ -17,6 +17,8 @@ def attribute_value(name: str, value: Any) -> Any:
     if name == "error":
         return error_map(value)
     if name == "tags":
+        return list(value) if value else None
+    if name == "metadata":
         return dict(value) if value else None
     return value
 
@@ -44,7 +46,7 @@ def error_info(error: ErrorMap | None) -> ErrorInfo | None:
 
 
 def run_record(item: RunItem) -> RunRecord:
-    tags = item.tags
+    metadata = item.metadata
     return RunRecord(
         run_id=item.run_id,
         task_id=item.task_id,
@@ -68,12 +70,18 @@ def run_record(item: RunItem) -> RunRecord:
         checkpoints=int(item.checkpoints),
         cancel_requested=bool(item.cancel_requested),
         parent_run_id=item.parent_run_id,
-        tags={str(key): str(value) for key, value in tags.attribute_values.items()} if tags else {},
+        tags=tuple(str(tag) for tag in item.tags or ()),
+        metadata=(
+            {str(key): str(value) for key, value in metadata.attribute_values.items()}
+            if metadata
+            else {}
+        ),
         expires_at=item.expires_at,
         batch_slot=item.batch_slot,
         crash_streak=int(item.crash_streak or 0),
         held_code=item.held_code,
         origin=item.origin,
+        idempotency_expires_at=item.idempotency_expires_at,
     )
 
 

@@ -35,6 +35,9 @@ class DynamoListings(DynamoTable):
         cursor: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
     ) -> RunPage:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -53,6 +56,9 @@ class DynamoListings(DynamoTable):
                 cursor,
                 created_after=created_after,
                 created_before=created_before,
+                tag=tag,
+                finished_after=finished_after,
+                finished_before=finished_before,
             )
 
     def due_runs(

@@ -1,7 +1,10 @@
 """Runs on DynamoDB: creating, reading, leasing and updating the run item (`RUN#<id>`, `RUN`).
 
-- `create_run` with an idempotency key is one transaction (run item + claim item, both
-  `attribute_not_exists`); when it is cancelled, the claim is read back and its run returned.
+- `create_run` with an idempotency key or tags is one transaction: the run item
+  (`attribute_not_exists`), its tag items (`TAG#<tag>`, in its new partition), and the
+  claim item, written if there is none or the one there expired by the run's creation
+  (`expires_at`, replaced atomically); when it is cancelled, the claim is read back and
+  its run returned. Without either it is one conditional put.
   It is the only transaction: transactions touch only items no worker writes yet, so they
   never make a worker's own write fail with `TransactionConflict`.
 - `acquire_lease` and `update_run` are one conditional `UpdateItem` returning the new item;
@@ -27,7 +30,7 @@ from pynamodb.transactions import TransactWrite
 from durable.errors import ConflictError, InfrastructureError, RunNotFoundError
 from durable.records import TERMINAL_STATUSES, RunRecord, RunStatus
 from durable.storage import _tables
-from durable.storage._items import RunItem
+from durable.storage._items import RunItem, TagItem
 from durable.storage.dynamodb.codecs import attribute_value, run_record
 from durable.storage.dynamodb.table import DynamoTable
 from durable.storage.dynamodb.translation import (
@@ -40,7 +43,8 @@ from durable.storage.dynamodb.translation import (
 
 _LIVE_STATUSES = sorted(str(status) for status in RunStatus if status not in TERMINAL_STATUSES)
 # Fields `update_run` may change: every RunRecord field but the key.
-_UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id"}
+# (Tags are fixed at creation: their items are in the index.)
+_UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id", "tags"}
 
 
 class DynamoRunRecords(DynamoTable):
@@ -49,36 +53,52 @@ class DynamoRunRecords(DynamoTable):
     def create_run(self, run: RunRecord) -> tuple[RunRecord, bool]:
         item = self._run_item(run)
         run_model = self._models.run
-        if run.idempotency_key is None:
+        tags = [self._tag_item(run, tag) for tag in run.tags]
+        if run.idempotency_key is None and not tags:
             self._save_new(
                 item, run_model.pk.does_not_exist(), "create_run", f"run {run.run_id} exists"
             )
             return run, True
 
+        claim = None
         idem_model = self._models.idempotency
-        claim = idem_model(
-            pk=_tables.idempotency_pk(run.task_id, run.idempotency_key),
-            sk=_tables.IDEM_SK,
-            run_id=run.run_id,
-        )
+        if run.idempotency_key is not None:
+            claim = idem_model(
+                pk=_tables.idempotency_pk(run.task_id, run.idempotency_key),
+                sk=_tables.IDEM_SK,
+                run_id=run.run_id,
+                expires_at=run.idempotency_expires_at,
+            )
         with translated("create_run"):
             for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
                 try:
                     with TransactWrite(connection=self._models.connection) as transaction:
                         transaction.save(item, condition=run_model.pk.does_not_exist())
-                        transaction.save(claim, condition=idem_model.pk.does_not_exist())
+                        for tag in tags:
+                            transaction.save(tag)  # in the new run's partition: new too
+                        if claim is not None:
+                            # Free, or held by a claim that expired by this run's creation:
+                            # replaced in the same step, so of two triggers racing after
+                            # the expiry one wins and the other finds its run.
+                            transaction.save(
+                                claim,
+                                condition=idem_model.pk.does_not_exist()
+                                | (idem_model.expires_at <= run.created_at),
+                            )
                 except TransactWriteError as exc:
                     codes = cancellation_codes(exc)
                     if not codes:
                         raise  # not cancelled: throttled, 5xx... (translated: infrastructure)
-                    existing = self._claimed_run(claim.pk)
-                    if existing is not None:
-                        return existing, False
+                    if claim is not None:
+                        existing = self._claimed_run(claim.pk, run)
+                        if existing is not None:
+                            return existing, False
                     if codes[:1] == ["ConditionalCheckFailed"]:
                         raise ConflictError(f"run {run.run_id} exists") from exc
                     # Raced a transaction that did not commit (TransactionConflict: botocore
                     # does not retry those), or the claim that stopped this one was purged
-                    # with its expired run since: try again, the key may be free now.
+                    # with its expired run since (or expired since): try again, the key may
+                    # be free now.
                     if attempt < TRANSACTION_ATTEMPTS:
                         continue
                     raise InfrastructureError(f"run {run.run_id} was not created: {exc}") from exc
@@ -86,12 +106,23 @@ class DynamoRunRecords(DynamoTable):
                 return run, True
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _claimed_run(self, claim_pk: str) -> RunRecord | None:
-        """The run an idempotency claim points to, if the claim exists."""
+    def _tag_item(self, run: RunRecord, tag: str) -> TagItem:
+        return self._models.tag(
+            _tables.run_pk(run.run_id),
+            _tables.tag_sk(tag),
+            task_pk=_tables.tag_index_pk(tag, self.shard_of(run.run_id)),
+            created_key=run.run_id,
+        )
+
+    def _claimed_run(self, claim_pk: str, new: RunRecord) -> RunRecord | None:
+        """The run an idempotency claim points to, if the claim exists and holds at `new`'s
+        creation (an expired one is replaced on the next try)."""
         idem_model = self._models.idempotency
         try:
             claim = idem_model.get(claim_pk, _tables.IDEM_SK, consistent_read=True)
         except idem_model.DoesNotExist:
+            return None
+        if claim.expires_at is not None and claim.expires_at <= new.created_at:
             return None
         return self.get_run(claim.run_id)
 
@@ -210,7 +241,7 @@ class DynamoRunRecords(DynamoTable):
 
     def _run_item(self, run: RunRecord) -> RunItem:
         item = self._models.run(_tables.run_pk(run.run_id), _tables.RUN_SK)
-        for name in _UPDATABLE | {"run_id"}:
+        for name in _UPDATABLE | {"run_id", "tags"}:
             value = attribute_value(name, getattr(run, name))
             if value is not None:
                 setattr(item, name, value)
