@@ -53,7 +53,6 @@ from durable.api.metrics import register_metrics_routes
 from durable.api.models import (
     CallbackRequest,
     CallbackResponse,
-    ErrorResponse,
     EventRequest,
     EventResponse,
     HistoryEntryBody,
@@ -64,6 +63,7 @@ from durable.api.models import (
     TriggerRequest,
     TriggerResponse,
 )
+from durable.api.openapi import MAX_ID_LENGTH, RunId, route_responses
 from durable.api.repair import register_repair_routes
 from durable.api.resume import register_resume_routes
 from durable.api.tasks import add_task_operations, register_task_routes
@@ -81,12 +81,6 @@ API_DESCRIPTION = "Durable execution for AWS Lambda: trigger task runs and follo
 # Event names stay out of the library's own wait namespaces (`callback:<hash>`, ...): the
 # client's rule (`durable.names`), documented in the OpenAPI document as a pattern.
 EVENT_NAME_PATTERN = f"^{EVENT_NAME.pattern}$"
-# Run ids are ours (`run_` + 32 hex digits, plus `.attempt.position.index` per level of
-# fan-out): a longer one names no run, and would be over DynamoDB's 2,048-byte key limit.
-MAX_ID_LENGTH = 512
-
-RunId = Annotated[str, Path(max_length=MAX_ID_LENGTH, description="the run's id")]
-
 _ERROR_DESCRIPTIONS = {
     400: "malformed JSON or an invalid request (path, query or body fields)",
     404: "no such task, run or callback",
@@ -101,16 +95,9 @@ def _responses(
     status: int, model: type[BaseModel], description: str, *errors: int
 ) -> dict[int, OpenAPIResponse]:
     """OpenAPI entries for a route: its success body and the error statuses it can answer."""
-    json_type = content_types.APPLICATION_JSON
-    responses: dict[int, OpenAPIResponse] = {
-        status: {"description": description, "content": {json_type: {"model": model}}}
-    }
-    for error in errors:
-        responses[error] = {
-            "description": _ERROR_DESCRIPTIONS[error],
-            "content": {json_type: {"model": ErrorResponse}},
-        }
-    return responses
+    return route_responses(
+        status, model, description, {error: _ERROR_DESCRIPTIONS[error] for error in errors}
+    )
 
 
 def build_app(client: Client) -> APIGatewayHttpResolver:

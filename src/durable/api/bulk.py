@@ -18,13 +18,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, content_types
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from durable.api.caller import caller_of
-from durable.api.models import ErrorResponse
+from durable.api.openapi import route_responses
 from durable.client import Client
 from durable.records import RunStatus
 from durable.storage.bulk_jobs import BulkAction, BulkFilter, BulkJob, BulkState
@@ -143,16 +142,6 @@ class BulkJobBody(BaseModel):
         return cls(**values)
 
 
-def _responses(status: int, description: str, errors: dict[int, str]) -> dict[int, OpenAPIResponse]:
-    json_type = content_types.APPLICATION_JSON
-    responses: dict[int, OpenAPIResponse] = {
-        status: {"description": description, "content": {json_type: {"model": BulkJobBody}}}
-    }
-    for error, text in errors.items():
-        responses[error] = {"description": text, "content": {json_type: {"model": ErrorResponse}}}
-    return responses
-
-
 def register_bulk_routes(app: APIGatewayHttpResolver, client: Client) -> None:
     """Add `POST /bulk` and `GET /bulk/{job_id}` to `app`, served by `client`."""
 
@@ -162,8 +151,9 @@ def register_bulk_routes(app: APIGatewayHttpResolver, client: Client) -> None:
         summary="Start a bulk job",
         description="Cancel, retry or resume every run the filter matches, in the background. "
         'An empty filter must say `"all": true`. Poll `GET /bulk/{job_id}` for its progress.',
-        responses=_responses(
+        responses=route_responses(
             202,
+            BulkJobBody,
             "the job, started",
             {
                 400: "malformed JSON, or an invalid body or filter",
@@ -182,8 +172,11 @@ def register_bulk_routes(app: APIGatewayHttpResolver, client: Client) -> None:
     @app.get(
         "/bulk/<job_id>",
         summary="A bulk job and its progress",
-        responses=_responses(
-            200, "the job", {400: "a job id over 64 characters", 404: "no such bulk job"}
+        responses=route_responses(
+            200,
+            BulkJobBody,
+            "the job",
+            {400: "a job id over 64 characters", 404: "no such bulk job"},
         ),
         tags=["bulk"],
     )

@@ -16,18 +16,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, Field
 
-from durable.api.models import ErrorResponse
+from durable.api.openapi import RunId, route_responses
 from durable.client import Client
 from durable.runlogs import DEFAULT_LIMIT, MAX_LIMIT, LogLine, LogPage
 from durable.runlogs.base import MAX_CURSOR_CHARS
 
 # As `durable.api.app`'s: longer ids name no run.
-MAX_ID_LENGTH = 512
 
 
 class LogLineBody(BaseModel):
@@ -67,22 +65,16 @@ class RunLogsResponse(BaseModel):
         )
 
 
-def _responses() -> dict[int, OpenAPIResponse]:
-    json_type = content_types.APPLICATION_JSON
-    errors = {
+_RESPONSES = route_responses(
+    200,
+    RunLogsResponse,
+    "the run's lines",
+    {
         400: "a cursor that is not a next_cursor, or a limit outside 1..1000",
         404: "no such run",
         503: "CloudWatch Logs failed (throttled) past the retries; try again",
-    }
-    responses: dict[int, OpenAPIResponse] = {
-        200: {"description": "the run's lines", "content": {json_type: {"model": RunLogsResponse}}}
-    }
-    for status, description in errors.items():
-        responses[status] = {
-            "description": description,
-            "content": {json_type: {"model": ErrorResponse}},
-        }
-    return responses
+    },
+)
 
 
 def register_log_routes(app: APIGatewayHttpResolver, client: Client) -> None:
@@ -93,11 +85,11 @@ def register_log_routes(app: APIGatewayHttpResolver, client: Client) -> None:
         summary="What a run logged, oldest first",
         description="Lines of `ctx.logger` and of the task's standard logging. Pass "
         "`next_cursor` back to get only the lines logged since (to follow a run).",
-        responses=_responses(),
+        responses=_RESPONSES,
         tags=["runs"],
     )
     def get_logs(
-        run_id: Annotated[str, Path(max_length=MAX_ID_LENGTH, description="the run's id")],
+        run_id: RunId,
         cursor: Annotated[
             str | None,
             Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the last page"),

@@ -16,16 +16,15 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from durable.api.caller import caller_of
-from durable.api.models import ErrorResponse, RunBody
+from durable.api.models import RunBody
+from durable.api.openapi import RunId, route_responses
 from durable.client import Client
-
-RunId = Annotated[str, Path(max_length=512, description="the run's id")]
 
 _KEY = "a call made again with the same key (after an error) answers the run the first made"
 
@@ -61,16 +60,9 @@ _ERRORS = {
 
 def _responses(status: int, description: str, *errors: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI entries of a repair route: the run it answers, the errors it can answer."""
-    json_type = content_types.APPLICATION_JSON
-    responses: dict[int, OpenAPIResponse] = {
-        status: {"description": description, "content": {json_type: {"model": RunBody}}}
-    }
-    for error in errors:
-        responses[error] = {
-            "description": _ERRORS[error],
-            "content": {json_type: {"model": ErrorResponse}},
-        }
-    return responses
+    return route_responses(
+        status, RunBody, description, {error: _ERRORS[error] for error in errors}
+    )
 
 
 def register_repair_routes(app: APIGatewayHttpResolver, client: Client) -> None:

@@ -8,33 +8,25 @@ The caller (`durable.api.caller`) is recorded in the run's audit entry.
 
 from __future__ import annotations
 
-from typing import Annotated
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Path
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from durable.api.caller import caller_of
-from durable.api.models import ErrorResponse, RunBody
+from durable.api.models import RunBody
+from durable.api.openapi import RunId, route_responses
 from durable.client import Client
 
-# As `durable.api.app.RunId`: a longer id names no run.
-RunId = Annotated[str, Path(max_length=512, description="the run's id")]
-
-_JSON = content_types.APPLICATION_JSON
-_RESPONSES: dict[int, OpenAPIResponse] = {
-    200: {
-        "description": "the run, resumed: the next worker replays it with its code",
-        "content": {_JSON: {"model": RunBody}},
+_RESPONSES = route_responses(
+    200,
+    RunBody,
+    "the run, resumed: the next worker replays it with its code",
+    {
+        400: "a malformed run id",
+        404: "no such run",
+        409: "run_not_held: the run is not held (the message says what it is doing)",
     },
-    400: {"description": "a malformed run id", "content": {_JSON: {"model": ErrorResponse}}},
-    404: {"description": "no such run", "content": {_JSON: {"model": ErrorResponse}}},
-    409: {
-        "description": "run_not_held: the run is not held (the message says what it is doing)",
-        "content": {_JSON: {"model": ErrorResponse}},
-    },
-}
+)
 
 
 def register_resume_routes(app: APIGatewayHttpResolver, client: Client) -> None:

@@ -34,7 +34,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
-from durable.api.models import ErrorResponse
+from durable.api.openapi import route_responses
 from durable.client import Client
 from durable.errors import PayloadValidationError
 from durable.schemas import JsonSchema, payload_example, schema_of
@@ -90,18 +90,11 @@ class TaskListResponse(BaseModel):
     tasks: list[TaskBody]
 
 
-def _responses(model: type[BaseModel], description: str, *errors: int) -> dict[int, Any]:
-    json_type = content_types.APPLICATION_JSON
-    responses: dict[int, OpenAPIResponse] = {
-        200: {"description": description, "content": {json_type: {"model": model}}}
-    }
+def _responses(
+    model: type[BaseModel], description: str, *errors: int
+) -> dict[int, OpenAPIResponse]:
     words = {400: "a task id over 512 characters", 404: "no task registered with that id"}
-    for error in errors:
-        responses[error] = {
-            "description": words[error],
-            "content": {json_type: {"model": ErrorResponse}},
-        }
-    return responses
+    return route_responses(200, model, description, {error: words[error] for error in errors})
 
 
 # The client each resolver serves: the OpenAPI document is built from the resolver alone.

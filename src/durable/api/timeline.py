@@ -12,19 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.params import Path
 from pydantic import BaseModel, ConfigDict, Field
 
+from durable.api.openapi import RunId
 from durable.client import Client
 from durable.records import RunStatus
 
 # As `durable.api.app.RunId` (which imports this module): a longer id names no run.
-RunId = Annotated[str, Path(max_length=512, description="the run's id")]
 
 
 _INPUT = (
