@@ -102,23 +102,17 @@ def wait_for_end(transport: Transport, run_id: str, timeout: float) -> dict[str,
 def cmd_runs(args: argparse.Namespace) -> int:
     if not 1 <= args.limit <= 1000:
         raise CliError("--limit must be between 1 and 1000")
-    query = {"limit": str(args.limit)}
-    if args.task:
-        query["task_id"] = args.task
-    if args.status:
-        query["status"] = args.status
-    if args.cursor:
-        query["cursor"] = args.cursor
-    if args.since:
-        query["created_after"] = args.since
-    if args.until:
-        query["created_before"] = args.until
-    if args.tag:
-        query["tag"] = args.tag
-    if args.finished_since:
-        query["finished_after"] = args.finished_since
-    if args.finished_until:
-        query["finished_before"] = args.finished_until
+    filters = {
+        "task_id": args.task,
+        "status": args.status,
+        "cursor": args.cursor,
+        "created_after": args.since,
+        "created_before": args.until,
+        "tag": args.tag,
+        "finished_after": args.finished_since,
+        "finished_before": args.finished_until,
+    }
+    query = {"limit": str(args.limit)} | {name: value for name, value in filters.items() if value}
     page = call(make_transport(args), "GET", "/runs", query=query)
     if args.json:
         print_json(page)
