@@ -19,6 +19,8 @@ from typing import Any
 
 from durable.ids import child_run_id
 from durable.records import (
+    HOLD_NONDETERMINISM,
+    HOLD_UNKNOWN_TASK,
     BatchRecord,
     Checkpoint,
     CheckpointKind,
@@ -150,6 +152,9 @@ def waiting(run: RunRecord, operations: list[Json] | None = None) -> Json | None
     status, until, wait = run.status, run.wake_at, run.waiting_for
     if status is RunStatus.RETRYING:
         what, text = "retry", "waits to retry"
+    elif status is RunStatus.QUEUED and wait is not None and wait.startswith("repair:"):
+        action = wait.removeprefix("repair:")  # `durable.services.repair`'s setup
+        what, text = wait, f"waits for its {action} to be finished (call it again)"
     elif status is RunStatus.QUEUED:
         what, text = "start", "waits to start"
     elif status is not RunStatus.WAITING:
@@ -167,6 +172,10 @@ def waiting(run: RunRecord, operations: list[Json] | None = None) -> Json | None
         what, text = wait, "waits for its batch of child runs"
     elif wait.startswith("code-version:"):
         what, text = wait, f"waits for code version {wait.removeprefix('code-version:')}"
+    elif wait == HOLD_NONDETERMINISM:
+        what, text = wait, "is held: its replay diverged from its log (deploy a fix, or resume it)"
+    elif wait == HOLD_UNKNOWN_TASK:
+        what, text = wait, "is held: the deployed code has no such task (deploy it, or cancel)"
     else:
         what, text = f"event:{wait}", f'waits for event "{wait}"'
     if until is not None:

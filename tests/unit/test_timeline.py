@@ -196,6 +196,9 @@ def test_values_patches_and_triggers_are_instants() -> None:
         (RunStatus.WAITING, "child:run_9", "child:run_9", "child run run_9"),
         (RunStatus.WAITING, "callback:" + "a" * 64, "callback:aaaaaa…", "callback aaaaaa…"),
         (RunStatus.WAITING, "code-version:v2", "code-version:v2", "code version v2"),
+        (RunStatus.WAITING, "fix:nondeterminism", "fix:nondeterminism", "held: its replay"),
+        (RunStatus.WAITING, "fix:unknown-task", "fix:unknown-task", "held: the deployed code"),
+        (RunStatus.QUEUED, "repair:fork", "repair:fork", "waits for its fork to be finished"),
         (RunStatus.QUEUED, None, "start", "waits to start"),
     ],
 )
