@@ -129,6 +129,7 @@ def test_a_failed_run_is_retried_from_its_page_and_its_marker_names_the_dashboar
     marker.click()
     expect(p.locator("#op-details h3")).to_have_text("retry")
     expect(p.locator("#op-details")).to_contain_text("unverified:dashboard")
+    screenshot(p, "recovery-retried-run")
     history = api.get(f"/runs/{run_id}/history").json()["history"]
     (action,) = [entry for entry in history if entry["kind"] == "run_action"]
     assert action["value"]["by"] == "unverified:dashboard"

@@ -143,6 +143,7 @@
       for (const action of timeline.actions) {
         const title = action.name + " by " + (action.by || "unknown") + " at " + D.time(action.at);
         marks.append(bar("tl-action mark", scale, action.at, action.at, action.name, { actionSeq: action.seq }, title));
+        shades.append(place(el("div", { className: "tl-action-line" }), scale, action.at, action.at));
       }
       body.append(el("div", { className: "tl-row tl-actions" }, el("div", { className: "tl-label muted" }, "actions"), marks));
     }
