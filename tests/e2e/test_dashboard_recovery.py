@@ -5,9 +5,11 @@ its audit marker naming the dashboard as the caller; Rerun goes to the new run's
 422 message and the valid cut points, a fork from a selected bar makes a run; a run held
 for non-determinism (a task whose step name the test rewrites between invocations: each
 invocation is its own process, so the task reads the file again) shows the held banner and
-is resumed with the fix; the tag filter narrows the list and a bulk cancel on it cancels
-the matching waiting runs only, showing the job until it is done; the trigger form sends
-tags and metadata. Screenshots go to `$DURABLE_SCREENSHOTS`."""
+is resumed with the fix; a run held for a code version (seeded as in test_e2e_versioning)
+names it and is re-pinned by Resume; the tag filter narrows the list and a bulk cancel on it
+cancels the matching waiting runs only, showing the job until it is done; "Retry all
+matching" retries a tag's failed runs; an unfiltered bulk action asks about every run; the
+trigger form sends tags and metadata. Screenshots go to `$DURABLE_SCREENSHOTS`."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from tests.e2e.browser import chromium, fits_the_screen, new_page, screenshot
 from tests.e2e.conftest import WaitFor
 from tests.e2e.devserver import DevServer
 from tests.e2e.e2e_tasks import executions
+from tests.e2e.test_e2e_versioning import seed_pinned_run
 
 pytestmark = pytest.mark.e2e
 
@@ -319,3 +322,61 @@ def test_the_trigger_form_sends_tags_and_metadata(open_page: Any, api: httpx.Cli
         ["team:ops", "env=dev"],
         {"customer": "acme", "source": "form"},
     )
+
+
+def test_a_run_held_for_a_code_version_says_which_and_resume_repins_it(
+    open_page: Any,
+    dev_server: DevServer,
+    api: httpx.Client,
+    tmp_path: Path,
+    wait_for: WaitFor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    run_id = f"run_pinned_{uuid.uuid4().hex}"
+    seed_pinned_run(dev_server, run_id, tmp_path)  # code version "old": nobody runs it
+    wait_until(lambda: api.get(f"/runs/{run_id}").json()["held"], "held")
+
+    p = open_page(f"/runs/{run_id}")
+    banner = p.locator("#run-held")
+    expect(banner).to_have_attribute("data-reason", "code-version")
+    expect(p.locator("#held-title")).to_have_text(
+        "Held: pinned to a code version no worker runs: old"
+    )
+    expect(p.locator("#held-message")).to_contain_text("VersionMismatch")
+    p.click("#resume")
+    expect(banner).to_be_hidden()
+    expect(p.locator("#run-status")).to_have_text("COMPLETED")
+    expect(p.locator("#run-facts")).to_contain_text("code dev")
+    assert any("this API's code version" in question for question in p.questions)
+    assert wait_for(run_id)["version"]["code"] == "dev"
+
+
+def test_retry_all_matching_retries_the_failed_runs_of_a_tag(
+    open_page: Any, api: httpx.Client, tmp_path: Path, wait_for: WaitFor
+) -> None:
+    tag = f"retry:{uuid.uuid4().hex[:8]}"
+    for n in range(2):
+        (tmp_path / str(n)).mkdir()
+    failed = [
+        trigger(api, "e2e-repairable", {"dir": str(tmp_path / str(n))}, tags=[tag])
+        for n in range(2)
+    ]
+    for run_id in failed:
+        wait_for(run_id, {"FAILED"})
+    for n in range(2):
+        (tmp_path / str(n) / "fixed").touch()
+
+    p = open_page("/")
+    p.fill("#filter-tag", tag)
+    p.select_option("#filter-status", "FAILED")
+    p.click("#filters button[type=submit]")
+    expect(p.locator("#runs tr")).to_have_count(2)
+    p.click("#bulk button[data-action=retry]")
+    job = p.locator("#bulk-job")
+    expect(job).to_have_attribute("data-state", "completed")
+    expect(job.locator("[data-count=acted] strong")).to_have_text("2")
+    assert any(f"tag={tag}" in question and "status=FAILED" in question for question in p.questions)
+    for run_id in failed:
+        assert wait_for(run_id)["status"] == "COMPLETED"

@@ -51,11 +51,12 @@
     $("run-waiting").hidden = !waiting;
     setText($("run-waiting"), waiting ? "Waiting for " + waiting : "");
     // Actions that cannot apply are hidden: no cancel once over, no event unless awaited,
-    // a retry only after a failure, a timeout or a cancel, a rerun and a fork once ended.
+    // a retry only after a failure, a timeout or a cancel, a rerun once ended; a fork copies
+    // the log's first entries of any run (a held one's: from before the divergence).
     $("cancel").hidden = D.TERMINAL.has(run.status);
     $("retry").hidden = !RETRYABLE.has(run.status);
     $("rerun").hidden = !D.TERMINAL.has(run.status);
-    $("fork-form").hidden = !D.TERMINAL.has(run.status);
+    $("fork-form").hidden = false;
     const event = awaitedEvent(run);
     $("event-form").hidden = !event;
     if (event && !$("event-name").value) $("event-name").value = event;
