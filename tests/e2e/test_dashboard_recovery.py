@@ -8,7 +8,8 @@ invocation is its own process, so the task reads the file again) shows the held 
 is resumed with the fix; a run held for a code version (seeded as in test_e2e_versioning)
 names it and is re-pinned by Resume; the tag filter narrows the list and a bulk cancel on it
 cancels the matching waiting runs only, showing the job until it is done; "Retry all
-matching" retries a tag's failed runs; an unfiltered bulk action asks about every run; the
+matching" retries a tag's failed runs and "Resume all matching" its held runs (marked held
+in the list) once the code is fixed; an unfiltered bulk action asks about every run; the
 trigger form sends tags and metadata. Screenshots go to `$DURABLE_SCREENSHOTS`."""
 
 from __future__ import annotations
@@ -380,3 +381,37 @@ def test_retry_all_matching_retries_the_failed_runs_of_a_tag(
     assert any(f"tag={tag}" in question and "status=FAILED" in question for question in p.questions)
     for run_id in failed:
         assert wait_for(run_id)["status"] == "COMPLETED"
+
+
+def test_resume_all_matching_resumes_a_tag_s_held_runs_once_the_code_is_fixed(
+    open_page: Any, api: httpx.Client, tmp_path: Path, wait_for: WaitFor
+) -> None:
+    tag = f"held:{uuid.uuid4().hex[:8]}"
+    directories = [tmp_path / str(n) for n in range(2)]
+    for directory in directories:
+        directory.mkdir()
+        (directory / "step-name").write_text("charge")
+    held = [trigger(api, "e2e-divergent", {"dir": str(d)}, tags=[tag]) for d in directories]
+    for run_id in held:
+        wait_for(run_id, {"WAITING"})
+    for directory in directories:
+        (directory / "step-name").write_text("charge-v2")
+    for run_id in held:
+        wait_until(lambda run_id=run_id: api.get(f"/runs/{run_id}").json()["held"], "held")
+
+    p = open_page("/")
+    p.fill("#filter-tag", tag)
+    p.click("#filters button[type=submit]")
+    rows = p.locator("#runs tr.held")
+    expect(rows).to_have_count(2)
+    expect(rows.first.locator("td.info")).to_contain_text("held: nondeterminism")
+    for directory in directories:
+        (directory / "step-name").write_text("charge")  # the fix
+    p.click("#bulk button[data-action=resume]")
+    job = p.locator("#bulk-job")
+    expect(job).to_have_attribute("data-state", "completed")
+    expect(job.locator("[data-count=acted] strong")).to_have_text("2")
+    for run_id in held:
+        assert wait_for(run_id)["status"] == "COMPLETED"
+    expect(p.locator("#runs tr.held")).to_have_count(0)
+    expect(p.locator("#runs .status.COMPLETED")).to_have_count(2)

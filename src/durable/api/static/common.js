@@ -117,6 +117,13 @@ D.waitedEvent = function (run) {
   return run.status === "WAITING" && what && !what.includes(":") ? what : null;
 };
 
+// Whether a run is held until someone resumes it (a code fix, or a code version nobody runs).
+D.isHeld = function (run) {
+  const what = run.waiting_for || "";
+  const busy = D.TERMINAL.has(run.status) || run.status === "RUNNING";
+  return !busy && (what.startsWith("fix:") || what.startsWith("code-version:"));
+};
+
 // What a run is waiting for, and until when, in words ("" when it is not waiting).
 D.describeWait = function (run) {
   const until = run.wake_at ? " until " + D.time(run.wake_at) : "";

@@ -84,6 +84,7 @@
     }
     more.title = (tags ? "tags: " + tags + "\n" : "") + text;
     tr.classList.toggle("failed", Boolean(run.error));
+    tr.classList.toggle("held", D.isHeld(run));
   }
 
   // Each load supersedes the ones before it: an answer that comes back after a newer
