@@ -204,9 +204,7 @@ def test_a_bad_fork_shows_the_valid_cuts_and_a_fork_from_a_selected_bar_makes_a_
 
     # Selecting the bar of step "second" cuts before its first log entry.
     p.locator(".tl-row.kind-step", has_text="second").locator(".tl-bar").first.click()
-    [first_of_second] = [
-        entry["seq"] for entry in history if entry["name"] == "second" and entry["seq"] > 0
-    ][:1]
+    first_of_second = next(entry["seq"] for entry in history if entry["name"] == "second")
     expect(p.locator("#fork-step")).to_have_value(str(first_of_second - 1))
     (tmp_path / "fixed").touch()
     p.click("#fork")
