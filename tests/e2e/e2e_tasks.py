@@ -327,3 +327,14 @@ def repairable(ctx: Context, payload: InDirectory) -> dict[str, Any]:
     first = ctx.step("first", record, payload.dir, "first")
     second = ctx.step("second", _fails_until_fixed, payload.dir, retry=RetryPolicy(max_attempts=1))
     return {"first": first, "second": second}
+
+
+@task(id="e2e-divergent", retry=RetryPolicy(max_attempts=1))
+def divergent(ctx: Context, payload: InDirectory) -> str:
+    """Names its step from `<dir>/step-name`, read again at every replay: a test that rewrites
+    the file while the run naps makes its replay diverge (the run is held), and writing the
+    old name back is the fix a resume replays with."""
+    name = (Path(payload.dir) / "step-name").read_text(encoding="utf-8").strip()
+    ctx.step(name, record, payload.dir, name)
+    ctx.sleep("nap", timedelta(seconds=3))
+    return name

@@ -28,18 +28,25 @@ D.setText = function (node, text) {
 };
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, details) {
     super(message);
     this.status = status;
     this.code = code;
+    this.details = details || null; // the error body's `details`, when it has them
   }
 }
 D.ApiError = ApiError;
 
 // JSON in, JSON out; a non-2xx answer throws an ApiError with the API's own message.
+D.CALLER_HEADER = "X-Durable-Caller";
+D.CALLER = "dashboard";
+
 D.api = async function (path, options) {
   const init = Object.assign({}, options || {});
   init.headers = Object.assign({ Accept: "application/json" }, init.headers || {});
+  // What the dashboard does is audited as "unverified:dashboard" unless the API Gateway
+  // authenticated the request (then its principal is recorded: durable.api.caller).
+  if (init.method && init.method !== "GET") init.headers[D.CALLER_HEADER] = D.CALLER;
   if (init.json !== undefined) {
     init.body = JSON.stringify(init.json);
     init.headers["Content-Type"] = "application/json";
@@ -50,7 +57,7 @@ D.api = async function (path, options) {
   if (!response.ok) {
     const error = body.error || {};
     const message = error.message || body.message || response.statusText;
-    throw new ApiError(response.status, error.code || String(response.status), message);
+    throw new ApiError(response.status, error.code || String(response.status), message, error.details);
   }
   return body;
 };
@@ -110,6 +117,13 @@ D.waitedEvent = function (run) {
   return run.status === "WAITING" && what && !what.includes(":") ? what : null;
 };
 
+// Whether a run is held until someone resumes it (a code fix, or a code version nobody runs).
+D.isHeld = function (run) {
+  const what = run.waiting_for || "";
+  const busy = D.TERMINAL.has(run.status) || run.status === "RUNNING";
+  return !busy && (what.startsWith("fix:") || what.startsWith("code-version:"));
+};
+
 // What a run is waiting for, and until when, in words ("" when it is not waiting).
 D.describeWait = function (run) {
   const until = run.wake_at ? " until " + D.time(run.wake_at) : "";
@@ -123,8 +137,12 @@ D.describeWait = function (run) {
   if (kind === "callback") return "callback" + until;
   if (kind === "child") return "child run " + rest + until;
   if (kind === "batch") return "batch of child runs" + until;
-  if (kind === "code-version") return "code version " + rest;
+  if (kind === "code-version") return "code version " + rest + " (held)";
+  if (kind === "fix") return "a code fix (held: " + rest + ")";
   return what + until;
 };
+
+// Asks before an action; false when the user says no.
+D.confirm = (text) => window.confirm(text);
 
 D.pretty = (value) => (value === undefined ? "" : JSON.stringify(value, null, 2));

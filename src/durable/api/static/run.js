@@ -1,11 +1,19 @@
 // The run page, /runs/{id}: the run (GET /runs/{id} as JSON), its timeline, its log lines
 // (GET /runs/{id}/logs, followed with next_cursor) and its checkpoint log. While the run is
 // live the timeline and the logs are polled every 1.5 s; polling stops once it is over.
+// Its actions (each asked first): cancel, send an event, resume a held run, retry, rerun,
+// and fork (from a step's name, a count of log entries, or the selected bar).
 "use strict";
 
 (function () {
   const { $, el, setText } = D;
   const POLL_MS = 1500;
+  const RETRYABLE = new Set(["FAILED", "TIMED_OUT", "CANCELLED"]);
+  const HOLD_REASONS = {
+    nondeterminism: "its replay diverged from its log (non-determinism)",
+    "unknown-task": "its task is not deployed (unknown task)",
+    "code-version": "pinned to a code version no worker runs:",
+  };
   let state = null; // {runId, run, logCursor, timer, live, generation}
   let generation = 0;
 
@@ -32,13 +40,23 @@
       ...fact("version", [version.task && "task " + version.task, version.code && "code " + version.code].filter(Boolean).join(", ") || "—"),
       ...fact("parent", parent),
       ...fact("idempotency key", run.idempotency_key),
+      ...fact("origin", originLink(run.origin)),
+      ...fact("tags", (run.tags || []).length ? el("span", { id: "run-tags" }, ...run.tags.map((tag) => el("span", { className: "tag" }, tag))) : null),
+      ...fact("metadata", Object.keys(run.metadata || {}).length ? el("span", { id: "run-metadata" }, Object.entries(run.metadata).map(([key, value]) => key + "=" + value).join(", ")) : null),
     );
+    renderHeld(run);
     // What it waits for, and until when (the timeline's words when it has them).
-    const waiting = state.waiting ? state.waiting.description : D.describeWait(run);
+    // A held run waits for a person, not an event: the banner says so instead.
+    const waiting = run.held ? "" : state.waiting ? state.waiting.description : D.describeWait(run);
     $("run-waiting").hidden = !waiting;
     setText($("run-waiting"), waiting ? "Waiting for " + waiting : "");
-    // Actions that cannot apply are hidden: no cancel once over, no event unless awaited.
+    // Actions that cannot apply are hidden: no cancel once over, no event unless awaited,
+    // a retry only after a failure, a timeout or a cancel, a rerun once ended; a fork copies
+    // the log's first entries of any run (a held one's: from before the divergence).
     $("cancel").hidden = D.TERMINAL.has(run.status);
+    $("retry").hidden = !RETRYABLE.has(run.status);
+    $("rerun").hidden = !D.TERMINAL.has(run.status);
+    $("fork-form").hidden = false;
     const event = awaitedEvent(run);
     $("event-form").hidden = !event;
     if (event && !$("event-name").value) $("event-name").value = event;
@@ -53,7 +71,29 @@
     box.dataset.shown = error ? JSON.stringify(error) : "";
   }
 
+  // "rerun of X" / "fork of X at N", X a link to the original run.
+  function originLink(origin) {
+    if (!origin) return null;
+    const link = el("a", { href: D.runUrl(origin.run_id), dataset: { nav: "" }, id: "run-origin" }, origin.run_id);
+    const cut = origin.kind === "fork" && origin.from_step != null ? " at " + origin.from_step : "";
+    return el("span", {}, origin.kind + " of ", link, cut);
+  }
+
+  // A held run: why, since when, what diverged, and the Resume button.
+  function renderHeld(run) {
+    const held = run.held;
+    $("run-held").hidden = !held;
+    if (!held) return;
+    const reason = HOLD_REASONS[held.reason] || held.reason;
+    const version = run.version && run.version.code ? " " + run.version.code : "";
+    setText($("held-title"), "Held: " + reason + (held.reason === "code-version" ? version : ""));
+    setText($("held-since"), "since " + D.time(held.since) + " UTC");
+    setText($("held-message"), held.error ? held.error.type + ": " + held.error.message : "");
+    $("run-held").dataset.reason = held.reason;
+  }
+
   function awaitedEvent(run) {
+    if (run.held) return null;
     const waiting = state.waiting;
     if (waiting && waiting.for && waiting.for.startsWith("event:")) return waiting.for.slice(6);
     return D.waitedEvent(run);
@@ -174,6 +214,8 @@
     $("event-data").value = "";
     $("event-form").hidden = true;
     $("cancel").hidden = true;
+    for (const id of ["retry", "rerun", "fork-form", "run-held", "fork-problem"]) $(id).hidden = true;
+    $("fork-step").value = "";
     D.timeline.reset($("op-details"));
     poll(generation);
   }
@@ -191,12 +233,74 @@
     poll(generation);
   }
 
+  // A repairing action, asked first: POST /runs/{id}/<verb>; the run it answers is shown
+  // (a rerun's or a fork's new run: its own page).
+  async function act(verb, question, json) {
+    if (!D.confirm(question)) return null;
+    const runId = state.runId;
+    try {
+      const run = await D.api(D.runUrl(runId) + "/" + verb, json === undefined ? { method: "POST" } : { method: "POST", json });
+      if (run.run_id !== runId) {
+        D.info(verb[0].toUpperCase() + verb.slice(1) + " of " + runId + ": ", { href: D.runUrl(run.run_id), text: run.run_id });
+        D.navigate(D.runUrl(run.run_id));
+      } else {
+        D.info(verb[0].toUpperCase() + verb.slice(1) + ": " + runId + " is " + run.status + ".");
+        again();
+      }
+      return run;
+    } catch (error) {
+      if (runId === state.runId) again();
+      throw error;
+    }
+  }
+
+  function showForkProblem(error) {
+    const box = $("fork-problem");
+    const valid = ((error.details || [])[0] || {}).valid_from_steps || [];
+    box.replaceChildren(
+      el("strong", {}, "Fork refused: "),
+      el("span", {}, error.message),
+      el("div", { className: "fork-cuts" }, "Valid cut points: ", ...(valid.length ? valid.flatMap((cut) => [el("button", { type: "button", className: "cut", dataset: { cut: cut } }, String(cut)), " "]) : ["none"])),
+    );
+    box.hidden = false;
+  }
+
   D.run = { show, stop };
 
   document.addEventListener("DOMContentLoaded", () => {
     D.timeline.attach($("timeline"), $("op-details"));
     $("history-box").addEventListener("toggle", () => {
       if ($("history-box").open && state) loadHistory(generation).catch((error) => D.failed("Checkpoint log", error));
+    });
+    $("timeline").addEventListener("tl-select", (event) => {
+      if (event.detail.cut != null) $("fork-step").value = String(event.detail.cut);
+    });
+    $("resume").addEventListener("click", () => {
+      const held = state.run && state.run.held;
+      const how = held && held.reason === "code-version" ? " with this API's code version" : " with the code deployed now";
+      act("resume", "Resume " + state.runId + how + "?").catch((error) => D.failed("Resume", error));
+    });
+    $("retry").addEventListener("click", () => {
+      act("retry", "Retry " + state.runId + " from its failure point (completed steps are kept)?").catch((error) => D.failed("Retry", error));
+    });
+    $("rerun").addEventListener("click", () => {
+      act("rerun", "Run " + state.runId + "'s task again with its payload, as a new run?").catch((error) => D.failed("Rerun", error));
+    });
+    $("fork-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = $("fork-step").value.trim();
+      if (!text) return;
+      const fromStep = /^\d+$/.test(text) ? Number(text) : text;
+      const where = typeof fromStep === "number" ? "its first " + fromStep + " log entries" : "what ran before step \"" + fromStep + "\"";
+      $("fork-problem").hidden = true;
+      act("fork", "Fork " + state.runId + " into a new run that keeps " + where + " and runs the rest?", { from_step: fromStep }).catch((error) => {
+        if (error.code === "invalid_fork_point") showForkProblem(error);
+        else D.failed("Fork", error);
+      });
+    });
+    $("fork-problem").addEventListener("click", (event) => {
+      const button = event.target.closest("button.cut");
+      if (button) $("fork-step").value = button.dataset.cut;
     });
     $("cancel").addEventListener("click", async () => {
       try {

@@ -1,5 +1,5 @@
-// The runs list at "/": summaries from GET /runs, filtered and paged on the server.
-// Filters apply when submitted; a refresh re-reads the page shown with the filters applied,
+// The runs list at "/": summaries from GET /runs, filtered and paged on the server, and
+// bulk jobs (POST /bulk) on the applied filter. Filters apply when submitted; a refresh re-reads the page shown with the filters applied,
 // updating rows in place, so it never touches what the user is typing or has selected.
 "use strict";
 
@@ -26,6 +26,12 @@
     const before = instant($("filter-before").value);
     if (after) applied.set("created_after", after);
     if (before) applied.set("created_before", before);
+    const tag = $("filter-tag").value.trim();
+    if (tag) applied.set("tag", tag);
+    const finishedAfter = instant($("filter-finished-after").value);
+    const finishedBefore = instant($("filter-finished-before").value);
+    if (finishedAfter) applied.set("finished_after", finishedAfter);
+    if (finishedBefore) applied.set("finished_before", finishedBefore);
   }
 
   // What the last column says: what a live run waits for, or how a finished one ended.
@@ -71,9 +77,14 @@
     setText(created, D.time(run.created_at).slice(5));
     created.title = D.time(run.created_at) + " UTC";
     const text = info(run);
-    setText(more, text);
-    more.title = text;
+    const tags = (run.tags || []).join(" ");
+    if (more.dataset.shown !== tags + "\n" + text) {
+      more.dataset.shown = tags + "\n" + text;
+      more.replaceChildren(...(run.tags || []).map((tag) => el("span", { className: "tag" }, tag)), text);
+    }
+    more.title = (tags ? "tags: " + tags + "\n" : "") + text;
     tr.classList.toggle("failed", Boolean(run.error));
+    tr.classList.toggle("held", D.isHeld(run));
   }
 
   // Each load supersedes the ones before it: an answer that comes back after a newer
@@ -124,6 +135,85 @@
     });
   }
 
+  // -- bulk jobs: POST /bulk with the applied filter, then GET /bulk/{id} until it ends ----
+
+  const BULK_POLL_MS = 1000;
+  const BULK_FILTERS = ["task_id", "status", "created_after", "created_before", "tag"];
+  let bulkJob = null; // the job id followed
+
+  function bulkFilter() {
+    const filter = {};
+    for (const key of BULK_FILTERS) if (applied.has(key)) filter[key] = applied.get(key);
+    return filter;
+  }
+
+  function describeFilter(filter) {
+    const parts = Object.entries(filter).map(([key, value]) => key + "=" + value);
+    return parts.length ? parts.join(", ") : "no filter: EVERY run";
+  }
+
+  function showJob(job) {
+    const box = $("bulk-job");
+    box.hidden = false;
+    box.dataset.state = job.state;
+    box.className = "bulk-job " + job.state;
+    const counts = ["matched", "acted", "skipped", "errors"].map((key) => el("span", { className: "count", dataset: { count: key } }, key + " ", el("strong", {}, job[key])));
+    const close = el("button", { type: "button", className: "close", title: "Dismiss" }, "\u00d7");
+    close.setAttribute("aria-label", "Dismiss");
+    close.addEventListener("click", () => {
+      bulkJob = null;
+      box.hidden = true;
+    });
+    const lines = [job.reason, ...(job.error_messages || [])].filter(Boolean);
+    box.replaceChildren(
+      el("div", { className: "bulk-head" }, el("strong", {}, "Bulk " + job.action), " ", el("code", {}, job.job_id), " ", el("span", { className: "state" }, job.state), close),
+      el("div", { className: "counts" }, ...counts),
+      ...lines.map((text) => el("div", { className: "field-error" }, text)),
+    );
+  }
+
+  async function followJob(jobId) {
+    bulkJob = jobId;
+    for (;;) {
+      let job;
+      try {
+        job = await D.api("bulk/" + encodeURIComponent(jobId));
+      } catch (error) {
+        if (bulkJob === jobId) D.failed("Bulk job " + jobId, error);
+        return;
+      }
+      if (bulkJob !== jobId) return;
+      showJob(job);
+      D.runs.refresh();
+      if (job.done) {
+        D.info("Bulk " + job.action + " " + job.state + ": " + job.acted + " of " + job.matched + " matching runs acted on.");
+        return show(true);
+      }
+      await new Promise((resolve) => setTimeout(resolve, BULK_POLL_MS));
+    }
+  }
+
+  async function startBulk(action) {
+    if (applied.has("finished_after") || applied.has("finished_before")) {
+      D.error("Bulk jobs do not filter by finish time: clear the finished-time filters first.");
+      return;
+    }
+    const filter = bulkFilter();
+    const every = Object.keys(filter).length === 0;
+    const question = every
+      ? "No filter is applied: " + action + " EVERY run there is? This cannot be undone."
+      : action[0].toUpperCase() + action.slice(1) + " every run matching " + describeFilter(filter) + " (on all pages)?";
+    if (!D.confirm(question)) return;
+    if (every) filter.all = true;
+    try {
+      const job = await D.api("bulk", { method: "POST", json: { action, filter } });
+      showJob(job);
+      followJob(job.job_id);
+    } catch (error) {
+      D.failed("Bulk " + action, error);
+    }
+  }
+
   D.runs = {
     // Called when "/" is shown, and every few seconds while it is (live refresh).
     show: () => show(true),
@@ -136,6 +226,11 @@
       readFilters();
       cursors = [null];
       show(true);
+    });
+    $("bulk").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const button = event.submitter;
+      if (button && button.dataset.action) startBulk(button.dataset.action);
     });
     $("filter-clear").addEventListener("click", () => {
       $("filters").reset();

@@ -9,6 +9,7 @@
 //
 // Bars are positioned in percent of the lane, so the drawing follows the page's width.
 // Selecting a bar (a button; child runs are links) shows its details below the drawing.
+// Audit entries (`actions`: retry, rerun, fork, resume, cancel) are markers on their own row.
 "use strict";
 
 (function () {
@@ -29,6 +30,7 @@
     };
     add(timeline.started_at, timeline.finished_at);
     for (const attempt of timeline.attempts || []) add(attempt.started_at, attempt.ended_at);
+    for (const action of timeline.actions || []) add(null, action.at);
     for (const op of timeline.operations || []) {
       add(op.started_at, op.ended_at);
       for (const attempt of op.attempts || []) add(attempt.started_at, attempt.ended_at);
@@ -135,6 +137,16 @@
       row.append(el("div", { className: "tl-label", title: op.kind + " " + op.name + " (" + op.id + ")" }, el("span", { className: "tl-kind" }, KIND_LABELS[op.kind] || op.kind), " ", op.name), lane(op, scale, timeline.run_id));
       body.append(row);
     }
+    if ((timeline.actions || []).length) {
+      // Audit entries: who did what to the run (retry, rerun, fork, resume, cancel), when.
+      const marks = el("div", { className: "tl-lane" });
+      for (const action of timeline.actions) {
+        const title = action.name + " by " + (action.by || "unknown") + " at " + D.time(action.at);
+        marks.append(bar("tl-action mark", scale, action.at, action.at, action.name, { actionSeq: action.seq }, title));
+        shades.append(place(el("div", { className: "tl-action-line" }), scale, action.at, action.at));
+      }
+      body.append(el("div", { className: "tl-row tl-actions" }, el("div", { className: "tl-label muted" }, "actions"), marks));
+    }
     if (!(timeline.operations || []).length) body.append(el("div", { className: "tl-row" }, el("div", { className: "tl-label muted" }, "no operations yet"), el("div", { className: "tl-lane" })));
     const head = el("div", { className: "tl-row tl-head" }, el("div", { className: "tl-label muted small" }, "UTC " + D.time(new Date(scale.origin).toISOString()).slice(0, 10)), el("div", { className: "tl-lane" }, axis(scale)));
     container.replaceChildren(el("div", { className: "tl" }, head, body));
@@ -144,7 +156,7 @@
   function mark(container) {
     for (const node of container.querySelectorAll(".selected")) node.classList.remove("selected");
     if (!selected) return;
-    const query = selected.band != null ? '[data-band="' + selected.band + '"]' : '.tl-bar[data-op-id="' + CSS.escape(selected.op) + '"]' + (selected.attempt != null ? '[data-attempt="' + selected.attempt + '"]' : "");
+    const query = selected.action != null ? '[data-action-seq="' + selected.action + '"]' : selected.band != null ? '[data-band="' + selected.band + '"]' : '.tl-bar[data-op-id="' + CSS.escape(selected.op) + '"]' + (selected.attempt != null ? '[data-attempt="' + selected.attempt + '"]' : "");
     for (const node of container.querySelectorAll(query)) node.classList.add("selected");
   }
 
@@ -229,11 +241,22 @@
     );
   }
 
+  function actionDetails(action) {
+    const shown = Object.entries(action.details || {}).map(([name, value]) => {
+      if ((name === "run_id" || name === "original") && typeof value === "string") return [name, el("a", { href: D.runUrl(value), dataset: { nav: "" } }, value)];
+      return [name, typeof value === "object" ? JSON.stringify(value) : String(value)];
+    });
+    return el("div", { className: "action-details" }, el("h3", {}, action.name), facts([["by", action.by || "unknown"], ["at", D.time(action.at)], ["task attempt", action.task_attempt], ["log entry", action.seq], ...shown]));
+  }
+
   function details(panel) {
     if (!selected || !last) return;
     let node = null;
     let key = null;
-    if (selected.band != null) {
+    if (selected.action != null) {
+      const action = (last.actions || []).find((item) => item.seq === selected.action);
+      if (action) [key, node] = [JSON.stringify(action), () => actionDetails(action)];
+    } else if (selected.band != null) {
       const attempt = (last.attempts || []).find((item) => item.task_attempt === selected.band);
       if (attempt) [key, node] = [JSON.stringify(attempt), () => bandDetails(attempt)];
     } else {
@@ -243,6 +266,13 @@
     if (!node || key === shownKey) return; // unchanged: open <details> stay open
     shownKey = key;
     panel.replaceChildren(node());
+  }
+
+  function cut() {
+    if (!selected || selected.op == null || !last) return null;
+    const op = (last.operations || []).find((item) => item.id === selected.op);
+    const seqs = op ? op.seqs || [] : [];
+    return seqs.length ? Math.min(...seqs) - 1 : null;
   }
 
   D.timeline = {
@@ -261,7 +291,8 @@
       container.addEventListener("click", (event) => {
         const target = event.target.closest(".tl-bar, .tl-label");
         if (!target || target.tagName === "A") return;
-        if (target.dataset.band) selected = { band: Number(target.dataset.band) };
+        if (target.dataset.actionSeq) selected = { action: Number(target.dataset.actionSeq) };
+        else if (target.dataset.band) selected = { band: Number(target.dataset.band) };
         else {
           const opId = target.dataset.opId || target.closest(".tl-row").dataset.opId;
           if (!opId) return;
@@ -270,7 +301,11 @@
         shownKey = null;
         mark(container);
         details(panel);
+        container.dispatchEvent(new CustomEvent("tl-select", { detail: { cut: cut() } }));
       });
     },
+    // Where a fork "from here" cuts: before the selected operation's first log entry (the
+    // entries copied), null when no operation is selected.
+    cut,
   };
 })();

@@ -207,6 +207,23 @@
     return { payload, problems };
   }
 
+  // Tags "a, b" → ["a", "b"]; metadata "key=value" lines → {key: value}. Problems are
+  // shown by the field; the API checks the rest (its 400 names the field).
+  function labels(problems) {
+    const tags = $("trigger-tags").value.split(",").map((tag) => tag.trim()).filter(Boolean);
+    const metadata = {};
+    $("trigger-metadata").value.split("\n").forEach((line, index) => {
+      if (!line.trim()) return;
+      const at = line.indexOf("=");
+      if (at <= 0) problems.push({ path: ["metadata"], message: "line " + (index + 1) + " is not key=value" });
+      else metadata[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    });
+    const extra = {};
+    if (tags.length) extra.tags = tags;
+    if (Object.keys(metadata).length) extra.metadata = metadata;
+    return extra;
+  }
+
   async function submit(event) {
     event.preventDefault();
     clearErrors();
@@ -216,6 +233,9 @@
     if (current && current.task && payload !== undefined && problems.length === 0) {
       validate(payload, current.root, current.root, [], problems);
     }
+    const labelProblems = [];
+    const extra = labels(labelProblems);
+    for (const problem of labelProblems) showError("metadata", problem.message);
     if (problems.length) {
       for (const problem of problems) {
         const [first, ...rest] = problem.path;
@@ -225,9 +245,12 @@
       }
       return;
     }
+    if (labelProblems.length) return;
     try {
-      const run = await D.api("tasks/" + encodeURIComponent(taskId) + "/runs", { method: "POST", json: { payload } });
+      const run = await D.api("tasks/" + encodeURIComponent(taskId) + "/runs", { method: "POST", json: Object.assign({ payload }, extra) });
       D.info("Started " + taskId + ": ", { href: D.runUrl(run.run_id), text: run.run_id });
+      $("trigger-tags").value = "";
+      $("trigger-metadata").value = "";
       D.navigate(D.runUrl(run.run_id));
     } catch (error) {
       D.failed("Trigger " + taskId, error);
