@@ -170,10 +170,13 @@ def test_a_sleeping_run_says_what_it_waits_for_and_can_be_cancelled(
     row.locator("a").click()
     expect(p.locator("#run-waiting")).to_contain_text("until")
     expect(p.locator("#event-form")).to_be_hidden()  # it waits for a timer, not an event
+    asked: list[str] = []
+    p.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     p.click("#cancel")
     expect(p.locator("#run-status")).to_have_text("CANCELLED")
     expect(p.locator("#cancel")).to_be_hidden()
     expect(p.locator("#messages .message.info")).to_contain_text("Cancelled")
+    assert asked == [f"Cancel run {run_id} (and its child runs)?"]
     assert api.get(f"/runs/{run_id}").json()["status"] == "CANCELLED"
 
 

@@ -303,6 +303,7 @@
       if (button) $("fork-step").value = button.dataset.cut;
     });
     $("cancel").addEventListener("click", async () => {
+      if (!D.confirm("Cancel run " + state.runId + " (and its child runs)?")) return;
       try {
         await D.api(D.runUrl(state.runId) + "/cancel", { method: "POST" });
         D.info("Cancelled " + state.runId + ".");
