@@ -70,7 +70,7 @@ sam-local-setup:
 	else echo "==> no Docker daemon and not root: the sam local tests will be skipped"; fi
 
 test: lint typecheck browser sam-local-setup $(STAMP) $(SAM_STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup --durations=30
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
@@ -106,7 +106,10 @@ bench-bulk: $(STAMP)
 
 # The larger fault sweep (every crash point on memory and moto, throttling at 1/10/30 %,
 # delivery storms over ten seeds): minutes, so not part of `make test`.
+# Every crash point on both sides of every AWS call on moto too (make test takes one side of
+# each there), then the larger sweep of bench/fault_sweep.py.
 faults-sweep: $(STAMP)
+	DURABLE_FULL_SWEEP=1 $(BIN)/pytest -q tests/faults
 	$(BIN)/python bench/fault_sweep.py
 
 clean:

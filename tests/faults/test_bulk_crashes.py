@@ -25,6 +25,8 @@ from durable.services.audit import action_details
 from durable.storage.bulk_jobs import BulkFilter, BulkState
 from durable.testing import Backend, MotoBackend, SimulatedCrash, TestEnvironment
 
+from .conftest import crash_sides
+
 MATCHES = 10
 OTHERS = 3
 PAGE = 4  # a small page, so that the job takes several pages and saves between them
@@ -117,7 +119,7 @@ def _problems(
 def _sweep(backend: Backend, calls: list[int], moto: MotoBackend | None, **sizes: int) -> None:
     problems: list[str] = []
     for number in calls:
-        for when in ("before", "after"):
+        for when in crash_sides(number, backend):
             played = play(backend, (number, when), moto=moto, **sizes)
             assert played.crashes == 1, (number, when)
             problems += [f"crash {when} call {number}: {problem}" for problem in played.problems]

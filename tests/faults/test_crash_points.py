@@ -8,9 +8,11 @@ lease, the sweeper every minute, API callers retrying. Every run must end as the
 one did, with no step run again after its checkpoint was written; a step may run twice
 only when its own invocation died between its side effect and its checkpoint.
 
-The sweep over every crash point runs on moto here; `make faults-sweep` (bench/
-fault_sweep.py) runs the same with more workflows, seeds and a memory backend, and prints
-the table the README quotes.
+Here every call is crashed at on moto, on one side of it (before odd calls, after even
+ones: `conftest.crash_sides`), and on both sides on the memory backend; `make faults-sweep`
+runs both sides of every call on moto too (`DURABLE_FULL_SWEEP=1`), then bench/
+fault_sweep.py with more workflows, seeds and a memory backend, and prints the table the
+README quotes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from durable import TaskRegistry
 from durable.faults import Faults, When
 from durable.testing import Backend, MotoBackend, TestEnvironment
 
-from .conftest import Production
+from .conftest import BOTH_SIDES, FULL_SWEEP, Production, crash_sides
 from .workflows import PAYLOADS, REFERENCE_TASKS, Effects, outside_world, register
 
 # The template's sweeper runs every minute; every five here keeps a crash point's recovery
@@ -188,8 +190,10 @@ def sweep_crash_points(
     every: int = 1,
     moto: MotoBackend | None = None,
     first: int = 1,
+    both_sides: bool = True,
 ) -> dict[str, Any]:
-    """Crash before and after calls first, first + every, ... of an uncrashed run; the tally."""
+    """Crash before and after calls first, first + every, ... of an uncrashed run (with
+    `both_sides` False, on one side of each, as `crash_sides` picks on moto); the tally."""
     reference = play(task_id, backend, moto=moto)
     tally: dict[str, Any] = {
         "workflow": task_id,
@@ -202,7 +206,7 @@ def sweep_crash_points(
         "problems": [],
     }
     for call in range(first, reference.calls + 1, every):
-        for when in ("before", "after"):
+        for when in BOTH_SIDES if both_sides else crash_sides(call, "moto"):
             crashed = play(task_id, backend, (call, when), moto=moto)
             tally["tried"] += 1
             found = problems(reference, crashed)
@@ -246,14 +250,17 @@ PARTS = 3
 def test_a_crash_at_any_aws_call_changes_nothing(
     task_id: str, part: int, moto: MotoBackend
 ) -> None:
-    tally = sweep_crash_points(task_id, "moto", every=PARTS, moto=moto, first=part)
+    tally = sweep_crash_points(
+        task_id, "moto", every=PARTS, moto=moto, first=part, both_sides=FULL_SWEEP
+    )
     print(  # the figures the closing note and the README quote (pytest -s)
         f"\ncrash points {task_id} (part {part}/{PARTS}): calls={tally['calls']} "
         f"tried={tally['tried']} completed={tally['completed']} lost={tally['lost']} "
         f"failed={tally['failed']} double={tally['double']}"
     )
     assert tally["problems"] == []
-    assert tally["completed"] == tally["tried"] == 2 * len(range(part, tally["calls"] + 1, PARTS))
+    calls = len(range(part, tally["calls"] + 1, PARTS))
+    assert tally["completed"] == tally["tried"] == (2 * calls if FULL_SWEEP else calls)
 
 
 @pytest.mark.parametrize("task_id", REFERENCE_TASKS)

@@ -18,7 +18,7 @@ from durable.faults import Faults, When
 from durable.records import CheckpointKind
 from durable.testing import Backend, MotoBackend, TestEnvironment
 
-from .conftest import Production
+from .conftest import Production, crash_sides
 
 
 @dataclass
@@ -116,10 +116,10 @@ def test_a_crash_at_any_call_of_a_retry_makes_one_retry(
     shared = moto if backend == "moto" else None
     reference = play("retry", backend, shared)
     assert (reference.status, reference.boundaries) == ("COMPLETED", 1)
-    print(f"\nretry_run on {backend}: {reference.calls} AWS calls, each crashed before and after")
+    print(f"\nretry_run on {backend}: {reference.calls} AWS calls, each crashed")
     problems = []
     for call in range(1, reference.calls + 1):
-        for when in ("before", "after"):
+        for when in crash_sides(call, backend):
             played = play("retry", backend, shared, (call, when))
             calls = played.world.calls
             if (played.status, played.boundaries, played.runs) != ("COMPLETED", 1, 1):
@@ -134,10 +134,10 @@ def test_a_crash_at_any_call_of_a_fork_makes_one_fork(backend: Backend, moto: Mo
     shared = moto if backend == "moto" else None
     reference = play("fork", backend, shared)
     assert (reference.fork_status, reference.runs) == ("COMPLETED", 2)
-    print(f"\nfork_run on {backend}: {reference.calls} AWS calls, each crashed before and after")
+    print(f"\nfork_run on {backend}: {reference.calls} AWS calls, each crashed")
     problems = []
     for call in range(1, reference.calls + 1):
-        for when in ("before", "after"):
+        for when in crash_sides(call, backend):
             played = play("fork", backend, shared, (call, when))
             calls = played.world.calls
             if (played.fork_status, played.runs, played.status) != ("COMPLETED", 2, "FAILED"):
