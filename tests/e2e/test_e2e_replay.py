@@ -5,17 +5,33 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
-from tests.e2e.devserver import ROOT, TASKS, clean_env
+from tests.e2e.devserver import ROOT, TASKS, DevServer, clean_env, start_dev_server
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli, WaitFor
-    from tests.e2e.devserver import DevServer
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def dev_server() -> Iterator[DevServer]:
+    """A stack of this module's own: `replay --open` replays every open run, and the
+    session's stack holds runs other tests leave held on purpose (their code diverges)."""
+    server = start_dev_server()
+    yield server
+    assert server.stop() == 0, server.output[-3000:]
+
+
+@pytest.fixture(scope="module")
+def api(dev_server: DevServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=dev_server.url, timeout=30) as client:
+        yield client
 
 
 def waiting_run(cli: Cli, wait_for: WaitFor) -> str:
