@@ -29,18 +29,24 @@ def test_a_second_request_waits_for_the_one_inside_moto(
     release = threading.Event()
     original = SQSBackend.list_queues
 
+    # Written inside moto (under its lock): the order requests went in and came out.
+    order: list[str] = []
+
     def slow_list_queues(self: SQSBackend, *args: object, **kwargs: object) -> object:
-        if threading.current_thread().name == "first":
+        name = threading.current_thread().name
+        order.append(f"{name} in")
+        if name == "first":
             inside.set()
             release.wait(timeout=10)
-        return original(self, *args, **kwargs)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            order.append(f"{name} out")
 
     monkeypatch.setattr(SQSBackend, "list_queues", slow_list_queues)
-    order: list[str] = []
 
     def call(name: str) -> None:
         sqs.list_queues()  # type: ignore[attr-defined]
-        order.append(name)
 
     first = threading.Thread(target=call, args=("first",), name="first")
     first.start()
@@ -52,4 +58,4 @@ def test_a_second_request_waits_for_the_one_inside_moto(
     release.set()
     first.join(timeout=10)
     second.join(timeout=10)
-    assert order == ["first", "second"]
+    assert order == ["first in", "first out", "second in", "second out"]
