@@ -20,11 +20,12 @@ type-checking-only import.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from types import CodeType
 from typing import Any, Generic, Protocol, TypeVar, cast, overload
@@ -62,10 +63,6 @@ class TaskDefinition(Generic[PayloadT, ResultT]):
     timezone: str = "UTC"  # the IANA zone `cron` is read in
     schedule: CronSchedule | None = None  # `cron` parsed in `timezone`
     scheduled_payload: Any = None  # what a scheduled run gets: null, or {} for defaults
-    # The digest of the function's code and module, worked out once (see `fingerprint`).
-    _code_digest: dict[str, str] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
 
     def fingerprint(self, code_version: str) -> str:
         """A short hash of the code that runs this task under `code_version` (a label).
@@ -75,10 +72,7 @@ class TaskDefinition(Generic[PayloadT, ResultT]):
         changes any of them changes it. A held run records the fingerprint of the code that
         held it (`durable.worker.holds`); only other code replays it again.
         """
-        digest = self._code_digest.get("code")
-        if digest is None:
-            digest = self._code_digest["code"] = _function_digest(self.fn)
-        text = f"{code_version}\0{self.version}\0{digest}"
+        text = f"{code_version}\0{self.version}\0{_function_digest(self.fn)}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
@@ -155,8 +149,10 @@ class TaskRegistry:
 default_registry = TaskRegistry()
 
 
+@functools.cache
 def _function_digest(fn: Callable[..., Any]) -> str:
-    """The digest of `fn`'s code object (recursively) and of its module's source text."""
+    """The digest of `fn`'s code object (recursively) and of its module's source text,
+    worked out once per function."""
     digest = hashlib.sha256()
     fn = inspect.unwrap(fn)
     code = getattr(fn, "__code__", None)

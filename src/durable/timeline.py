@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from durable.engine.replay import COMPENSATION_PREFIX
 from durable.ids import child_run_id
 from durable.records import (
     HOLD_NONDETERMINISM,
@@ -358,7 +359,7 @@ class _Operations:
 
     def _step(self, key: tuple[int, int], entries: list[Checkpoint]) -> Json:
         name = entries[0].name
-        kind = "compensation" if name.startswith("compensate:") else "step"
+        kind = "compensation" if name.startswith(COMPENSATION_PREFIX) else "step"
         op = self._base(key, kind, entries)
         attempts: dict[int, Json] = {}
         for cp in entries:

@@ -48,7 +48,8 @@ SETTLED_KINDS = frozenset(
 
 
 RETRY_ACTION = "retry"  # the RUN_ACTION name of a retry boundary (`durable.services.repair`)
-COMPENSATION_PREFIX = "compensate:"  # the step name of a compensation (operations.compensation)
+# The start of a compensation's step name (`durable.operations.compensation`).
+COMPENSATION_PREFIX = "compensate:"
 
 
 def is_retry_boundary(cp: Checkpoint) -> bool:
@@ -62,7 +63,6 @@ class HistoryView:
     __slots__ = (
         "_by_position",
         "attempt",
-        "attempt_failures",
         "boundaries",
         "budget_attempt",
         "consumed_inbox_ids",
@@ -75,7 +75,6 @@ class HistoryView:
 
     def __init__(self, run_id: str, history: list[Checkpoint]) -> None:
         self.run_id = run_id
-        self.attempt_failures = [cp for cp in history if cp.kind is CheckpointKind.ATTEMPT_FAILED]
         # Every entry that starts a new task attempt, in log order.
         self.boundaries = [
             cp

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from durable.engine.replay import COMPENSATION_PREFIX
 from durable.engine.retry import RetryPolicy
 from durable.errors import StepFailedError
 from durable.operations.attempt import Attempt
@@ -54,5 +55,12 @@ async def compensate_async(attempt: Attempt) -> Outcomes:
 
 def _plan(attempt: Attempt, name: str, undo: Callable[[Any], Any]) -> StepPlan:
     return plan_step(
-        attempt, f"compensate:{name}", undo, COMPENSATION_RETRY, "at_least_once", None, None, None
+        attempt,
+        f"{COMPENSATION_PREFIX}{name}",
+        undo,
+        COMPENSATION_RETRY,
+        "at_least_once",
+        None,
+        None,
+        None,
     )

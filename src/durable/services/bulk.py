@@ -134,7 +134,7 @@ def cancel_action(ports: BulkPorts) -> RunAction:
             return "acted" if mine else "skipped"
         if not mine:
             details = {"bulk": job.job_id}
-            record_action(ports.store, ports.clock, run_id, "cancel", job.by, details)
+            record_action(ports.store, ports.clock, run, "cancel", job.by, details)
         try:
             ports.endings.cancel(run_id)
         except RunFinishedError:
@@ -249,7 +249,7 @@ def cancel_audited(endings: RunEndings, clock: Clock, run_id: str, by: str | Non
     (`"cancel"`): the run has ended, so no invocation holds its log."""
     run = endings.cancel(run_id)
     if by is not None:
-        record_action(endings.starter.store, clock, run_id, "cancel", by)
+        record_action(endings.starter.store, clock, run, "cancel", by)
     return run
 
 

@@ -104,8 +104,9 @@ def retry_run(store: RunStore, queue: WakeQueue, clock: Clock, run_id: str, by: 
     boundary = _trailing_retry(history, run)
     if boundary is None:
         view = HistoryView(run_id, history)
+        details = _retry_details(run, history, view.attempt)
         boundary = record_action(
-            store, clock, run_id, RETRY_ACTION, by, _retry_details(run, history, view.attempt)
+            store, clock, run, RETRY_ACTION, by, details, last_seq=view.next_seq - 1
         )
         # Read back what follows the log as read: a retry made at the same moment may have
         # written its boundary too, and the attempt must be the one the log says.
@@ -280,12 +281,14 @@ def _audit_once(repair: _Repair, run_id: str, action: str, details: dict[str, An
     now = clock.now()
     if run.lease_owner is not None and run.lease_expires is not None and run.lease_expires > now:
         return
-    tail = store.load_history(run_id, after_seq=max(run.checkpoints - 1, 0))
+    known = max(run.checkpoints - 1, 0)
+    tail = store.load_history(run_id, after_seq=known)
     for cp in tail:
         same = cp.kind is CheckpointKind.RUN_ACTION and cp.name == action
         if same and action_details(cp).get("run_id") == details["run_id"]:
             return
-    record_action(store, clock, run_id, action, repair.by, details)
+    last_seq = tail[-1].seq if tail else known
+    record_action(store, clock, run, action, repair.by, details, last_seq=last_seq)
 
 
 def _require(store: RunStore, run_id: str) -> RunRecord:

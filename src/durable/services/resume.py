@@ -79,7 +79,7 @@ def resume_run(
     if run.code_version != code_version:
         details["to_code_version"] = code_version
         changes["code_version"] = code_version
-    record_action(store, clock, run_id, "resume", by, details)
+    record_action(store, clock, run, "resume", by, details)
     try:
         resumed = store.update_run(
             run_id,
