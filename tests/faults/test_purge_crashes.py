@@ -27,6 +27,8 @@ from durable.records import InboxEvent, WakeUp
 from durable.services.purge import SETTLE
 from durable.testing import Backend, MotoBackend, SimulatedCrash, TestEnvironment
 
+from .conftest import crash_sides
+
 RETENTION = timedelta(days=1)
 EXPIRING = 6
 SHARDS = 2
@@ -139,7 +141,7 @@ def _keeper(env: TestEnvironment, run_id: str) -> tuple[str, int]:
 def _sweep(backend: Backend, calls: list[int], moto: MotoBackend | None) -> None:
     problems: list[str] = []
     for number in calls:
-        for when in ("before", "after"):
+        for when in crash_sides(number, backend):
             played = play(backend, (number, when), moto=moto)
             if played.expired_left:
                 problems.append(f"crash {when} call {number}: left {played.expired_left}")
