@@ -42,6 +42,7 @@ from durable.errors import (
     WaitTimeout,
     WaitTimeoutError,
 )
+from durable.flow import Queue, RateLimit
 from durable.operations.attempt import RunInfo
 from durable.operations.step_decorator import step
 from durable.records import RunStatus
@@ -71,6 +72,8 @@ __all__ = [
     "NonRetryableError",
     "PayloadTooLargeError",
     "PayloadValidationError",
+    "Queue",
+    "RateLimit",
     "RetryPolicy",
     "RunCancelled",
     "RunCancelledError",

@@ -149,6 +149,9 @@ class Client:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key_ttl: timedelta | None = None,
+        concurrency_key: str | None = None,
+        priority: int = 0,
+        ttl: timedelta | None = None,
     ) -> RunHandle[ResultT]: ...
 
     @overload
@@ -166,6 +169,9 @@ class Client:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key_ttl: timedelta | None = None,
+        concurrency_key: str | None = None,
+        priority: int = 0,
+        ttl: timedelta | None = None,
     ) -> RunHandle[Any]: ...
 
     def trigger(
@@ -182,6 +188,9 @@ class Client:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key_ttl: timedelta | None = None,
+        concurrency_key: str | None = None,
+        priority: int = 0,
+        ttl: timedelta | None = None,
     ) -> RunHandle[Any]:
         """Start a run of `task` (its handle, typed, or its id); with an idempotency key,
         the same key gives the same run.
@@ -196,6 +205,11 @@ class Client:
         (up to 16 string key-values) is shown with it (`durable.services.labels`). The
         idempotency key holds for `idempotency_key_ttl` (the client's default, 24 h,
         when None); a trigger after it starts a new run under the same key.
+
+        Flow control (`durable.flow`): the task's queue limits apply per `concurrency_key`
+        (a tenant, a user); among the runs waiting in one queue and key, a higher
+        `priority` (0 to 100) starts first; a run not started within `ttl` of its start
+        time ends CANCELLED.
         """
         return self._starter().trigger(
             task if isinstance(task, str) else task.id,
@@ -209,6 +223,9 @@ class Client:
             tags=tags,
             metadata=metadata,
             idempotency_key_ttl=idempotency_key_ttl or self.idempotency_key_ttl,
+            concurrency_key=concurrency_key,
+            priority=priority,
+            ttl=ttl,
         )
 
     def send_event(
@@ -459,6 +476,9 @@ class Client:
             origin=run.origin,
             tags=run.tags,
             metadata=run.metadata,
+            queue=run.queue,
+            concurrency_key=run.concurrency_key,
+            priority=run.priority,
         )
 
     def _entry(self, cp: Checkpoint) -> HistoryEntry:

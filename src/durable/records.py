@@ -254,6 +254,14 @@ class RunRecord:
     # When the idempotency claim stops holding (None: never, as for the keys the library
     # makes itself); a trigger after it starts a new run under the key.
     idempotency_expires_at: datetime | None = None
+    # Flow control (`durable.flow`), fixed at trigger: the queue the run starts in (its
+    # task's at the time), the concurrency key its limits apply per, its priority among the
+    # runs waiting in that queue and key (higher first), and the instant after which it is
+    # not started any more (its trigger's ttl).
+    queue: str | None = None
+    concurrency_key: str | None = None
+    priority: int = 0
+    start_by: datetime | None = None
 
     def with_changes(self, **changes: Any) -> RunRecord:
         return replace(self, **changes)

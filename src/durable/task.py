@@ -36,6 +36,7 @@ from durable.annotations import check_validatable, qualified_name, resolve_annot
 from durable.cron import CronSchedule
 from durable.engine.retry import DEFAULT_TASK_RETRY, RetryPolicy
 from durable.errors import PayloadValidationError, UnknownTaskError
+from durable.flow import Queue
 from durable.serialization import JsonData, is_unchecked_annotation, type_adapter
 
 PayloadT = TypeVar("PayloadT")
@@ -63,6 +64,14 @@ class TaskDefinition(Generic[PayloadT, ResultT]):
     timezone: str = "UTC"  # the IANA zone `cron` is read in
     schedule: CronSchedule | None = None  # `cron` parsed in `timezone`
     scheduled_payload: Any = None  # what a scheduled run gets: null, or {} for defaults
+    # The queue its runs start in (`durable.flow`); None: a queue of its own, named after
+    # the task, with no limit.
+    queue: Queue | None = None
+
+    @property
+    def queue_name(self) -> str:
+        """The name of the queue the task's runs wait in (its own: the task's id)."""
+        return self.queue.name if self.queue is not None else self.id
 
     def fingerprint(self, code_version: str) -> str:
         """A short hash of the code that runs this task under `code_version` (a label).
@@ -128,7 +137,26 @@ class TaskRegistry:
                     f"task id {definition.id!r} is already used by "
                     f"{existing.fn.__module__}.{existing.fn.__qualname__}"
                 )
+        if definition.queue is not None:
+            for other in self._tasks.values():
+                if (
+                    other.id != definition.id
+                    and other.queue is not None
+                    and other.queue.name == definition.queue.name
+                    and other.queue != definition.queue
+                ):
+                    raise ValueError(
+                        f"task {definition.id!r}: queue {definition.queue.name!r} is declared "
+                        f"with other settings by task {other.id!r}; share one Queue object"
+                    )
         self._tasks[definition.id] = definition
+
+    def queues(self) -> dict[str, Queue | None]:
+        """Every queue the tasks run in, by name (None: a task's own queue, no limit)."""
+        found: dict[str, Queue | None] = {}
+        for definition in self:
+            found.setdefault(definition.queue_name, definition.queue)
+        return found
 
     def get(self, task_id: str) -> TaskDefinition[Any, Any]:
         try:
@@ -221,13 +249,17 @@ def task(
     registry: TaskRegistry | None = None,
     cron: str | None = None,
     timezone: str = "UTC",
+    queue: Queue | None = None,
 ) -> TaskDecorator:
     """Declare a durable task: `fn(ctx, payload) -> result`.
 
     With `cron` (five fields, or six with seconds first), the sweeper also starts a run at
     each instant of the schedule, read in `timezone` (an IANA name): see
-    `durable.services.schedules`.
+    `durable.services.schedules`. With `queue`, its runs start under that queue's limits
+    (`durable.flow.Queue`: concurrency, rate limit...); a queue may be shared by tasks.
     """
+    if queue is not None and not isinstance(queue, Queue):
+        raise TypeError(f"task {id!r}: queue must be a durable.Queue, not {type(queue).__name__}")
     schedule: CronSchedule | None = None
     if cron is not None:
         try:
@@ -253,6 +285,7 @@ def task(
             cron=cron,
             timezone=timezone,
             schedule=schedule,
+            queue=queue,
         )
         if schedule is not None:
             definition = replace(definition, scheduled_payload=_scheduled_payload(definition))

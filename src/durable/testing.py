@@ -230,6 +230,9 @@ class TestEnvironment:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key_ttl: timedelta | None = None,
+        concurrency_key: str | None = None,
+        priority: int = 0,
+        ttl: timedelta | None = None,
     ) -> RunHandle[Any]:
         """`Client.trigger`: a run of `task` (its handle or its id)."""
         return self.client.trigger(
@@ -240,6 +243,9 @@ class TestEnvironment:
             tags=tags,
             metadata=metadata,
             idempotency_key_ttl=idempotency_key_ttl,
+            concurrency_key=concurrency_key,
+            priority=priority,
+            ttl=ttl,
         )
 
     def get(self, run_id: str) -> RunInfoView:

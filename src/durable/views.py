@@ -54,6 +54,9 @@ class RunInfoView:
     origin: str | None = None  # "rerun:<run id>" / "fork:<run id>@<N>" (`origin_of` parses it)
     tags: tuple[str, ...] = ()  # given at trigger (`durable.services.labels`)
     metadata: dict[str, str] = field(default_factory=dict)
+    queue: str | None = None  # the queue it starts in (`durable.flow`), None for old runs
+    concurrency_key: str | None = None
+    priority: int = 0
 
     @property
     def held(self) -> HoldView | None:
@@ -88,6 +91,9 @@ class RunInfoView:
             "origin": origin_of(self.origin),
             "tags": list(self.tags),
             "metadata": dict(self.metadata),
+            "queue": self.queue,
+            "concurrency_key": self.concurrency_key,
+            "priority": self.priority,
         }
 
 

@@ -142,6 +142,9 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
                 if request.idempotency_key_ttl
                 else None
             ),
+            concurrency_key=request.concurrency_key,
+            priority=request.priority,
+            ttl=timedelta(seconds=request.ttl_seconds) if request.ttl_seconds else None,
         )
         return TriggerResponse(run_id=handle.run_id, status=handle.status, created=handle.created)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Self, cast
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from durable.client import HistoryEntry, RunInfoView
+from durable.flow import CONCURRENCY_KEY_PATTERN, MAX_PRIORITY, MAX_TTL
 from durable.records import CheckpointKind, ErrorInfo, RunStatus
 from durable.serialization import JsonData
 from durable.services.labels import MAX_METADATA_KEYS, MAX_TAGS, TAG_PATTERN
@@ -61,6 +62,26 @@ class TriggerRequest(_Request):
         description=f"up to {MAX_METADATA_KEYS} string key-values shown with the run (keys "
         "`[A-Za-z_][A-Za-z0-9_.-]*` up to 64 characters, values up to 512, 4 KB in all)",
         examples=[{"customer": "acme", "source": "webhook"}],
+    )
+    concurrency_key: StrictStr | None = Field(
+        default=None,
+        pattern=CONCURRENCY_KEY_PATTERN.pattern,
+        description="the task's queue limits apply per key (a tenant, a user): 1-128 "
+        "characters of `A-Za-z0-9_.:/=@+-`",
+        examples=["tenant:acme"],
+    )
+    priority: StrictInt = Field(
+        default=0,
+        ge=0,
+        le=MAX_PRIORITY,
+        description="among the runs waiting in the same queue and key, higher starts first",
+    )
+    ttl_seconds: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=int(MAX_TTL.total_seconds()),
+        description="a run not started within this many seconds of its start time (after "
+        "`delay_seconds`) ends CANCELLED",
     )
 
 
@@ -201,12 +222,20 @@ class RunBody(RunSummary):
         default=None, description="a rerun's or a fork's original run (`POST /runs/{id}/rerun`)"
     )
     metadata: dict[str, str] = Field(default_factory=dict, description="given at trigger")
+    queue: str | None = Field(default=None, description="the queue the run starts in")
+    concurrency_key: str | None = Field(
+        default=None, description="given at trigger: the queue's limits apply per key"
+    )
+    priority: int = Field(default=0, description="given at trigger: higher starts first")
 
     @classmethod
     def of(cls, view: RunInfoView) -> Self:
         return cls(
             **cls._summary_fields(view),
             metadata=dict(view.metadata),
+            queue=view.queue,
+            concurrency_key=view.concurrency_key,
+            priority=view.priority,
             payload=view.payload,
             result=view.result,
             version=VersionBody(task=view.task_version, code=view.code_version),

@@ -64,6 +64,14 @@ def cmd_trigger(args: argparse.Namespace) -> int:
         body["tags"] = args.tag
     if args.meta:
         body["metadata"] = dict(_key_value(item) for item in args.meta)
+    if args.concurrency_key is not None:
+        body["concurrency_key"] = args.concurrency_key
+    if args.priority is not None:
+        body["priority"] = args.priority
+    if args.ttl is not None:
+        if args.ttl < 1:
+            raise CliError("--ttl must be at least 1 second")
+        body["ttl_seconds"] = args.ttl
     transport = make_transport(args)
     started = call(transport, "POST", f"/tasks/{path_segment(args.task_id)}/runs", body)
     if not args.wait:
@@ -186,6 +194,15 @@ def register(
     )
     trigger.add_argument(
         "--meta", action="append", metavar="KEY=VALUE", help="a metadata key-value (repeat)"
+    )
+    trigger.add_argument(
+        "--concurrency-key", metavar="KEY", help="the queue's limits apply per key (a tenant)"
+    )
+    trigger.add_argument(
+        "--priority", type=int, metavar="0-100", help="higher starts first in its queue (0)"
+    )
+    trigger.add_argument(
+        "--ttl", type=int, metavar="SECONDS", help="cancel the run if not started by then"
     )
     trigger.add_argument("--wait", action="store_true", help="wait for the run to end")
     trigger.add_argument(

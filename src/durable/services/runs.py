@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from durable.clock import Clock
 from durable.errors import ConflictError, IdempotencyConflictError, InputError
+from durable.flow import checked_concurrency_key, checked_priority, checked_ttl
 from durable.ids import new_run_id
 from durable.queues.base import WakeQueue
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
@@ -93,6 +94,9 @@ class RunStarter:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, str] | None = None,
         idempotency_key_ttl: timedelta | None = None,
+        concurrency_key: str | None = None,
+        priority: int = 0,
+        ttl: timedelta | None = None,
     ) -> RunHandle[Any]:
         """Start a run of `task_id` (see `Client.trigger`)."""
         definition = self.registry.get(task_id)
@@ -102,6 +106,9 @@ class RunStarter:
             raise InputError("idempotency_key_ttl must be positive")
         run_tags = checked_tags(tags)
         run_metadata = checked_metadata(metadata)
+        concurrency_key = checked_concurrency_key(concurrency_key)
+        priority = checked_priority(priority)
+        ttl = checked_ttl(ttl)
         if started_at is not None and started_at.tzinfo is None:
             raise ValueError("started_at must be timezone-aware")
         value = definition.validate_payload(payload)
@@ -128,6 +135,10 @@ class RunStarter:
             started_at=started_at.astimezone(UTC) if started_at is not None else None,
             tags=run_tags,
             metadata=run_metadata,
+            queue=definition.queue_name,
+            concurrency_key=concurrency_key,
+            priority=priority,
+            start_by=wake_at + ttl if ttl is not None else None,
             idempotency_expires_at=(
                 now + idempotency_key_ttl
                 if idempotency_key is not None and idempotency_key_ttl is not None

@@ -125,6 +125,10 @@ class RunItem(Model):
     held_code = UnicodeAttribute(null=True)
     origin = UnicodeAttribute(null=True)
     idempotency_expires_at = UTCDateTimeAttribute(null=True)
+    queue = UnicodeAttribute(null=True)
+    concurrency_key = UnicodeAttribute(null=True)
+    priority = NumberAttribute(null=True)
+    start_by = UTCDateTimeAttribute(null=True)
 
     # Index keys, derived from the fields above by the store (see the layout above).
     created_key = UnicodeAttribute()

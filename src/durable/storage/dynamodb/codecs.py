@@ -82,6 +82,10 @@ def run_record(item: RunItem) -> RunRecord:
         held_code=item.held_code,
         origin=item.origin,
         idempotency_expires_at=item.idempotency_expires_at,
+        queue=item.queue,
+        concurrency_key=item.concurrency_key,
+        priority=int(item.priority or 0),
+        start_by=item.start_by,
     )
 
 
