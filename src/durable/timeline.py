@@ -156,6 +156,11 @@ def waiting(run: RunRecord, operations: list[Json] | None = None) -> Json | None
     elif status is RunStatus.QUEUED and wait is not None and wait.startswith("repair:"):
         action = wait.removeprefix("repair:")  # `durable.services.repair`'s setup
         what, text = wait, f"waits for its {action} to be finished (call it again)"
+    elif status is RunStatus.QUEUED and wait is not None and wait.startswith("queue:"):
+        what, text = wait, f"waits for a slot in queue {wait.removeprefix('queue:')}"
+    elif status is RunStatus.QUEUED and wait is not None and wait.startswith("rate:"):
+        queue = wait.removeprefix("rate:")
+        what, text = wait, f"waits for its turn under queue {queue}'s rate limit"
     elif status is RunStatus.QUEUED:
         what, text = "start", "waits to start"
     elif status is not RunStatus.WAITING:

@@ -200,6 +200,8 @@ def test_values_patches_and_triggers_are_instants() -> None:
         (RunStatus.WAITING, "fix:unknown-task", "fix:unknown-task", "held: the deployed code"),
         (RunStatus.QUEUED, "repair:fork", "repair:fork", "waits for its fork to be finished"),
         (RunStatus.QUEUED, None, "start", "waits to start"),
+        (RunStatus.QUEUED, "queue:llm", "queue:llm", "waits for a slot in queue llm"),
+        (RunStatus.QUEUED, "rate:llm", "rate:llm", "under queue llm's rate limit"),
     ],
 )
 def test_what_a_run_waits_for(
