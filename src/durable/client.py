@@ -455,31 +455,9 @@ class Client:
         return self._reads.decode(stored)
 
     def _view(self, run: RunRecord, values: bool = True) -> RunInfoView:
-        return RunInfoView(
-            run_id=run.run_id,
-            task_id=run.task_id,
-            status=run.status,
-            payload=self._decode(run.payload) if values else None,
-            result=self._decode(run.result) if values and run.result is not None else None,
-            error=run.error,
-            attempts=run.attempt,
-            created_at=run.created_at,
-            updated_at=run.updated_at,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            idempotency_key=run.idempotency_key,
-            task_version=run.task_version,
-            code_version=run.code_version,
-            waiting_for=_redacted_wait(run.waiting_for),
-            wake_at=run.wake_at,
-            parent_run_id=run.parent_run_id,
-            origin=run.origin,
-            tags=run.tags,
-            metadata=run.metadata,
-            queue=run.queue,
-            concurrency_key=run.concurrency_key,
-            priority=run.priority,
-        )
+        payload = self._decode(run.payload) if values else None
+        result = self._decode(run.result) if values and run.result is not None else None
+        return RunInfoView.of(run, payload, result, _redacted_wait(run.waiting_for))
 
     def _entry(self, cp: Checkpoint) -> HistoryEntry:
         return HistoryEntry(

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from durable.records import ErrorInfo, RunStatus, hold_reason
+from durable.records import ErrorInfo, RunRecord, RunStatus, hold_reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,35 @@ class RunInfoView:
     queue: str | None = None  # the queue it starts in (`durable.flow`), None for old runs
     concurrency_key: str | None = None
     priority: int = 0
+
+    @classmethod
+    def of(cls, run: RunRecord, payload: Any, result: Any, waiting_for: str | None) -> RunInfoView:
+        """The view of a stored run, given its decoded values and its wait as shown."""
+        return cls(
+            run_id=run.run_id,
+            task_id=run.task_id,
+            status=run.status,
+            payload=payload,
+            result=result,
+            error=run.error,
+            attempts=run.attempt,
+            created_at=run.created_at,
+            updated_at=run.updated_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            idempotency_key=run.idempotency_key,
+            task_version=run.task_version,
+            code_version=run.code_version,
+            waiting_for=waiting_for,
+            wake_at=run.wake_at,
+            parent_run_id=run.parent_run_id,
+            origin=run.origin,
+            tags=run.tags,
+            metadata=run.metadata,
+            queue=run.queue,
+            concurrency_key=run.concurrency_key,
+            priority=run.priority,
+        )
 
     @property
     def held(self) -> HoldView | None:

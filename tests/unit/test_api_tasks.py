@@ -268,6 +268,9 @@ def test_the_openapi_document_has_a_trigger_per_task(api: Api) -> None:
             "delay_seconds",
             "tags",
             "metadata",
+            "concurrency_key",
+            "priority",
+            "ttl_seconds",
         }
         assert body["properties"]["payload"]["$ref"].endswith(".Payload")
 
