@@ -37,6 +37,7 @@ from durable.ids import new_run_id
 from durable.queues.base import WakeQueue
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.serialization import check_depth, dumps, loads
+from durable.services.admission import admitted_start, trigger_debounced
 from durable.services.labels import checked_metadata, checked_tags
 from durable.services.stats import count_started
 from durable.storage.base import RunStore
@@ -116,6 +117,16 @@ class RunStarter:
         now = self.clock.now()
         run_id = run_id or new_run_id(now)
         stored_payload = self.codec.encode(value, f"{run_id}/payload")
+        requested = now + delay if delay else now  # the start asked for; the ttl runs from it
+        flow = definition.queue
+        debounce = flow.debounce if flow is not None else None
+        if debounce is not None and idempotency_key is not None:
+            raise InputError(f"task {task_id!r} is debounced: a trigger takes no idempotency key")
+        # A place in the queue's rate windows, if it has a rate limit (`services.admission`).
+        start, waits_for = admitted_start(
+            self.store, flow, task_id, concurrency_key, idempotency_key, requested, now, ttl
+        )
+        delay = start - now if start > requested else delay
         wake_at = now + delay if delay else now
         token = "start" if delay else None
         run = RunRecord(
@@ -138,13 +149,21 @@ class RunStarter:
             queue=definition.queue_name,
             concurrency_key=concurrency_key,
             priority=priority,
-            start_by=wake_at + ttl if ttl is not None else None,
+            start_by=requested + ttl if ttl is not None else None,
+            waiting_for=waits_for,
             idempotency_expires_at=(
                 now + idempotency_key_ttl
                 if idempotency_key is not None and idempotency_key_ttl is not None
                 else None
             ),
         )
+        if debounce is not None:
+            stored, created = trigger_debounced(
+                self.store, self.queue, self.codec, run, value, debounce, now
+            )
+            if created:
+                count_started(self.store, self.clock, stored)
+            return RunHandle(stored.run_id, stored.status, created, definition.result_annotation)
         try:
             stored, created = self.store.create_run(run)
         except ConflictError:
