@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.unit.test_api import Api
 
 from durable import Context, Queue, RateLimit, TaskRegistry, task
 from durable.errors import InputError
@@ -203,3 +204,33 @@ def test_an_idempotency_key_deduplicates_within_its_ttl_and_not_after(
     env.advance(timedelta(minutes=2))
     third = env.trigger("plain", "p", idempotency_key="dedup", idempotency_key_ttl=window)
     assert third.created and third.run_id != first.run_id
+
+
+def test_the_http_api_answers_a_debounced_trigger_with_the_pending_run_and_shows_an_expiry() -> (
+    None
+):
+    with TestEnvironment(registry=_registry(), start=START) as env:
+        api = Api(env.client)
+        first = api.post("/tasks/reindex/runs", {"payload": 1})
+        second = api.post("/tasks/reindex/runs", {"payload": 2})
+        assert first.status == 202, first.text
+        assert first.json["created"] is True
+        assert second.json["run_id"] == first.json["run_id"]
+        assert second.json["created"] is False
+        assert second.json["status"] == "QUEUED"
+        pending = api.get(f"/runs/{first.json['run_id']}").json
+        assert (pending["payload"], pending["waiting_for"]) == (2, "debounce:search-index")
+        refused = api.post("/tasks/reindex/runs", {"payload": 3, "idempotency_key": "k"})
+        assert refused.status == 400, refused.text
+        assert "debounced" in refused.json["error"]["message"]
+        # A run held back by the rate limit past its ttl.
+        for n in range(10):
+            api.post("/tasks/summarize/runs", {"payload": n})
+        late = api.post("/tasks/summarize/runs", {"payload": "late", "ttl_seconds": 30}).json
+        queued = api.get(f"/runs/{late['run_id']}").json
+        assert (queued["status"], queued["waiting_for"]) == ("QUEUED", "rate:llm")
+        env.advance(timedelta(minutes=1))
+        ended = api.get(f"/runs/{late['run_id']}").json
+        assert ended["status"] == "CANCELLED"
+        assert ended["error"]["type"] == "RunExpired"
+        assert ended["error"]["message"].startswith("not started by 2030-01-01T12:00:40+00:00")

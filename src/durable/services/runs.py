@@ -21,6 +21,10 @@ Rules every start honours:
   A run id given by the caller (a batch child's, derived from its slot) that exists
   already is found, not started twice.
 - Tags and metadata are checked (`durable.services.labels`) before anything is stored.
+- A task's queue may hold its start back (`durable.services.admission`): a rate limit
+  takes a place in a window and delays the start to it; a debounced queue's trigger
+  replaces the run still pending for its key. `start_by` (the ttl's end) runs from the
+  start asked for, not from the one a limit gives (`durable.services.expiry`).
 """
 
 from __future__ import annotations
