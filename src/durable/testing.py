@@ -93,6 +93,7 @@ _STORE_OPERATIONS = {
     "debounced_run",
     "create_debounced_run",
     "replace_pending_run",
+    "claimed_run",
 }
 
 

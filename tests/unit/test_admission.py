@@ -38,6 +38,10 @@ def _registry() -> TaskRegistry:
     def plain(ctx: Context, payload: Any) -> Any:
         return payload
 
+    @task(id="parent", registry=registry)
+    def parent(ctx: Context, payload: Any) -> Any:
+        return [ctx.invoke("reindex", n) for n in range(2)]
+
     return registry
 
 
@@ -154,6 +158,14 @@ def test_five_debounced_triggers_make_one_run_with_the_last_payload(
     env.advance(timedelta(seconds=31))
     assert env.get(later.run_id).result == {"version": 5}
     assert env.get(other_key.run_id).result == {"version": 6}
+
+
+def test_a_child_run_of_a_debounced_task_is_not_debounced(env: TestEnvironment) -> None:
+    handle = env.trigger("parent", None)
+    info = env.run_until_complete(handle.run_id)
+    assert info.status is RunStatus.COMPLETED
+    assert info.result == [0, 1]
+    assert len(env.list(task_id="reindex").runs) == 2
 
 
 def test_a_debounced_trigger_refuses_an_idempotency_key(env: TestEnvironment) -> None:

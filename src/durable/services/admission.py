@@ -31,7 +31,10 @@ run's id, `created=False`. A trigger meeting none (or a run that started) create
 starting one period later and makes it the key's pending run, in one transaction guarded
 by the debounce item still naming what the trigger read: two racing triggers never make
 two pending runs (the loser tries again, and replaces). A debounced trigger takes no
-idempotency key (`InputError`): a retried one simply replaces again. A crash anywhere
+idempotency key (`InputError`): a retried one simply replaces again. The starts the
+library makes (a child run, a batch item, a schedule's firing) are not debounced: each
+starts its own run. A queue with both a debounce and a rate limit debounces only (the
+callers' triggers; the library's starts take their places in the rate windows). A crash anywhere
 leaves either nothing, or the run stored with its start in the due index (the sweeper
 sends it): no trigger is lost.
 """
@@ -94,6 +97,7 @@ def rate_limited_start(
 def admitted_start(
     store: RunStore,
     queue: Queue | None,
+    debounce: timedelta | None,
     task_id: str,
     concurrency_key: str | None,
     idempotency_key: str | None,
@@ -103,9 +107,9 @@ def admitted_start(
 ) -> tuple[datetime, str | None]:
     """When a new run of a task in `queue` wanting to start at `requested` may start, and
     its `waiting_for` ("rate:<queue>" when the rate limit pushed it back, else None). A
-    debounced queue's runs are not rate limited; a trigger whose idempotency key names a
-    run already takes no place (it will be given that run)."""
-    if queue is None or queue.rate_limit is None or queue.debounce is not None:
+    debounced trigger (`debounce` given) is not rate limited; a trigger whose idempotency
+    key names a run already takes no place (it will be given that run)."""
+    if queue is None or queue.rate_limit is None or debounce is not None:
         return requested, None
     if idempotency_key is not None and store.claimed_run(task_id, idempotency_key, now):
         return requested, None

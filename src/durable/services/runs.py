@@ -123,13 +123,17 @@ class RunStarter:
         stored_payload = self.codec.encode(value, f"{run_id}/payload")
         requested = now + delay if delay else now  # the start asked for; the ttl runs from it
         flow = definition.queue
-        debounce = flow.debounce if flow is not None else None
+        # Debounce is for callers' triggers: a child, a batch item or a schedule's firing
+        # (the starts the library makes, each under its own key) starts its own run.
+        made_here = parent_run_id is not None or started_at is not None or batch_slot is not None
+        debounce = flow.debounce if flow is not None and not made_here else None
         if debounce is not None and idempotency_key is not None:
             raise InputError(f"task {task_id!r} is debounced: a trigger takes no idempotency key")
         # A place in the queue's rate windows, if it has a rate limit (`services.admission`).
         start, waits_for = admitted_start(
-            self.store, flow, task_id, concurrency_key, idempotency_key, requested, now, ttl
-        )
+            self.store, flow, debounce, task_id, concurrency_key, idempotency_key,
+            requested, now, ttl,
+        )  # fmt: skip
         delay = start - now if start > requested else delay
         wake_at = now + delay if delay else now
         token = "start" if delay else None
