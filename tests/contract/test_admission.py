@@ -3,6 +3,8 @@ behave the same on memory and DynamoDB (moto)."""
 
 from __future__ import annotations
 
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -105,3 +107,14 @@ def test_claimed_run_names_the_run_of_a_live_key(store: RunStore) -> None:
     assert store.claimed_run("t", "k", NOW) == run
     assert store.claimed_run("t", "k", NOW + timedelta(hours=2)) is None  # expired
     assert store.claimed_run("t", "other", NOW) is None
+
+
+def test_racing_takers_never_get_more_places_than_the_limit(store: RunStore) -> None:
+    # Eight triggers at once, five places each asked for, in windows whose slots roll over.
+    def take(worker: int) -> list[tuple[int, bool]]:
+        return [(window, store.take_rate_place("q#", window, 10)) for window in (3, 3, 4, 4, 4)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [taken for batch in pool.map(take, range(8)) for taken in batch]
+    granted = Counter(window for window, taken in results if taken)
+    assert granted == {3: 10, 4: 10}
