@@ -91,6 +91,21 @@ def test_thirty_runs_at_ten_a_minute_start_ten_in_each_of_three_minutes(
     assert sorted(env.get(h.run_id).result["n"] for h in handles) == list(range(30))
 
 
+def test_runs_that_come_after_their_window_take_a_place_again(env: TestEnvironment) -> None:
+    # Ten runs admitted to minute 0 meet no worker until minute 1 (workers behind), when
+    # ten more are triggered: starting the late ones then would make 20 starts in minute 1.
+    late = [env.trigger("summarize", n) for n in range(10)]
+    env.clock.advance(MINUTE)
+    fresh = [env.trigger("summarize", n) for n in range(10, 20)]
+    env.run_until_idle()
+    handled = Counter(str(outcome) for _, outcome in env.handled)
+    assert handled["readmitted"] == 10
+    _run_all(env, [h.run_id for h in late + fresh], 2 * MINUTE)
+    starts = Counter(_minute(env.get(h.run_id).started_at) for h in late + fresh)
+    assert starts == {1: 10, 2: 10}
+    assert {_minute(env.get(h.run_id).started_at) for h in late} == {2}
+
+
 def test_each_concurrency_key_has_its_own_ten_a_minute(env: TestEnvironment) -> None:
     handles = {
         key: [env.trigger("summarize", n, concurrency_key=key) for n in range(12)]

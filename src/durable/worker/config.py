@@ -34,6 +34,7 @@ class Handled(StrEnum):
     BULK = "bulk"  # a BULK message: its bulk job was worked on (`durable.services.bulk`)
     HELD = "held"  # held for a code fix that this worker's code is not: not replayed
     EXPIRED = "expired"  # not started within its ttl: ended CANCELLED (`services.expiry`)
+    READMITTED = "readmitted"  # came after its rate window: waits for a later one (idem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,7 +75,7 @@ from durable.records import (
 )
 from durable.services.bulk import BulkPorts, work_on_message
 from durable.services.endings import RunEndings, has_follow_ups
-from durable.services.expiry import expire_if_late
+from durable.services.expiry import check_start
 from durable.services.purge import LEASE_MARGIN, purge_shard
 from durable.services.runs import RunStarter
 from durable.services.stats import count_ended, count_held, count_retries
@@ -186,9 +186,9 @@ class Worker:
                 return Handled.REHOPPED
             if message.reason is WakeReason.SWEEP and not self._wait_is_over(run):
                 return Handled.NOT_DUE
-        endings = RunEndings(self.starter, self.config.retention)
-        if run.start_by is not None and expire_if_late(endings, run):
-            return Handled.EXPIRED  # not started within its ttl (`durable.services.expiry`)
+        held_back = check_start(RunEndings(self.starter, self.config.retention), self.registry, run)
+        if held_back is not None:
+            return Handled(held_back)  # expired, or waits for a later rate window
         if run.code_version != self.config.code_version:
             return self._pinned_elsewhere(run, message)
         if still_held(run, self.registry, self.config.code_version):
