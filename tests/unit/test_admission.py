@@ -208,6 +208,25 @@ def test_a_run_held_back_by_its_rate_limit_past_its_ttl_ends_cancelled(
     assert env.history(late.run_id) == []  # never ran
 
 
+def test_a_cancelled_pending_run_is_replaced_by_a_new_one_and_an_expired_run_can_be_retried(
+    env: TestEnvironment,
+) -> None:
+    pending = env.trigger("reindex", 1)
+    env.client.cancel(pending.run_id)
+    after = env.trigger("reindex", 2)
+    assert after.created and after.run_id != pending.run_id
+    env.advance(timedelta(seconds=31))
+    assert env.get(after.run_id).result == 2
+    # A run expired by its ttl, retried by hand, starts: the ttl no longer holds it.
+    expired = env.trigger("plain", "x", ttl=timedelta(seconds=1))
+    env.clock.advance(timedelta(seconds=2))
+    env.run_until_idle()
+    assert env.get(expired.run_id).status is RunStatus.CANCELLED
+    env.client.retry(expired.run_id)
+    env.run_until_idle()
+    assert env.get(expired.run_id).status is RunStatus.COMPLETED
+
+
 def test_a_ttl_ends_a_run_whose_start_came_too_late(env: TestEnvironment) -> None:
     # No limit held it: its start message came after its ttl (the workers were behind).
     handle = env.trigger("plain", 1, ttl=timedelta(seconds=5))
