@@ -11,6 +11,9 @@ there. Every time:
   place taken and its run stored wastes that place: a run may start a minute later);
 - debounce (3 triggers 10 s apart, each within the period): exactly one run, completed
   with the last trigger's payload: no trigger lost, never two pending runs.
+
+And with every message delivered three times and once late (`test_delivery.chaotic`),
+rate-limited runs still start at most the limit in a minute, each step once.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from durable.records import RunStatus
 from durable.testing import Backend, MotoBackend, TestEnvironment
 
 from .conftest import Production, crash_sides
+from .test_delivery import chaotic
 
 START = datetime(2030, 1, 1, 12, 0, 10, tzinfo=UTC)
 EPOCH_MINUTE = START.replace(second=0)  # the rate windows are whole minutes
@@ -151,3 +155,24 @@ def test_a_crash_at_any_call_of_debounced_triggers_makes_one_run_with_the_last_p
     backend: Backend, moto: MotoBackend
 ) -> None:
     _sweep(play_debounce, DEBOUNCE_EXPECTED, backend, moto)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_duplicate_and_late_deliveries_never_start_more_than_the_limit_in_a_minute(
+    seed: int,
+) -> None:
+    # Every message three times within seconds and once up to 15 minutes late: the runs of
+    # a window start within it, a late copy finds its run started (or ended) and stops.
+    with TestEnvironment(registry=registry(), start=START) as env:
+        chaotic(env, seed)
+        production = Production(env)
+        handles = [env.trigger("limited", n) for n in range(4 * LIMIT)]
+        production.run(lambda: [handle.run_id for handle in handles])
+        env.advance(timedelta(minutes=30))  # every late copy is delivered
+        runs = [env.get(handle.run_id) for handle in handles]
+        assert [run.status for run in runs] == [RunStatus.COMPLETED] * len(runs)
+        assert sorted(run.result for run in runs) == list(range(4 * LIMIT))
+        assert all(len(env.history(run.run_id)) == 1 for run in runs)  # one step, once
+        per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
+        assert max(per_minute.values()) == LIMIT
+        assert len(env.list(limit=100).runs) == 4 * LIMIT
