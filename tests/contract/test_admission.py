@@ -118,3 +118,9 @@ def test_racing_takers_never_get_more_places_than_the_limit(store: RunStore) -> 
         results = [taken for batch in pool.map(take, range(8)) for taken in batch]
     granted = Counter(window for window, taken in results if taken)
     assert granted == {3: 10, 4: 10}
+
+
+def test_a_debounced_run_is_created_with_its_tags(store: RunStore) -> None:
+    store.create_debounced_run(_run("run_t", tags=("user:1", "env=prod")), "", None)
+    assert [run.run_id for run in store.list_runs(tag="user:1").runs] == ["run_t"]
+    assert store.get_run("run_t").tags == ("user:1", "env=prod")  # type: ignore[union-attr]
