@@ -42,6 +42,10 @@ def _registry() -> TaskRegistry:
     def parent(ctx: Context, payload: Any) -> Any:
         return [ctx.invoke("reindex", n) for n in range(2)]
 
+    @task(id="fan-out", registry=registry)
+    def fan_out(ctx: Context, payload: Any) -> Any:
+        return list(ctx.map("summarize", list(range(12)), max_concurrency=12))
+
     return registry
 
 
@@ -116,6 +120,28 @@ def test_each_concurrency_key_has_its_own_ten_a_minute(env: TestEnvironment) -> 
     for runs in handles.values():
         starts = [env.get(handle.run_id).started_at for handle in runs]
         assert Counter(_minute(start) for start in starts) == {0: 10, 1: 2}
+
+
+def test_a_batch_of_a_rate_limited_task_starts_within_the_limit(env: TestEnvironment) -> None:
+    handle = env.trigger("fan-out", None)
+    info = env.run_until_complete(handle.run_id)
+    assert info.status is RunStatus.COMPLETED and info.result == list(range(12))
+    children = env.list(task_id="summarize").runs
+    assert len(children) == 12
+    starts = Counter(_minute(env.get(child.run_id).started_at) for child in children)
+    assert starts == {0: 10, 1: 2}
+
+
+def test_a_batch_child_started_again_takes_no_second_place(env: TestEnvironment) -> None:
+    starter = env.worker.starter  # as the batch service starts children: their ids given
+    for _ in range(5):
+        again = [starter.trigger("summarize", n, run_id=f"run_child_{n}") for n in range(9)]
+    assert not any(handle.created for handle in again)
+    tenth = env.trigger("summarize", "tenth")
+    eleventh = env.trigger("summarize", "eleventh")
+    env.run_until_idle()
+    assert env.get(tenth.run_id).status is RunStatus.COMPLETED
+    assert env.get(eleventh.run_id).waiting_for == "rate:llm"
 
 
 def test_a_delayed_trigger_takes_its_place_from_its_delayed_start(env: TestEnvironment) -> None:

@@ -12,13 +12,14 @@ Rate limits (`Queue(rate_limit=RateLimit(limit, period))`), decided at trigger:
   window sends it to the next.
 - At most `limit` runs are admitted per window, whatever the races and crashes (each place
   is one conditional write, `take_rate_place`). A run starts at or after its window's
-  start; a worker late to it (a backlog, a lost message found by the sweeper) starts it
-  later, so the started_at of a window's runs may spill into the next window then.
+  start; one that comes to start after its window has ended (a backlog, a lost message
+  found by the sweeper) takes a place again from then on (`durable.services.expiry.
+  check_start`), so at most `limit` runs start in any window.
 - A trigger that dies after taking its place and before its run is stored leaves that
   place taken and unused (a place wasted, never one too many). A retried trigger with the
   same idempotency key whose run exists takes no place: the store is asked first
-  (`claimed_run`). Two triggers racing with one new key may each take a place: one run is
-  created, one place is wasted.
+  (`claimed_run`), as it is for a batch child started again (its run id is given). Two
+  triggers racing with one new key may each take a place: one run, one place wasted.
 - Cost: one read of the scope's head and one write per trigger, plus one write each time
   a window fills (the head moves on). A trigger not delayed walks from the head; a delayed
   one from its own window, one failed write per full window on its way.
@@ -97,21 +98,26 @@ def rate_limited_start(
 def admitted_start(
     store: RunStore,
     queue: Queue | None,
-    debounce: timedelta | None,
     task_id: str,
-    concurrency_key: str | None,
-    idempotency_key: str | None,
     requested: datetime,
     now: datetime,
+    *,
+    debounce: timedelta | None,
     ttl: timedelta | None,
+    concurrency_key: str | None,
+    idempotency_key: str | None,
+    given_run_id: str | None,
 ) -> tuple[datetime, str | None]:
     """When a new run of a task in `queue` wanting to start at `requested` may start, and
     its `waiting_for` ("rate:<queue>" when the rate limit pushed it back, else None). A
     debounced trigger (`debounce` given) is not rate limited; a trigger whose idempotency
-    key names a run already takes no place (it will be given that run)."""
+    key names a run already, or whose given run id (a batch child's) exists, takes no place
+    (it will be given that run)."""
     if queue is None or queue.rate_limit is None or debounce is not None:
         return requested, None
     if idempotency_key is not None and store.claimed_run(task_id, idempotency_key, now):
+        return requested, None
+    if given_run_id is not None and store.get_run(given_run_id) is not None:
         return requested, None
     start = rate_limited_start(store, queue, concurrency_key, requested, now)
     if ttl is not None:

@@ -119,6 +119,7 @@ class RunStarter:
         value = definition.validate_payload(payload)
         check_depth(value, "the payload")
         now = self.clock.now()
+        given_run_id = run_id  # a batch child's: it may exist already
         run_id = run_id or new_run_id(now)
         stored_payload = self.codec.encode(value, f"{run_id}/payload")
         requested = now + delay if delay else now  # the start asked for; the ttl runs from it
@@ -131,8 +132,9 @@ class RunStarter:
             raise InputError(f"task {task_id!r} is debounced: a trigger takes no idempotency key")
         # A place in the queue's rate windows, if it has a rate limit (`services.admission`).
         start, waits_for = admitted_start(
-            self.store, flow, debounce, task_id, concurrency_key, idempotency_key,
-            requested, now, ttl,
+            self.store, flow, task_id, requested, now, debounce=debounce, ttl=ttl,
+            concurrency_key=concurrency_key, idempotency_key=idempotency_key,
+            given_run_id=given_run_id,
         )  # fmt: skip
         delay = start - now if start > requested else delay
         wake_at = now + delay if delay else now
