@@ -32,7 +32,7 @@ Two record families, both written at trigger (`durable.services.admission`):
 - `claimed_run(task_id, key, at)`: the run an idempotency key names, if its claim holds at
   `at` (a rate-limited trigger retried with its key takes no second place). Reads only.
 
-Both stores pass the same contract (`tests/contract/test_admission.py`).
+Both stores pass the same contract (`tests/contract/test_admission_items.py`).
 """
 
 from __future__ import annotations
