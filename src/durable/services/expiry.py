@@ -4,13 +4,15 @@ A run not started by its `start_by` ends CANCELLED, saying why.
 
 `start_by` is set at trigger (`durable.services.runs`): the run's requested start (now, or
 now + delay) plus the trigger's `ttl`. Whoever would first start the run checks it with
-`expire_if_late` before taking the run: the worker, before the lease of a run that has
-never started (`durable.worker.wakeups`), and whatever hands out a queue's slots to runs
-waiting for one. A run held back past its ttl (by a rate limit, a concurrency slot, a
-backlog of workers) so never starts: it ends as a cancel does (`durable.services.endings`:
-its end's follow-ups, a parent's wake-up or a batch's report, are carried out), with the
-error `RunExpired`. A rate-limited run whose window begins after its `start_by` is woken at
-`start_by`, so it ends then rather than at its window.
+`expire_if_late` before taking the run: the worker, just before the lease of a run that
+has never started (`check_start`, in `durable.worker.wakeups`, after the checks that hand
+the run to another code version or keep it held: the worker that would run it decides),
+and whatever hands out a queue's slots to runs waiting for one. A run held back past its
+ttl (by a rate limit, a concurrency slot, a backlog of workers) so never starts: it ends
+as a cancel does (`durable.services.endings`: its end's follow-ups, a parent's wake-up or
+a batch's report, are carried out), with the error `RunExpired`. A rate-limited run whose
+window begins after its `start_by` is woken at `start_by`, so it ends then rather than at
+its window.
 
 A rate-limited run holds a place in one window (`durable.services.admission`); one that
 comes to start after that window has ended takes a place again from now on

@@ -186,15 +186,15 @@ class Worker:
                 return Handled.REHOPPED
             if message.reason is WakeReason.SWEEP and not self._wait_is_over(run):
                 return Handled.NOT_DUE
-        held_back = check_start(RunEndings(self.starter, self.config.retention), self.registry, run)
-        if held_back is not None:
-            return Handled(held_back)  # expired, or waits for a later rate window
         if run.code_version != self.config.code_version:
             return self._pinned_elsewhere(run, message)
         if still_held(run, self.registry, self.config.code_version):
             # This code held it: a replay would diverge again (`durable.worker.holds`).
             recheck_hold(self.store, self.clock, run, self.config.hold_recheck)
             return Handled.HELD
+        held_back = check_start(RunEndings(self.starter, self.config.retention), self.registry, run)
+        if held_back is not None:
+            return Handled(held_back)  # expired, or waits for a later rate window
         owner = new_owner_id()
         first_start = run.started_at is None
         try:
