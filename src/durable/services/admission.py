@@ -35,9 +35,9 @@ two pending runs (the loser tries again, and replaces). A debounced trigger take
 idempotency key (`InputError`): a retried one simply replaces again. The starts the
 library makes (a child run, a batch item, a schedule's firing) are not debounced: each
 starts its own run. A queue with both a debounce and a rate limit debounces only (the
-callers' triggers; the library's starts take their places in the rate windows). A crash anywhere
-leaves either nothing, or the run stored with its start in the due index (the sweeper
-sends it): no trigger is lost.
+callers' triggers; the library's starts take their places in the rate windows). A crash
+anywhere leaves either nothing, or the run stored with its start in the due index (the
+sweeper sends it): no trigger is lost.
 """
 
 from __future__ import annotations
