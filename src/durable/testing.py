@@ -87,6 +87,13 @@ _STORE_OPERATIONS = {
     "read_stats",
     "stats_task_ids",
     "count_active",
+    "take_rate_place",
+    "rate_head",
+    "advance_rate_head",
+    "debounced_run",
+    "create_debounced_run",
+    "replace_pending_run",
+    "claimed_run",
 }
 
 

@@ -122,7 +122,10 @@ class TriggerResponse(BaseModel):
 
     run_id: str
     status: RunStatus
-    created: bool
+    created: bool = Field(
+        description="false: the run was there already (the same idempotency key, or a "
+        "debounced task's pending run, whose payload this trigger replaced)"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -127,6 +127,7 @@ def retry_run(store: RunStore, queue: WakeQueue, clock: Clock, run_id: str, by: 
                 "crash_streak": 0,
                 "wake_at": now,
                 "wake_token": None,
+                "start_by": None,  # a retried run is started now, whatever its ttl was
                 "lease_owner": None,
                 "lease_expires": None,
                 "checkpoints": history[-1].seq,

@@ -21,6 +21,10 @@ Rules every start honours:
   A run id given by the caller (a batch child's, derived from its slot) that exists
   already is found, not started twice.
 - Tags and metadata are checked (`durable.services.labels`) before anything is stored.
+- A task's queue may hold its start back (`durable.services.admission`): a rate limit
+  takes a place in a window and delays the start to it; a debounced queue's trigger
+  replaces the run still pending for its key. `start_by` (the ttl's end) runs from the
+  start asked for, not from the one a limit gives (`durable.services.expiry`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from durable.ids import new_run_id
 from durable.queues.base import WakeQueue
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.serialization import check_depth, dumps, loads
+from durable.services.admission import admitted_start, trigger_debounced
 from durable.services.labels import checked_metadata, checked_tags
 from durable.services.stats import count_started
 from durable.storage.base import RunStore
@@ -114,8 +119,24 @@ class RunStarter:
         value = definition.validate_payload(payload)
         check_depth(value, "the payload")
         now = self.clock.now()
+        given_run_id = run_id  # a batch child's: it may exist already
         run_id = run_id or new_run_id(now)
         stored_payload = self.codec.encode(value, f"{run_id}/payload")
+        requested = now + delay if delay else now  # the start asked for; the ttl runs from it
+        flow = definition.queue
+        # Debounce is for callers' triggers: a child, a batch item or a schedule's firing
+        # (the starts the library makes, each under its own key) starts its own run.
+        made_here = parent_run_id is not None or started_at is not None or batch_slot is not None
+        debounce = flow.debounce if flow is not None and not made_here else None
+        if debounce is not None and idempotency_key is not None:
+            raise InputError(f"task {task_id!r} is debounced: a trigger takes no idempotency key")
+        # A place in the queue's rate windows, if it has a rate limit (`services.admission`).
+        start, waits_for = admitted_start(
+            self.store, flow, task_id, requested, now, debounce=debounce, ttl=ttl,
+            concurrency_key=concurrency_key, idempotency_key=idempotency_key,
+            given_run_id=given_run_id,
+        )  # fmt: skip
+        delay = start - now if start > requested else delay
         wake_at = now + delay if delay else now
         token = "start" if delay else None
         run = RunRecord(
@@ -138,13 +159,21 @@ class RunStarter:
             queue=definition.queue_name,
             concurrency_key=concurrency_key,
             priority=priority,
-            start_by=wake_at + ttl if ttl is not None else None,
+            start_by=requested + ttl if ttl is not None else None,
+            waiting_for=waits_for,
             idempotency_expires_at=(
                 now + idempotency_key_ttl
                 if idempotency_key is not None and idempotency_key_ttl is not None
                 else None
             ),
         )
+        if debounce is not None:
+            stored, created = trigger_debounced(
+                self.store, self.queue, self.codec, run, value, debounce, now
+            )
+            if created:
+                count_started(self.store, self.clock, stored)
+            return RunHandle(stored.run_id, stored.status, created, definition.result_annotation)
         try:
             stored, created = self.store.create_run(run)
         except ConflictError:

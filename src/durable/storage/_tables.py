@@ -15,6 +15,20 @@ Layout (single table, `pk` hash key, `sk` range key):
     STATS#<task>#<s>         SLOT#<slot>         a task's counters, shard s, ring slot `slot`
     STATS#TASKS              <task_id>           a task that has counters (read by the metrics)
     BULK#<job_id>            BULK                a bulk job and its lease (no index)
+    RATE#<queue>#<key>       SLOT#<slot>         a rate window's count: ring slot `slot`
+                                                 holds window `w` (its start budget's use `n`)
+    RATE#<queue>#<key>       HEAD                the window a search for room starts at
+    DEBOUNCE#<task>#<key>    DEBOUNCE            the run still pending for a debounce key
+
+Rate windows (`durable.storage.admission`, `durable.services.admission`): a queue with a
+`RateLimit(limit, period)` numbers fixed windows of `period` since the epoch; per queue and
+concurrency key, a ring of `RATE_RING` (128) slot items holds one window's count each
+(`slot = w % 128`), so the items are bounded (129 per queue and key, about 60 bytes each)
+without any expiry: a slot is reused by the window 128 periods later, and a window pushed
+out of its slot (a delayed trigger 128 periods ahead) counts as full for ever, so no window
+admits more than `limit` runs. Debounce items: one per (task, key) ever debounced, naming
+the run pending for it (a run id, about 100 bytes); none is deleted (bounded by the keys).
+None of these items carries an index attribute.
 
 The counter items of a task's shard (`durable.storage.dynamodb.stats`, `durable.services.
 stats`) are a ring of `STATS_BUCKETS` (8) items, one per time bucket slot of 10 minutes
@@ -182,6 +196,23 @@ def stats_slot_sk(slot: int) -> str:
 
 
 BULK_JOB_SK = "BULK"
+
+RATE_HEAD_SK = "HEAD"
+DEBOUNCE_SK = "DEBOUNCE"
+
+
+def rate_pk(scope: str) -> str:
+    """The partition of a scope's rate windows (`durable.storage.admission.rate_scope`:
+    a queue name and a concurrency key, neither of which may hold a '#')."""
+    return f"RATE#{scope}"
+
+
+def rate_slot_sk(slot: int) -> str:
+    return f"SLOT#{slot}"
+
+
+def debounce_pk(task_id: str, key: str) -> str:
+    return f"DEBOUNCE#{escape_key_part(task_id)}#{key}"
 
 
 def bulk_job_pk(job_id: str) -> str:

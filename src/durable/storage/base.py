@@ -5,7 +5,8 @@
 (events waiting for a run), `Listings` (runs by task, status, wake-up time), `Retention`
 (expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out),
 `RunStats` (counters of runs per task, for metrics: never a run's state), `BulkJobs`
-(bulk actions on runs, `durable.storage.bulk_jobs`). A
+(bulk actions on runs, `durable.storage.bulk_jobs`), `Admissions` (rate windows and
+debounce items, `durable.storage.admission`). A
 consumer that uses one family can depend on that port alone; adapters implement them all.
 The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
@@ -31,6 +32,7 @@ from durable.records import (
     RunRecord,
     RunStatus,
 )
+from durable.storage.admission import Admissions
 from durable.storage.bulk_jobs import BulkJob
 
 
@@ -425,6 +427,7 @@ class RunStore(
     Batches,
     RunStats,
     BulkJobs,
+    Admissions,
     Protocol,
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""

@@ -29,11 +29,12 @@ from durable.records import (
 )
 from durable.storage._shards import shard_of
 from durable.storage.base import RunPage, finished_within, run_id_bound, token_key
+from durable.storage.memory_admission import MemoryAdmissions
 from durable.storage.memory_bulk import MemoryBulkJobs
 from durable.storage.memory_stats import MemoryRunStats
 
 
-class MemoryRunStore(MemoryRunStats, MemoryBulkJobs):
+class MemoryRunStore(MemoryRunStats, MemoryBulkJobs, MemoryAdmissions):
     """Keeps everything in dictionaries; behaves like the DynamoDB adapter."""
 
     def __init__(self, index_shards: int = 1) -> None:

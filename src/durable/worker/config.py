@@ -33,6 +33,8 @@ class Handled(StrEnum):
     PURGE_HELD = "purge_held"  # ... another purger holds the shard: dropped
     BULK = "bulk"  # a BULK message: its bulk job was worked on (`durable.services.bulk`)
     HELD = "held"  # held for a code fix that this worker's code is not: not replayed
+    EXPIRED = "expired"  # not started within its ttl: ended CANCELLED (`services.expiry`)
+    READMITTED = "readmitted"  # came after its rate window: waits for a later one (idem)
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,7 @@ from durable.records import (
 )
 from durable.services.bulk import BulkPorts, work_on_message
 from durable.services.endings import RunEndings, has_follow_ups
+from durable.services.expiry import check_start
 from durable.services.purge import LEASE_MARGIN, purge_shard
 from durable.services.runs import RunStarter
 from durable.services.stats import count_ended, count_held, count_retries
@@ -191,6 +192,9 @@ class Worker:
             # This code held it: a replay would diverge again (`durable.worker.holds`).
             recheck_hold(self.store, self.clock, run, self.config.hold_recheck)
             return Handled.HELD
+        held_back = check_start(RunEndings(self.starter, self.config.retention), self.registry, run)
+        if held_back is not None:
+            return Handled(held_back)  # expired, or waits for a later rate window
         owner = new_owner_id()
         first_start = run.started_at is None
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from durable.aws import endpoint_url, region_name
 from durable.settings import Settings
+from durable.storage.dynamodb.admission import DynamoAdmissions
 from durable.storage.dynamodb.batches import DynamoBatches
 from durable.storage.dynamodb.bulk import DynamoBulkJobs
 from durable.storage.dynamodb.callbacks import DynamoCallbacks
@@ -16,6 +17,7 @@ from durable.storage.dynamodb.stats import DynamoRunStats
 
 
 class DynamoDBRunStore(
+    DynamoAdmissions,  # a DynamoRunRecords: first, for the method order
     DynamoRunRecords,
     DynamoRunLog,
     DynamoInbox,

@@ -1,0 +1,178 @@
+"""Rate-limited and debounced triggers, crashed at every AWS call of a play.
+
+A play triggers runs as an API caller would (retrying a call that failed, with an
+idempotency key for the rate-limited ones: that is how a caller makes a retried trigger
+one run), then lets production recover (SQS redelivery, the sweeper every minute). For
+each call k of an uncrashed play and each side of it, a fresh environment dies right
+there. Every time:
+
+- rate limit (3 a minute, 5 runs triggered at once): exactly 5 runs, all completed, each
+  with its own payload, and never more than 3 started in one minute (a crash between a
+  place taken and its run stored wastes that place: a run may start a minute later);
+- debounce (3 triggers 10 s apart, each within the period): exactly one run, completed
+  with the last trigger's payload: no trigger lost, never two pending runs.
+
+And with every message delivered three times and once late (`test_delivery.chaotic`),
+rate-limited runs still start at most the limit in a minute, each step once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from durable import Context, Queue, RateLimit, TaskRegistry, task
+from durable.faults import Faults, When
+from durable.records import RunStatus
+from durable.testing import Backend, MotoBackend, TestEnvironment
+
+from .conftest import Production, crash_sides
+from .test_delivery import chaotic
+
+START = datetime(2030, 1, 1, 12, 0, 10, tzinfo=UTC)
+EPOCH_MINUTE = START.replace(second=0)  # the rate windows are whole minutes
+LIMIT = 3
+RUNS = 5
+
+
+def registry() -> TaskRegistry:
+    made = TaskRegistry()
+
+    @task(id="limited", registry=made, queue=Queue("api", rate_limit=RateLimit(LIMIT, _MINUTE)))
+    def limited(ctx: Context, payload: Any) -> Any:
+        return ctx.step("echo", lambda: payload)
+
+    @task(id="debounced", registry=made, queue=Queue("index", debounce=timedelta(seconds=30)))
+    def debounced(ctx: Context, payload: Any) -> Any:
+        return ctx.step("echo", lambda: payload)
+
+    return made
+
+
+_MINUTE = timedelta(minutes=1)
+
+
+def play_rate(
+    backend: Backend, crash: tuple[int, When] | None, moto: MotoBackend | None
+) -> dict[str, Any]:
+    faults = Faults()
+    with TestEnvironment(
+        backend=backend, registry=registry(), faults=faults, moto=moto, start=START
+    ) as env:
+        if crash is not None:
+            faults.crash(*crash)
+        production = Production(env)
+        handles = [
+            production.call(lambda n=n: env.trigger("limited", n, idempotency_key=f"r{n}"))
+            for n in range(RUNS)
+        ]
+        ids = [handle.run_id for handle in handles]
+        production.run(lambda: ids)
+        calls = faults.calls
+        with faults.paused():
+            runs = [env.get(run.run_id) for run in env.list(limit=100).runs]
+            per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
+            return {
+                "calls": calls,
+                "runs": len(runs),
+                "completed": all(run.status is RunStatus.COMPLETED for run in runs),
+                "payloads": sorted(run.result for run in runs),
+                "most_in_a_minute": max(per_minute.values()),
+            }
+
+
+def play_debounce(
+    backend: Backend, crash: tuple[int, When] | None, moto: MotoBackend | None
+) -> dict[str, Any]:
+    faults = Faults()
+    with TestEnvironment(
+        backend=backend, registry=registry(), faults=faults, moto=moto, start=START
+    ) as env:
+        if crash is not None:
+            faults.crash(*crash)
+        production = Production(env)
+        for n in range(3):
+            production.call(lambda n=n: env.trigger("debounced", {"v": n}))
+            env.clock.advance(timedelta(seconds=10))
+        production.run(lambda: [run.run_id for run in env.list(limit=100).runs])
+        calls = faults.calls
+        with faults.paused():
+            runs = [env.get(run.run_id) for run in env.list(limit=100).runs]
+            return {
+                "calls": calls,
+                "runs": len(runs),
+                "completed": all(run.status is RunStatus.COMPLETED for run in runs),
+                "results": [run.result for run in runs],
+            }
+
+
+RATE_EXPECTED = {
+    "runs": RUNS,
+    "completed": True,
+    "payloads": list(range(RUNS)),
+    "most_in_a_minute": LIMIT,
+}
+DEBOUNCE_EXPECTED = {"runs": 1, "completed": True, "results": [{"v": 2}]}
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoBackend]:
+    with MotoBackend() as backend:
+        yield backend
+
+
+def _sweep(play: Any, expected: dict[str, Any], backend: Backend, moto: MotoBackend) -> None:
+    shared = moto if backend == "moto" else None
+    reference = play(backend, None, shared)
+    assert {key: reference[key] for key in expected} == expected
+    tried = 0
+    problems = []
+    for call in range(1, reference["calls"] + 1):
+        for when in crash_sides(call, backend):
+            outcome = play(backend, (call, when), shared)
+            tried += 1
+            seen = {key: outcome[key] for key in expected}
+            if seen != expected:
+                problems.append(f"crash {when} call {call}: {seen}")
+    print(f"\n{play.__name__} ({backend}): calls={reference['calls']} tried={tried}")
+    assert problems == []
+    assert tried >= reference["calls"] > 0
+
+
+@pytest.mark.parametrize("backend", ["memory", "moto"])
+def test_a_crash_at_any_call_of_rate_limited_triggers_makes_each_run_once_within_the_limit(
+    backend: Backend, moto: MotoBackend
+) -> None:
+    _sweep(play_rate, RATE_EXPECTED, backend, moto)
+
+
+@pytest.mark.parametrize("backend", ["memory", "moto"])
+def test_a_crash_at_any_call_of_debounced_triggers_makes_one_run_with_the_last_payload(
+    backend: Backend, moto: MotoBackend
+) -> None:
+    _sweep(play_debounce, DEBOUNCE_EXPECTED, backend, moto)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_duplicate_and_late_deliveries_never_start_more_than_the_limit_in_a_minute(
+    seed: int,
+) -> None:
+    # Every message three times within seconds and once up to 15 minutes late: the runs of
+    # a window start within it, a late copy finds its run started (or ended) and stops.
+    with TestEnvironment(registry=registry(), start=START) as env:
+        chaotic(env, seed)
+        production = Production(env)
+        handles = [env.trigger("limited", n) for n in range(4 * LIMIT)]
+        production.run(lambda: [handle.run_id for handle in handles])
+        env.advance(timedelta(minutes=30))  # every late copy is delivered
+        runs = [env.get(handle.run_id) for handle in handles]
+        assert [run.status for run in runs] == [RunStatus.COMPLETED] * len(runs)
+        assert sorted(run.result for run in runs) == list(range(4 * LIMIT))
+        assert all(len(env.history(run.run_id)) == 1 for run in runs)  # one step, once
+        per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
+        assert max(per_minute.values()) == LIMIT
+        assert len(env.list(limit=100).runs) == 4 * LIMIT
