@@ -87,6 +87,8 @@ _STORE_OPERATIONS = {
     "read_stats",
     "stats_task_ids",
     "count_active",
+    "parked_timers",
+    "set_timer_parked",
 }
 
 
@@ -137,6 +139,10 @@ class TestEnvironment:
         self.crashes = 0
         self.infrastructure_errors = 0  # invocations that ended with one (then redelivered)
         self.handled: list[tuple[WakeUp, Handled]] = []
+        # Parked timers (`durable.services.timers`) are handed off at their moment, as by
+        # a sweeper running at every instant, without faults; False leaves them to `sweep`
+        # alone (the fault suite's `Production`, which sweeps on the template's schedule).
+        self.hands_off_timers = True
         self.store: RunStore
         self.blobs: BlobStore
 
@@ -152,7 +158,7 @@ class TestEnvironment:
         if self.faults is not None:
             # The queue stands in for SQS on both backends (delivery needs the virtual
             # clock): its sends meet the faults as SQS calls would.
-            queue = FaultyAdapter(queue, "sqs", self.faults, {"send", "send_many"})
+            queue = FaultyAdapter(queue, "sqs", self.faults, {"send", "send_many", "send_timed"})
             if self.backend == "moto":
                 self._injection = injected_into_botocore(self.faults)
                 self._injection.__enter__()
@@ -314,7 +320,12 @@ class TestEnvironment:
         return handled
 
     def run_until_idle(self, max_invocations: int = 100_000) -> int:
-        """Run every message due now (and what they cause now); never moves the clock."""
+        """Run every message due now (and what they cause now); never moves the clock.
+
+        First the parked timers due within the queue's delay are handed off (see
+        `hands_off_timers`), as the sweeper does.
+        """
+        self._hand_off()
         count = 0
         while True:
             message = self.queue.pop_due(self.clock.now())
@@ -342,9 +353,30 @@ class TestEnvironment:
         self.clock.set(target)
         self._fire_and_run()
 
-    def _next_due(self) -> datetime | None:
-        """The next time something happens: a queued wake-up or (with schedules) a firing."""
+    def _hand_off(self) -> None:
+        if self.hands_off_timers:
+            from durable.services.timers import hand_off_timers
+
+            with self._reading():
+                hand_off_timers(self.runtime_store, self.runtime_queue, self.clock)
+
+    def _next_wake(self) -> datetime | None:
+        """When the next queued wake-up falls due, or the next parked timer is handed off."""
         due = self.queue.next_due()
+        if self.hands_off_timers:
+            from durable.services.timers import next_hand_off
+
+            with self._reading():
+                hand_off = next_hand_off(self.runtime_store, self.runtime_queue)
+            if hand_off is not None:
+                hand_off = max(hand_off, self.clock.now())
+                due = hand_off if due is None else min(due, hand_off)
+        return due
+
+    def _next_due(self) -> datetime | None:
+        """The next time something happens: a wake-up (`_next_wake`) or (with schedules) a
+        firing."""
+        due = self._next_wake()
         if self._schedules:
             from durable.services.schedules import next_firing
 
@@ -388,7 +420,7 @@ class TestEnvironment:
             )
             if info.status.is_terminal or waits_outside:
                 return info
-            due = self.queue.next_due()
+            due = self._next_wake()
             if due is None or due > limit:
                 return info
             self.clock.set(due)

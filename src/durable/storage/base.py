@@ -5,7 +5,8 @@
 (events waiting for a run), `Listings` (runs by task, status, wake-up time), `Retention`
 (expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out),
 `RunStats` (counters of runs per task, for metrics: never a run's state), `BulkJobs`
-(bulk actions on runs, `durable.storage.bulk_jobs`). A
+(bulk actions on runs, `durable.storage.bulk_jobs`), `ParkedTimers` (far wake-ups that
+wait in the store, `durable.storage.timers`). A
 consumer that uses one family can depend on that port alone; adapters implement them all.
 The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
@@ -32,6 +33,7 @@ from durable.records import (
     RunStatus,
 )
 from durable.storage.bulk_jobs import BulkJob
+from durable.storage.timers import ParkedTimers
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +142,8 @@ class Listings(Protocol):
       on the runs read examines at most `MAX_EXAMINED_PER_PAGE` index entries: it may hold
       fewer than `limit` runs (none, even) and still have a `next_cursor`; the listing ends
       only when `next_cursor` is None.
-    - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
+    - `due_runs` lists unparked runs (see `durable.storage.timers`) whose `wake_at` is at
+      or before `before`, oldest first (by
       `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of
       the previous page). A finished run carries a `wake_at` only while the follow-ups of
       its end are pending (see `durable.services.endings`), so it is listed until they are done.
@@ -425,6 +428,7 @@ class RunStore(
     Batches,
     RunStats,
     BulkJobs,
+    ParkedTimers,
     Protocol,
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""
