@@ -141,7 +141,7 @@ class TestEnvironment:
         self.handled: list[tuple[WakeUp, Handled]] = []
         # Parked timers (`durable.services.timers`) are handed off at their moment, as by
         # a sweeper running at every instant, without faults; False leaves them to `sweep`
-        # alone (the fault suite's `Production`, which sweeps on the template's schedule).
+        # alone, as in AWS (a test of crashes in the hand-off, of the sweeper's schedule).
         self.hands_off_timers = True
         self.store: RunStore
         self.blobs: BlobStore

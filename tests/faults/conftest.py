@@ -47,7 +47,6 @@ class Production:
 
     def __init__(self, env: TestEnvironment, sweep_every: timedelta = SWEEP_EVERY) -> None:
         self.env = env
-        env.hands_off_timers = False  # parked timers: handed off by the sweeps alone
         self.sweep_every = sweep_every
         self.caller_retries = 0
         self.sweeps = 0

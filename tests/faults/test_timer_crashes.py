@@ -92,6 +92,7 @@ def play(
         env.deliver = delivering  # type: ignore[method-assign]
         env.sweep = sweeping  # type: ignore[method-assign]
         production = Production(env)
+        env.hands_off_timers = False  # the sweeps alone hand off, as in AWS
         delay = DELAY if task_id == "later" else None
         started = env.now()
         handle = production.call(lambda: env.trigger(task_id, delay=delay, idempotency_key="k"))
