@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 
 from durable.clock import Clock
 from durable.errors import ConflictError, RunNotFoundError
+from durable.logs import library_logger
 from durable.queues.base import WakeQueue, send_many, waiting_messages
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.services.purge import SETTLE, purgeable
@@ -83,7 +84,11 @@ def sweep(
     """
     started = clock.now()
     # First the parked timers due within the queue's delay (`durable.services.timers`).
-    hand_off_timers(store, queue, clock, limit=limit, budget=budget, page_size=page_size)
+    handed_off = hand_off_timers(
+        store, queue, clock, limit=limit, budget=budget, page_size=page_size
+    )
+    if handed_off:
+        library_logger().info("parked timers handed off", timers=handed_off)
     before = started - grace
     backlog = waiting_messages(queue)
     sent = 0
