@@ -1,6 +1,8 @@
 """`TestEnvironment`: the real worker and client on memory (or moto) adapters and a virtual clock.
 
-Like Temporal's time-skipping environment: timers and backoff take no real time.
+Like Temporal's time-skipping environment: timers and backoff take no real time. A wait
+longer than the queue's delay is parked in the store (`durable.services.timers`); the kit
+hands it off at its moment by itself (`hands_off_timers`), as the sweeper would.
 `run_until_idle` runs everything due now; `advance` moves the clock, running what falls due
 in order, and fires each cron task at its scheduled instants (as the sweeper would, on
 time); `run_until_complete` skips from wake-up to wake-up until the run ends or waits on
