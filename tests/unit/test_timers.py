@@ -201,6 +201,31 @@ def test_a_week_long_wait_times_out_on_time(registry: TaskRegistry, env: TestEnv
     assert (env.invocations, env.queue.sent) == (2, 2)
 
 
+def test_a_three_day_callback_times_out_on_time(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    tokens: list[str] = []
+
+    @task(id="review", registry=registry)
+    def review(ctx: Context, payload: None) -> Any:
+        try:
+            return ctx.wait_for_callback("review", submit=tokens.append, timeout=timedelta(days=3))
+        except WaitTimeoutError:
+            return ctx.step("expired", lambda: env.now().isoformat())
+
+    run = env.trigger("review")
+    env.run_until_idle()
+    timeout = env.now() + timedelta(days=3)
+    assert len(tokens) == 1 and stored(env, run.run_id).wake_parked
+
+    sweep_until(env, timeout + timedelta(minutes=2))
+
+    info = env.get(run.run_id)
+    assert info.status is RunStatus.COMPLETED
+    assert abs(datetime.fromisoformat(info.result) - timeout) <= timedelta(seconds=1)
+    assert (env.invocations, env.queue.sent) == (2, 2)
+
+
 def test_an_event_wakes_a_parked_wait_at_once(registry: TaskRegistry, env: TestEnvironment) -> None:
     @task(id="approval", registry=registry)
     def approval(ctx: Context, payload: None) -> Any:
