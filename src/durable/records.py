@@ -212,7 +212,9 @@ class RunRecord:
     `wake_at` is when the run next needs an invocation (a sleep's end, a retry, a wait's
     timeout, or a running invocation's lease expiry); the sweeper re-enqueues runs whose
     `wake_at` is overdue. `wake_token` names the one timer message that is current; a timer
-    message carrying another token is stale and dropped. `expires_at` is set when the run
+    message carrying another token is stale and dropped. A `wake_at` further away than the
+    queue's longest delay is parked (`wake_parked`): no message is in flight for it until
+    the sweeper hands it off. `expires_at` is set when the run
     ends (finish time + retention); the sweeper then deletes the run with its log and inbox.
     """
 
@@ -232,6 +234,9 @@ class RunRecord:
     code_version: str = "dev"
     wake_at: datetime | None = None
     wake_token: str | None = None
+    # A far `wake_at` with no message sent: the sweeper sends its timer once it is within
+    # the queue's longest delay (`durable.services.timers`); `due_runs` leaves it out.
+    wake_parked: bool = False
     waiting_for: str | None = None
     lease_owner: str | None = None
     lease_expires: datetime | None = None

@@ -1,6 +1,8 @@
 """`TestEnvironment`: the real worker and client on memory (or moto) adapters and a virtual clock.
 
-Like Temporal's time-skipping environment: timers and backoff take no real time.
+Like Temporal's time-skipping environment: timers and backoff take no real time. A wait
+longer than the queue's delay is parked in the store (`durable.services.timers`); the kit
+hands it off at its moment by itself (`hands_off_timers`), as the sweeper would.
 `run_until_idle` runs everything due now; `advance` moves the clock, running what falls due
 in order, and fires each cron task at its scheduled instants (as the sweeper would, on
 time); `run_until_complete` skips from wake-up to wake-up until the run ends or waits on
@@ -94,6 +96,8 @@ _STORE_OPERATIONS = {
     "create_debounced_run",
     "replace_pending_run",
     "claimed_run",
+    "parked_timers",
+    "set_timer_parked",
 }
 
 
@@ -144,6 +148,10 @@ class TestEnvironment:
         self.crashes = 0
         self.infrastructure_errors = 0  # invocations that ended with one (then redelivered)
         self.handled: list[tuple[WakeUp, Handled]] = []
+        # Parked timers (`durable.services.timers`) are handed off at their moment, as by
+        # a sweeper running at every instant, without faults; False leaves them to `sweep`
+        # alone, as in AWS (a test of crashes in the hand-off, of the sweeper's schedule).
+        self.hands_off_timers = True
         self.store: RunStore
         self.blobs: BlobStore
 
@@ -159,7 +167,7 @@ class TestEnvironment:
         if self.faults is not None:
             # The queue stands in for SQS on both backends (delivery needs the virtual
             # clock): its sends meet the faults as SQS calls would.
-            queue = FaultyAdapter(queue, "sqs", self.faults, {"send", "send_many"})
+            queue = FaultyAdapter(queue, "sqs", self.faults, {"send", "send_many", "send_timed"})
             if self.backend == "moto":
                 self._injection = injected_into_botocore(self.faults)
                 self._injection.__enter__()
@@ -327,7 +335,12 @@ class TestEnvironment:
         return handled
 
     def run_until_idle(self, max_invocations: int = 100_000) -> int:
-        """Run every message due now (and what they cause now); never moves the clock."""
+        """Run every message due now (and what they cause now); never moves the clock.
+
+        First the parked timers due within the queue's delay are handed off (see
+        `hands_off_timers`), as the sweeper does.
+        """
+        self._hand_off()
         count = 0
         while True:
             message = self.queue.pop_due(self.clock.now())
@@ -355,9 +368,30 @@ class TestEnvironment:
         self.clock.set(target)
         self._fire_and_run()
 
-    def _next_due(self) -> datetime | None:
-        """The next time something happens: a queued wake-up or (with schedules) a firing."""
+    def _hand_off(self) -> None:
+        if self.hands_off_timers:
+            from durable.services.timers import hand_off_timers
+
+            with self._reading():
+                hand_off_timers(self.runtime_store, self.runtime_queue, self.clock)
+
+    def _next_wake(self) -> datetime | None:
+        """When the next queued wake-up falls due, or the next parked timer is handed off."""
         due = self.queue.next_due()
+        if self.hands_off_timers:
+            from durable.services.timers import next_hand_off
+
+            with self._reading():
+                hand_off = next_hand_off(self.runtime_store, self.runtime_queue)
+            if hand_off is not None:
+                hand_off = max(hand_off, self.clock.now())
+                due = hand_off if due is None else min(due, hand_off)
+        return due
+
+    def _next_due(self) -> datetime | None:
+        """The next time something happens: a wake-up (`_next_wake`) or (with schedules) a
+        firing."""
+        due = self._next_wake()
         if self._schedules:
             from durable.services.schedules import next_firing
 
@@ -401,7 +435,7 @@ class TestEnvironment:
             )
             if info.status.is_terminal or waits_outside:
                 return info
-            due = self.queue.next_due()
+            due = self._next_wake()
             if due is None or due > limit:
                 return info
             self.clock.set(due)

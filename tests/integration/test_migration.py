@@ -194,6 +194,19 @@ def test_migrating_again_changes_nothing(old_table: Any) -> None:
     assert (again.runs_backfilled, again.runs_current) == (0, len(RUNS))
 
 
+def test_migrating_again_keeps_a_parked_timer_parked(old_table: Any) -> None:
+    migrate_table(TABLE, REGION, shards=SHARDS, pause=lambda seconds: None)
+    store = DynamoDBRunStore(TABLE, region=REGION)
+    [run] = [run for run in store.due_runs(LATER, limit=100) if run.run_id == "run_000003"]
+    assert store.set_timer_parked(run.run_id, True, wake_at=run.wake_at, wake_token=run.wake_token)
+
+    again = migrate_table(TABLE, REGION, shards=SHARDS, pause=lambda seconds: None)
+
+    assert (again.runs_backfilled, again.runs_current) == (0, len(RUNS))
+    assert numbers(store.parked_timers(LATER)) == [3]
+    assert 3 not in numbers(store.due_runs(LATER, limit=100))
+
+
 def test_durable_migrate_on_the_command_line(
     old_table: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

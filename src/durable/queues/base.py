@@ -2,7 +2,8 @@
 
 A queue delivers wake-up messages at least once, possibly late, duplicated or out of
 order; every consumer is idempotent. `send` takes a delay no longer than `max_delay`
-(SQS: 15 minutes); the worker re-hops longer waits, so no adapter needs more.
+(SQS: 15 minutes); longer waits are parked in the store until the sweeper hands them off
+(`durable.services.timers`), so no adapter needs more.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ class BatchingWakeQueue(WakeQueue, Protocol):
     """A queue that sends many messages per request (SQS: ten)."""
 
     def send_many(self, messages: Sequence[WakeUp], delay: timedelta = timedelta(0)) -> None: ...
+
+
+@runtime_checkable
+class TimedBatchWakeQueue(WakeQueue, Protocol):
+    """A queue that sends many messages per request, each with its own delay (SQS: ten)."""
+
+    def send_timed(self, entries: Sequence[tuple[WakeUp, timedelta]]) -> None: ...
 
 
 @runtime_checkable
@@ -71,6 +79,15 @@ def queue_depths(queue: WakeQueue) -> QueueDepths | None:
 def waiting_messages(queue: WakeQueue) -> int | None:
     """How many messages wait for a consumer; None when the queue cannot tell."""
     return queue.waiting() if isinstance(queue, CountingWakeQueue) else None
+
+
+def send_timed(queue: WakeQueue, entries: Sequence[tuple[WakeUp, timedelta]]) -> None:
+    """Send each message after its own delay, in batches where the queue takes them."""
+    if isinstance(queue, TimedBatchWakeQueue):
+        queue.send_timed(entries)
+    else:
+        for message, delay in entries:
+            queue.send(message, delay)
 
 
 def send_many(queue: WakeQueue, messages: Sequence[WakeUp]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from durable.clock import Clock
@@ -37,6 +38,11 @@ class MemoryWakeQueue:
         with self._lock:
             heapq.heappush(self._heap, (due, next(self._order), message))
             self.sent += 1
+
+    def send_timed(self, entries: Sequence[tuple[WakeUp, timedelta]]) -> None:
+        """Send each message after its own delay (one call, as SQS's batch of ten is)."""
+        for message, delay in entries:
+            self.send(message, delay)
 
     def waiting(self) -> int:
         """Messages due now and not yet taken (the backlog)."""

@@ -73,35 +73,38 @@ class SQSWakeQueue:
         self._count(1)
 
     def send_many(self, messages: Sequence[WakeUp], delay: timedelta = timedelta(0)) -> None:
-        """Send every message with the same delay, ten per request.
+        """Send every message with the same delay, ten per request (see `send_timed`)."""
+        self.send_timed([(message, delay) for message in messages])
+
+    def send_timed(self, entries: Sequence[tuple[WakeUp, timedelta]]) -> None:
+        """Send each message after its own delay, ten per request.
 
         Raises `InfrastructureError` naming the runs whose messages SQS did not accept; the others
         were sent (a re-send is harmless: consumers are idempotent).
         """
-        delay_seconds = _delay_seconds(delay)
-        pending = list(messages)
+        pending = [(message, _delay_seconds(delay)) for message, delay in entries]
         failed: list[str] = []
         for start in range(0, len(pending), _BATCH):
             batch = pending[start : start + _BATCH]
-            entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            request: list[SendMessageBatchRequestEntryTypeDef] = [
                 {
                     "Id": str(index),
                     "MessageBody": message.to_json(),
                     "DelaySeconds": delay_seconds,
                     "MessageAttributes": _attributes(message),
                 }
-                for index, message in enumerate(batch)
+                for index, (message, delay_seconds) in enumerate(batch)
             ]
             try:
                 response = self._client.send_message_batch(
-                    QueueUrl=self._queue_url, Entries=entries
+                    QueueUrl=self._queue_url, Entries=request
                 )
             except (BotoCoreError, ClientError) as exc:
                 raise InfrastructureError(
                     f"SQS refused a batch of {len(batch)} wake-ups: {exc}"
                 ) from exc
             self._count(len(response.get("Successful", [])))
-            failed.extend(batch[int(entry["Id"])].run_id for entry in response.get("Failed", []))
+            failed.extend(batch[int(entry["Id"])][0].run_id for entry in response.get("Failed", []))
         if failed:
             raise InfrastructureError(f"SQS did not accept the wake-ups of runs {failed}")
 

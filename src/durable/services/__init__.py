@@ -6,6 +6,7 @@
     delivery.py   events and callback completions into a run's inbox, then its wake-up
     schedules.py  firing `@task(cron=...)` instants, exactly once each
     sweeper.py    re-sending lost wake-ups, and sending the purge of expired runs
+    timers.py     far wake-ups parked in the store, handed off by the sweeper on time
     purge.py      deleting runs past their retention, shard by shard
     bulk.py       bulk jobs: cancel (retry, resume) every run a filter matches, page by page
     stats.py      counting runs per task (best effort), and the figures of GET /metrics

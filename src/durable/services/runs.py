@@ -20,6 +20,9 @@ Rules every start honours:
   item's, a schedule's firing) are given no TTL: they never expire while their run lives.
   A run id given by the caller (a batch child's, derived from its slot) that exists
   already is found, not started twice.
+- A start delayed further than the queue's longest delay is parked in the same write
+  and sent by the sweeper on time (`durable.services.timers`); a nearer one is sent
+  delayed.
 - Tags and metadata are checked (`durable.services.labels`) before anything is stored.
 - A task's queue may hold its start back (`durable.services.admission`): a rate limit
   takes a place in a window and delays the start to it; a debounced queue's trigger
@@ -44,6 +47,7 @@ from durable.serialization import check_depth, dumps, loads
 from durable.services.admission import admitted_start, trigger_debounced
 from durable.services.labels import checked_metadata, checked_tags
 from durable.services.stats import count_started
+from durable.services.timers import parks
 from durable.storage.base import RunStore
 from durable.task import TaskRegistry
 from durable.values import ValueCodec
@@ -139,6 +143,7 @@ class RunStarter:
         delay = start - now if start > requested else delay
         wake_at = now + delay if delay else now
         token = "start" if delay else None
+        parked = parks(wake_at, now, self.queue)  # a far start: the sweeper sends it
         run = RunRecord(
             run_id=run_id,
             task_id=task_id,
@@ -151,6 +156,7 @@ class RunStarter:
             code_version=self.code_version,
             wake_at=wake_at,
             wake_token=token,
+            wake_parked=parked,
             parent_run_id=parent_run_id,
             batch_slot=batch_slot,
             started_at=started_at.astimezone(UTC) if started_at is not None else None,
@@ -193,12 +199,10 @@ class RunStarter:
                 # sending its wake-up: send it now rather than wait for the sweeper.
                 self.queue.send(WakeUp(stored.run_id, WakeReason.START))
         if created:
-            if delay:
-                self.queue.send(
-                    WakeUp(run_id, WakeReason.TIMER, token), min(delay, self.queue.max_delay)
-                )
-            else:
+            if not delay:
                 self.queue.send(WakeUp(run_id, WakeReason.START))
+            elif not parked:  # a parked start is sent by the sweeper, on time
+                self.queue.send(WakeUp(run_id, WakeReason.TIMER, token), delay)
             count_started(self.store, self.clock, stored)  # best effort, after the run's writes
         return RunHandle(stored.run_id, stored.status, created, definition.result_annotation)
 

@@ -1,4 +1,9 @@
-"""The sweeper: re-enqueue runs whose wake-up is overdue, and purge finished runs past retention.
+"""The sweeper: hand off parked timers, re-enqueue runs whose wake-up is overdue, and purge
+finished runs past retention.
+
+Each sweep first sends the timers of the parked runs (wake-ups further than the queue's
+longest delay when they were set) that fall due within that delay, each delayed to its
+second (`durable.services.timers`); the overdue sweep below never meets a parked run.
 
 Runs on a schedule (EventBridge in AWS, a loop in `durable dev`). A run is overdue when its
 `wake_at` (sleep end, retry time, wait timeout, or a dead invocation's lease expiry) is more
@@ -46,9 +51,11 @@ from datetime import datetime, timedelta
 
 from durable.clock import Clock
 from durable.errors import ConflictError, RunNotFoundError
+from durable.logs import library_logger
 from durable.queues.base import WakeQueue, send_many, waiting_messages
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
 from durable.services.purge import SETTLE, purgeable
+from durable.services.timers import hand_off_timers
 from durable.storage.base import RunStore
 
 __all__ = ["BACKLOG_PATIENCE", "SETTLE", "purge_expired", "sweep"]
@@ -67,7 +74,8 @@ def sweep(
     budget: timedelta | None = None,
     page_size: int = 1000,
 ) -> int:
-    """Send a wake-up for each overdue run; returns how many were sent.
+    """Hand off the parked timers due within the queue's delay, then send a wake-up for
+    each overdue run; returns how many overdue runs were sent.
 
     Pages through the due index, oldest first, until it is exhausted, `limit` runs were
     sent or `budget` has gone by: runs that stay due (held for a code version, poisoned)
@@ -75,6 +83,12 @@ def sweep(
     its message is left alone while the queue has a backlog (see above).
     """
     started = clock.now()
+    # First the parked timers due within the queue's delay (`durable.services.timers`).
+    handed_off = hand_off_timers(
+        store, queue, clock, limit=limit, budget=budget, page_size=page_size
+    )
+    if handed_off:
+        library_logger().info("parked timers handed off", timers=handed_off)
     before = started - grace
     backlog = waiting_messages(queue)
     sent = 0

@@ -12,12 +12,14 @@ from durable.storage.base import (
     RunStats,
     RunStore,
 )
+from durable.storage.timers import ParkedTimers
 
 __all__ = [
     "Batches",
     "Callbacks",
     "Inbox",
     "Listings",
+    "ParkedTimers",
     "Retention",
     "RunLog",
     "RunPage",

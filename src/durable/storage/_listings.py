@@ -250,7 +250,7 @@ class IndexReader:
         """
 
         def still_due(run: RunRecord) -> bool:
-            return run.wake_at is not None and run.wake_at <= before
+            return run.wake_at is not None and run.wake_at <= before and not run.wake_parked
 
         return self._runs_by_instant(
             self._m.due_index,
@@ -260,6 +260,25 @@ class IndexReader:
             limit=limit,
             after=after,
             keep=still_due,
+            shards=list(range(self._shards)),
+        )
+
+    def parked_timers(
+        self, before: datetime, limit: int, after: RunRecord | None
+    ) -> list[RunRecord]:
+        """Parked runs (`due` under `TIMER#<k>`, `durable.storage.timers`), as `due_runs`."""
+
+        def still_parked(run: RunRecord) -> bool:
+            return run.wake_at is not None and run.wake_at <= before and run.wake_parked
+
+        return self._runs_by_instant(
+            self._m.due_index,
+            _tables.timer_pk,
+            "wake_at",
+            before=before,
+            limit=limit,
+            after=after,
+            keep=still_parked,
             shards=list(range(self._shards)),
         )
 

@@ -51,7 +51,7 @@ over `shards` keys of each index, and a listing queries every shard and merges:
     by-task-v2    task_pk   = <escaped task>#<k>   created_key   keys only
     by-status-v2  status_pk = <status>#<k>         created_key   keys and task_id
     all-runs-v2   all_pk    = RUN#<k>              created_key   keys only
-    due-v2        due_pk    = WAKE#<k>             wake_at       keys only
+    due-v2        due_pk    = WAKE#<k> | TIMER#<k> wake_at       keys only
     expiry-v2     expiry_pk = EXPIRE#<k>           expires_at    keys only
 
 `created_key` is the run id, which sorts by creation time; the task id is escaped as in
@@ -60,6 +60,11 @@ over `shards` keys of each index, and a listing queries every shard and merges:
 range key: `due` holds exactly the runs with a `wake_at` (an unfinished run that needs an
 invocation at that time, or a finished one whose end's follow-ups are pending), `expiry`
 those with an `expires_at` (set when a run ends with a retention: the runs to purge).
+`due` has two key spaces: `WAKE#<k>`, the runs the overdue sweep reads (`due_runs`), and
+`TIMER#<k>`, runs whose far `wake_at` is parked with no message sent (`wake_parked`,
+`parked_timers`: the sweeper hands them off, `durable.services.timers`). `due_pk` is the
+one hash key that changes besides `status_pk`: parking and un-parking move the entry from
+one key space to the other (a delete and a put in the index, like a new `wake_at`).
 Checkpoint, inbox and idempotency items carry none of these attributes: they are in no index.
 
 Tags, with no index of their own: a tag item (`RUN#<run_id>`, `TAG#<tag>`) carries the
@@ -256,6 +261,19 @@ def status_pk(status: str, shard: int) -> str:
 
 def due_pk(shard: int) -> str:
     return f"WAKE#{shard}"
+
+
+TIMER_PREFIX = "TIMER#"
+
+
+def timer_pk(shard: int) -> str:
+    """A parked run's `due_pk` (`durable.storage.timers`)."""
+    return f"{TIMER_PREFIX}{shard}"
+
+
+def due_key(shard: int, parked: bool) -> str:
+    """The `due_pk` of a run of shard `shard`, parked or not."""
+    return timer_pk(shard) if parked else due_pk(shard)
 
 
 def expiry_pk(shard: int) -> str:

@@ -6,7 +6,8 @@
 (expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out),
 `RunStats` (counters of runs per task, for metrics: never a run's state), `BulkJobs`
 (bulk actions on runs, `durable.storage.bulk_jobs`), `Admissions` (rate windows and
-debounce items, `durable.storage.admission`). A
+debounce items, `durable.storage.admission`), `ParkedTimers` (far wake-ups that wait in
+the store, `durable.storage.timers`). A
 consumer that uses one family can depend on that port alone; adapters implement them all.
 The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
@@ -34,6 +35,7 @@ from durable.records import (
 )
 from durable.storage.admission import Admissions
 from durable.storage.bulk_jobs import BulkJob
+from durable.storage.timers import ParkedTimers
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +144,8 @@ class Listings(Protocol):
       on the runs read examines at most `MAX_EXAMINED_PER_PAGE` index entries: it may hold
       fewer than `limit` runs (none, even) and still have a `next_cursor`; the listing ends
       only when `next_cursor` is None.
-    - `due_runs` lists runs whose `wake_at` is at or before `before`, oldest first (by
+    - `due_runs` lists unparked runs (see `durable.storage.timers`) whose `wake_at` is at
+      or before `before`, oldest first (by
       `wake_at`, then run id), up to `limit`, starting after the run `after` (the last of
       the previous page). A finished run carries a `wake_at` only while the follow-ups of
       its end are pending (see `durable.services.endings`), so it is listed until they are done.
@@ -428,6 +431,7 @@ class RunStore(
     RunStats,
     BulkJobs,
     Admissions,
+    ParkedTimers,
     Protocol,
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""

@@ -32,9 +32,10 @@ from durable.storage.base import RunPage, finished_within, run_id_bound, token_k
 from durable.storage.memory_admission import MemoryAdmissions
 from durable.storage.memory_bulk import MemoryBulkJobs
 from durable.storage.memory_stats import MemoryRunStats
+from durable.storage.memory_timers import MemoryParkedTimers
 
 
-class MemoryRunStore(MemoryRunStats, MemoryBulkJobs, MemoryAdmissions):
+class MemoryRunStore(MemoryRunStats, MemoryBulkJobs, MemoryAdmissions, MemoryParkedTimers):
     """Keeps everything in dictionaries; behaves like the DynamoDB adapter."""
 
     def __init__(self, index_shards: int = 1) -> None:
@@ -103,6 +104,7 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs, MemoryAdmissions):
                 wake_at=run.wake_at
                 if run.wake_at is not None and run.wake_at <= expires
                 else expires,
+                wake_parked=False,  # the lease's expiry is its wake-up now
                 updated_at=now,
                 started_at=run.started_at or now,
                 crash_streak=run.crash_streak + 1,
@@ -230,6 +232,7 @@ class MemoryRunStore(MemoryRunStats, MemoryBulkJobs, MemoryAdmissions):
             run
             for run in self._runs.values()
             if run.wake_at is not None
+            and not run.wake_parked
             and run.wake_at <= before
             and (start is None or (run.wake_at, run.run_id) > start)
         ]

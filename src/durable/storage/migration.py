@@ -171,7 +171,8 @@ def _current_keys(item: RunItem, shards: int) -> dict[str, str]:
         "all_pk": _tables.all_runs_pk(shard),
         "task_pk": _tables.task_pk(item.task_id, shard),
         "status_pk": _tables.status_pk(str(RunStatus(item.status)), shard),
-        "due_pk": _tables.due_pk(shard),
+        # A parked run stays parked (`durable.storage.timers`): its key space is kept.
+        "due_pk": _tables.due_key(shard, (item.due_pk or "").startswith(_tables.TIMER_PREFIX)),
         "expiry_pk": _tables.expiry_pk(shard),
     }
 

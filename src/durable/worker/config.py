@@ -23,6 +23,7 @@ class Handled(StrEnum):
     STALE = "stale"
     NOT_DUE = "not_due"
     REHOPPED = "rehopped"
+    PARKED = "parked"  # an early timer of a far wake-up: parked for the sweeper, dropped
     BUSY = "busy"
     ABANDONED = "abandoned"
     ROUTED = "routed"  # handed to the code version the run is pinned to

@@ -10,7 +10,8 @@ cancelled by the run services (`durable.services.runs`, `durable.services.batche
 
 Rules, each making a duplicate, late or lost message harmless:
 - A finished run, or a timer message whose token is not the run's current `wake_token`,
-  is dropped. A timer that is early (waits over 15 minutes re-hop) is sent on again.
+  is dropped. A wait longer than the queue's delay is parked, not sent: the sweeper sends
+  it on time (`durable.services.timers`); an early timer of an old deploy parks it.
 - The lease (a conditional update) lets one invocation own a run at a time; a message for
   a run whose lease is live is dropped: the owner schedules what comes next, and if it dies
   its lease expires and the sweeper re-enqueues the run.
@@ -79,6 +80,7 @@ from durable.services.expiry import check_start
 from durable.services.purge import LEASE_MARGIN, purge_shard
 from durable.services.runs import RunStarter
 from durable.services.stats import count_ended, count_held, count_retries
+from durable.services.timers import parks, rehop_or_park
 from durable.storage.base import RunStore
 from durable.storage.log_cache import LogCache
 from durable.task import TaskRegistry
@@ -181,9 +183,9 @@ class Worker:
             if not self._wait_is_over(run):
                 return Handled.STALE
         elif waiting and run.wake_at is not None and now < run.wake_at:
-            if message.reason is WakeReason.TIMER:
-                self._send_timer(run.run_id, run.wake_at, message.token)
-                return Handled.REHOPPED
+            if message.reason is WakeReason.TIMER:  # an old deploy's hop: parked if far
+                parked = rehop_or_park(self.store, self.queue, self.clock, run)
+                return Handled.PARKED if parked else Handled.REHOPPED
             if message.reason is WakeReason.SWEEP and not self._wait_is_over(run):
                 return Handled.NOT_DUE
         if run.code_version != self.config.code_version:
@@ -363,6 +365,7 @@ class Worker:
                 )
             elif isinstance(outcome, Suspended):
                 token = secrets.token_hex(8) if outcome.wake_at is not None else None
+                parked = parks(outcome.wake_at, now, self.queue)  # sent by the sweeper
                 self.store.update_run(
                     run.run_id,
                     {
@@ -372,6 +375,7 @@ class Worker:
                         "error": None,  # e.g. a VersionMismatch it was held with before
                         "wake_at": outcome.wake_at,
                         "wake_token": token,
+                        "wake_parked": parked,
                         "waiting_for": outcome.waiting_for,
                     },
                     expect_owner=owner,
@@ -410,7 +414,7 @@ class Worker:
             finally:
                 count_ended(self.store, self.clock, ended)  # best effort: never raises
         elif isinstance(outcome, Suspended):
-            if outcome.wake_at is not None:
+            if outcome.wake_at is not None and not parked:
                 self._send_timer(run.run_id, outcome.wake_at, token)
             if outcome.waiting_for is not None:
                 self._recheck_wait(run.run_id, outcome.waiting_for, environment)

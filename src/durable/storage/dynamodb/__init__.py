@@ -25,6 +25,7 @@ docstring says which requests its methods make:
     bulk.py        create_bulk_job, get_bulk_job, claim_bulk_job, save_bulk_job
     admission.py   take_rate_place, rate_head, advance_rate_head, debounced_run,
                    create_debounced_run, replace_pending_run (rate limits, debounce)
+    timers.py      parked_timers, set_timer_parked
     store.py       DynamoDBRunStore: all of them
 
 Nothing but `durable.errors` escapes: PynamoDB and botocore errors are translated at the

@@ -6,6 +6,7 @@ from typing import Any
 
 from durable.records import Checkpoint, CheckpointKind, ErrorInfo, InboxEvent, RunRecord, RunStatus
 from durable.storage._items import CheckpointItem, ErrorMap, InboxItem, RunItem
+from durable.storage._tables import TIMER_PREFIX
 
 
 def attribute_value(name: str, value: Any) -> Any:
@@ -64,6 +65,7 @@ def run_record(item: RunItem) -> RunRecord:
         code_version=item.code_version,
         wake_at=item.wake_at,
         wake_token=item.wake_token,
+        wake_parked=(item.due_pk or "").startswith(TIMER_PREFIX),
         waiting_for=item.waiting_for,
         lease_owner=item.lease_owner,
         lease_expires=item.lease_expires,

@@ -10,8 +10,9 @@
 - `acquire_lease` and `update_run` are one conditional `UpdateItem` returning the new item;
   only when the condition fails is the run read again, to tell "no such run" from "conflict".
 - The index hash keys of a run (sharded, see `_tables`) are written when it is created;
-  `update_run` writes `status_pk` with the status and nothing else of the keys, so an
-  update changes only the indexes whose attributes it changes.
+  `update_run` writes `status_pk` with the status, `due_pk` with `wake_parked` (its key
+  space, `durable.storage.timers`) and nothing else of the keys, so an update changes only
+  the indexes whose attributes it changes.
 - `get_run` reads strongly consistent.
 """
 
@@ -45,6 +46,9 @@ _LIVE_STATUSES = sorted(str(status) for status in RunStatus if status not in TER
 # Fields `update_run` may change: every RunRecord field but the key.
 # (Tags are fixed at creation: their items are in the index.)
 _UPDATABLE = frozenset(field.name for field in fields(RunRecord)) - {"run_id", "tags"}
+# Fields stored as an index key rather than an attribute of their own: `wake_parked` is
+# the `due_pk` key space (`durable.storage.timers`).
+_AS_KEYS = frozenset({"wake_parked"})
 
 
 class DynamoRunRecords(DynamoTable):
@@ -151,6 +155,8 @@ class DynamoRunRecords(DynamoTable):
             m.updated_at.set(now),
             m.started_at.set(m.started_at | now),  # if_not_exists: the first start stays
             m.crash_streak.add(1),  # the worker's persist sets it back to 0
+            # Un-parked (`durable.storage.timers`): the lease's expiry is its wake-up now.
+            m.due_pk.set(_tables.due_pk(self.shard_of(run_id))),
         ]
         # A wake_at at or before the lease's expiry stays: the sweeper meets the run by then
         # anyway (and follows a live lease, `durable.services.sweeper`), and the due index is not
@@ -201,7 +207,11 @@ class DynamoRunRecords(DynamoTable):
         status_key = None
         if changes.get("status") is not None:
             status_key = _tables.status_pk(str(RunStatus(changes["status"])), self.shard_of(run_id))
-        actions = _update_actions(m, changes, status_key) or [m.run_id.set(run_id)]
+        actions = _update_actions(m, changes, status_key)
+        if "wake_parked" in changes:
+            parked = bool(changes["wake_parked"])
+            actions.append(m.due_pk.set(_tables.due_key(self.shard_of(run_id), parked)))
+        actions = actions or [m.run_id.set(run_id)]
         return self._conditional_update(run_id, actions, condition, "did not match")
 
     def _conditional_update(
@@ -241,7 +251,7 @@ class DynamoRunRecords(DynamoTable):
 
     def _run_item(self, run: RunRecord) -> RunItem:
         item = self._models.run(_tables.run_pk(run.run_id), _tables.RUN_SK)
-        for name in _UPDATABLE | {"run_id", "tags"}:
+        for name in (_UPDATABLE - _AS_KEYS) | {"run_id", "tags"}:
             value = attribute_value(name, getattr(run, name))
             if value is not None:
                 setattr(item, name, value)
@@ -252,7 +262,7 @@ class DynamoRunRecords(DynamoTable):
         item.all_pk = _tables.all_runs_pk(shard)
         item.task_pk = _tables.task_pk(run.task_id, shard)
         item.status_pk = _tables.status_pk(str(RunStatus(run.status)), shard)
-        item.due_pk = _tables.due_pk(shard)
+        item.due_pk = _tables.due_key(shard, run.wake_parked)
         item.expiry_pk = _tables.expiry_pk(shard)
         return item
 
@@ -262,11 +272,14 @@ def _update_actions(
 ) -> list[Action]:
     """The update's actions: each change, and the status index's key with a new status.
 
-    No other index key is written: the hash keys never change, and the sparse indexes
+    No other index key is written here (`due_pk` follows `wake_parked`, in `update_run`):
+    the other hash keys never change, and the sparse indexes
     (due, expiry) follow `wake_at` and `expires_at` themselves, their range keys.
     """
     actions: list[Action] = []
     for name, value in changes.items():
+        if name in _AS_KEYS:
+            continue  # written by the caller, as its key
         attribute = getattr(m, name)
         stored = attribute_value(name, value)
         actions.append(attribute.remove() if stored is None else attribute.set(stored))

@@ -14,6 +14,7 @@ from durable.storage.dynamodb.log import DynamoRunLog
 from durable.storage.dynamodb.retention import DynamoRetention
 from durable.storage.dynamodb.runs import DynamoRunRecords
 from durable.storage.dynamodb.stats import DynamoRunStats
+from durable.storage.dynamodb.timers import DynamoParkedTimers
 
 
 class DynamoDBRunStore(
@@ -27,6 +28,7 @@ class DynamoDBRunStore(
     DynamoBatches,
     DynamoRunStats,
     DynamoBulkJobs,
+    DynamoParkedTimers,
 ):
     """Runs, logs and inboxes in one DynamoDB table (see `durable.storage._tables`).
 
