@@ -5,7 +5,8 @@
 (events waiting for a run), `Listings` (runs by task, status, wake-up time), `Retention`
 (expired runs, their deletion, the purge leases), `Callbacks` and `Batches` (fan-out),
 `RunStats` (counters of runs per task, for metrics: never a run's state), `BulkJobs`
-(bulk actions on runs, `durable.storage.bulk_jobs`). A
+(bulk actions on runs, `durable.storage.bulk_jobs`), `QueueSlots` (concurrency slots of
+queues and the runs waiting for one, `durable.services.slots`). A
 consumer that uses one family can depend on that port alone; adapters implement them all.
 The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
@@ -32,6 +33,7 @@ from durable.records import (
     RunStatus,
 )
 from durable.storage.bulk_jobs import BulkJob
+from durable.storage.slots import QueueSlots
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +427,7 @@ class RunStore(
     Batches,
     RunStats,
     BulkJobs,
+    QueueSlots,
     Protocol,
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""

@@ -33,6 +33,7 @@ class Handled(StrEnum):
     PURGE_HELD = "purge_held"  # ... another purger holds the shard: dropped
     BULK = "bulk"  # a BULK message: its bulk job was worked on (`durable.services.bulk`)
     HELD = "held"  # held for a code fix that this worker's code is not: not replayed
+    QUEUED = "queued"  # its queue's slots are full: it waits for one (`durable.services.slots`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,7 @@ from durable.records import (
     WakeUp,
 )
 from durable.services.bulk import BulkPorts, work_on_message
-from durable.services.endings import RunEndings, has_follow_ups
+from durable.services.endings import RunEndings
 from durable.services.purge import LEASE_MARGIN, purge_shard
 from durable.services.runs import RunStarter
 from durable.services.stats import count_ended, count_held, count_retries
@@ -174,6 +174,8 @@ class Worker:
             if run.wake_at is not None and run.wake_at <= now:
                 self.endings.follow_up(run)  # a crash cut them short: finish them
                 return Handled.FOLLOWED_UP
+            if message.reason is WakeReason.QUEUE:
+                self.endings.slots.dismiss(run)
             return Handled.FINISHED
         waiting = run.status in (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
         if message.reason is WakeReason.TIMER and message.token != run.wake_token:
@@ -191,6 +193,9 @@ class Worker:
             # This code held it: a replay would diverge again (`durable.worker.holds`).
             recheck_hold(self.store, self.clock, run, self.config.hold_recheck)
             return Handled.HELD
+        limit = self.endings.slots.limit_of(run)  # a queue's slot first (`services.slots`)
+        if limit and not self.endings.slots.enter(run, limit, message.reason is WakeReason.QUEUE):
+            return Handled.QUEUED
         owner = new_owner_id()
         first_start = run.started_at is None
         try:
@@ -350,7 +355,7 @@ class Worker:
                         "finished_at": now,
                         "expires_at": self.config.expires_at(now),
                         # Pending follow-ups keep the run in the sweeper's index (the outbox).
-                        "wake_at": now if has_follow_ups(run, status) else None,
+                        "wake_at": now if self.endings.has_follow_ups(run, status) else None,
                         "wake_token": None,
                         "waiting_for": None,
                     },
@@ -406,6 +411,7 @@ class Worker:
             finally:
                 count_ended(self.store, self.clock, ended)  # best effort: never raises
         elif isinstance(outcome, Suspended):
+            self.endings.slots.release_waiting(run, held=False)
             if outcome.wake_at is not None:
                 self._send_timer(run.run_id, outcome.wake_at, token)
             if outcome.waiting_for is not None:
@@ -415,6 +421,7 @@ class Worker:
                 "run held: its code cannot go on", run_id=run.run_id, error=outcome.error.message
             )
             count_held(self.store, self.clock, run)  # best effort: never raises
+            self.endings.slots.release_waiting(run, held=True)
         else:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
         if not ends:

@@ -23,6 +23,7 @@ docstring says which requests its methods make:
     batches.py     create_batch, get_batch, record_batch_result, list_batch_results
     stats.py       add_stats, read_stats, stats_task_ids, count_active (metrics counters)
     bulk.py        create_bulk_job, get_bulk_job, claim_bulk_job, save_bulk_job
+    slots.py       acquire_slot, release_slot, drop_holder, slot_holders, waiters... (queues)
     store.py       DynamoDBRunStore: all of them
 
 Nothing but `durable.errors` escapes: PynamoDB and botocore errors are translated at the

@@ -12,6 +12,7 @@ from durable.storage.dynamodb.listings import DynamoListings
 from durable.storage.dynamodb.log import DynamoRunLog
 from durable.storage.dynamodb.retention import DynamoRetention
 from durable.storage.dynamodb.runs import DynamoRunRecords
+from durable.storage.dynamodb.slots import DynamoQueueSlots
 from durable.storage.dynamodb.stats import DynamoRunStats
 
 
@@ -25,6 +26,7 @@ class DynamoDBRunStore(
     DynamoBatches,
     DynamoRunStats,
     DynamoBulkJobs,
+    DynamoQueueSlots,
 ):
     """Runs, logs and inboxes in one DynamoDB table (see `durable.storage._tables`).
 
