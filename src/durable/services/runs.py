@@ -21,6 +21,11 @@ Rules every start honours:
   A run id given by the caller (a batch child's, derived from its slot) that exists
   already is found, not started twice.
 - Tags and metadata are checked (`durable.services.labels`) before anything is stored.
+- A queue with a `max_size` refuses a start (`QueueFullError`, nothing stored) when that
+  many runs wait for a slot under its concurrency key: one count of the key's waiter items
+  (`durable.services.slots`), stopping at `max_size`. Triggers racing each other can pass
+  the limit by as many as race; a retried trigger with an idempotency key is refused too
+  while the queue is full.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from durable.clock import Clock
-from durable.errors import ConflictError, IdempotencyConflictError, InputError
+from durable.errors import ConflictError, IdempotencyConflictError, InputError, QueueFullError
 from durable.flow import checked_concurrency_key, checked_priority, checked_ttl
 from durable.ids import new_run_id
 from durable.queues.base import WakeQueue
@@ -113,6 +118,11 @@ class RunStarter:
             raise ValueError("started_at must be timezone-aware")
         value = definition.validate_payload(payload)
         check_depth(value, "the payload")
+        limits = definition.queue
+        if limits is not None and limits.max_size is not None:
+            name, size = limits.name, limits.max_size
+            if self.store.count_waiters(name, concurrency_key, size) >= size:
+                raise QueueFullError(name, concurrency_key, size)
         now = self.clock.now()
         run_id = run_id or new_run_id(now)
         stored_payload = self.codec.encode(value, f"{run_id}/payload")

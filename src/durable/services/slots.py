@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from durable.clock import Clock
@@ -228,3 +229,50 @@ def _needs_slot(run: RunRecord | None, limit: Queue, acquired_at: datetime, now:
     if limit.release_on_wait and run.status in (RunStatus.WAITING, RunStatus.RETRYING):
         return run.wake_at is not None and run.wake_at <= now  # due: coming back now
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """One concurrency key of a queue as read: slots in use, runs waiting (at most
+    `MAX_COUNTED` counted)."""
+
+    key: str | None
+    running: int
+    waiting: int
+
+
+# `GET /queues` reads at most this many keys of a queue, and counts at most this many
+# waiting runs a key: a bounded read per request.
+MAX_KEYS = 100
+MAX_COUNTED = 10_000
+
+
+def queue_usage(store: RunStore, name: str) -> tuple[list[KeyUsage], bool]:
+    """The keys of queue `name` with their slots in use and waiting runs (up to `MAX_KEYS`
+    of them: True when there may be more): one query for the keys, then a read of each
+    key's slots item and a count of its waiters."""
+    keys = store.queue_keys(name, MAX_KEYS + 1)
+    usage = [
+        KeyUsage(
+            key=key,
+            running=len(store.slot_holders(name, key)),
+            waiting=store.count_waiters(name, key, MAX_COUNTED),
+        )
+        for key in keys[:MAX_KEYS]
+    ]
+    return usage, len(keys) > MAX_KEYS
+
+
+def queue_position(
+    store: RunStore,
+    run_id: str,
+    queue: str | None,
+    key: str | None,
+    priority: int,
+    waiting_for: str | None,
+) -> int | None:
+    """Where a run waiting for a slot stands among its key's waiters (1: next), None when
+    it does not wait for one. One count of the waiter items ahead of it."""
+    if queue is None or waiting_for != queue_wait(queue):
+        return None
+    return store.count_waiters(queue, key, MAX_COUNTED, before=(priority, run_id)) + 1
