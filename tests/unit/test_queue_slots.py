@@ -204,3 +204,24 @@ def test_runs_of_a_queue_without_a_limit_make_no_extra_call(
     assert unlimited == calls(None)
     # A limit costs the acquires and releases (and the end's crash-proof follow-up).
     assert len(calls(Queue("lim", concurrency=5))) > len(unlimited)
+
+
+def test_a_run_arriving_while_others_wait_queues_behind_them(backend: Backend) -> None:
+    inside = Inside()
+    queue = Queue("fair", concurrency=1, release_on_wait=False)
+    with TestEnvironment(backend=backend, registry=_registry(queue, inside)) as env:
+        first = env.trigger("held", {"event": True})
+        env.run_until_idle()
+        waiting = []
+        for _ in range(2):
+            env.advance(timedelta(seconds=2))
+            waiting.append(env.trigger("held", {}))
+        env.advance(timedelta(seconds=2))
+        # The slot frees as a new run arrives: its start message is handled before the
+        # wake-up of the first waiter, and still it does not take the slot.
+        env.send_event(first.run_id, "go", {})
+        late = env.trigger("held", {})
+        for run in (*waiting, late):
+            assert env.run_until_complete(run.run_id).status is RunStatus.COMPLETED
+        assert inside.order == [first.run_id, *[run.run_id for run in waiting], late.run_id]
+        _no_slot_held(env, "fair", [None])

@@ -16,10 +16,13 @@ Rules, each making a crash, a lost message or a duplicate harmless:
   `waiting_for = "queue:<name>"` and a `wake_at` `WAIT_RECHECK` out (the sweeper's: a
   lost wake-up costs at most that long), then tries once more: a release between its
   first try and its waiter item would not have seen it.
+- A run that arrives while others wait queues behind them without trying (one query of
+  the waiters, limit 1), and wakes the first waiters if slots are free: so runs start in
+  priority order, then oldest first. Only a waiter woken by its recheck (a lost wake-up)
+  may take a free slot before one ahead of it.
 - A release (the run ended, or it waits with `release_on_wait`) wakes the first waiters,
-  as many as slots are free; the run that gets the slot deletes its waiter item. A run
-  that arrives as a slot frees may take it before the waiter woken for it (which then
-  waits on): priority orders the waiting runs, not the ones arriving.
+  as many as slots are free; the run that gets the slot deletes its waiter item. A
+  woken run that finds the slots taken again (woken twice for one slot) waits on.
 - The release at a run's end is one of its end's follow-ups (`durable.services.endings`):
   the finished run keeps a `wake_at` until it is done, so a crash cannot skip it. The
   release of a wait comes after the wait is persisted; a crash between the two leaves the
@@ -106,12 +109,22 @@ class Slots:
         a release's (the run may have a waiter item whatever it shows)."""
         key = run.concurrency_key
         waits = run.waiting_for == queue_wait(limit.name)
-        if self._acquire(run, limit):
+        holders: dict[str, datetime] | None = None
+        if not (waits or woken) and self.store.waiters(limit.name, key, 1):
+            # Runs wait already: this one queues behind them, unless it holds a slot (it
+            # took one, then its invocation died before the lease).
+            holders = self.store.slot_holders(limit.name, key)
+            if run.run_id in holders:
+                return True
+        elif self._acquire(run, limit):
             if waits or woken:
                 self.store.remove_waiter(limit.name, key, run.run_id, run.priority)
             return True
+        elif waits:
+            self._recheck_later(run)  # woken too early, or its recheck: it waits on
+            return False
         self.store.add_waiter(limit.name, key, run.run_id, run.priority)
-        if not waits and run.status in _WAITING:
+        if run.status in _WAITING:
             now = self.clock.now()
             # A change meanwhile (taken, cancelled) is left alone: its new state decides.
             with contextlib.suppress(ConflictError):
@@ -126,10 +139,12 @@ class Slots:
                     },
                     expect_status=[run.status],
                 )
-        elif waits:
-            self._recheck_later(run)
-        # A release since the first try would have missed this run's waiter item.
         concurrency, now = limit.concurrency or 0, self.clock.now()
+        if holders is not None:
+            # Slots may be free (their wake-ups on the way, or lost): wake the first.
+            self.wake(limit, key, concurrency - len(holders))
+            return False
+        # A release since the first try would have missed this run's waiter item.
         if self.store.acquire_slot(limit.name, key, run.run_id, concurrency, now):
             self.store.remove_waiter(limit.name, key, run.run_id, run.priority)
             return True
