@@ -119,6 +119,10 @@ def test_get_queues_shows_limits_tasks_and_usage_summed_over_keys(backend: Backe
         tasks = {task["task_id"]: task["queue"] for task in api.get("/tasks").json["tasks"]}
         assert tasks == {"gated": "small", "also-gated": "small", "plain": "plain"}
         assert "/queues" in api.get("/openapi.json").json["paths"]
+        metrics = api.get("/metrics").json
+        assert metrics["queues"] == [
+            {"name": "small", "concurrency": 1, "running": 2, "waiting": 4, "keys_capped": False}
+        ]
 
 
 @pytest.mark.parametrize("backend", ["memory", "moto"])

@@ -153,3 +153,32 @@ def _responses(
 ) -> dict[int, OpenAPIResponse]:
     words = {404: "no task declares a queue of that name"}
     return route_responses(200, model, description, {error: words[error] for error in errors})
+
+
+class QueueSlotFigures(BaseModel):
+    """A queue with a concurrency limit in `GET /metrics`: slots in use, runs waiting."""
+
+    name: str
+    concurrency: int
+    running: int = Field(description="slots in use, summed over its keys")
+    waiting: int = Field(description="runs waiting for a slot (the queue's depth)")
+    keys_capped: bool = Field(description="true when it has more keys than were read")
+
+
+def queue_figures(client: Client) -> list[dict[str, object]]:
+    """Each queue with a concurrency limit, as `GET /metrics` shows it."""
+    figures = []
+    for queue in declared(client).values():
+        if queue.concurrency is None:
+            continue
+        keys, capped = queue_usage(client.store, queue.name)
+        figures.append(
+            QueueSlotFigures(
+                name=queue.name,
+                concurrency=queue.concurrency,
+                running=sum(key.running for key in keys),
+                waiting=sum(key.waiting for key in keys),
+                keys_capped=capped,
+            ).model_dump()
+        )
+    return figures
