@@ -74,6 +74,24 @@ def test_a_full_queue_refuses_a_trigger_and_stores_nothing(backend: Backend) -> 
         env.trigger("also-gated", 2)
 
 
+def test_a_run_s_children_are_never_refused_by_a_full_queue() -> None:
+    registry = _registry()
+
+    @task(id="parent", registry=registry)
+    def parent(ctx: Context, payload: Any) -> Any:
+        return ctx.trigger("also-gated", 7)
+
+    with TestEnvironment(registry=registry) as env:
+        _fill(env)
+        with pytest.raises(QueueFullError):
+            env.trigger("also-gated", 1)
+        run = env.trigger("parent", None)
+        info = env.run_until_complete(run.run_id)
+        assert info.status is RunStatus.COMPLETED
+        child = env.get(info.result)
+        assert (child.task_id, child.waiting_for) == ("also-gated", "queue:small")
+
+
 def test_a_full_queue_answers_429_with_a_json_body() -> None:
     with TestEnvironment(registry=_registry()) as env:
         _fill(env, key="t1")

@@ -25,7 +25,9 @@ Rules every start honours:
   many runs wait for a slot under its concurrency key: one count of the key's waiter items
   (`durable.services.slots`), stopping at `max_size`. Triggers racing each other can pass
   the limit by as many as race; a retried trigger with an idempotency key is refused too
-  while the queue is full.
+  while the queue is full. A run's children (`ctx.invoke`, `ctx.trigger`, `ctx.map`) are
+  never refused: a parent's call must not fail because of its child's queue. A scheduled
+  firing refused is tried again by the next sweeps while it is within their lookback.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class RunStarter:
         value = definition.validate_payload(payload)
         check_depth(value, "the payload")
         limits = definition.queue
-        if limits is not None and limits.max_size is not None:
+        if limits is not None and limits.max_size is not None and parent_run_id is None:
             name, size = limits.name, limits.max_size
             if self.store.count_waiters(name, concurrency_key, size) >= size:
                 raise QueueFullError(name, concurrency_key, size)

@@ -108,6 +108,9 @@ class Slots:
         run now waits for one (QUEUED, `waiting_for` the queue). `woken`: the message was
         a release's (the run may have a waiter item whatever it shows)."""
         key = run.concurrency_key
+        lease = run.lease_expires
+        if run.status is RunStatus.RUNNING and lease is not None and lease > self.clock.now():
+            return True  # an invocation has it (and its slot): the lease turns this one away
         waits = run.waiting_for == queue_wait(limit.name)
         holders: dict[str, datetime] | None = None
         if not (waits or woken) and self.store.waiters(limit.name, key, 1):
