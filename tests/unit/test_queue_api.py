@@ -194,3 +194,6 @@ def test_durable_queues_prints_a_table_and_one_queue_by_key(
     assert "KEY  RUNNING  WAITING\n-    1        2" in out
     assert main(["queues", "nope", "--url", url]) == 2
     assert "no task declares a queue named 'nope'" in capsys.readouterr().err
+    # A trigger into the full queue: exit code 2, the API's reason.
+    assert main(["trigger", "also-gated", "--payload", "1", "--url", url]) == 2
+    assert "(429 queue_full)" in capsys.readouterr().err

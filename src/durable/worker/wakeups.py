@@ -18,6 +18,8 @@ Rules, each making a duplicate, late or lost message harmless:
   invocation without writing anything else.
 - A replay that diverges from the log, or a run whose task is not here, is held, never
   failed (`durable.worker.holds`): rechecked without a replay until other code comes.
+- A run of a queue with a concurrency limit takes a slot before the lease, and a full
+  queue leaves it QUEUED waiting for one (`durable.services.slots`).
 - Infrastructure errors (DynamoDB, SQS, S3 failing beyond botocore's retries) are never a
   failure of the task: inside an attempt they unwind past task code as
   `InfrastructureInterrupt`, the invocation gives its lease back and ends with the error,
