@@ -225,3 +225,25 @@ def test_a_run_arriving_while_others_wait_queues_behind_them(backend: Backend) -
             assert env.run_until_complete(run.run_id).status is RunStatus.COMPLETED
         assert inside.order == [first.run_id, *[run.run_id for run in waiting], late.run_id]
         _no_slot_held(env, "fair", [None])
+
+
+def test_a_slot_left_with_a_finished_run_is_taken_back_when_the_queue_is_full(
+    backend: Backend,
+) -> None:
+    inside = Inside()
+    queue = Queue("leaky", concurrency=2, release_on_wait=False)
+    with TestEnvironment(backend=backend, registry=_registry(queue, inside)) as env:
+        done = env.trigger("held", {})
+        assert env.run_until_complete(done.run_id).status is RunStatus.COMPLETED
+        later = env.trigger("held", {}, delay=timedelta(hours=1))  # can come back: kept
+        store = env.runtime_store
+        # A crash between a run's end and its release, twice over: both slots taken.
+        assert store.acquire_slot("leaky", None, done.run_id, 2, env.now())
+        assert store.acquire_slot("leaky", None, later.run_id, 2, env.now())
+        env.advance(timedelta(minutes=2))  # past the holders' grace
+        fresh = env.trigger("held", {})
+        assert env.run_until_complete(fresh.run_id).status is RunStatus.COMPLETED
+        holders = store.slot_holders("leaky", None)
+        assert done.run_id not in holders and later.run_id in holders
+        assert env.run_until_complete(later.run_id).status is RunStatus.COMPLETED
+        _no_slot_held(env, "leaky", [None])
