@@ -54,14 +54,15 @@ def test_waiters_in_priority_then_age_order(store: RunStore) -> None:
         store.add_waiter("q", None, run_id, priority)
     store.add_waiter("q", None, "run_1", 0)  # a repeat changes nothing
     store.add_waiter("q", "other", "run_9", 100)
-    assert store.waiters("q", None, 10) == ["run_4", "run_2", "run_3", "run_1"]
-    assert store.waiters("q", None, 2) == ["run_4", "run_2"]
+    expected = [(100, "run_4"), (50, "run_2"), (50, "run_3"), (0, "run_1")]
+    assert store.waiters("q", None, 10) == expected
+    assert store.waiters("q", None, 2) == [(100, "run_4"), (50, "run_2")]
     assert store.count_waiters("q", None, 100) == 4
     assert store.count_waiters("q", None, 3) == 3  # stops at the limit
     assert store.count_waiters("q", None, 100, before=(50, "run_3")) == 2
     assert store.count_waiters("q", None, 100, before=(100, "run_4")) == 0
     store.remove_waiter("q", None, "run_2", 50)
     store.remove_waiter("q", None, "run_2", 50)
-    assert store.waiters("q", None, 10) == ["run_4", "run_3", "run_1"]
+    assert store.waiters("q", None, 10) == [(100, "run_4"), (50, "run_3"), (0, "run_1")]
     assert sorted(store.queue_keys("q", 10), key=lambda key: key or "") == [None, "other"]
     assert store.queue_keys("unused", 10) == []

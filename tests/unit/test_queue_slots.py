@@ -152,7 +152,7 @@ def test_a_run_waking_from_a_sleep_waits_for_a_slot(backend: Backend) -> None:
         env.advance(timedelta(minutes=5))
         info = env.get(sleeper.run_id)
         assert info.status is RunStatus.QUEUED and info.waiting_for == "queue:strict"
-        assert store.waiters("strict", None, 10) == [sleeper.run_id]
+        assert store.waiters("strict", None, 10) == [(0, sleeper.run_id)]
         # The slot given back wakes it, and it goes on where it was.
         store.release_slot("strict", None, later.run_id)
         env.worker.endings.slots.wake(queue, None, 1)
@@ -247,3 +247,25 @@ def test_a_slot_left_with_a_finished_run_is_taken_back_when_the_queue_is_full(
         assert done.run_id not in holders and later.run_id in holders
         assert env.run_until_complete(later.run_id).status is RunStatus.COMPLETED
         _no_slot_held(env, "leaky", [None])
+
+
+def test_a_waiter_item_whose_run_is_gone_never_blocks_the_line(backend: Backend) -> None:
+    inside = Inside()
+    queue = Queue("ghosts", concurrency=1, release_on_wait=False)
+    with TestEnvironment(backend=backend, registry=_registry(queue, inside)) as env:
+        first = env.trigger("held", {"event": True})
+        env.run_until_idle()
+        second = env.trigger("held", {})
+        env.run_until_idle()
+        store = env.runtime_store
+        # Left ahead of it by a crash: a run since purged, and one that finished.
+        store.add_waiter("ghosts", None, "run_gone", 100)
+        store.add_waiter("ghosts", None, first.run_id, 90)
+        env.advance(timedelta(seconds=2))  # first is at its event wait
+        assert env.get(second.run_id).waiting_for == "queue:ghosts"
+        env.send_event(first.run_id, "go", {})
+        env.run_until_idle()  # no sweeper, no clock moved: the release's wake-up alone
+        assert env.get(first.run_id).status is RunStatus.COMPLETED
+        assert inside.order == [first.run_id, second.run_id]
+        assert env.run_until_complete(second.run_id).status is RunStatus.COMPLETED
+        _no_slot_held(env, "ghosts", [None])

@@ -67,6 +67,9 @@ QUEUE_WAIT_PREFIX = "queue:"
 WAIT_RECHECK = timedelta(minutes=2)
 LEAK_CHECK_EVERY = timedelta(seconds=30)
 HOLDER_GRACE = timedelta(minutes=1)
+# A release reads this many waiters beyond the slots it frees: the waiter items of runs
+# that ended (left by a crash) among them are deleted, and the next live ones woken.
+STALE_LOOKAHEAD = 2
 _WAITING = (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
 
 
@@ -189,11 +192,22 @@ class Slots:
             library_logger().warning("slot not released", run_id=run.run_id, error=str(exc))
 
     def wake(self, limit: Queue, key: str | None, free: int) -> None:
-        """Wake the first `free` runs waiting for a slot of (queue, key)."""
+        """Wake the first `free` runs waiting for a slot of (queue, key). A waiter item
+        whose run is gone or finished (left by a crash) is deleted instead, so that it
+        never stands at the head of the line."""
         if free < 1:
             return
-        for run_id in self.store.waiters(limit.name, key, free):
-            self.queue.send(WakeUp(run_id, WakeReason.QUEUE))
+        waiting = self.store.waiters(limit.name, key, free + STALE_LOOKAHEAD)
+        if not waiting:
+            return
+        runs = {run.run_id: run for run in self.store.get_runs([i for _, i in waiting])}
+        for priority, run_id in waiting:
+            run = runs.get(run_id)
+            if run is None or run.status.is_terminal:
+                self.store.remove_waiter(limit.name, key, run_id, priority)
+            elif free > 0:
+                self.queue.send(WakeUp(run_id, WakeReason.QUEUE))
+                free -= 1
 
     def _acquire(self, run: RunRecord, limit: Queue) -> bool:
         key, concurrency = run.concurrency_key, limit.concurrency or 0

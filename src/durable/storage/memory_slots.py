@@ -9,7 +9,7 @@ from collections.abc import Collection
 from datetime import datetime
 
 from durable.records import RunRecord
-from durable.storage.slots import waiter_order
+from durable.storage.slots import waiter_of, waiter_order
 
 _Key = tuple[str, str | None]
 
@@ -76,10 +76,11 @@ class MemoryQueueSlots:
             self._waiting.setdefault((queue, key), {}).pop(waiter_order(priority, run_id), None)
             self.writes += 1
 
-    def waiters(self, queue: str, key: str | None, limit: int) -> list[str]:
+    def waiters(self, queue: str, key: str | None, limit: int) -> list[tuple[int, str]]:
         with self._lock:
-            waiting = self._waiting.get((queue, key), {})
-            return [waiting[order] for order in sorted(waiting)[:limit]]
+            return [waiter_of(order) for order in sorted(self._waiting.get((queue, key), {}))][
+                :limit
+            ]
 
     def count_waiters(
         self,

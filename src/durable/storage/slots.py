@@ -29,8 +29,9 @@ class QueueSlots(Protocol):
       strongly consistent.
     - `add_waiter` / `remove_waiter(queue, key, run_id, priority)` put and delete the
       entry of a run waiting for a slot (idempotent: a repeat changes nothing).
-    - `waiters(queue, key, limit)`: the ids of the first `limit` waiting runs in start
-      order: higher priority first, then older first (run ids sort by creation).
+    - `waiters(queue, key, limit)`: the first `limit` waiting runs, each as (priority,
+      run id), in start order: higher priority first, then older first (run ids sort by
+      creation).
     - `count_waiters(queue, key, limit, before=None)` counts the waiting runs (up to
       `limit`: it stops there), or with `before=(priority, run_id)` those ahead of that run.
     - `queue_keys(queue, limit)`: the keys a queue's slots or waiters have been used
@@ -54,7 +55,7 @@ class QueueSlots(Protocol):
 
     def remove_waiter(self, queue: str, key: str | None, run_id: str, priority: int) -> None: ...
 
-    def waiters(self, queue: str, key: str | None, limit: int) -> list[str]: ...
+    def waiters(self, queue: str, key: str | None, limit: int) -> list[tuple[int, str]]: ...
 
     def count_waiters(
         self,
@@ -73,3 +74,9 @@ def waiter_order(priority: int, run_id: str) -> str:
     """Where a waiting run sorts among its key's waiters: higher priority first (the
     priority inverted, fixed width), then by run id (creation time)."""
     return f"{999 - priority:03d}#{run_id}"
+
+
+def waiter_of(order: str) -> tuple[int, str]:
+    """(priority, run id) back from a `waiter_order`."""
+    inverted, _, run_id = order.partition("#")
+    return 999 - int(inverted), run_id

@@ -41,6 +41,7 @@ from durable.storage import _tables
 from durable.storage.dynamodb.stats import _failed_item
 from durable.storage.dynamodb.table import DynamoTable
 from durable.storage.dynamodb.translation import CONDITION_FAILED, response_code, translated
+from durable.storage.slots import waiter_of
 
 _HOLDER = "h_"
 
@@ -145,14 +146,17 @@ class DynamoQueueSlots(DynamoTable):
             )
         self._wrote()
 
-    def waiters(self, queue: str, key: str | None, limit: int) -> list[str]:
+    def waiters(self, queue: str, key: str | None, limit: int) -> list[tuple[int, str]]:
         if limit < 1:
             return []
         request = self._waiters_query(queue, key)
         request["Limit"] = limit
         with translated("waiters"):
             response = self._models.connection.dispatch("Query", request)
-        return [item["run_id"]["S"] for item in response.get("Items", [])]
+        return [
+            waiter_of(item["sk"]["S"].removeprefix(_tables.WAITER_PREFIX))
+            for item in response.get("Items", [])
+        ]
 
     def count_waiters(
         self,
