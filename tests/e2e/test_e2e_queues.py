@@ -53,13 +53,19 @@ def most_at_once(windows: list[tuple[datetime, datetime]]) -> int:
     return most
 
 
-def wait_all(api: httpx.Client, run_ids: list[str], timeout: float) -> list[dict[str, object]]:
+def wait_all(
+    api: httpx.Client, run_ids: list[str], timeout: float, seen: set[object] | None = None
+) -> list[dict[str, object]]:
+    """Poll the runs until all have ended; `seen` collects the (waiting_for,
+    queue_position) pairs met on the way."""
     deadline = time.monotonic() + timeout
     pending = set(run_ids)
     runs: dict[str, dict[str, object]] = {}
     while pending and time.monotonic() < deadline:
         for run_id in sorted(pending):
             run = api.get(f"/runs/{run_id}").json()
+            if seen is not None:
+                seen.add((run["waiting_for"], run["queue_position"]))
             if run["status"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"):
                 runs[run_id] = run
                 pending.discard(run_id)
@@ -72,12 +78,13 @@ def test_fifty_runs_never_more_than_five_at_once(pool_server: DevServer) -> None
     with httpx.Client(base_url=pool_server.url, timeout=30) as api:
         began = time.monotonic()
         run_ids = [trigger(api) for _ in range(RUNS)]
-        # Runs beyond the limit wait, visibly, in their queue.
-        time.sleep(1.0)
-        queued = [api.get(f"/runs/{run_id}").json() for run_id in run_ids[-10:]]
-        assert any(run["waiting_for"] == "queue:e2e-pool" for run in queued), queued
-        runs = wait_all(api, run_ids, timeout=120)
+        seen: set[object] = set()
+        runs = wait_all(api, run_ids, timeout=120, seen=seen)
         took = time.monotonic() - began
+        # Runs beyond the limit waited, visibly, in their queue, with their place in it.
+        assert any(
+            isinstance(place, tuple) and place[0] == "queue:e2e-pool" and place[1] for place in seen
+        ), seen
         assert [run["status"] for run in runs] == ["COMPLETED"] * RUNS
         windows = [step_window(api, run_id) for run_id in run_ids]
         first, last = min(s for s, _ in windows), max(e for _, e in windows)
