@@ -1,7 +1,8 @@
 """The queues declared in code over HTTP, with their slots in use and runs waiting.
 
     GET /queues            200 {"queues": [queue, ...]}, by name
-    GET /queues/{name}     200 queue, with its keys one by one; 404 queue_not_found
+    GET /queues/{name}     200 queue, with its keys one by one; 404 queue_not_found; 400 a
+                           name over 64 characters
 
 A queue is listed when a task declares it (`@task(queue=Queue(...))`; a task without one
 runs in a queue of its own, without limits, and `GET /tasks` names it): its settings, its
@@ -90,7 +91,7 @@ def register_queue_routes(app: APIGatewayHttpResolver, client: Client) -> None:
         "/queues/<name>",
         summary="Get a queue",
         description="The queue with its concurrency keys one by one.",
-        responses=_responses(QueueBody, "the queue", 404),
+        responses=_responses(QueueBody, "the queue", 400, 404),
         tags=["queues"],
     )
     def get_queue(name: QueueName) -> QueueBody:
@@ -151,7 +152,7 @@ def with_queue_position(body: RunBody, client: Client) -> RunBody:
 def _responses(
     model: type[BaseModel], description: str, *errors: int
 ) -> dict[int, OpenAPIResponse]:
-    words = {404: "no task declares a queue of that name"}
+    words = {400: "a name over 64 characters", 404: "no task declares a queue of that name"}
     return route_responses(200, model, description, {error: words[error] for error in errors})
 
 
