@@ -130,6 +130,9 @@ class Slots:
             self._recheck_later(run)  # woken too early, or its recheck: it waits on
             return False
         self.store.add_waiter(limit.name, key, run.run_id, run.priority)
+        library_logger().info(
+            "run waits for a slot", run_id=run.run_id, queue=limit.name, concurrency_key=key
+        )
         if run.status in _WAITING:
             now = self.clock.now()
             # A change meanwhile (taken, cancelled) is left alone: its new state decides.
