@@ -27,10 +27,12 @@ DurableError                      base of everything raised by the library
 │   ├── UnknownBulkActionError    a bulk action that is none of cancel, retry, resume
 │   ├── BulkFilterRequiredError   a bulk job with an empty filter and no `all`
 │   ├── InvalidTagsError          tags outside their limits (count, length, characters)
-│   └── InvalidMetadataError      metadata outside its limits (keys, value sizes, total)
+│   ├── InvalidMetadataError      metadata outside its limits (keys, value sizes, total)
+│   └── QueueFullError            the queue's key has `max_size` runs waiting (429 queue_full)
 ├── BulkActionUnavailableError    a bulk action no worker serves (yet)
 ├── BulkJobNotFoundError          no bulk job with that id
 ├── RunNotFoundError              no run with that id
+├── QueueNotFoundError            no task declares a queue of that name
 ├── RunFinishedError              the run has ended: it takes no more events or cancels
 ├── RunNotHeldError               resume: the run is not held (409 run_not_held)
 ├── RepairRefusedError            retry / rerun / fork does not apply to the run as it is (409)
@@ -284,6 +286,23 @@ class IdempotencyConflictError(InputError):
         )
 
 
+class QueueFullError(InputError):
+    """A trigger refused because its queue already has `max_size` runs waiting for a slot
+    under its concurrency key; nothing was stored. Try again later."""
+
+    code = "queue_full"
+
+    def __init__(self, queue: str, key: str | None, max_size: int) -> None:
+        self.queue = queue
+        self.key = key
+        self.max_size = max_size
+        under = f" under concurrency key {key!r}" if key is not None else ""
+        super().__init__(
+            f"queue {queue!r} has {max_size} runs waiting{under}, its max_size: "
+            "nothing was started; try again later"
+        )
+
+
 class InvalidTagsError(InputError, ValueError):
     """A run's tags outside their limits (`durable.services.labels`); nothing was stored."""
 
@@ -372,6 +391,16 @@ class RunNotFoundError(DurableError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"no run with id {run_id!r}")
+
+
+class QueueNotFoundError(DurableError):
+    """No task declares a queue of this name (`GET /queues/{name}`)."""
+
+    code = "queue_not_found"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no task declares a queue named {name!r}")
 
 
 class RunFinishedError(DurableError):

@@ -324,6 +324,7 @@ class WakeReason(StrEnum):
     CHILD = "child"  # a child run ended
     PURGE = "purge"  # not a run's: purge one expiry shard's expired runs (`durable.services.purge`)
     BULK = "bulk"  # not a run's: work on one bulk job (`durable.services.bulk`)
+    QUEUE = "queue"  # a slot of the run's queue was released (`durable.services.slots`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,16 @@ _STORE_OPERATIONS = {
     "list_batch_results",
     "add_stats",
     "read_stats",
+    "acquire_slot",
+    "release_slot",
+    "drop_holder",
+    "slot_holders",
+    "add_waiter",
+    "remove_waiter",
+    "waiters",
+    "count_waiters",
+    "queue_keys",
+    "get_runs",
     "stats_task_ids",
     "count_active",
     "take_rate_place",
@@ -431,7 +441,7 @@ class TestEnvironment:
             self.run_until_idle()
             info = self.client.get(run_id)
             waits_outside = info.waiting_for is not None and not info.waiting_for.startswith(
-                ("child:", "batch:")
+                ("child:", "batch:", "queue:")
             )
             if info.status.is_terminal or waits_outside:
                 return info

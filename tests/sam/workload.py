@@ -30,7 +30,15 @@ from urllib.parse import urlencode
 import boto3
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from durable import Context, NonRetryableError, RetryPolicy, TaskRegistry, WaitTimeoutError, task
+from durable import (
+    Context,
+    NonRetryableError,
+    Queue,
+    RetryPolicy,
+    TaskRegistry,
+    WaitTimeoutError,
+    task,
+)
 from durable.api import handle
 from durable.aws import boto3_client
 from durable.blobs.s3 import S3BlobStore
@@ -158,7 +166,13 @@ def fan_out(ctx: Context, payload: int) -> Any:
     return ctx.map("iam-gated", list(range(payload)))
 
 
-@task(id="iam-hourly", registry=REGISTRY, cron="0 * * * *")
+# In a queue with a size limit: the sweeper counts its waiting runs before it fires it.
+@task(
+    id="iam-hourly",
+    registry=REGISTRY,
+    cron="0 * * * *",
+    queue=Queue("iam-reports", concurrency=2, max_size=10),
+)
 def hourly(ctx: Context, payload: Any) -> str:
     return ctx.step("report", lambda: "reported")
 

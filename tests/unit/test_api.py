@@ -811,6 +811,8 @@ def test_the_openapi_document_describes_every_route(api: Api) -> None:
         ("GET", "/metrics"),
         ("POST", "/bulk"),
         ("GET", "/bulk/{job_id}"),
+        ("GET", "/queues"),
+        ("GET", "/queues/{name}"),
     }
     trigger_responses = document["paths"]["/tasks/{task_id}/runs"]["post"]["responses"]
     assert set(trigger_responses) == {"202", "400", "404", "409", "413", "415", "422"}

@@ -64,6 +64,7 @@ from durable.api.models import (
     TriggerResponse,
 )
 from durable.api.openapi import MAX_ID_LENGTH, RunId, route_responses
+from durable.api.queues import register_queue_routes, with_queue_position
 from durable.api.repair import register_repair_routes
 from durable.api.resume import register_resume_routes
 from durable.api.tasks import add_task_operations, register_task_routes
@@ -114,6 +115,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
     register_resume_routes(app, client)
     register_repair_routes(app, client)
     register_bulk_routes(app, client)
+    register_queue_routes(app, client)
 
     @app.post(
         "/tasks/<task_id>/runs",
@@ -220,7 +222,7 @@ def build_app(client: Client) -> APIGatewayHttpResolver:
         middlewares=[html_for_browsers(_dashboard_html)],
     )
     def get_run(run_id: RunId) -> RunBody:
-        return RunBody.of(client.get(unquote(run_id)))
+        return with_queue_position(RunBody.of(client.get(unquote(run_id))), client)
 
     @app.get(
         "/runs/<run_id>/history",

@@ -18,6 +18,7 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
     404 run_not_found           no run with that id
     404 unknown_callback        no callback with that token
     404 bulk_job_not_found      no bulk job with that id
+    404 queue_not_found         no task declares a queue of that name
     404 not_found               no such route
     405 method_not_allowed      the route exists, not with this method (`Allow` lists them)
     409 run_finished            the run has ended: it takes no more events or cancels
@@ -35,6 +36,8 @@ Every error body is `{"error": {"code", "message", "details"?}}`. The rule for s
     422 unknown_bulk_action     a bulk job's action is none of cancel, retry, resume
     422 bulk_action_unavailable a bulk action this deployment does not serve yet
     422 bulk_filter_required    a bulk job's filter is empty and `all` is not true
+    429 queue_full              the queue has `max_size` runs waiting under the trigger's
+                                concurrency key (`Queue.max_size`); try again later
     500 internal_error          anything unexpected (logged; details stay in the logs)
     503 service_unavailable     DynamoDB, SQS or S3 failed past botocore's retries (throttled,
                                 their own 5xx): not the caller's fault; `Retry-After` says when
@@ -70,6 +73,8 @@ from durable.errors import (
     InvalidForkPointError,
     PayloadTooLargeError,
     PayloadValidationError,
+    QueueFullError,
+    QueueNotFoundError,
     RepairRefusedError,
     RunFinishedError,
     RunNotFoundError,
@@ -83,6 +88,8 @@ from durable.logs import library_logger
 _STATUS: dict[type[Exception], HTTPStatus] = {
     UnknownTaskError: HTTPStatus.NOT_FOUND,
     IdempotencyConflictError: HTTPStatus.CONFLICT,
+    QueueFullError: HTTPStatus.TOO_MANY_REQUESTS,
+    QueueNotFoundError: HTTPStatus.NOT_FOUND,
     PayloadValidationError: HTTPStatus.UNPROCESSABLE_ENTITY,
     PayloadTooLargeError: HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
     InputError: HTTPStatus.BAD_REQUEST,
@@ -252,6 +259,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             RepairRefusedError,
             BulkActionUnavailableError,
             BulkJobNotFoundError,
+            QueueNotFoundError,
         ]
     )(_library_error)
     app.exception_handler(NotFoundError)(not_found)

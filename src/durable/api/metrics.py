@@ -1,7 +1,8 @@
 """`GET /metrics`: queue, worker and per-task run figures (`durable.services.stats` says
 where each comes from and what it costs).
 
-    GET /metrics   200 {"generated_at", "queue", "dead_letter", "workers", "tasks", "totals"}
+    GET /metrics   200 {"generated_at", "queue", "dead_letter", "workers", "tasks", "totals",
+                        "queues"}
 
 The response models below are the contract the dashboard's metrics panel reads; they only
 describe `Stats.to_dict()` for the OpenAPI document.
@@ -14,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, content_types
 from pydantic import BaseModel, Field
 
+from durable.api.queues import QueueSlotFigures, queue_figures
 from durable.client import Client
 
 
@@ -69,6 +71,9 @@ class MetricsResponse(BaseModel):
     capped_statuses: list[str] = Field(
         description="active statuses with more runs than were counted: lower bounds"
     )
+    queues: list[QueueSlotFigures] = Field(
+        default_factory=list, description="each queue with a concurrency limit (`GET /queues`)"
+    )
 
 
 def register_metrics_routes(app: APIGatewayHttpResolver, client: Client) -> None:
@@ -89,4 +94,4 @@ def register_metrics_routes(app: APIGatewayHttpResolver, client: Client) -> None
         tags=["metrics"],
     )
     def metrics() -> dict[str, Any]:
-        return client.stats().to_dict()
+        return {**client.stats().to_dict(), "queues": queue_figures(client)}

@@ -230,6 +230,9 @@ class RunBody(RunSummary):
         default=None, description="given at trigger: the queue's limits apply per key"
     )
     priority: int = Field(default=0, description="given at trigger: higher starts first")
+    queue_position: int | None = Field(
+        default=None, description="waiting for a slot of its queue: its place (1: next)"
+    )
 
     @classmethod
     def of(cls, view: RunInfoView) -> Self:

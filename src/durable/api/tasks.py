@@ -82,6 +82,9 @@ class TaskBody(BaseModel):
     payload_example: JsonData = Field(
         default=None, description="a payload the task accepts (declared, or built from the schema)"
     )
+    queue: str | None = Field(
+        default=None, description="the queue its runs start in (`GET /queues`); its own by default"
+    )
 
 
 class TaskListResponse(BaseModel):
@@ -164,6 +167,7 @@ def _described(definition: TaskDefinition[Any, Any]) -> TaskBody:
         payload_schema=payload_schema,
         result_schema=schema_of(definition.result_annotation, "serialization"),
         payload_example=payload_example(definition.payload_annotation, payload_schema),
+        queue=definition.queue_name,
     )
 
 

@@ -14,6 +14,7 @@
     durable logs RUN_ID [--follow] [--json]              what a run logged (new lines as they come)
     durable stats [--json]                               queue, worker and run figures
     durable tasks [TASK_ID] [--json]                     the registered tasks (one in full)
+    durable queues [NAME] [--json]                       the queues: limits, slots in use, waiting
     durable replay RUN_ID | --open | --history FILE      replay recorded histories against
                                                          today's code (exit 1: non-determinism)
     durable migrate [--table NAME] [--shards N]          bring a table made by an older

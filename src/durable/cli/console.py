@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from durable.cli import bulk, dev, invoke, logs, migrate, repair, replay, runs, tasks
+from durable.cli import queues as queues_cli
 from durable.cli import resume as resume_cli
 from durable.cli import stats as stats_cli
 from durable.cli.transport import CliError, remote_options
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats_cli.register(verbs, remote)
     resume_cli.register(verbs, remote)
     bulk.register(verbs, remote)
+    queues_cli.register(verbs, remote)
     return parser
 
 

@@ -8,7 +8,9 @@ terminal *with* a `wake_at` when its end has follow-ups, in that same write:
    starts its successor and wakes the parent once the batch is decided; any other child
    run wakes its parent;
 2. a run that ended without a result cancels its children that still run;
-3. the run's `wake_at` is cleared: nothing is pending any more.
+3. a run of a queue with a concurrency limit gives its slot back (and a cancelled one its
+   place among the runs waiting for one), which wakes the next (`durable.services.slots`);
+4. the run's `wake_at` is cleared: nothing is pending any more.
 
 Each follow-up is idempotent. If the process dies anywhere after the terminal write, the
 run is still in the sweeper's due index (a finished run with a `wake_at`); the sweeper
@@ -36,6 +38,7 @@ from durable.records import (
 from durable.serialization import loads
 from durable.services.batches import report_child_end
 from durable.services.runs import RunStarter
+from durable.services.slots import Slots
 from durable.services.stats import count_ended
 
 
@@ -52,6 +55,11 @@ class RunEndings:
     def __init__(self, starter: RunStarter, retention: timedelta | None = None) -> None:
         self.starter = starter
         self.retention = retention
+        self.slots = Slots(starter.store, starter.queue, starter.clock, starter.registry)
+
+    def has_follow_ups(self, run: RunRecord, status: RunStatus) -> bool:
+        """`has_follow_ups`, counting the slot a run of a limited queue gives back."""
+        return has_follow_ups(run, status) or self.slots.limit_of(run) is not None
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run that has not ended, then follow its end up; the run as stored.
@@ -136,6 +144,7 @@ class RunEndings:
         if run.status is not RunStatus.COMPLETED:
             # A run that ends without a result takes its still-running children with it.
             self.cancel_children(run.run_id)
+        self.slots.leave(run)
         with contextlib.suppress(ConflictError, RunNotFoundError):
             self.starter.store.update_run(
                 run.run_id, {"wake_at": None}, expect_status=TERMINAL_STATUSES

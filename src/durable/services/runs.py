@@ -28,6 +28,13 @@ Rules every start honours:
   takes a place in a window and delays the start to it; a debounced queue's trigger
   replaces the run still pending for its key. `start_by` (the ttl's end) runs from the
   start asked for, not from the one a limit gives (`durable.services.expiry`).
+- A queue with a `max_size` refuses a start (`QueueFullError`, nothing stored) when that
+  many runs wait for a slot under its concurrency key: one count of the key's waiter items
+  (`durable.services.slots`), stopping at `max_size`. Triggers racing each other can pass
+  the limit by as many as race; a retried trigger with an idempotency key is refused too
+  while the queue is full. A run's children (`ctx.invoke`, `ctx.trigger`, `ctx.map`) are
+  never refused: a parent's call must not fail because of its child's queue. A scheduled
+  firing refused is tried again by the next sweeps while it is within their lookback.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from durable.clock import Clock
-from durable.errors import ConflictError, IdempotencyConflictError, InputError
+from durable.errors import ConflictError, IdempotencyConflictError, InputError, QueueFullError
 from durable.flow import checked_concurrency_key, checked_priority, checked_ttl
 from durable.ids import new_run_id
 from durable.queues.base import WakeQueue
@@ -122,6 +129,11 @@ class RunStarter:
             raise ValueError("started_at must be timezone-aware")
         value = definition.validate_payload(payload)
         check_depth(value, "the payload")
+        limits = definition.queue
+        if limits is not None and limits.max_size is not None and parent_run_id is None:
+            name, size = limits.name, limits.max_size
+            if self.store.count_waiters(name, concurrency_key, size) >= size:
+                raise QueueFullError(name, concurrency_key, size)
         now = self.clock.now()
         given_run_id = run_id  # a batch child's: it may exist already
         run_id = run_id or new_run_id(now)

@@ -30,6 +30,16 @@ admits more than `limit` runs. Debounce items: one per (task, key) ever debounce
 the run pending for it (a run id, about 100 bytes); none is deleted (bounded by the keys).
 None of these items carries an index attribute.
 
+    QUEUE#<queue>#<key>      SLOTS               a queue's slot holders under a concurrency key
+                                                 (`<key>` empty: runs triggered without one)
+    QUEUE#<queue>#<key>      WAIT#<999-p>#<run>  a run waiting for one of those slots, in
+                                                 start order (priority p, then run id)
+    QUEUE#<queue>            KEY#<key>           a key the queue has been used under
+
+The queue items (`durable.storage.dynamodb.slots`, `durable.services.slots`) are in no
+index either: a slot is acquired and released by one conditional `UpdateItem` of the
+key's `SLOTS` item, and the next runs to start are one `Query` of its partition.
+
 The counter items of a task's shard (`durable.storage.dynamodb.stats`, `durable.services.
 stats`) are a ring of `STATS_BUCKETS` (8) items, one per time bucket slot of 10 minutes
 (`slot = bucket % STATS_BUCKETS`), one number attribute per counter: `p` the number of the
@@ -149,6 +159,7 @@ from durable.storage._items import (
     TableConfigItem,
     TagItem,
 )
+from durable.storage.slots import waiter_order
 
 RUN_SK = "RUN"
 IDEM_SK = "IDEM"
@@ -222,6 +233,35 @@ def debounce_pk(task_id: str, key: str) -> str:
 
 def bulk_job_pk(job_id: str) -> str:
     return f"BULK#{job_id}"
+
+
+SLOTS_SK = "SLOTS"
+WAITER_PREFIX = "WAIT#"
+QUEUE_KEY_PREFIX = "KEY#"
+
+
+def queue_pk(queue: str, key: str | None) -> str:
+    """The partition of a queue's slots and waiters under a concurrency key."""
+    return f"QUEUE#{escape_key_part(queue)}#{escape_key_part(key or '')}"
+
+
+def waiter_sk(priority: int, run_id: str) -> str:
+    return f"{WAITER_PREFIX}{waiter_order(priority, run_id)}"
+
+
+def queue_keys_pk(queue: str) -> str:
+    """The partition listing a queue's keys: one '#', which no slots partition has."""
+    return f"QUEUE#{escape_key_part(queue)}"
+
+
+def queue_key_sk(key: str | None) -> str:
+    return f"{QUEUE_KEY_PREFIX}{escape_key_part(key or '')}"
+
+
+def queue_key_of(sk: str) -> str | None:
+    """The concurrency key a `queue_key_sk` names (None: runs without one)."""
+    key = sk.removeprefix(QUEUE_KEY_PREFIX).replace("%23", "#").replace("%25", "%")
+    return key or None
 
 
 def purge_lease_pk(shard: int) -> str:

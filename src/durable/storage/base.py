@@ -7,7 +7,8 @@
 `RunStats` (counters of runs per task, for metrics: never a run's state), `BulkJobs`
 (bulk actions on runs, `durable.storage.bulk_jobs`), `Admissions` (rate windows and
 debounce items, `durable.storage.admission`), `ParkedTimers` (far wake-ups that wait in
-the store, `durable.storage.timers`). A
+the store, `durable.storage.timers`), `QueueSlots` (concurrency slots of queues and
+the runs waiting for one, `durable.services.slots`). A
 consumer that uses one family can depend on that port alone; adapters implement them all.
 The in-memory adapter and the DynamoDB adapter both pass `tests/contract`.
 
@@ -35,6 +36,7 @@ from durable.records import (
 )
 from durable.storage.admission import Admissions
 from durable.storage.bulk_jobs import BulkJob
+from durable.storage.slots import QueueSlots
 from durable.storage.timers import ParkedTimers
 
 
@@ -432,6 +434,7 @@ class RunStore(
     BulkJobs,
     Admissions,
     ParkedTimers,
+    QueueSlots,
     Protocol,
 ):
     """Durable storage of runs, their checkpoint logs and inboxes: every family above."""

@@ -2,7 +2,8 @@
 
 Thread-safe (one lock); every method copies nothing because records are frozen. The run
 counters (`RunStats`) are in `durable.storage.memory_stats`, a mixin, and the bulk jobs
-(`BulkJobs`) in `durable.storage.memory_bulk`, another.
+(`BulkJobs`) in `durable.storage.memory_bulk`, another, and the queue slots (`QueueSlots`)
+in `durable.storage.memory_slots`, a third.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from durable.storage._shards import shard_of
 from durable.storage.base import RunPage, finished_within, run_id_bound, token_key
 from durable.storage.memory_admission import MemoryAdmissions
 from durable.storage.memory_bulk import MemoryBulkJobs
+from durable.storage.memory_slots import MemoryQueueSlots
 from durable.storage.memory_stats import MemoryRunStats
 from durable.storage.memory_timers import MemoryParkedTimers
 
 
-class MemoryRunStore(MemoryRunStats, MemoryBulkJobs, MemoryAdmissions, MemoryParkedTimers):
+class MemoryRunStore(
+    MemoryRunStats, MemoryBulkJobs, MemoryAdmissions, MemoryParkedTimers, MemoryQueueSlots
+):
     """Keeps everything in dictionaries; behaves like the DynamoDB adapter."""
 
     def __init__(self, index_shards: int = 1) -> None:

@@ -36,6 +36,7 @@ class Handled(StrEnum):
     HELD = "held"  # held for a code fix that this worker's code is not: not replayed
     EXPIRED = "expired"  # not started within its ttl: ended CANCELLED (`services.expiry`)
     READMITTED = "readmitted"  # came after its rate window: waits for a later one (idem)
+    QUEUED = "queued"  # its queue's slots are full: it waits for one (`durable.services.slots`)
 
 
 @dataclass(frozen=True, slots=True)

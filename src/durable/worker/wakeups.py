@@ -19,6 +19,8 @@ Rules, each making a duplicate, late or lost message harmless:
   invocation without writing anything else.
 - A replay that diverges from the log, or a run whose task is not here, is held, never
   failed (`durable.worker.holds`): rechecked without a replay until other code comes.
+- A run of a queue with a concurrency limit takes a slot before the lease, and a full
+  queue leaves it QUEUED waiting for one (`durable.services.slots`).
 - Infrastructure errors (DynamoDB, SQS, S3 failing beyond botocore's retries) are never a
   failure of the task: inside an attempt they unwind past task code as
   `InfrastructureInterrupt`, the invocation gives its lease back and ends with the error,
@@ -75,7 +77,7 @@ from durable.records import (
     WakeUp,
 )
 from durable.services.bulk import BulkPorts, work_on_message
-from durable.services.endings import RunEndings, has_follow_ups
+from durable.services.endings import RunEndings
 from durable.services.expiry import check_start
 from durable.services.purge import LEASE_MARGIN, purge_shard
 from durable.services.runs import RunStarter
@@ -177,6 +179,8 @@ class Worker:
             if run.wake_at is not None and run.wake_at <= now:
                 self.endings.follow_up(run)  # a crash cut them short: finish them
                 return Handled.FOLLOWED_UP
+            if message.reason is WakeReason.QUEUE:
+                self.endings.slots.dismiss(run)
             return Handled.FINISHED
         waiting = run.status in (RunStatus.QUEUED, RunStatus.WAITING, RunStatus.RETRYING)
         if message.reason is WakeReason.TIMER and message.token != run.wake_token:
@@ -194,9 +198,13 @@ class Worker:
             # This code held it: a replay would diverge again (`durable.worker.holds`).
             recheck_hold(self.store, self.clock, run, self.config.hold_recheck)
             return Handled.HELD
-        held_back = check_start(RunEndings(self.starter, self.config.retention), self.registry, run)
+        expiring = RunEndings(self.starter, self.config.retention)  # an expired run's
+        held_back = check_start(expiring, self.registry, run)
         if held_back is not None:
             return Handled(held_back)  # expired, or waits for a later rate window
+        limit = self.endings.slots.limit_of(run)  # a queue's slot first (`services.slots`)
+        if limit and not self.endings.slots.enter(run, limit, message.reason is WakeReason.QUEUE):
+            return Handled.QUEUED
         owner = new_owner_id()
         first_start = run.started_at is None
         try:
@@ -356,7 +364,7 @@ class Worker:
                         "finished_at": now,
                         "expires_at": self.config.expires_at(now),
                         # Pending follow-ups keep the run in the sweeper's index (the outbox).
-                        "wake_at": now if has_follow_ups(run, status) else None,
+                        "wake_at": now if self.endings.has_follow_ups(run, status) else None,
                         "wake_token": None,
                         "waiting_for": None,
                     },
@@ -414,6 +422,7 @@ class Worker:
             finally:
                 count_ended(self.store, self.clock, ended)  # best effort: never raises
         elif isinstance(outcome, Suspended):
+            self.endings.slots.release_waiting(run, held=False)
             if outcome.wake_at is not None and not parked:
                 self._send_timer(run.run_id, outcome.wake_at, token)
             if outcome.waiting_for is not None:
@@ -423,6 +432,7 @@ class Worker:
                 "run held: its code cannot go on", run_id=run.run_id, error=outcome.error.message
             )
             count_held(self.store, self.clock, run)  # best effort: never raises
+            self.endings.slots.release_waiting(run, held=True)
         else:
             self.queue.send(WakeUp(run.run_id, WakeReason.CONTINUE))
         if not ends:

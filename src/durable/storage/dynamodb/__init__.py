@@ -26,6 +26,7 @@ docstring says which requests its methods make:
     admission.py   take_rate_place, rate_head, advance_rate_head, debounced_run,
                    create_debounced_run, replace_pending_run (rate limits, debounce)
     timers.py      parked_timers, set_timer_parked
+    slots.py       acquire_slot, release_slot, drop_holder, slot_holders, waiters... (queues)
     store.py       DynamoDBRunStore: all of them
 
 Nothing but `durable.errors` escapes: PynamoDB and botocore errors are translated at the

@@ -13,6 +13,7 @@ from durable.storage.dynamodb.listings import DynamoListings
 from durable.storage.dynamodb.log import DynamoRunLog
 from durable.storage.dynamodb.retention import DynamoRetention
 from durable.storage.dynamodb.runs import DynamoRunRecords
+from durable.storage.dynamodb.slots import DynamoQueueSlots
 from durable.storage.dynamodb.stats import DynamoRunStats
 from durable.storage.dynamodb.timers import DynamoParkedTimers
 
@@ -29,6 +30,7 @@ class DynamoDBRunStore(
     DynamoRunStats,
     DynamoBulkJobs,
     DynamoParkedTimers,
+    DynamoQueueSlots,
 ):
     """Runs, logs and inboxes in one DynamoDB table (see `durable.storage._tables`).
 
