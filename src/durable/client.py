@@ -34,6 +34,7 @@ from durable.services.labels import check_tag
 from durable.services.repair import fork_run, rerun_run, retry_run
 from durable.services.resume import resume_run
 from durable.services.runs import RunHandle, RunStarter
+from durable.services.slots import KeyUsage, queue_usage
 from durable.services.stats import Stats, collect_stats
 from durable.settings import get_settings
 from durable.storage.base import RunStore
@@ -368,6 +369,11 @@ class Client:
             finished_before=_utc(finished_before),
         )
         return RunList([self._view(run, values) for run in page.runs], page.next_cursor)
+
+    def queue_usage(self, name: str) -> builtins.list[KeyUsage]:
+        """Slots in use and runs waiting, per concurrency key, of queue `name` (up to 100
+        keys: `GET /queues/{name}`)."""
+        return queue_usage(self.store, name)[0]
 
     def stats(self, worker_limit: int | None = None) -> Stats:
         """Queue, worker and per-task run figures (`durable.services.stats`); the worker

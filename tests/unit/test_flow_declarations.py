@@ -134,3 +134,20 @@ def test_the_http_api_takes_the_options_and_refuses_bad_ones_with_400() -> None:
             assert refused.status == 400, (bad, refused.text)
             assert refused.json["error"]["code"]
         assert len(env.client.list().runs) == 1
+
+
+def test_the_client_reads_a_queues_slots_and_waiting_runs_per_key() -> None:
+    registry = TaskRegistry()
+
+    @task(id="hold", registry=registry, queue=Queue("one", concurrency=1, release_on_wait=False))
+    def hold(ctx: Context, payload: Any) -> Any:
+        return ctx.wait_for_event("go")
+
+    with TestEnvironment(registry=registry) as env:
+        for _ in range(3):
+            env.trigger("hold", 1, concurrency_key="acme")
+        env.trigger("hold", 1, concurrency_key="bolt")
+        env.run_until_idle()
+        usage = {key.key: (key.running, key.waiting) for key in env.client.queue_usage("one")}
+        # each key's first run holds its one slot while it waits for "go"
+        assert usage == {"acme": (1, 2), "bolt": (1, 0)}

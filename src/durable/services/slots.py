@@ -14,7 +14,8 @@ slots: a busy key never takes another's, and a key's waiters are woken by its re
 Rules, each making a crash, a lost message or a duplicate harmless:
 - A run that finds the slots full writes its waiter item, becomes QUEUED with
   `waiting_for = "queue:<name>"` and a `wake_at` `WAIT_RECHECK` out (the sweeper's: a
-  lost wake-up costs at most that long), then tries once more: a release between its
+  lost wake-up costs at most that long; each recheck that finds the slots full puts the
+  next one twice as far, up to `MAX_WAIT_RECHECK`), then tries once more: a release between its
   first try and its waiter item would not have seen it.
 - A run that arrives while others wait queues behind them without trying (one query of
   the waiters, limit 1), and wakes the first waiters if slots are free: so runs start in
@@ -65,6 +66,9 @@ QUEUE_WAIT_PREFIX = "queue:"
 # A run waiting for a slot is looked at again this often (its `wake_at`), should the
 # release that was to wake it be lost.
 WAIT_RECHECK = timedelta(minutes=2)
+# ... and less often the longer it has waited (twice its last interval, up to this): a
+# backlog of runs waiting an hour costs about 8 rechecks each, not 30.
+MAX_WAIT_RECHECK = timedelta(minutes=10)
 LEAK_CHECK_EVERY = timedelta(seconds=30)
 HOLDER_GRACE = timedelta(minutes=1)
 # A release reads this many waiters beyond the slots it frees: the waiter items of runs
@@ -242,12 +246,14 @@ class Slots:
         return dropped
 
     def _recheck_later(self, run: RunRecord) -> None:
-        """Move a waiting run's recheck on (it met the slots full again)."""
+        """Move a waiting run's recheck on (it met the slots full again), twice as far as
+        the last one (`MAX_WAIT_RECHECK` at most)."""
         now = self.clock.now()
+        interval = min(max(2 * (now - run.updated_at), WAIT_RECHECK), MAX_WAIT_RECHECK)
         with contextlib.suppress(ConflictError, RunNotFoundError):
             self.store.update_run(
                 run.run_id,
-                {"wake_at": now + WAIT_RECHECK, "updated_at": now},
+                {"wake_at": now + interval, "updated_at": now},
                 expect_status=[RunStatus.QUEUED],
                 expect_waiting_for=run.waiting_for,
             )
