@@ -30,7 +30,7 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
         headers = (*headers, "TAGS")
         tags = [",".join(run.get("tags") or []) for run in runs]
         rows = [(*row, tag) for row, tag in zip(rows, tags, strict=True)]
-    return _table(headers, rows)
+    return table(headers, rows)
 
 
 def format_history(entries: list[dict[str, Any]]) -> str:
@@ -52,14 +52,15 @@ def format_history(entries: list[dict[str, Any]]) -> str:
         )
         for entry in entries
     ]
-    return _table(headers, rows)
+    return table(headers, rows)
 
 
 def _is_step(entry: dict[str, Any]) -> bool:
     return str(entry.get("kind", "")).startswith("step_")
 
 
-def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    """Rows under their headers, in columns as wide as their widest cell."""
     widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -9,10 +9,9 @@ API answered.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import Any
 
-from durable.cli.output import print_json
+from durable.cli.output import print_json, table
 from durable.cli.transport import call, make_transport, path_segment
 
 
@@ -54,7 +53,7 @@ def format_queues(queues: list[dict[str, Any]]) -> str:
         )
         for queue in queues
     ]
-    return _table((*headers, "TASKS"), rows)
+    return table((*headers, "TASKS"), rows)
 
 
 def format_keys(keys: list[dict[str, Any]]) -> str:
@@ -65,19 +64,11 @@ def format_keys(keys: list[dict[str, Any]]) -> str:
         (str(key.get("key") or "-"), str(key.get("running", 0)), str(key.get("waiting", 0)))
         for key in keys
     ]
-    return _table(("KEY", "RUNNING", "WAITING"), rows)
+    return table(("KEY", "RUNNING", "WAITING"), rows)
 
 
 def _number(value: Any) -> str:
     return "-" if value is None else str(value)
-
-
-def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in (headers, *rows)
-    )
 
 
 def register(

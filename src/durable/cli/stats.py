@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from durable.cli.output import print_json
+from durable.cli.output import print_json, table
 from durable.cli.transport import call, make_transport
 
 _ACTIVE = ("QUEUED", "RUNNING", "WAITING", "RETRYING")
@@ -56,7 +56,7 @@ def format_stats(figures: dict[str, Any]) -> str:
     rows.append(
         ("(all)", *(str(totals.get(status, 0)) for status in (*_ACTIVE, *_ENDED)), *("",) * 7)
     )
-    lines.append(_table(headers, rows) if figures["tasks"] else "no tasks")
+    lines.append(table(headers, rows) if figures["tasks"] else "no tasks")
     capped = figures.get("capped_statuses") or []
     if capped:
         lines.append(f"\nmore runs {', '.join(capped)} than were counted: those are lower bounds")
@@ -73,14 +73,6 @@ def _rate(value: float | None) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
-
-
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in (headers, *rows)
-    )
 
 
 def register(

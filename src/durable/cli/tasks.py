@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-from collections.abc import Sequence
 from typing import Any
 
-from durable.cli.output import print_json
+from durable.cli.output import print_json, table
 from durable.cli.transport import call, make_transport, path_segment
 
 # The widest a PAYLOAD and a DESCRIPTION cell get in the table; the rest is cut with "…".
@@ -63,7 +62,7 @@ def format_tasks(tasks: list[dict[str, Any]]) -> str:
     ]
     if not any(task.get("description") for task in tasks):  # no docstrings: no column
         headers, rows = headers[:-1], [row[:-1] for row in rows]
-    return _table(headers, rows)
+    return table(headers, rows)
 
 
 def format_task(task: dict[str, Any]) -> str:
@@ -148,14 +147,6 @@ def fields_text(schema: Any) -> str:
     if isinstance(kind, str):
         return "null" if kind == "null" else kind
     return str(schema.get("title") or "see the schema")
-
-
-def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in (headers, *rows)) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in (headers, *rows)
-    )
 
 
 def _cut(text: str, width: int) -> str:
