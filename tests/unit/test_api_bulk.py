@@ -130,6 +130,7 @@ def test_the_single_cancel_route_records_who_cancelled(api: Api, env: TestEnviro
             "invalid_request",
         ),
         ({"action": "cancel", "filter": {"created_after": "yesterday"}}, 400, "invalid_request"),
+        ({"action": "retry", "filter": {"created_after": 0}}, 400, "invalid_request"),
         ({"action": "cancel", "filter": "order"}, 400, "invalid_request"),
         ([], 400, "invalid_request"),
     ],

@@ -20,7 +20,15 @@ from typing import Annotated, Any, Self
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from durable.api.caller import caller_of
 from durable.api.openapi import route_responses
@@ -58,6 +66,14 @@ class BulkFilterBody(BaseModel):
     all: StrictBool = Field(
         default=False, description="with no other condition: every run (required then)"
     )
+
+    @field_validator("created_after", "created_before", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        """A date-time is ISO-8601 text, as documented: not a number read as epoch seconds."""
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("must be an ISO-8601 date-time string")
+        return value
 
     @model_validator(mode="after")
     def _range(self) -> Self:
