@@ -5,7 +5,9 @@ waiting in the Queues panel, whose click opens the key; a waiting run's page sho
 key, priority and place in line (the higher priority one 1st, the other 2nd), and the runs
 list says it waits for a slot; as the events come the panel drains to 0 in use and 0 waiting.
 The trigger form sends a concurrency key, a priority and a ttl, refuses a negative priority
-before sending anything, and shows a full queue's 429 `queue_full` message.
+before sending anything, and shows a full queue's 429 `queue_full` message. A run pushed
+back by a rate limit or waiting out a debounce says so, until when; on the session's stack,
+whose tasks declare no queue, the panel is hidden.
 Screenshots go to `$DURABLE_SCREENSHOTS` (`docs/screenshots/queues-*.png` are copies)."""
 
 from __future__ import annotations
@@ -232,3 +234,49 @@ def test_a_full_queue_answers_the_form_with_its_message(open_page: Any, api: htt
     release(api, waiter)
     listed = api.get("/queues/dash-small").json()
     assert (listed["running"], listed["waiting"]) == (0, 0)
+
+
+def test_runs_held_back_by_a_rate_limit_or_a_debounce_say_so(
+    open_page: Any, api: httpx.Client
+) -> None:
+    # One start an hour: the first run of the key takes this hour's place, the next waits
+    # (a run triggered just as the hour turns may take the new hour's: trigger until one waits).
+    for _ in range(3):
+        pushed = api.get(f"/runs/{trigger(api, 'dash-rated', concurrency_key='user:1')}").json()
+        if pushed["waiting_for"] == "rate:dash-rate":
+            break
+    assert pushed["status"] == "QUEUED" and pushed["wake_at"], pushed
+    quiet = trigger(api, "dash-debounced", concurrency_key="doc:7")
+
+    p = open_page("/")
+    rated = queue_row(p, "dash-rate")
+    expect(rated.locator('[data-cell="rate"]')).to_have_text("1 / 1 h")
+    expect(rated.locator('[data-cell="slots"]')).to_have_text("no limit")
+    expect(queue_row(p, "dash-quiet").locator('[data-cell="debounce"]')).to_have_text("10 min")
+    until = re.escape(pushed["wake_at"][:19].replace("T", " "))
+    expect(p.locator(f'#runs tr[data-run-id="{pushed["run_id"]}"] td.info')).to_have_text(
+        re.compile(rf"^its turn under queue dash-rate's rate limit until {until}$")
+    )
+    expect(p.locator(f'#runs tr[data-run-id="{quiet}"] td.info')).to_have_text(
+        re.compile(r"^queue dash-quiet's debounce until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
+    )
+
+    run_page = open_page(f"/runs/{pushed['run_id']}")
+    expect(run_page.locator("#run-key")).to_have_text("user:1")
+    expect(run_page.locator("#run-waiting")).to_have_text(
+        re.compile(rf"^Waiting for its turn under queue dash-rate's rate limit until {until}$")
+    )
+
+
+def test_the_queues_panel_is_hidden_when_no_task_declares_a_queue(
+    browser: Any, dev_server: DevServer
+) -> None:
+    page = new_page(browser, dev_server.url + "/")  # the session's stack: tests.e2e.e2e_tasks
+    try:
+        expect(page.locator("#metrics .figure").first).to_be_visible()
+        assert httpx.get(dev_server.url + "/queues").json() == {"queues": []}
+        expect(page.locator("#queues")).to_contain_text("No task declares a queue")
+        expect(page.locator("#queues-panel")).to_be_hidden()
+        assert page.script_errors == []
+    finally:
+        page.close()

@@ -158,7 +158,7 @@ D.describeQueued = function (run) {
     const place = run.queue_position ? ", " + D.ordinal(run.queue_position) + " in line" : "";
     return "a slot in queue " + name + place;
   }
-  if (what.startsWith("rate:")) return "its turn under queue " + name + "'s rate limit" + (run.wake_at ? " (next try " + D.time(run.wake_at) + ")" : "");
+  if (what.startsWith("rate:")) return "its turn under queue " + name + "'s rate limit" + (run.wake_at ? " until " + D.time(run.wake_at) : "");
   if (what.startsWith("debounce:")) return "queue " + name + "'s debounce" + (run.wake_at ? " until " + D.time(run.wake_at) : "");
   return "";
 };

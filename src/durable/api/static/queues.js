@@ -1,6 +1,7 @@
 // The queues panel on "/": GET /queues (each queue a task declares: its limits, its tasks,
 // slots in use and runs waiting), re-read with the runs list. A click on a queue opens its
-// concurrency keys (GET /queues/{name}), re-read with it until closed.
+// concurrency keys (GET /queues/{name}), re-read with it until closed. The panel is hidden
+// while no task declares a queue.
 "use strict";
 
 (function () {
@@ -82,6 +83,8 @@
   const HEADS = ["queue", "concurrency", "release on wait", "rate limit", "max size", "debounce", "tasks", "slots in use", "waiting"];
 
   function render(queues, detail) {
+    // No task declares a queue: the panel is not shown (nothing holds a run back).
+    $("queues-panel").hidden = !queues.length;
     if (!queues.length) {
       $("queues").replaceChildren(el("p", { className: "muted" }, "No task declares a queue (durable.Queue)."));
       return;
@@ -111,8 +114,9 @@
       render(last, detail);
     } catch (error) {
       if (mine !== sent) return;
-      const note = error.status === 404 ? "GET /queues is not served by this API." : "Queues failed: " + error.message;
-      $("queues").replaceChildren(el("p", { className: "muted" }, note));
+      // An API without GET /queues (an older deployment) has no queues to show.
+      $("queues-panel").hidden = error.status === 404;
+      $("queues").replaceChildren(el("p", { className: "muted" }, "Queues failed: " + error.message));
     }
   }
 
