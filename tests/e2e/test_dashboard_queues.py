@@ -252,6 +252,7 @@ def test_runs_held_back_by_a_rate_limit_or_a_debounce_say_so(
     rated = queue_row(p, "dash-rate")
     expect(rated.locator('[data-cell="rate"]')).to_have_text("1 / 1 h")
     expect(rated.locator('[data-cell="slots"]')).to_have_text("no limit")
+    expect(rated.locator('[data-cell="release"]')).to_have_text("–")
     expect(queue_row(p, "dash-quiet").locator('[data-cell="debounce"]')).to_have_text("10 min")
     until = re.escape(pushed["wake_at"][:19].replace("T", " "))
     expect(p.locator(f'#runs tr[data-run-id="{pushed["run_id"]}"] td.info')).to_have_text(

@@ -40,7 +40,7 @@
       { className: "queue-row" + (queue.name === opened ? " open" : ""), dataset: { queue: queue.name }, title: "show its concurrency keys" },
       el("td", { className: "ellipsis" }, el("button", { type: "button", className: "linkish", "aria-expanded": String(queue.name === opened) }, queue.name)),
       el("td", { className: "num", dataset: { cell: "concurrency" } }, none(queue.concurrency, queue.concurrency)),
-      el("td", { dataset: { cell: "release" } }, yesNo(queue.release_on_wait)),
+      el("td", { dataset: { cell: "release" } }, none(queue.concurrency, yesNo(queue.release_on_wait))), // no slots: nothing to release
       el("td", { dataset: { cell: "rate" } }, none(queue.rate_limit, rate(queue.rate_limit))),
       el("td", { className: "num", dataset: { cell: "max_size" } }, none(queue.max_size, queue.max_size)),
       el("td", { dataset: { cell: "debounce" } }, none(queue.debounce_seconds, queue.debounce_seconds == null ? "" : period(queue.debounce_seconds))),
