@@ -5,7 +5,8 @@ waiting in the Queues panel, whose click opens the key; a waiting run's page sho
 key, priority and place in line (the higher priority one 1st, the other 2nd), and the runs
 list says it waits for a slot; as the events come the panel drains to 0 in use and 0 waiting.
 The trigger form sends a concurrency key, a priority and a ttl, refuses a negative priority
-before sending anything, and shows a full queue's 429 `queue_full` message. A run pushed
+before sending anything, and shows a full queue's 429 `queue_full` message; a run it
+started with a ttl of 1 s, behind a held slot, ends CANCELLED RunExpired on its page. A run pushed
 back by a rate limit or waiting out a debounce says so, until when; on the session's stack,
 whose tasks declare no queue, the panel is hidden.
 Screenshots go to `$DURABLE_SCREENSHOTS` (`docs/screenshots/queues-*.png` are copies)."""
@@ -212,6 +213,29 @@ def test_the_trigger_form_sends_a_key_a_priority_and_a_ttl(
     run_id = p.url.rsplit("/", 1)[-1]
     release(api, run_id)
     expect(p.locator("#run-status")).to_have_text("COMPLETED")
+
+
+def test_a_run_from_the_form_not_started_within_its_ttl_ends_expired(
+    open_page: Any, api: httpx.Client
+) -> None:
+    holder = trigger(api, GATE, concurrency_key="tenant:ttl")
+    wait_run(api, holder, holds_slot, "holding the slot")
+    p = open_page("/")
+    p.fill("#trigger-task", GATE)
+    p.fill("#trigger-key", "tenant:ttl")
+    p.fill("#trigger-ttl", "1")
+    p.click("#trigger button[type=submit]")
+    expect(p).to_have_url(re.compile(r"/runs/run_[0-9a-f]+$"))
+    expect(p.locator("#run-waiting")).to_have_text(
+        "Waiting for a slot in queue dash-llm, 1st in line"
+    )
+    run_id = p.url.rsplit("/", 1)[-1]
+    time.sleep(1.5)  # its ttl passes while the holder keeps the slot
+    release(api, holder)  # the slot comes to it too late: it is ended, not started
+    expect(p.locator("#run-status")).to_have_text("CANCELLED")
+    expect(p.locator("#run-error")).to_contain_text("RunExpired: not started by")
+    expect(p.locator("#run-waiting")).to_be_hidden()
+    assert api.get(f"/runs/{run_id}").json()["error"]["type"] == "RunExpired"
 
 
 def test_a_full_queue_answers_the_form_with_its_message(open_page: Any, api: httpx.Client) -> None:
