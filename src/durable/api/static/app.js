@@ -1,4 +1,4 @@
-// The page's two views and the way between them: "/" (runs, metrics, trigger form) and
+// The page's two views and the way between them: "/" (runs, metrics, queues, trigger form) and
 // "/runs/{id}" (one run). Links marked data-nav change the view with history.pushState,
 // so each run has a real URL, the back button works and a deep link loads the run.
 "use strict";
@@ -20,6 +20,7 @@
     if ($("live").checked) {
       D.runs.refresh();
       D.metrics.refresh();
+      D.queues.refresh();
     }
   }
 
@@ -35,6 +36,7 @@
       document.title = "durable: runs";
       D.runs.show();
       D.metrics.refresh();
+      D.queues.refresh();
       listTimer = setInterval(refreshList, LIST_REFRESH_MS);
     }
   }

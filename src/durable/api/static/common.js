@@ -129,7 +129,7 @@ D.describeWait = function (run) {
   const until = run.wake_at ? " until " + D.time(run.wake_at) : "";
   const what = run.waiting_for || "";
   if (run.status === "RETRYING") return "retry" + (run.wake_at ? " at " + D.time(run.wake_at) : "");
-  if (run.status === "QUEUED") return run.wake_at ? "delayed" + until : "";
+  if (run.status === "QUEUED") return D.describeQueued(run) || (run.wake_at ? "delayed" + until : "");
   if (run.status !== "WAITING") return "";
   if (!what) return "sleep" + until;
   if (!what.includes(":")) return 'event "' + what + '"' + until;
@@ -140,6 +140,27 @@ D.describeWait = function (run) {
   if (kind === "code-version") return "code version " + rest + " (held)";
   if (kind === "fix") return "a code fix (held: " + rest + ")";
   return what + until;
+};
+
+// "1st", "2nd", "3rd", "4th", "11th", "22nd".
+D.ordinal = function (n) {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] || "th";
+  return n + suffix;
+};
+
+// What holds a QUEUED run back by its queue ("" when nothing does): a slot (with its place
+// in line when the run's own page knows it), the rate limit, or the debounce period.
+D.describeQueued = function (run) {
+  const what = run.status === "QUEUED" ? run.waiting_for || "" : "";
+  const name = what.slice(what.indexOf(":") + 1);
+  if (what.startsWith("queue:")) {
+    const place = run.queue_position ? ", " + D.ordinal(run.queue_position) + " in line" : "";
+    return "a slot in queue " + name + place;
+  }
+  if (what.startsWith("rate:")) return "its turn under queue " + name + "'s rate limit" + (run.wake_at ? " until " + D.time(run.wake_at) : "");
+  if (what.startsWith("debounce:")) return "queue " + name + "'s debounce" + (run.wake_at ? " until " + D.time(run.wake_at) : "");
+  return "";
 };
 
 // Asks before an action; false when the user says no.

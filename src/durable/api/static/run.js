@@ -39,6 +39,9 @@
       ...fact("finished", run.finished_at ? D.time(run.finished_at) + (took ? " (" + took + ")" : "") : ""),
       ...fact("version", [version.task && "task " + version.task, version.code && "code " + version.code].filter(Boolean).join(", ") || "—"),
       ...fact("parent", parent),
+      ...fact("queue", run.queue ? el("span", { id: "run-queue" }, run.queue) : null),
+      ...fact("concurrency key", run.concurrency_key ? el("code", { id: "run-key" }, run.concurrency_key) : null),
+      ...fact("priority", run.queue || run.priority ? el("span", { id: "run-priority" }, run.priority || 0) : null),
       ...fact("idempotency key", run.idempotency_key),
       ...fact("origin", originLink(run.origin)),
       ...fact("tags", (run.tags || []).length ? el("span", { id: "run-tags" }, ...run.tags.map((tag) => el("span", { className: "tag" }, tag))) : null),
@@ -47,9 +50,10 @@
     renderHeld(run);
     // What it waits for, and until when (the timeline's words when it has them).
     // A held run waits for a person, not an event: the banner says so instead.
-    const waiting = run.held ? "" : state.waiting ? state.waiting.description : D.describeWait(run);
-    $("run-waiting").hidden = !waiting;
-    setText($("run-waiting"), waiting ? "Waiting for " + waiting : "");
+    // A run held back by its queue says which and, waiting for a slot, its place in line.
+    $("run-waiting").hidden = !waitingText(run);
+    setText($("run-waiting"), waitingText(run));
+    $("run-waiting").dataset.queuePosition = run.queue_position || "";
     // Actions that cannot apply are hidden: no cancel once over, no event unless awaited,
     // a retry only after a failure, a timeout or a cancel, a rerun once ended; a fork copies
     // the log's first entries of any run (a held one's: from before the divergence).
@@ -69,6 +73,17 @@
       box.replaceChildren(el("div", { className: "error-box" }, el("strong", {}, error.type + ": "), el("span", {}, error.message), error.traceback ? el("details", { className: "traceback" }, el("summary", {}, "traceback"), el("pre", {}, error.traceback)) : null));
     }
     box.dataset.shown = error ? JSON.stringify(error) : "";
+  }
+
+  function waitingText(run) {
+    if (run.held) return "";
+    const queued = D.describeQueued(run);
+    if (queued) return "Waiting for " + queued;
+    const description = state.waiting ? state.waiting.description : "";
+    if (description.startsWith("waits for ")) return "Waiting for " + description.slice(10);
+    if (description) return description[0].toUpperCase() + description.slice(1);
+    const wait = D.describeWait(run);
+    return wait ? "Waiting for " + wait : "";
   }
 
   // "rerun of X" / "fork of X at N", X a link to the original run.

@@ -221,6 +221,26 @@
     const extra = {};
     if (tags.length) extra.tags = tags;
     if (Object.keys(metadata).length) extra.metadata = metadata;
+    return Object.assign(extra, flow(problems));
+  }
+
+  // The queue options: `concurrency_key`, `priority` (an integer ≥ 0) and `ttl_seconds` (an
+  // integer ≥ 1), each sent only when filled in; the API checks the key's characters.
+  function flow(problems) {
+    const extra = {};
+    const key = $("trigger-key").value.trim();
+    if (key) extra.concurrency_key = key;
+    const whole = (id, name, least) => {
+      const input = $(id);
+      const raw = input.value.trim();
+      if (raw === "" && !(input.validity && input.validity.badInput)) return;
+      const value = Number(raw);
+      if (raw === "" || !Number.isInteger(value) || value < least) {
+        problems.push({ path: ["flow"], message: name + " must be a whole number ≥ " + least });
+      } else extra[name] = value;
+    };
+    whole("trigger-priority", "priority", 0);
+    whole("trigger-ttl", "ttl_seconds", 1);
     return extra;
   }
 
@@ -235,7 +255,7 @@
     }
     const labelProblems = [];
     const extra = labels(labelProblems);
-    for (const problem of labelProblems) showError("metadata", problem.message);
+    for (const problem of labelProblems) showError(problem.path[0], problem.message);
     if (problems.length) {
       for (const problem of problems) {
         const [first, ...rest] = problem.path;
@@ -249,10 +269,11 @@
     try {
       const run = await D.api("tasks/" + encodeURIComponent(taskId) + "/runs", { method: "POST", json: Object.assign({ payload }, extra) });
       D.info("Started " + taskId + ": ", { href: D.runUrl(run.run_id), text: run.run_id });
-      $("trigger-tags").value = "";
-      $("trigger-metadata").value = "";
+      for (const id of ["trigger-tags", "trigger-metadata", "trigger-key", "trigger-priority", "trigger-ttl"]) $(id).value = "";
       D.navigate(D.runUrl(run.run_id));
     } catch (error) {
+      // A full queue (429 queue_full) is said by the queue fields as well: try again later.
+      if (error.code === "queue_full") showError("flow", error.message);
       D.failed("Trigger " + taskId, error);
     }
   }
