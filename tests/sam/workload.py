@@ -59,7 +59,9 @@ from durable.worker.redelivery import WakeUpBatchProcessor
 from tests.sam.aws_calls import PSEUDO_PARAMETERS, CallRecorder
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
-SWEEP_EVERY = timedelta(minutes=1)  # the template's sweeper schedule
+# How often `Stack.work` sweeps: often enough for the sweeper's 15-minute hand-off of long
+# waits (the template sweeps every minute; each sweep queries every index shard).
+SWEEP_EVERY = timedelta(minutes=10)
 # Values longer than this go to S3 (the deployed limit is 128 KiB: same code, smaller values).
 INLINE_LIMIT = 1024
 BIG = "x" * 2 * INLINE_LIMIT
@@ -277,8 +279,8 @@ class Stack:
 
     def work(self, for_: timedelta = timedelta(0)) -> None:
         """Deliver each wake-up as it falls due, moving the clock up to `for_` ahead, and
-        sweep every minute of it, as the template's schedule does (the sweeper hands the
-        waits longer than SQS's delay to the queue: `durable.services.timers`)."""
+        sweep every `SWEEP_EVERY` of it, as the template's schedule does (the sweeper hands
+        the waits longer than SQS's delay to the queue: `durable.services.timers`)."""
         limit = self.clock.now() + for_
         next_sweep = self.clock.now() + SWEEP_EVERY
         while True:
@@ -464,7 +466,7 @@ def run_workload(stack: Stack) -> None:
     stack.work(timedelta(minutes=1))
     assert stack.status(running_id) == "COMPLETED"
     status, page = stack.api("GET", "/runs", task_id="iam-hourly")
-    # fired by the sweeps of each `work` (one an hour of it) and the one above
+    # fired by the sweeps of each `work` (one an hour) and the one above
     assert page["runs"] and {run["status"] for run in page["runs"]} == {"COMPLETED"}, page
     stack.clock.advance(timedelta(days=3, minutes=30))  # no cron instant falls in the lookback
     stack.sweep()  # sends the expiry shards' purge messages...
