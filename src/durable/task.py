@@ -124,6 +124,7 @@ class TaskRegistry:
 
     def __init__(self) -> None:
         self._tasks: dict[str, TaskDefinition[Any, Any]] = {}
+        self._queues: dict[str, Queue | None] | None = None  # `queues()`, until a register
 
     def register(self, definition: TaskDefinition[Any, Any]) -> None:
         existing = self._tasks.get(definition.id)
@@ -150,13 +151,23 @@ class TaskRegistry:
                         f"with other settings by task {other.id!r}; share one Queue object"
                     )
         self._tasks[definition.id] = definition
+        self._queues = None
 
     def queues(self) -> dict[str, Queue | None]:
         """Every queue the tasks run in, by name (None: a task's own queue, no limit)."""
-        found: dict[str, Queue | None] = {}
-        for definition in self:
-            found.setdefault(definition.queue_name, definition.queue)
-        return found
+        return dict(self._declared_queues())
+
+    def queue(self, name: str) -> Queue | None:
+        """The queue declared under `name` (None: none, or a task's own, without limits)."""
+        return self._declared_queues().get(name)
+
+    def _declared_queues(self) -> dict[str, Queue | None]:
+        if self._queues is None:  # worked out once per registration, not per message
+            found: dict[str, Queue | None] = {}
+            for definition in self:
+                found.setdefault(definition.queue_name, definition.queue)
+            self._queues = found
+        return self._queues
 
     def get(self, task_id: str) -> TaskDefinition[Any, Any]:
         try:

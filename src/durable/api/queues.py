@@ -95,7 +95,7 @@ def register_queue_routes(app: APIGatewayHttpResolver, client: Client) -> None:
         tags=["queues"],
     )
     def get_queue(name: QueueName) -> QueueBody:
-        queue = declared(client).get(name)
+        queue = client.registry.queue(name)
         if queue is None:
             raise QueueNotFoundError(name)
         return describe_queue(client, queue, by_key=True)

@@ -32,6 +32,7 @@ from durable.services.admission import (
 )
 from durable.services.endings import RunEndings
 from durable.services.stats import count_ended
+from durable.services.timers import parks
 from durable.task import TaskRegistry
 from durable.views import iso
 
@@ -120,12 +121,15 @@ def readmit_if_late(endings: RunEndings, queue: Queue, run: RunRecord) -> bool:
     if run.start_by is not None:
         start = min(start, run.start_by)  # past its ttl: it wakes then, and expires
     token = new_start_token()
+    wake_queue = endings.starter.queue
+    parked = parks(start, now, wake_queue)  # a far window: the sweeper sends it on time
     try:
         store.update_run(
             run.run_id,
             {
                 "wake_at": start,
                 "wake_token": token,
+                "wake_parked": parked,
                 "waiting_for": f"{RATE_WAIT_PREFIX}{queue.name}",
                 "updated_at": now,
             },
@@ -134,8 +138,6 @@ def readmit_if_late(endings: RunEndings, queue: Queue, run: RunRecord) -> bool:
         )
     except ConflictError:
         return True  # another invocation moved it on (or took it): this one stops
-    delay = start - now
-    endings.starter.queue.send(
-        WakeUp(run.run_id, WakeReason.TIMER, token), min(delay, endings.starter.queue.max_delay)
-    )
+    if not parked:
+        wake_queue.send(WakeUp(run.run_id, WakeReason.TIMER, token), start - now)
     return True

@@ -98,14 +98,13 @@ class Slots:
     def limit_of(self, run: RunRecord) -> Queue | None:
         """The queue whose slots the run needs; None when it needs none (no limit, or a
         task this code does not know)."""
-        queues = self.registry.queues()
         name = run.queue
         if name is None:
             try:
                 name = self.registry.get(run.task_id).queue_name
             except UnknownTaskError:
                 return None
-        declared = queues.get(name)
+        declared = self.registry.queue(name)
         if declared is None or declared.concurrency is None:
             return None
         return declared

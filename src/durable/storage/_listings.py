@@ -249,36 +249,31 @@ class IndexReader:
         moved one (a run in between waits for the next sweep; none is lost: it stays due).
         """
 
-        def still_due(run: RunRecord) -> bool:
-            return run.wake_at is not None and run.wake_at <= before and not run.wake_parked
-
-        return self._runs_by_instant(
-            self._m.due_index,
-            _tables.due_pk,
-            "wake_at",
-            before=before,
-            limit=limit,
-            after=after,
-            keep=still_due,
-            shards=list(range(self._shards)),
-        )
+        return self._wake_ups(before, limit, after, parked=False)
 
     def parked_timers(
         self, before: datetime, limit: int, after: RunRecord | None
     ) -> list[RunRecord]:
         """Parked runs (`due` under `TIMER#<k>`, `durable.storage.timers`), as `due_runs`."""
+        return self._wake_ups(before, limit, after, parked=True)
 
-        def still_parked(run: RunRecord) -> bool:
-            return run.wake_at is not None and run.wake_at <= before and run.wake_parked
+    def _wake_ups(
+        self, before: datetime, limit: int, after: RunRecord | None, parked: bool
+    ) -> list[RunRecord]:
+        """The `due` index's runs of one key space (parked or not) due by `before`."""
+
+        def still_there(run: RunRecord) -> bool:
+            due = run.wake_at is not None and run.wake_at <= before
+            return due and run.wake_parked is parked
 
         return self._runs_by_instant(
             self._m.due_index,
-            _tables.timer_pk,
+            _tables.timer_pk if parked else _tables.due_pk,
             "wake_at",
             before=before,
             limit=limit,
             after=after,
-            keep=still_parked,
+            keep=still_there,
             shards=list(range(self._shards)),
         )
 
