@@ -51,6 +51,7 @@ from durable.queues.sqs import SQSWakeQueue
 from durable.records import WakeReason, WakeUp
 from durable.resources import ensure_resources
 from durable.runlogs.cloudwatch import CloudWatchRunLogSource
+from durable.services.timers import hand_off_timers
 from durable.settings import Settings
 from durable.storage import _tables
 from durable.storage.dynamodb import DynamoDBRunStore
@@ -59,9 +60,9 @@ from durable.worker.redelivery import WakeUpBatchProcessor
 from tests.sam.aws_calls import PSEUDO_PARAMETERS, CallRecorder
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
-# How often `Stack.work` sweeps: often enough for the sweeper's 15-minute hand-off of long
-# waits (the template sweeps every minute; each sweep queries every index shard).
-SWEEP_EVERY = timedelta(minutes=10)
+# How often `Stack.work` hands long waits off, as the scheduled sweeper does: within the
+# sweeper's 15-minute window, so that no parked run wakes late.
+HAND_OFF_EVERY = timedelta(minutes=14)
 # Values longer than this go to S3 (the deployed limit is 128 KiB: same code, smaller values).
 INLINE_LIMIT = 1024
 BIG = "x" * 2 * INLINE_LIMIT
@@ -279,10 +280,10 @@ class Stack:
 
     def work(self, for_: timedelta = timedelta(0)) -> None:
         """Deliver each wake-up as it falls due, moving the clock up to `for_` ahead, and
-        sweep every `SWEEP_EVERY` of it, as the template's schedule does (the sweeper hands
-        the waits longer than SQS's delay to the queue: `durable.services.timers`)."""
+        hand the waits longer than SQS's delay to the queue every `HAND_OFF_EVERY` of it
+        (the sweeper's part that time alone needs: `durable.services.timers`)."""
         limit = self.clock.now() + for_
-        next_sweep = self.clock.now() + SWEEP_EVERY
+        next_hand_off = self.clock.now() + HAND_OFF_EVERY
         while True:
             message = self.queue.pop_due(self.clock.now())
             if message is not None:
@@ -290,12 +291,13 @@ class Stack:
                     self.runtime.process_wake_up(message.to_json(), lambda: timedelta(minutes=5))
                 continue
             due = self.queue.next_due()
-            if due is not None and due <= min(limit, next_sweep):
+            if due is not None and due <= min(limit, next_hand_off):
                 self.clock.set(due)
-            elif next_sweep <= limit:
-                self.clock.set(next_sweep)
-                next_sweep += SWEEP_EVERY
-                self.sweep()
+            elif next_hand_off <= limit:
+                self.clock.set(next_hand_off)
+                next_hand_off += HAND_OFF_EVERY
+                with self.recorder.acting_as("sweeper"):
+                    hand_off_timers(self.store, self.queue, self.clock)
             else:
                 return
 
@@ -466,8 +468,7 @@ def run_workload(stack: Stack) -> None:
     stack.work(timedelta(minutes=1))
     assert stack.status(running_id) == "COMPLETED"
     status, page = stack.api("GET", "/runs", task_id="iam-hourly")
-    # fired by the sweeps of each `work` (one an hour) and the one above
-    assert page["runs"] and {run["status"] for run in page["runs"]} == {"COMPLETED"}, page
+    assert [run["status"] for run in page["runs"]] == ["COMPLETED"], page
     stack.clock.advance(timedelta(days=3, minutes=30))  # no cron instant falls in the lookback
     stack.sweep()  # sends the expiry shards' purge messages...
     stack.work()  # ...and the workers purge them
