@@ -57,6 +57,7 @@ class RunInfoView:
     queue: str | None = None  # the queue it starts in (`durable.flow`), None for old runs
     concurrency_key: str | None = None
     priority: int = 0
+    start_by: datetime | None = None  # its ttl's end: not started by then, it is cancelled
 
     @classmethod
     def of(cls, run: RunRecord, payload: Any, result: Any, waiting_for: str | None) -> RunInfoView:
@@ -85,6 +86,7 @@ class RunInfoView:
             queue=run.queue,
             concurrency_key=run.concurrency_key,
             priority=run.priority,
+            start_by=run.start_by,
         )
 
     @property
@@ -123,6 +125,7 @@ class RunInfoView:
             "queue": self.queue,
             "concurrency_key": self.concurrency_key,
             "priority": self.priority,
+            "start_by": iso(self.start_by),
         }
 
 

@@ -230,6 +230,7 @@ def test_a_run_from_the_form_not_started_within_its_ttl_ends_expired(
         "Waiting for a slot in queue dash-llm, 1st in line"
     )
     run_id = p.url.rsplit("/", 1)[-1]
+    expect(p.locator("#run-start-by")).to_be_visible()  # its ttl's end, while not started
     time.sleep(1.5)  # its ttl passes while the holder keeps the slot
     release(api, holder)  # the slot comes to it too late: it is ended, not started
     expect(p.locator("#run-status")).to_have_text("CANCELLED")

@@ -4,7 +4,7 @@ and what a run records, on memory and moto."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -129,11 +129,15 @@ def test_the_http_api_takes_the_options_and_refuses_bad_ones_with_400() -> None:
         assert reply.status == 202, reply.text
         run = api.get(f"/runs/{reply.json['run_id']}").json
         assert (run["queue"], run["concurrency_key"], run["priority"]) == ("llm", "user:9", 3)
+        created = datetime.fromisoformat(run["created_at"])
+        assert datetime.fromisoformat(run["start_by"]) - created == timedelta(seconds=60)
         for bad in ({"priority": 500}, {"concurrency_key": "a b"}, {"ttl_seconds": 0}):
             refused = api.post("/tasks/summarize/runs", {"payload": 1, **bad})
             assert refused.status == 400, (bad, refused.text)
             assert refused.json["error"]["code"]
         assert len(env.client.list().runs) == 1
+        no_ttl = api.post("/tasks/summarize/runs", {"payload": 2}).json["run_id"]
+        assert api.get(f"/runs/{no_ttl}").json["start_by"] is None
 
 
 def test_the_client_reads_a_queues_slots_and_waiting_runs_per_key() -> None:

@@ -230,6 +230,11 @@ class RunBody(RunSummary):
         default=None, description="given at trigger: the queue's limits apply per key"
     )
     priority: int = Field(default=0, description="given at trigger: higher starts first")
+    start_by: datetime | None = Field(
+        default=None,
+        description="the end of its ttl (given at trigger): not started by then, it ends "
+        "CANCELLED with RunExpired",
+    )
     queue_position: int | None = Field(
         default=None, description="waiting for a slot of its queue: its place (1: next)"
     )
@@ -242,6 +247,7 @@ class RunBody(RunSummary):
             queue=view.queue,
             concurrency_key=view.concurrency_key,
             priority=view.priority,
+            start_by=view.start_by,
             payload=view.payload,
             result=view.result,
             version=VersionBody(task=view.task_version, code=view.code_version),

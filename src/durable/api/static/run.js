@@ -42,6 +42,8 @@
       ...fact("queue", run.queue ? el("span", { id: "run-queue" }, run.queue) : null),
       ...fact("concurrency key", run.concurrency_key ? el("code", { id: "run-key" }, run.concurrency_key) : null),
       ...fact("priority", run.queue || run.priority ? el("span", { id: "run-priority" }, run.priority || 0) : null),
+      // Its ttl matters only until it starts.
+      ...fact("start by", run.start_by && !run.started_at ? el("span", { id: "run-start-by" }, D.time(run.start_by)) : null),
       ...fact("idempotency key", run.idempotency_key),
       ...fact("origin", originLink(run.origin)),
       ...fact("tags", (run.tags || []).length ? el("span", { id: "run-tags" }, ...run.tags.map((tag) => el("span", { className: "tag" }, tag))) : null),
