@@ -192,6 +192,12 @@ def test_durable_queues_prints_a_table_and_one_queue_by_key(
     assert main(["queues", "small", "--url", url]) == 0
     out = capsys.readouterr().out
     assert "KEY  RUNNING  WAITING\n-    1        2" in out
+    # The runs list says what each unfinished run waits for: the holder its event, the others
+    # a slot.
+    assert main(["runs", "--url", url]) == 0
+    runs = capsys.readouterr().out.splitlines()
+    assert runs[0].split()[-2:] == ["WAITING", "FOR"]
+    assert sorted(line.split()[-1] for line in runs[1:]) == ["go", "queue:small", "queue:small"]
     assert main(["queues", "nope", "--url", url]) == 2
     assert "no task declares a queue named 'nope'" in capsys.readouterr().err
     # A trigger into the full queue: exit code 2, the API's reason.

@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from durable.cli.runs import TERMINAL
+from durable.cli.output import TERMINAL
 from durable.cli.transport import CliError, Transport, call, make_transport, path_segment
 
 PAGE = 1000

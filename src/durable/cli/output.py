@@ -7,6 +7,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+# The statuses a run ends in (the API's names).
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
@@ -26,11 +29,22 @@ def format_runs(runs: list[dict[str, Any]]) -> str:
         )
         for run in runs
     ]
+    waits = [_waiting_for(run) for run in runs]
+    if any(waits):  # a column only when some run waits: a slot, an event, a timer...
+        headers = (*headers, "WAITING FOR")
+        rows = [(*row, wait or "-") for row, wait in zip(rows, waits, strict=True)]
     if any(run.get("tags") for run in runs):  # a column only when some run has tags
         headers = (*headers, "TAGS")
         tags = [",".join(run.get("tags") or []) for run in runs]
         rows = [(*row, tag) for row, tag in zip(rows, tags, strict=True)]
     return table(headers, rows)
+
+
+def _waiting_for(run: dict[str, Any]) -> str:
+    """What an unfinished run waits for (`queue:llm`, an event's name...), "" if nothing."""
+    if run.get("status") in TERMINAL or not run.get("waiting_for"):
+        return ""
+    return str(run["waiting_for"])
 
 
 def format_history(entries: list[dict[str, Any]]) -> str:

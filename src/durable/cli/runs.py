@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from durable.cli.output import format_history, format_runs, print_json
+from durable.cli.output import TERMINAL, format_history, format_runs, print_json
 from durable.cli.resume import print_hold_note
 from durable.cli.transport import CliError, Transport, call, make_transport, path_segment
 from durable.serialization import JsonData
@@ -24,7 +24,6 @@ STATUSES = (
     "CANCELLED",
     "TIMED_OUT",
 )
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 
 
 def parse_json(text: str, option: str) -> JsonData:
