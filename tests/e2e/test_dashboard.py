@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect
-from tests.e2e.browser import chromium, fits_the_screen, new_page, screenshot
+from tests.e2e.browser import chromium, fits_the_screen, new_page, screenshot, under_a_stage
 from tests.e2e.conftest import WaitFor
 from tests.e2e.devserver import DevServer
 
@@ -225,22 +225,10 @@ def test_the_runs_list_fits_a_1280_px_screen(
 def test_the_dashboard_works_under_an_api_gateway_stage(
     browser: Any, dev_server: DevServer, api: httpx.Client, wait_for: WaitFor
 ) -> None:
-    # API Gateway serves a named stage under its prefix (`/prod/...`) and strips it before
-    # the function sees the path: the browser plays that part here, forwarding each request.
     run_id = trigger(api, "e2e-hello", {"name": "stage"})
     wait_for(run_id, {"COMPLETED"})
     stage = f"{dev_server.url}/prod"
-
-    def forward(route: Any) -> None:
-        target = dev_server.url + route.request.url.removeprefix(stage)
-        route.fulfill(response=route.fetch(url=target))
-
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    # Only the stage answers: a URL that missed the prefix fails (the latest route wins).
-    page.route(f"{dev_server.url}/**", lambda route: route.abort())
-    page.route(f"{stage}/**", forward)
-    page.route(stage, forward)
-    try:
+    with under_a_stage(browser, dev_server.url) as page:
         page.goto(f"{stage}/runs/{run_id}")  # a deep link under the stage
         expect(page.locator("#run-status")).to_have_text("COMPLETED")
         expect(page.locator(".tl-row.kind-step")).to_have_count(1)
@@ -251,7 +239,3 @@ def test_the_dashboard_works_under_an_api_gateway_stage(
         row.click()
         expect(page).to_have_url(f"{stage}/runs/{run_id}")
         expect(page.locator("#run-result")).to_contain_text("hello, stage")
-    finally:
-        # The page polls: a forwarded request may still be in flight.
-        page.unroute_all(behavior="ignoreErrors")
-        page.close()

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect
-from tests.e2e.browser import chromium, fits_the_screen, new_page, screenshot
+from tests.e2e.browser import chromium, fits_the_screen, new_page, screenshot, tabs
 from tests.e2e.devserver import DevServer, start_dev_server
 
 pytestmark = pytest.mark.e2e
@@ -53,19 +53,15 @@ def browser(server: DevServer) -> Iterator[Any]:
 def open_page(browser: Any, server: DevServer) -> Iterator[Any]:
     """`open_page(path)`: a tab at the dashboard's `path`; the bodies of the POSTs it makes
     are kept in `page.posts` as (url, JSON body)."""
-    pages: list[Any] = []
+    with tabs(browser, server.url) as open_tab:
 
-    def open_one(path: str) -> Any:
-        page = new_page(browser, server.url + path)
-        page.posts = []
-        page.on("request", lambda request: record(page, request))
-        pages.append(page)
-        return page
+        def open_one(path: str) -> Any:
+            page = open_tab(path)
+            page.posts = []
+            page.on("request", lambda request: record(page, request))
+            return page
 
-    yield open_one
-    for page in pages:
-        assert page.script_errors == []
-        page.close()
+        yield open_one
 
 
 def record(page: Any, request: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect
-from tests.e2e.browser import chromium, fits_the_screen, new_page, screenshot
+from tests.e2e.browser import chromium, fits_the_screen, screenshot, tabs, under_a_stage
 from tests.e2e.conftest import WaitFor
 from tests.e2e.devserver import DevServer
 from tests.e2e.e2e_tasks import executions
@@ -44,25 +44,23 @@ def open_page(browser: Any, dev_server: DevServer) -> Iterator[Any]:
     """`open_page(path)`: a tab at the dashboard's `path`; confirmations are accepted (unless
     `page.answers` says otherwise), their questions kept in `page.questions`; the POSTs the
     page made in `page.posts`."""
-    pages: list[Any] = []
+    with tabs(browser, dev_server.url) as open_tab:
 
-    def open_one(path: str) -> Any:
-        page = new_page(browser, dev_server.url + path)
-        page.questions = []
-        page.posts = []
-        page.answers = []  # False: the next confirmation is declined
-        page.on("dialog", lambda dialog: answer(page, dialog))
-        page.on(
-            "request",
-            lambda request: page.posts.append(request.url) if request.method == "POST" else None,
-        )
-        pages.append(page)
-        return page
+        def open_one(path: str) -> Any:
+            page = open_tab(path)
+            page.questions = []
+            page.posts = []
+            page.answers = []  # False: the next confirmation is declined
+            page.on("dialog", lambda dialog: answer(page, dialog))
+            page.on(
+                "request",
+                lambda request: (
+                    page.posts.append(request.url) if request.method == "POST" else None
+                ),
+            )
+            return page
 
-    yield open_one
-    for page in pages:
-        assert page.script_errors == []
-        page.close()
+        yield open_one
 
 
 def answer(page: Any, dialog: Any) -> None:
@@ -145,19 +143,10 @@ def test_rerun_under_a_stage_goes_to_the_new_run_whose_origin_links_back(
     (tmp_path / "fixed").touch()
     run_id = trigger(api, "e2e-repairable", {"dir": str(tmp_path)})
     wait_for(run_id, {"COMPLETED"})
-    # API Gateway's stage prefix, played by the browser (as in test_dashboard.py).
-    stage = f"{dev_server.url}/prod"
-
-    def forward(route: Any) -> None:
-        target = dev_server.url + route.request.url.removeprefix(stage)
-        route.fulfill(response=route.fetch(url=target))
-
-    p = browser.new_page(viewport={"width": 1280, "height": 800})
-    p.route(f"{dev_server.url}/**", lambda route: route.abort())
-    p.route(f"{stage}/**", forward)
-    questions: list[str] = []
-    p.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
-    try:
+    stage = f"{dev_server.url}/prod"  # API Gateway's stage prefix, played by the browser
+    with under_a_stage(browser, dev_server.url) as p:
+        questions: list[str] = []
+        p.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
         p.goto(f"{stage}/runs/{run_id}")
         expect(p.locator("#run-status")).to_have_text("COMPLETED")
         expect(p.locator("#retry")).to_be_hidden()
@@ -176,10 +165,6 @@ def test_rerun_under_a_stage_goes_to_the_new_run_whose_origin_links_back(
         marker.click()
         expect(p.locator("#op-details")).to_contain_text("rerun")
         expect(p.locator(f"#op-details a[href='runs/{new_id}']")).to_have_count(1)
-    finally:
-        # The page polls: a forwarded request may still be in flight.
-        p.unroute_all(behavior="ignoreErrors")
-        p.close()
     assert executions(tmp_path, "first") == 2
 
 

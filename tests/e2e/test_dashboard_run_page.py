@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect
-from tests.e2e.browser import chromium, fits_the_screen, new_page, screenshot
+from tests.e2e.browser import chromium, fits_the_screen, screenshot, tabs
 from tests.e2e.conftest import WaitFor
 from tests.e2e.devserver import DevServer
 
@@ -32,17 +32,8 @@ def browser(dev_server: DevServer) -> Iterator[Any]:
 @pytest.fixture
 def open_run(browser: Any, dev_server: DevServer) -> Iterator[Any]:
     """`open_run(run_id)`: a tab at the run's own URL (a deep link)."""
-    pages: list[Any] = []
-
-    def open_page(run_id: str) -> Any:
-        page = new_page(browser, f"{dev_server.url}/runs/{run_id}")
-        pages.append(page)
-        return page
-
-    yield open_page
-    for page in pages:
-        assert page.script_errors == []
-        page.close()
+    with tabs(browser, dev_server.url) as open_tab:
+        yield lambda run_id: open_tab(f"/runs/{run_id}")
 
 
 def trigger(api: httpx.Client, task_id: str, payload: Any) -> str:
