@@ -27,8 +27,8 @@ def pool_server() -> Iterator[DevServer]:
     assert server.stop() == 0, server.output[-3000:]
 
 
-def trigger(api: httpx.Client, key: str | None = None) -> str:
-    body: dict[str, object] = {"payload": {"seconds": 1.0}}
+def trigger(api: httpx.Client, key: str | None = None, seconds: float = 1.0) -> str:
+    body: dict[str, object] = {"payload": {"seconds": seconds}}
     if key is not None:
         body["concurrency_key"] = key
     response = api.post("/tasks/hold-slot/runs", json=body)
@@ -100,7 +100,13 @@ def test_fifty_runs_never_more_than_five_at_once(pool_server: DevServer) -> None
 
 def test_two_keys_each_get_their_own_five(pool_server: DevServer) -> None:
     with httpx.Client(base_url=pool_server.url, timeout=30) as api:
-        by_key = {key: [trigger(api, key) for _ in range(10)] for key in ("tenant-a", "tenant-b")}
+        # The keys' triggers alternate and each run holds its slot 2 s, so both keys have
+        # runs ready from the start however slowly a loaded machine answers the triggers
+        # (one key's 10 triggered first could finish before the other's began).
+        by_key: dict[str, list[str]] = {"tenant-a": [], "tenant-b": []}
+        for _ in range(10):
+            for key, ids in by_key.items():
+                ids.append(trigger(api, key, seconds=2.0))
         runs = wait_all(api, [run for ids in by_key.values() for run in ids], timeout=120)
         assert {run["status"] for run in runs} == {"COMPLETED"}
         windows = {key: [step_window(api, run) for run in ids] for key, ids in by_key.items()}
