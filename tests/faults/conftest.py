@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -81,18 +81,39 @@ class Production:
             ids = run_ids()
             if ids and all(env.get(run_id).status.is_terminal for run_id in ids):
                 return
-            if env.now() >= self._next_sweep:
-                self.sweeps += 1
-                # A sweeper invocation that fails is followed by the next one.
-                with contextlib.suppress(InfrastructureError, SimulatedCrash):
-                    env.sweep()
-                self._next_sweep = env.now() + self.sweep_every
+            if self._sweep_if_due():
                 continue
-            due = env.queue.next_due()
-            target = self._next_sweep if due is None else min(due, self._next_sweep)
+            target = self._next_moment()
             if target > deadline:
                 return
             env.clock.set(max(target, env.now()))
+
+    def advance(self, span: timedelta) -> None:
+        """Let production work (deliveries, sweeps) for `span` of the virtual clock."""
+        env = self.env
+        until = env.now() + span
+        while True:
+            env.run_until_idle()
+            if self._sweep_if_due():
+                continue
+            if env.now() >= until:
+                return
+            env.clock.set(max(min(self._next_moment(), until), env.now()))
+
+    def _sweep_if_due(self) -> bool:
+        if self.env.now() < self._next_sweep:
+            return False
+        self.sweeps += 1
+        # A sweeper invocation that fails is followed by the next one.
+        with contextlib.suppress(InfrastructureError, SimulatedCrash):
+            self.env.sweep()
+        self._next_sweep = self.env.now() + self.sweep_every
+        return True
+
+    def _next_moment(self) -> datetime:
+        """When something happens next: a message comes due, or the next sweep."""
+        due = self.env.queue.next_due()
+        return self._next_sweep if due is None else min(due, self._next_sweep)
 
 
 @pytest.fixture

@@ -10,7 +10,11 @@ there. Every time:
   with its own payload, and never more than 3 started in one minute (a crash between a
   place taken and its run stored wastes that place: a run may start a minute later);
 - debounce (3 triggers 10 s apart, each within the period): exactly one run, completed
-  with the last trigger's payload: no trigger lost, never two pending runs.
+  with the last trigger's payload: no trigger lost, never two pending runs;
+- debounce and a rate limit of 1 a minute (4 triggers 20 s apart, each past the 5 s
+  period: the second run waits for its minute and takes the third's payload meanwhile):
+  every run completed, never two started in one minute, the payloads they ran
+  with in the order triggered, the last one with the last trigger's.
 
 And with every message delivered three times and once late (`test_delivery.chaotic`),
 rate-limited runs still start at most the limit in a minute, each step once.
@@ -30,7 +34,7 @@ from durable.faults import Faults, When
 from durable.records import RunStatus
 from durable.testing import Backend, MotoBackend, TestEnvironment
 
-from .conftest import Production, crash_sides
+from .conftest import FULL_SWEEP, Production, crash_sides
 from .test_delivery import chaotic
 
 START = datetime(2030, 1, 1, 12, 0, 10, tzinfo=UTC)
@@ -48,6 +52,12 @@ def registry() -> TaskRegistry:
 
     @task(id="debounced", registry=made, queue=Queue("index", debounce=timedelta(seconds=30)))
     def debounced(ctx: Context, payload: Any) -> Any:
+        return ctx.step("echo", lambda: payload)
+
+    digest = Queue("digest", debounce=timedelta(seconds=5), rate_limit=RateLimit(1, _MINUTE))
+
+    @task(id="digest", registry=made, queue=digest)
+    def digest_task(ctx: Context, payload: Any) -> Any:
         return ctx.step("echo", lambda: payload)
 
     return made
@@ -110,6 +120,35 @@ def play_debounce(
             }
 
 
+def play_debounce_rate(
+    backend: Backend, crash: tuple[int, When] | None, moto: MotoBackend | None
+) -> dict[str, Any]:
+    faults = Faults()
+    with TestEnvironment(
+        backend=backend, registry=registry(), faults=faults, moto=moto, start=START
+    ) as env:
+        if crash is not None:
+            faults.crash(*crash)
+        production = Production(env)
+        for n in range(4):
+            production.call(lambda n=n: env.trigger("digest", n))
+            production.advance(timedelta(seconds=20))
+        production.run(lambda: [run.run_id for run in env.list(limit=100).runs])
+        calls = faults.calls
+        with faults.paused():
+            runs = [env.get(run.run_id) for run in env.list(limit=100).runs]
+            runs.sort(key=lambda run: run.started_at or START)
+            per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
+            results = [run.result for run in runs]
+            return {
+                "calls": calls,
+                "completed": all(run.status is RunStatus.COMPLETED for run in runs),
+                "most_in_a_minute": max(per_minute.values()),
+                "in_order": results == sorted(set(results)),
+                "last": results[-1],
+            }
+
+
 RATE_EXPECTED = {
     "runs": RUNS,
     "completed": True,
@@ -117,6 +156,7 @@ RATE_EXPECTED = {
     "most_in_a_minute": LIMIT,
 }
 DEBOUNCE_EXPECTED = {"runs": 1, "completed": True, "results": [{"v": 2}]}
+DEBOUNCE_RATE_EXPECTED = {"completed": True, "most_in_a_minute": 1, "in_order": True, "last": 3}
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +197,22 @@ def test_a_crash_at_any_call_of_debounced_triggers_makes_one_run_with_the_last_p
     _sweep(play_debounce, DEBOUNCE_EXPECTED, backend, moto)
 
 
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "memory",
+        # About 75 s on moto: in `make faults-sweep`; the calls it makes are the rate and
+        # debounce sweeps' (above, on moto in `make test`), and tests/unit/test_admission.py
+        # plays it uncrashed on moto.
+        pytest.param("moto", marks=pytest.mark.skipif(not FULL_SWEEP, reason="faults-sweep")),
+    ],
+)
+def test_a_crash_at_any_call_of_debounced_rate_limited_triggers_starts_one_run_a_minute(
+    backend: Backend, moto: MotoBackend
+) -> None:
+    _sweep(play_debounce_rate, DEBOUNCE_RATE_EXPECTED, backend, moto)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_duplicate_and_late_deliveries_never_start_more_than_the_limit_in_a_minute(
     seed: int,
@@ -176,3 +232,27 @@ def test_duplicate_and_late_deliveries_never_start_more_than_the_limit_in_a_minu
         per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
         assert max(per_minute.values()) == LIMIT
         assert len(env.list(limit=100).runs) == 4 * LIMIT
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_duplicate_and_late_deliveries_start_one_debounced_run_a_minute(seed: int) -> None:
+    # A debounced run takes its place when it comes to start: three copies of its start
+    # message at once may each take one (places wasted), never start it twice.
+    with TestEnvironment(registry=registry(), start=START) as env:
+        chaotic(env, seed)
+        production = Production(env)
+        for n in range(9):
+            production.call(lambda n=n: env.trigger("digest", n))
+            production.advance(timedelta(seconds=20))
+        production.run(lambda: [run.run_id for run in env.list(limit=100).runs])
+        env.advance(timedelta(minutes=30))  # every late copy is delivered
+        runs = sorted(
+            (env.get(run.run_id) for run in env.list(limit=100).runs),
+            key=lambda run: run.started_at or START,
+        )
+        assert {run.status for run in runs} == {RunStatus.COMPLETED}
+        assert all(len(env.history(run.run_id)) == 1 for run in runs)  # one step, once
+        per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
+        assert max(per_minute.values()) == 1
+        results = [run.result for run in runs]
+        assert results == sorted(set(results)) and results[-1] == 8

@@ -21,6 +21,8 @@ MINUTE = timedelta(minutes=1)
 START = datetime(2030, 1, 1, 12, 0, 10, tzinfo=UTC)  # ten seconds into a minute
 LIMITED = Queue("llm", rate_limit=RateLimit(10, MINUTE))
 DEBOUNCED = Queue("search-index", debounce=timedelta(seconds=30))
+# Debounced and rate-limited: a run at most 5 s after triggers stop, one start a minute.
+DIGEST = Queue("digest", debounce=timedelta(seconds=5), rate_limit=RateLimit(1, MINUTE))
 
 
 def _registry() -> TaskRegistry:
@@ -33,6 +35,10 @@ def _registry() -> TaskRegistry:
     @task(id="reindex", registry=registry, queue=DEBOUNCED)
     def reindex(ctx: Context, payload: Any) -> Any:
         return ctx.step("index", lambda: payload)
+
+    @task(id="digest", registry=registry, queue=DIGEST)
+    def digest(ctx: Context, payload: Any) -> Any:
+        return ctx.step("send", lambda: payload)
 
     @task(id="plain", registry=registry)
     def plain(ctx: Context, payload: Any) -> Any:
@@ -199,6 +205,41 @@ def test_five_debounced_triggers_make_one_run_with_the_last_payload(
     env.advance(timedelta(seconds=31))
     assert env.get(later.run_id).result == {"version": 5}
     assert env.get(other_key.run_id).result == {"version": 6}
+
+
+def test_debounced_triggers_of_a_rate_limited_queue_start_one_run_a_minute_with_the_last_payload(
+    env: TestEnvironment,
+) -> None:
+    # Triggers 20 s apart, each past the 5 s debounce: without the rate limit, each would
+    # make a run. A run takes its place when it comes to start; a run waiting for its
+    # minute takes the payloads triggered meanwhile and keeps its place.
+    handles = []
+    for n in range(8):
+        handles.append(env.trigger("digest", n))
+        if n == 1:
+            env.advance(timedelta(seconds=6))  # B came to start: minute 0 was full
+            waiting = env.get(handles[1].run_id)
+            assert (waiting.status, waiting.waiting_for) == (RunStatus.QUEUED, "rate:digest")
+            assert waiting.wake_at == START.replace(second=0) + MINUTE
+            env.advance(timedelta(seconds=14))
+        else:
+            env.advance(timedelta(seconds=20))
+    env.advance(timedelta(minutes=2))
+    runs = sorted(
+        (env.get(run.run_id) for run in env.list(task_id="digest").runs),
+        key=lambda run: run.started_at or START,
+    )
+    assert [run.status for run in runs] == [RunStatus.COMPLETED] * 4
+    assert [run.result for run in runs] == [0, 2, 5, 7]  # the last payload before each start
+    assert [run.started_at for run in runs] == [
+        START + timedelta(seconds=5),  # 12:00:15, one period after the first trigger
+        START.replace(second=0) + MINUTE,  # minute 1's start, and so on: one a minute
+        START.replace(second=0) + 2 * MINUTE,
+        START.replace(second=0) + 3 * MINUTE,
+    ]
+    assert [handle.created for handle in handles] == [
+        True, True, False, True, False, False, True, False
+    ]  # fmt: skip
 
 
 def test_a_child_run_of_a_debounced_task_is_not_debounced(env: TestEnvironment) -> None:

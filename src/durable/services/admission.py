@@ -34,10 +34,17 @@ by the debounce item still naming what the trigger read: two racing triggers nev
 two pending runs (the loser tries again, and replaces). A debounced trigger takes no
 idempotency key (`InputError`): a retried one simply replaces again. The starts the
 library makes (a child run, a batch item, a schedule's firing) are not debounced: each
-starts its own run. A queue with both a debounce and a rate limit debounces only (the
-callers' triggers; the library's starts take their places in the rate windows). A crash
-anywhere leaves either nothing, or the run stored with its start in the due index (the
-sweeper sends it): no trigger is lost.
+starts its own run. A crash anywhere leaves either nothing, or the run stored with its
+start in the due index (the sweeper sends it): no trigger is lost.
+
+Debounce and a rate limit together: the debounced run takes its place in the rate windows
+when it comes to start (`durable.services.expiry.readmit_if_late`), not at trigger (its
+start moves with each trigger): a place in the current window and it starts, else it
+waits for its window ("rate:<queue>"). A trigger replacing a run that waits so keeps its
+place when the new start (one period after this trigger) falls within that window, and
+starts at the later of the two; past it, the place is left unused and the run takes one
+again when it comes. So a steady stream of triggers on one key starts at most `limit`
+runs a window, each with the last payload before it started.
 """
 
 from __future__ import annotations
@@ -110,7 +117,8 @@ def admitted_start(
 ) -> tuple[datetime, str | None]:
     """When a new run of a task in `queue` wanting to start at `requested` may start, and
     its `waiting_for` ("rate:<queue>" when the rate limit pushed it back, else None). A
-    debounced trigger (`debounce` given) is not rate limited; a trigger whose idempotency
+    debounced trigger (`debounce` given) takes no place here: its run takes one when it
+    comes to start (`durable.services.expiry.readmit_if_late`); a trigger whose idempotency
     key names a run already, or whose given run id (a batch child's) exists, takes no place
     (it will be given that run)."""
     if queue is None or queue.rate_limit is None or debounce is not None:
@@ -136,40 +144,44 @@ def trigger_debounced(
     codec: ValueCodec,
     run: RunRecord,
     value: Any,
-    period: timedelta,
+    flow: Queue,
     now: datetime,
 ) -> tuple[RunRecord, bool]:
     """Replace the payload of the run pending for `run`'s debounce key, or create `run` as
     that key's pending run; the run as stored and whether it was created."""
+    assert flow.debounce is not None
     key = run.concurrency_key or ""
     requested = run.wake_at or now
-    start = requested + period
-    start_by = run.start_by + period if run.start_by is not None else None
+    start = requested + flow.debounce
+    start_by = run.start_by + flow.debounce if run.start_by is not None else None
+    debouncing = f"{DEBOUNCE_WAIT_PREFIX}{run.queue}"
     for _ in range(_DEBOUNCE_ATTEMPTS):
         pending_id = store.debounced_run(run.task_id, key)
         pending = store.get_run(pending_id) if pending_id is not None else None
         token = new_start_token()
         if pending is not None and _is_pending(pending):
             assert pending.wake_token is not None  # `_is_pending` checked it
+            wake_at: datetime = start
+            waiting_for: str | None = debouncing
+            if _keeps_its_place(pending, flow, start):
+                assert pending.wake_at is not None  # `_keeps_its_place` checked it
+                wake_at, waiting_for = max(start, pending.wake_at), pending.waiting_for
             changes = {
                 "payload": codec.encode(value, f"{pending.run_id}/payload"),
-                "wake_at": start,
+                "wake_at": wake_at,
                 "wake_token": token,
                 "start_by": start_by,
+                "waiting_for": waiting_for,
                 "updated_at": now,
             }
             try:
                 stored = store.replace_pending_run(pending.run_id, pending.wake_token, changes)
             except ConflictError:
                 continue  # it started (or another trigger replaced it) meanwhile: read again
-            _send_start(queue, stored.run_id, token, start - now)
+            _send_start(queue, stored.run_id, token, wake_at - now)
             return stored, False
         new = replace(
-            run,
-            wake_at=start,
-            wake_token=token,
-            start_by=start_by,
-            waiting_for=f"{DEBOUNCE_WAIT_PREFIX}{run.queue}",
+            run, wake_at=start, wake_token=token, start_by=start_by, waiting_for=debouncing
         )
         try:
             store.create_debounced_run(new, key, pending_id)
@@ -178,6 +190,18 @@ def trigger_debounced(
         _send_start(queue, new.run_id, token, start - now)
         return new, True
     raise InfrastructureError(f"debounce key {key!r} of {run.task_id} is too contended")
+
+
+def _keeps_its_place(pending: RunRecord, flow: Queue, start: datetime) -> bool:
+    """Whether a debounced run waiting for its rate window (where it holds a place) keeps
+    that place when a trigger moves its start to `start`: `start` is not past the window."""
+    limit = flow.rate_limit
+    return (
+        limit is not None
+        and pending.wake_at is not None
+        and (pending.waiting_for or "").startswith(RATE_WAIT_PREFIX)
+        and window_of(start, limit.period) <= window_of(pending.wake_at, limit.period)
+    )
 
 
 def _is_pending(run: RunRecord) -> bool:

@@ -17,6 +17,7 @@ its window.
 A rate-limited run holds a place in one window (`durable.services.admission`); one that
 comes to start after that window has ended takes a place again from now on
 (`readmit_if_late`), so no window sees more starts than its limit however late workers are.
+A debounced run of a rate-limited queue takes its place when it comes to start.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from durable.errors import ConflictError, UnknownTaskError
 from durable.flow import Queue
 from durable.records import ErrorInfo, RunRecord, RunStatus, WakeReason, WakeUp
 from durable.services.admission import (
+    DEBOUNCE_WAIT_PREFIX,
     RATE_WAIT_PREFIX,
     new_start_token,
     rate_limited_start,
@@ -105,15 +107,18 @@ def readmit_if_late(endings: RunEndings, queue: Queue, run: RunRecord) -> bool:
     from now on: starting now would count against a window it has no place in. True when
     that place is in a later window: the run waits for it (`wake_at`, a new start token,
     `waiting_for` "rate:<queue>"). A QUEUED run that never started holds the window of its
-    `wake_at` (its window's start, or its requested start within it)."""
+    `wake_at` (its window's start, or its requested start within it), except a debounced
+    run still waiting for triggers to stop (`waiting_for` "debounce:<queue>"): it holds no
+    place yet (`durable.services.admission`) and takes one now."""
     limit = queue.rate_limit
-    if limit is None or queue.debounce is not None or run.wake_at is None:
+    if limit is None or run.wake_at is None:
         return False
     if run.status is not RunStatus.QUEUED:
         return False
     clock, store = endings.starter.clock, endings.starter.store
     now = clock.now()
-    if window_of(now, limit.period) == window_of(run.wake_at, limit.period):
+    placeless = (run.waiting_for or "").startswith(DEBOUNCE_WAIT_PREFIX)
+    if not placeless and window_of(now, limit.period) == window_of(run.wake_at, limit.period):
         return False
     start = rate_limited_start(store, queue, run.concurrency_key, now, now)
     if start <= now:

@@ -186,8 +186,9 @@ class RunStarter:
             ),
         )
         if debounce is not None:
+            assert flow is not None  # `debounce` is its queue's
             stored, created = trigger_debounced(
-                self.store, self.queue, self.codec, run, value, debounce, now
+                self.store, self.queue, self.codec, run, value, flow, now
             )
             if created:
                 count_started(self.store, self.clock, stored)
