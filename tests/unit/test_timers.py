@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from durable import Context, RetryPolicy, RunStatus, TaskRegistry, WaitTimeoutError, task
+from durable import (
+    Context,
+    Queue,
+    RetryPolicy,
+    RunStatus,
+    TaskRegistry,
+    WaitTimeoutError,
+    task,
+)
 from durable.records import RunRecord, WakeReason
 from durable.testing import Backend, MotoBackend, TestEnvironment
 from durable.worker import Handled
@@ -132,6 +140,32 @@ def test_a_start_delayed_two_days_sends_nothing_until_its_window(
     assert info.status is RunStatus.COMPLETED
     assert abs(datetime.fromisoformat(info.result) - start) <= timedelta(seconds=1)
     assert (env.invocations, env.queue.sent) == (1, 1)
+
+
+def test_an_hour_long_debounce_sends_one_message_for_its_start(
+    registry: TaskRegistry, env: TestEnvironment
+) -> None:
+    @task(id="digest", registry=registry, queue=Queue("digest", debounce=timedelta(hours=1)))
+    def digest(ctx: Context, payload: Any) -> Any:
+        return ctx.step("send", lambda: [payload, env.now().isoformat()])
+
+    first = env.trigger("digest", 1)
+    assert stored(env, first.run_id).wake_parked and env.queue.sent == 0
+    sweep_until(env, env.now() + timedelta(minutes=40))  # within the hour: replaced
+    second = env.trigger("digest", 2)
+    assert (second.run_id, second.created) == (first.run_id, False)
+    start = env.now() + timedelta(hours=1)
+    replaced = stored(env, first.run_id)
+    assert (replaced.wake_at, replaced.wake_parked) == (start, True)
+    assert env.queue.sent == 0  # neither trigger sent a message: both starts were parked
+
+    sweep_until(env, start + timedelta(minutes=2))
+
+    info = env.get(first.run_id)
+    assert info.status is RunStatus.COMPLETED
+    assert info.result[0] == 2
+    assert abs(datetime.fromisoformat(info.result[1]) - start) <= timedelta(seconds=1)
+    assert (env.invocations, env.queue.sent) == (1, 1)  # the hand-off's one message
 
 
 def test_a_start_delayed_within_the_window_is_sent_at_once(

@@ -58,6 +58,7 @@ from durable.errors import ConflictError, InfrastructureError
 from durable.flow import Queue, RateLimit
 from durable.queues.base import WakeQueue
 from durable.records import RunRecord, RunStatus, WakeReason, WakeUp
+from durable.services.timers import parks
 from durable.storage.admission import rate_scope
 from durable.storage.base import RunStore
 from durable.values import ValueCodec
@@ -166,10 +167,12 @@ def trigger_debounced(
             if _keeps_its_place(pending, flow, start):
                 assert pending.wake_at is not None  # `_keeps_its_place` checked it
                 wake_at, waiting_for = max(start, pending.wake_at), pending.waiting_for
+            parked = parks(wake_at, now, queue)  # a far start: the sweeper sends it
             changes = {
                 "payload": codec.encode(value, f"{pending.run_id}/payload"),
                 "wake_at": wake_at,
                 "wake_token": token,
+                "wake_parked": parked,
                 "start_by": start_by,
                 "waiting_for": waiting_for,
                 "updated_at": now,
@@ -178,16 +181,24 @@ def trigger_debounced(
                 stored = store.replace_pending_run(pending.run_id, pending.wake_token, changes)
             except ConflictError:
                 continue  # it started (or another trigger replaced it) meanwhile: read again
-            _send_start(queue, stored.run_id, token, wake_at - now)
+            if not parked:
+                _send_start(queue, stored.run_id, token, wake_at - now)
             return stored, False
+        parked = parks(start, now, queue)
         new = replace(
-            run, wake_at=start, wake_token=token, start_by=start_by, waiting_for=debouncing
+            run,
+            wake_at=start,
+            wake_token=token,
+            wake_parked=parked,
+            start_by=start_by,
+            waiting_for=debouncing,
         )
         try:
             store.create_debounced_run(new, key, pending_id)
         except ConflictError:
             continue  # another trigger made its run the pending one: replace it
-        _send_start(queue, new.run_id, token, start - now)
+        if not parked:
+            _send_start(queue, new.run_id, token, start - now)
         return new, True
     raise InfrastructureError(f"debounce key {key!r} of {run.task_id} is too contended")
 

@@ -190,7 +190,11 @@ class DynamoAdmissions(DynamoRunRecords):
             & (m.wake_token == token)
             & m.started_at.does_not_exist()
         )
-        updated = self._try_update(run_id, _update_actions(m, changes, None), condition)
+        actions = _update_actions(m, changes, None)
+        if "wake_parked" in changes:
+            parked = bool(changes["wake_parked"])
+            actions.append(m.due_pk.set(_tables.due_key(self.shard_of(run_id), parked)))
+        updated = self._try_update(run_id, actions, condition)
         if updated is not None:
             return updated
         current = self.get_run(run_id)
