@@ -67,7 +67,9 @@ class Queue:
     - `max_size`: at most so many runs waiting for a slot per key; a trigger beyond it is
       refused (HTTP 429), nothing stored.
     - `debounce`: a trigger with the same concurrency key within this period replaces the
-      payload of the run still pending and delays its start by the period again.
+      payload of the run still pending and delays its start by the period again. With a
+      `rate_limit` too, the run takes its place in the rate windows as it comes to start,
+      and triggers meanwhile replace its payload while it waits for its window.
     """
 
     name: str
