@@ -14,7 +14,10 @@ call, failed conditional writes included: DynamoDB bills those too), over:
 - `debounce`: 300 triggers of a debounced task with 10 keys (each key's first trigger
   creates its run, the others replace it).
 
-Only the triggers are counted (the runs are not executed). Nothing here asserts.
+Only the triggers are counted there (the runs are not executed). Then, runs executed
+too: 60 triggers 20 s apart on one key (20 minutes), of a task debounced by 5 s alone and
+of one debounced by 5 s and limited to one start a minute: the runs each makes, and all
+DynamoDB and SQS requests per trigger (triggers, starts, steps). Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ def _registry() -> TaskRegistry:
     @task(id="debounced", registry=registry, queue=Queue("idx", debounce=timedelta(seconds=30)))
     def debounced(ctx: Context, payload: Any) -> Any:
         return payload
+
+    digest = Queue("digest", debounce=timedelta(seconds=5), rate_limit=RateLimit(1, _MINUTE))
+    for task_id, queue in (("stream", Queue("stream", debounce=timedelta(seconds=5))),
+                           ("digest", digest)):  # fmt: skip
+
+        @task(id=task_id, registry=registry, queue=queue)
+        def streamed(ctx: Context, payload: Any) -> Any:
+            return ctx.step("send", lambda: payload)
 
     return registry
 
@@ -98,9 +109,30 @@ def debounce(env: TestEnvironment) -> int:
     return TRIGGERS
 
 
+def stream(task_id: str) -> None:
+    """60 triggers 20 s apart on one key, the runs executed; all requests counted."""
+    faults = Faults()
+    start = datetime(2030, 1, 1, 0, 0, 10, tzinfo=UTC)
+    with TestEnvironment(backend="moto", registry=_registry(), faults=faults, start=start) as env:
+        for n in range(60):
+            env.trigger(task_id, n)
+            env.advance(timedelta(seconds=20))
+        env.advance(timedelta(minutes=2))
+        with faults.paused():
+            runs = env.list(task_id=task_id, limit=100).runs
+        requests = Counter(call.service for call in faults.log)
+    shown = ", ".join(f"{service} {amount / 60:.2f}" for service, amount in requests.items())
+    print(
+        f"{task_id + ' (runs executed)':<28} runs {len(runs):3d}  requests/trigger "
+        f"{sum(requests.values()) / 60:5.2f}  ({shown})"
+    )
+
+
 if __name__ == "__main__":
     measure("plain", plain)
     measure("rate 10/min", rate)
     measure("rate 10/min, key per 10", rate_keys)
     measure("rate + idempotency, x2", rate_idempotent)
     measure("debounce, 10 keys", debounce)
+    stream("stream")
+    stream("digest")
