@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from durable import Context, Queue, RateLimit, TaskRegistry, task
+from durable import Context, Queue, RateLimit, RunInfoView, TaskRegistry, task
 from durable.faults import Faults, When
 from durable.records import RunStatus
 from durable.testing import Backend, MotoBackend, TestEnvironment
@@ -66,87 +67,90 @@ def registry() -> TaskRegistry:
 _MINUTE = timedelta(minutes=1)
 
 
-def play_rate(
+@contextmanager
+def _played(
     backend: Backend, crash: tuple[int, When] | None, moto: MotoBackend | None
-) -> dict[str, Any]:
+) -> Iterator[tuple[TestEnvironment, Production, Faults]]:
+    """A fresh environment that dies at `crash` (if any), and production recovering it."""
     faults = Faults()
     with TestEnvironment(
         backend=backend, registry=registry(), faults=faults, moto=moto, start=START
     ) as env:
         if crash is not None:
             faults.crash(*crash)
-        production = Production(env)
+        yield env, Production(env), faults
+
+
+def _runs(env: TestEnvironment, faults: Faults) -> list[RunInfoView]:
+    """Every run, read without faults, in the order they started."""
+    with faults.paused():
+        runs = [env.get(run.run_id) for run in env.list(limit=100).runs]
+    return sorted(runs, key=lambda run: run.started_at or START)
+
+
+def _most_in_a_minute(runs: list[RunInfoView]) -> int:
+    per_minute = Counter(((run.started_at or START) - EPOCH_MINUTE) // _MINUTE for run in runs)
+    return max(per_minute.values())
+
+
+def _all_completed(runs: list[RunInfoView]) -> bool:
+    return all(run.status is RunStatus.COMPLETED for run in runs)
+
+
+def play_rate(
+    backend: Backend, crash: tuple[int, When] | None, moto: MotoBackend | None
+) -> dict[str, Any]:
+    with _played(backend, crash, moto) as (env, production, faults):
         handles = [
             production.call(lambda n=n: env.trigger("limited", n, idempotency_key=f"r{n}"))
             for n in range(RUNS)
         ]
         ids = [handle.run_id for handle in handles]
         production.run(lambda: ids)
-        calls = faults.calls
-        with faults.paused():
-            runs = [env.get(run.run_id) for run in env.list(limit=100).runs]
-            per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
-            return {
-                "calls": calls,
-                "runs": len(runs),
-                "completed": all(run.status is RunStatus.COMPLETED for run in runs),
-                "payloads": sorted(run.result for run in runs),
-                "most_in_a_minute": max(per_minute.values()),
-            }
+        calls, runs = faults.calls, _runs(env, faults)
+    return {
+        "calls": calls,
+        "runs": len(runs),
+        "completed": _all_completed(runs),
+        "payloads": sorted(run.result for run in runs),
+        "most_in_a_minute": _most_in_a_minute(runs),
+    }
 
 
 def play_debounce(
     backend: Backend, crash: tuple[int, When] | None, moto: MotoBackend | None
 ) -> dict[str, Any]:
-    faults = Faults()
-    with TestEnvironment(
-        backend=backend, registry=registry(), faults=faults, moto=moto, start=START
-    ) as env:
-        if crash is not None:
-            faults.crash(*crash)
-        production = Production(env)
+    with _played(backend, crash, moto) as (env, production, faults):
         for n in range(3):
             production.call(lambda n=n: env.trigger("debounced", {"v": n}))
             env.clock.advance(timedelta(seconds=10))
         production.run(lambda: [run.run_id for run in env.list(limit=100).runs])
-        calls = faults.calls
-        with faults.paused():
-            runs = [env.get(run.run_id) for run in env.list(limit=100).runs]
-            return {
-                "calls": calls,
-                "runs": len(runs),
-                "completed": all(run.status is RunStatus.COMPLETED for run in runs),
-                "results": [run.result for run in runs],
-            }
+        calls, runs = faults.calls, _runs(env, faults)
+    return {
+        "calls": calls,
+        "runs": len(runs),
+        "completed": _all_completed(runs),
+        "results": [run.result for run in runs],
+    }
 
 
 def play_debounce_rate(
     backend: Backend, crash: tuple[int, When] | None, moto: MotoBackend | None
 ) -> dict[str, Any]:
-    faults = Faults()
-    with TestEnvironment(
-        backend=backend, registry=registry(), faults=faults, moto=moto, start=START
-    ) as env:
-        if crash is not None:
-            faults.crash(*crash)
-        production = Production(env)
+    with _played(backend, crash, moto) as (env, production, faults):
         for n in range(4):
             production.call(lambda n=n: env.trigger("digest", n))
             production.advance(timedelta(seconds=20))
         production.run(lambda: [run.run_id for run in env.list(limit=100).runs])
-        calls = faults.calls
-        with faults.paused():
-            runs = [env.get(run.run_id) for run in env.list(limit=100).runs]
-            runs.sort(key=lambda run: run.started_at or START)
-            per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
-            results = [run.result for run in runs]
-            return {
-                "calls": calls,
-                "completed": all(run.status is RunStatus.COMPLETED for run in runs),
-                "most_in_a_minute": max(per_minute.values()),
-                "in_order": results == sorted(set(results)),
-                "last": results[-1],
-            }
+        calls, runs = faults.calls, _runs(env, faults)
+    results = [run.result for run in runs]
+    return {
+        "calls": calls,
+        "completed": _all_completed(runs),
+        "most_in_a_minute": _most_in_a_minute(runs),
+        "in_order": results == sorted(set(results)),
+        "last": results[-1],
+    }
 
 
 RATE_EXPECTED = {
@@ -229,8 +233,7 @@ def test_duplicate_and_late_deliveries_never_start_more_than_the_limit_in_a_minu
         assert [run.status for run in runs] == [RunStatus.COMPLETED] * len(runs)
         assert sorted(run.result for run in runs) == list(range(4 * LIMIT))
         assert all(len(env.history(run.run_id)) == 1 for run in runs)  # one step, once
-        per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
-        assert max(per_minute.values()) == LIMIT
+        assert _most_in_a_minute(runs) == LIMIT
         assert len(env.list(limit=100).runs) == 4 * LIMIT
 
 
@@ -246,13 +249,9 @@ def test_duplicate_and_late_deliveries_start_one_debounced_run_a_minute(seed: in
             production.advance(timedelta(seconds=20))
         production.run(lambda: [run.run_id for run in env.list(limit=100).runs])
         env.advance(timedelta(minutes=30))  # every late copy is delivered
-        runs = sorted(
-            (env.get(run.run_id) for run in env.list(limit=100).runs),
-            key=lambda run: run.started_at or START,
-        )
-        assert {run.status for run in runs} == {RunStatus.COMPLETED}
+        runs = _runs(env, Faults())
+        assert _all_completed(runs)
         assert all(len(env.history(run.run_id)) == 1 for run in runs)  # one step, once
-        per_minute = Counter((run.started_at - EPOCH_MINUTE) // _MINUTE for run in runs)  # type: ignore[operator]
-        assert max(per_minute.values()) == 1
+        assert _most_in_a_minute(runs) == 1
         results = [run.result for run in runs]
         assert results == sorted(set(results)) and results[-1] == 8
