@@ -68,8 +68,15 @@ def play(
         # one thread, so that calls come in the same order on every play
         env.worker.config = replace(env.worker.config, bulk_threads=1)
         with faults.paused():
-            targets = [env.trigger("order", n).run_id for n in range(matches)]
-            others = [env.trigger("other", n).run_id for n in range(OTHERS)]
+            # A millisecond apart: run ids begin with their creation's millisecond, so the
+            # listings' order (and the queries a page takes, matches and others mixed in
+            # the status index) is the same on every play, not the ids' random tails'.
+            targets: list[str] = []
+            others: list[str] = []
+            for task_id, ids, count in (("order", targets, matches), ("other", others, OTHERS)):
+                for n in range(count):
+                    ids.append(env.trigger(task_id, n).run_id)
+                    env.clock.advance(timedelta(milliseconds=1))
             env.run_until_idle()
             job = env.client.bulk(
                 "cancel", BulkFilter(task_id="order", status=RunStatus.WAITING), by="tester"
