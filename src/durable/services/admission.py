@@ -167,12 +167,11 @@ def trigger_debounced(
             if _keeps_its_place(pending, flow, start):
                 assert pending.wake_at is not None  # `_keeps_its_place` checked it
                 wake_at, waiting_for = max(start, pending.wake_at), pending.waiting_for
-            parked = parks(wake_at, now, queue)  # a far start: the sweeper sends it
             changes = {
                 "payload": codec.encode(value, f"{pending.run_id}/payload"),
                 "wake_at": wake_at,
                 "wake_token": token,
-                "wake_parked": parked,
+                "wake_parked": parks(wake_at, now, queue),  # a far start: the sweeper's
                 "start_by": start_by,
                 "waiting_for": waiting_for,
                 "updated_at": now,
@@ -181,25 +180,25 @@ def trigger_debounced(
                 stored = store.replace_pending_run(pending.run_id, pending.wake_token, changes)
             except ConflictError:
                 continue  # it started (or another trigger replaced it) meanwhile: read again
-            if not parked:
-                _send_start(queue, stored.run_id, token, wake_at - now)
-            return stored, False
-        parked = parks(start, now, queue)
-        new = replace(
-            run,
-            wake_at=start,
-            wake_token=token,
-            wake_parked=parked,
-            start_by=start_by,
-            waiting_for=debouncing,
-        )
-        try:
-            store.create_debounced_run(new, key, pending_id)
-        except ConflictError:
-            continue  # another trigger made its run the pending one: replace it
-        if not parked:
-            _send_start(queue, new.run_id, token, start - now)
-        return new, True
+            created = False
+        else:
+            stored = replace(
+                run,
+                wake_at=start,
+                wake_token=token,
+                wake_parked=parks(start, now, queue),
+                start_by=start_by,
+                waiting_for=debouncing,
+            )
+            try:
+                store.create_debounced_run(stored, key, pending_id)
+            except ConflictError:
+                continue  # another trigger made its run the pending one: replace it
+            created = True
+        if not stored.wake_parked:
+            assert stored.wake_at is not None  # set just above
+            _send_start(queue, stored.run_id, token, stored.wake_at - now)
+        return stored, created
     raise InfrastructureError(f"debounce key {key!r} of {run.task_id} is too contended")
 
 

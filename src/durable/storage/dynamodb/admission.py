@@ -32,7 +32,7 @@ from durable.errors import ConflictError, InfrastructureError, RunNotFoundError
 from durable.records import RunRecord, RunStatus
 from durable.storage import _tables
 from durable.storage.admission import RATE_RING
-from durable.storage.dynamodb.runs import DynamoRunRecords, _update_actions
+from durable.storage.dynamodb.runs import DynamoRunRecords
 from durable.storage.dynamodb.stats import _failed_item
 from durable.storage.dynamodb.translation import (
     CONDITION_FAILED,
@@ -190,11 +190,7 @@ class DynamoAdmissions(DynamoRunRecords):
             & (m.wake_token == token)
             & m.started_at.does_not_exist()
         )
-        actions = _update_actions(m, changes, None)
-        if "wake_parked" in changes:
-            parked = bool(changes["wake_parked"])
-            actions.append(m.due_pk.set(_tables.due_key(self.shard_of(run_id), parked)))
-        updated = self._try_update(run_id, actions, condition)
+        updated = self._try_update(run_id, self._change_actions(run_id, changes), condition)
         if updated is not None:
             return updated
         current = self.get_run(run_id)

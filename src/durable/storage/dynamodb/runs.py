@@ -204,6 +204,13 @@ class DynamoRunRecords(DynamoTable):
             condition &= m.wake_at <= expect_wake_by
         if expect_lease_until is not None:
             condition &= m.lease_expires >= expect_lease_until
+        actions = self._change_actions(run_id, changes) or [m.run_id.set(run_id)]
+        return self._conditional_update(run_id, actions, condition, "did not match")
+
+    def _change_actions(self, run_id: str, changes: Mapping[str, Any]) -> list[Action]:
+        """The update's actions for `changes`, with the index keys that follow them: the
+        status index's key with a new status, the due index's with `wake_parked`."""
+        m = self._models.run
         status_key = None
         if changes.get("status") is not None:
             status_key = _tables.status_pk(str(RunStatus(changes["status"])), self.shard_of(run_id))
@@ -211,8 +218,7 @@ class DynamoRunRecords(DynamoTable):
         if "wake_parked" in changes:
             parked = bool(changes["wake_parked"])
             actions.append(m.due_pk.set(_tables.due_key(self.shard_of(run_id), parked)))
-        actions = actions or [m.run_id.set(run_id)]
-        return self._conditional_update(run_id, actions, condition, "did not match")
+        return actions
 
     def _conditional_update(
         self, run_id: str, actions: list[Action], condition: Condition, why: str
@@ -272,7 +278,7 @@ def _update_actions(
 ) -> list[Action]:
     """The update's actions: each change, and the status index's key with a new status.
 
-    No other index key is written here (`due_pk` follows `wake_parked`, in `update_run`):
+    No other index key is written here (`due_pk` follows `wake_parked`, `_change_actions`):
     the other hash keys never change, and the sparse indexes
     (due, expiry) follow `wake_at` and `expires_at` themselves, their range keys.
     """
